@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"sync/atomic"
+
+	"github.com/wsgate/wsgate/websocket"
+)
+
+// Conn is one client connection as an application sees it.
+type Conn struct {
+	ws      *websocket.Conn
+	id      uint64
+	req     *Request
+	route   *Route
+	gw      *Gateway
+	proto   string
+	header  http.Header
+	state   atomic.Pointer[any]
+	rooms   map[string]struct{} // guarded by route.hub.mu
+	started bool
+}
+
+// ID is unique among the gateway's connections for the life of the process.
+func (c *Conn) ID() uint64 { return c.id }
+
+// Request returns the request the connection was opened with.
+func (c *Conn) Request() *Request { return c.req }
+
+// Route returns the route serving the connection.
+func (c *Conn) Route() *Route { return c.route }
+
+// Subprotocol returns the selected subprotocol, "" if none.
+func (c *Conn) Subprotocol() string { return c.proto }
+
+// SetSubprotocol selects one of the offered subprotocols. Only meaningful in
+// OnConnect; selecting one the client did not offer refuses the connection
+// with 500, because the client would fail the handshake anyway.
+func (c *Conn) SetSubprotocol(p string) { c.proto = p }
+
+// ResponseHeader is the header of the 101 response, for OnConnect to add to.
+func (c *Conn) ResponseHeader() http.Header { return c.header }
+
+// SetState attaches application state to the connection.
+func (c *Conn) SetState(v any) { c.state.Store(&v) }
+
+// State returns what SetState attached, or nil.
+func (c *Conn) State() any {
+	if p := c.state.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Send sends a text or binary message. It is safe from any goroutine and
+// never blocks on the network; see websocket.Conn.Send for its errors.
+func (c *Conn) Send(typ websocket.MessageType, data []byte) error { return c.ws.Send(typ, data) }
+
+// SendText sends a text message.
+func (c *Conn) SendText(s string) error { return c.ws.SendText(s) }
+
+// Ping sends a ping with up to 125 bytes of payload.
+func (c *Conn) Ping(data []byte) error { return c.ws.Ping(data) }
+
+// Pong sends an unsolicited pong with up to 125 bytes of payload.
+func (c *Conn) Pong(data []byte) error { return c.ws.Pong(data) }
+
+// Close starts the closing handshake. Code 0 sends an empty close frame.
+func (c *Conn) Close(code websocket.StatusCode, reason string) error {
+	return c.ws.Close(code, reason)
+}
+
+// Engine returns the underlying engine connection, for front doors and
+// adapters that need what the handler API does not offer.
+func (c *Conn) Engine() *websocket.Conn { return c.ws }
+
+// Hub returns the registry of the route's connections.
+func (c *Conn) Hub() *Hub { return c.route.hub }
+
+// Join adds the connection to a room of its route.
+func (c *Conn) Join(room string) { c.route.hub.join(c, room) }
+
+// Leave removes the connection from a room.
+func (c *Conn) Leave(room string) { c.route.hub.leave(c, room) }
+
+// Rooms returns the rooms the connection is in.
+func (c *Conn) Rooms() []string { return c.route.hub.roomsOf(c) }
+
+// connHandler adapts Conn to the engine's Handler without a second
+// allocation per connection.
+type connHandler Conn
+
+func (h *connHandler) OnMessage(_ *websocket.Conn, typ websocket.MessageType, p []byte) {
+	c := (*Conn)(h)
+	defer c.recoverApp("OnMessage")
+	c.route.Handler.OnMessage(c, Message{Type: typ, Data: p})
+}
+
+func (h *connHandler) OnClose(_ *websocket.Conn, s websocket.CloseStatus) {
+	c := (*Conn)(h)
+	c.gw.unregister(c)
+	c.gw.log.Debug("websocket closed", "route", c.route.Path, "conn", c.id, "code", uint16(s.Code), "reason", s.Reason, "remote", s.Remote)
+	func() {
+		defer c.recoverApp("OnDisconnect")
+		c.route.Handler.OnDisconnect(c, s)
+	}()
+	c.gw.connDone()
+}
+
+// recoverApp turns a panic in application code into a log entry and a 1011
+// close for this connection only.
+func (c *Conn) recoverApp(where string) {
+	if v := recover(); v != nil {
+		c.gw.log.Error("application panicked", "route", c.route.Path, "conn", c.id, "in", where,
+			"panic", v, "stack", string(debug.Stack()))
+		c.ws.Close(websocket.StatusInternalError, "internal error")
+	}
+}
+
+func (c *Conn) logAttrs() []any {
+	return []any{slog.String("route", c.route.Path), slog.Uint64("conn", c.id), slog.String("peer", c.req.RemoteAddr)}
+}

@@ -1,0 +1,290 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsgate/wsgate/websocket"
+)
+
+// Gateway holds the routes and every open connection.
+type Gateway struct {
+	log    *slog.Logger
+	routes []*Route // longest path first
+	nextID atomic.Uint64
+
+	mu       sync.Mutex
+	conns    map[*Conn]struct{}
+	draining bool
+	idle     chan struct{} // closed when draining and no connection is left
+	live     int
+}
+
+// New validates the routes and returns a gateway serving them. A route
+// without a Handler is allowed here, as a misconfigured location is in
+// Apache, but every upgrade on it is answered 500; the daemon's config check
+// refuses such routes before they get this far.
+func New(log *slog.Logger, routes ...*Route) (*Gateway, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &Gateway{log: log, conns: make(map[*Conn]struct{})}
+	seen := map[string]bool{}
+	var errs []error
+	for _, r := range routes {
+		if err := r.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("route %s: %w", r.Path, err))
+		}
+		if seen[r.Path] {
+			errs = append(errs, fmt.Errorf("route %s is defined twice", r.Path))
+		}
+		seen[r.Path] = true
+		if r.hub == nil {
+			r.hub = newHub()
+		}
+		g.routes = append(g.routes, r)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	sort.SliceStable(g.routes, func(i, j int) bool { return len(g.routes[i].Path) > len(g.routes[j].Path) })
+	return g, nil
+}
+
+// Routes returns the routes, longest path first.
+func (g *Gateway) Routes() []*Route { return g.routes }
+
+// Route returns the route serving path, or nil.
+func (g *Gateway) Route(path string) *Route {
+	for _, r := range g.routes {
+		if r.matches(path) {
+			return r
+		}
+	}
+	return nil
+}
+
+// Len returns the number of open connections.
+func (g *Gateway) Len() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.conns)
+}
+
+// Pending is an accepted handshake whose 101 has not been sent yet.
+type Pending struct {
+	Conn *Conn
+	hs   *websocket.Handshake
+}
+
+// AppendResponse appends the 101 response to dst.
+func (p *Pending) AppendResponse(dst []byte) []byte {
+	h := p.Conn.header
+	if p.Conn.proto != "" {
+		h.Set("Sec-WebSocket-Protocol", p.Conn.proto)
+	}
+	return websocket.AppendResponse(dst, p.hs, h)
+}
+
+// Start registers the connection and attaches its transport. The front
+// door calls it once the 101 is written, then feeds the engine.
+func (p *Pending) Start(t websocket.Transport) {
+	c := p.Conn
+	c.route.hub.add(c)
+	c.gw.log.Debug("websocket open", c.logAttrs()...)
+	c.ws.Start(t)
+}
+
+// Abandon ends a connection whose 101 could not be written. The
+// application, which accepted it in OnConnect, gets OnDisconnect with 1006.
+func (p *Pending) Abandon() {
+	p.Conn.ws.Abort()
+	p.Conn.ws.Release()
+}
+
+// Accept runs the opening handshake for a request on route: the RFC 6455
+// checks, the Origin policy, then the application's OnConnect. On success
+// the front door writes p.AppendResponse and calls p.Start.
+func (g *Gateway) Accept(route *Route, ur *websocket.UpgradeRequest, req *Request) (p *Pending, herr *websocket.HandshakeError) {
+	hs, herr := websocket.CheckRequest(ur)
+	if herr != nil {
+		g.log.Info("websocket handshake refused", "route", route.Path, "peer", req.RemoteAddr, "status", herr.Status, "reason", herr.Reason)
+		return nil, herr
+	}
+	if route.Handler == nil {
+		g.log.Error("no application is assigned to this route", "route", route.Path)
+		return nil, &websocket.HandshakeError{Status: http.StatusInternalServerError, Reason: "no application for route " + route.Path}
+	}
+	req.Version, req.Protocols, req.Origin = hs.Version, hs.Protocols, hs.Origin
+	if ok, want := route.Policy.checkOrigin(hs.Origin, req); !ok {
+		g.log.Info("websocket origin refused", "route", route.Path, "peer", req.RemoteAddr, "origin", hs.Origin, "expected", want)
+		return nil, &websocket.HandshakeError{Status: http.StatusForbidden, Reason: "origin " + hs.Origin + " not allowed"}
+	}
+	if !g.admit() {
+		return nil, &websocket.HandshakeError{Status: http.StatusServiceUnavailable, Reason: "shutting down"}
+	}
+	c := &Conn{id: g.nextID.Add(1), req: req, route: route, gw: g, header: http.Header{}}
+	c.proto = selectSubprotocol(route.Policy.Subprotocols, hs.Protocols)
+	c.ws = websocket.NewConn((*connHandler)(c), route.Policy.engineOptions(hs.Version))
+	g.register(c)
+
+	accepted := false
+	refuse := func(status int, reason string) (*Pending, *websocket.HandshakeError) {
+		c.ws.Abort()
+		if accepted {
+			// The application accepted the connection and may hold resources
+			// for it: it gets its OnDisconnect, which also unregisters.
+			c.ws.Release()
+		} else {
+			g.unregister(c)
+			g.connDone()
+		}
+		return nil, &websocket.HandshakeError{Status: status, Reason: reason}
+	}
+	if err := g.onConnect(c); err != nil {
+		var pe panicError
+		if errors.As(err, &pe) {
+			return refuse(http.StatusInternalServerError, "application panicked")
+		}
+		g.log.Info("application refused the connection", "route", route.Path, "peer", req.RemoteAddr, "reason", err.Error())
+		return refuse(refuseStatus(err), err.Error())
+	}
+	accepted = true
+	if c.proto != "" && !contains(hs.Protocols, c.proto) {
+		g.log.Error("application selected a subprotocol the client did not offer", "route", route.Path, "subprotocol", c.proto)
+		return refuse(http.StatusInternalServerError, "bad subprotocol selection")
+	}
+	for k, vs := range c.header {
+		for _, v := range vs {
+			if !websocket.ValidHeaderName(k) || !websocket.ValidHeaderValue(v) {
+				g.log.Error("application set an invalid response header", "route", route.Path, "header", k)
+				return refuse(http.StatusInternalServerError, "invalid response header")
+			}
+		}
+	}
+	return &Pending{Conn: c, hs: hs}, nil
+}
+
+type panicError struct{ v any }
+
+func (p panicError) Error() string { return fmt.Sprint("panic: ", p.v) }
+
+func (g *Gateway) onConnect(c *Conn) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			g.log.Error("application panicked", "route", c.route.Path, "in", "OnConnect", "panic", v, "stack", string(debug.Stack()))
+			err = panicError{v}
+		}
+	}()
+	return c.route.Handler.OnConnect(c)
+}
+
+func selectSubprotocol(supported, offered []string) string {
+	for _, o := range offered {
+		if contains(supported, o) {
+			return o
+		}
+	}
+	return ""
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// admit counts a new connection unless the gateway is draining.
+func (g *Gateway) admit() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.draining {
+		return false
+	}
+	g.live++
+	return true
+}
+
+func (g *Gateway) register(c *Conn) {
+	g.mu.Lock()
+	g.conns[c] = struct{}{}
+	g.mu.Unlock()
+}
+
+func (g *Gateway) unregister(c *Conn) {
+	c.route.hub.remove(c)
+	g.mu.Lock()
+	delete(g.conns, c)
+	g.mu.Unlock()
+}
+
+// connDone is the end of a connection admitted by admit.
+func (g *Gateway) connDone() {
+	g.mu.Lock()
+	g.live--
+	if g.draining && g.live == 0 && g.idle != nil {
+		close(g.idle)
+		g.idle = nil
+	}
+	g.mu.Unlock()
+}
+
+// Shutdown refuses new connections, closes every open one with 1001 and
+// waits until they have all ended or ctx is done; then it aborts whatever
+// is left and returns ctx's error.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	g.draining = true
+	var idle chan struct{}
+	if g.live > 0 {
+		if g.idle == nil {
+			g.idle = make(chan struct{})
+		}
+		idle = g.idle
+	}
+	conns := make([]*Conn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+	for _, c := range conns {
+		c.ws.Close(websocket.StatusGoingAway, "server shutting down")
+	}
+	if idle == nil {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		g.mu.Lock()
+		left := make([]*Conn, 0, len(g.conns))
+		for c := range g.conns {
+			left = append(left, c)
+		}
+		g.mu.Unlock()
+		g.log.Warn("shutdown timed out; aborting connections", "left", len(left))
+		for _, c := range left {
+			c.ws.Abort()
+		}
+		// Give the aborted readers a moment to run OnDisconnect.
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		select {
+		case <-idle:
+		case <-t.C:
+		}
+		return ctx.Err()
+	}
+}

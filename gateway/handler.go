@@ -1,0 +1,94 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"errors"
+	"net/http"
+
+	"github.com/wsgate/wsgate/websocket"
+)
+
+// Handler is an application behind a route: the Go counterpart of an
+// apache-websocket plugin's on_connect, on_message and on_disconnect.
+//
+// OnMessage for one connection is called from that connection's reader,
+// one message at a time; different connections run concurrently. A panic in
+// any method is recovered and logged, and that connection is closed with
+// 1011 (or refused with 500 during OnConnect); nothing else is affected.
+type Handler interface {
+	// OnConnect runs before the 101 is sent. It may inspect the request,
+	// choose a subprotocol (Conn.SetSubprotocol), set response headers
+	// (Conn.ResponseHeader), attach state (Conn.SetState) and queue
+	// messages, which are sent right after the 101. Returning an error
+	// refuses the connection: with the status of a *RefuseError, or 403.
+	OnConnect(c *Conn) error
+	// OnMessage receives a complete text or binary message. m.Data is valid
+	// only until OnMessage returns; copy it to keep it.
+	OnMessage(c *Conn, m Message)
+	// OnDisconnect is called once when a connection that OnConnect accepted
+	// has ended, with the close code and reason (see websocket.CloseStatus).
+	OnDisconnect(c *Conn, s websocket.CloseStatus)
+}
+
+// Message is a complete data message.
+type Message struct {
+	Type websocket.MessageType
+	Data []byte
+}
+
+// Text returns the message data as a string (a copy).
+func (m Message) Text() string { return string(m.Data) }
+
+// Base implements Handler with methods that accept every connection and
+// ignore everything; embed it to implement only what you need.
+type Base struct{}
+
+func (Base) OnConnect(*Conn) error                     { return nil }
+func (Base) OnMessage(*Conn, Message)                  {}
+func (Base) OnDisconnect(*Conn, websocket.CloseStatus) {}
+
+// RefuseError refuses a connection in OnConnect with an HTTP status.
+type RefuseError struct {
+	Status int
+	Reason string
+}
+
+func (e *RefuseError) Error() string {
+	return "connection refused (" + http.StatusText(e.Status) + "): " + e.Reason
+}
+
+// Refuse returns an error that makes OnConnect refuse the connection with
+// status (403 if zero). reason is logged, not sent.
+func Refuse(status int, reason string) error {
+	if status == 0 {
+		status = http.StatusForbidden
+	}
+	return &RefuseError{Status: status, Reason: reason}
+}
+
+func refuseStatus(err error) int {
+	var re *RefuseError
+	if errors.As(err, &re) && re.Status >= 400 && re.Status <= 599 {
+		return re.Status
+	}
+	return http.StatusForbidden
+}
+
+// Request is what a connection was opened with.
+type Request struct {
+	Path     string
+	RawQuery string
+	Host     string
+	Header   http.Header
+	// RemoteAddr is "ip:port" for TCP, the listener's path (or "@") for a
+	// UNIX socket.
+	RemoteAddr string
+	// TLS is the TLS state, nil for plain connections.
+	TLS *tls.ConnectionState
+	// Version is the WebSocket protocol version: 13, 8 or 7.
+	Version int
+	// Protocols are the subprotocols the client offered, in its order.
+	Protocols []string
+	// Origin is Origin, or Sec-WebSocket-Origin for version 7.
+	Origin string
+}

@@ -1,0 +1,160 @@
+package gateway
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/wsgate/wsgate/websocket"
+)
+
+// Hub is the registry of one route's open connections and of its rooms.
+// Broadcasts encode each frame once and queue a reference to it on every
+// receiver; they never block on a slow receiver, whose own slow-consumer
+// policy applies.
+type Hub struct {
+	mu    sync.RWMutex
+	conns map[*Conn]struct{}
+	rooms map[string]map[*Conn]struct{}
+}
+
+func newHub() *Hub {
+	return &Hub{conns: make(map[*Conn]struct{}), rooms: make(map[string]map[*Conn]struct{})}
+}
+
+// Len returns the number of open connections.
+func (h *Hub) Len() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.conns)
+}
+
+// RoomLen returns the number of connections in a room.
+func (h *Hub) RoomLen(room string) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.rooms[room])
+}
+
+// Each calls fn for every open connection until fn returns false. fn runs
+// on a snapshot, without the hub's lock held.
+func (h *Hub) Each(fn func(*Conn) bool) {
+	snap := h.snapshot(nil, "")
+	defer putSnapshot(snap)
+	for _, c := range *snap {
+		if !fn(c) {
+			return
+		}
+	}
+}
+
+// Broadcast sends a message to every open connection of the route except
+// except (which may be nil) and returns how many accepted it.
+func (h *Hub) Broadcast(typ websocket.MessageType, data []byte, except *Conn) int {
+	return h.send(h.snapshot(except, ""), typ, data)
+}
+
+// SendRoom sends a message to every connection in room except except.
+func (h *Hub) SendRoom(room string, typ websocket.MessageType, data []byte, except *Conn) int {
+	return h.send(h.snapshot(except, room), typ, data)
+}
+
+func (h *Hub) send(snap *[]*Conn, typ websocket.MessageType, data []byte) int {
+	defer putSnapshot(snap)
+	if len(*snap) == 0 {
+		return 0
+	}
+	pm := websocket.NewPreparedMessage(typ, data)
+	defer pm.Release()
+	n := 0
+	for _, c := range *snap {
+		if c.ws.SendPrepared(pm) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+var snapPool = sync.Pool{New: func() any { s := make([]*Conn, 0, 64); return &s }}
+
+func (h *Hub) snapshot(except *Conn, room string) *[]*Conn {
+	s := snapPool.Get().(*[]*Conn)
+	h.mu.RLock()
+	set := h.conns
+	if room != "" {
+		set = h.rooms[room]
+	}
+	for c := range set {
+		if c != except {
+			*s = append(*s, c)
+		}
+	}
+	h.mu.RUnlock()
+	return s
+}
+
+func putSnapshot(s *[]*Conn) {
+	clear(*s)
+	*s = (*s)[:0]
+	snapPool.Put(s)
+}
+
+func (h *Hub) add(c *Conn) {
+	h.mu.Lock()
+	c.started = true
+	h.conns[c] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *Hub) remove(c *Conn) {
+	h.mu.Lock()
+	delete(h.conns, c)
+	for room := range c.rooms {
+		h.leaveLocked(c, room)
+	}
+	h.mu.Unlock()
+}
+
+func (h *Hub) join(c *Conn, room string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, open := h.conns[c]; !open && c.started {
+		return // already gone: joining now would leak it into the room
+	}
+	m := h.rooms[room]
+	if m == nil {
+		m = make(map[*Conn]struct{})
+		h.rooms[room] = m
+	}
+	m[c] = struct{}{}
+	if c.rooms == nil {
+		c.rooms = make(map[string]struct{})
+	}
+	c.rooms[room] = struct{}{}
+}
+
+func (h *Hub) leave(c *Conn, room string) {
+	h.mu.Lock()
+	h.leaveLocked(c, room)
+	h.mu.Unlock()
+}
+
+func (h *Hub) leaveLocked(c *Conn, room string) {
+	if m := h.rooms[room]; m != nil {
+		delete(m, c)
+		if len(m) == 0 {
+			delete(h.rooms, room)
+		}
+	}
+	delete(c.rooms, room)
+}
+
+func (h *Hub) roomsOf(c *Conn) []string {
+	h.mu.RLock()
+	out := make([]string, 0, len(c.rooms))
+	for r := range c.rooms {
+		out = append(out, r)
+	}
+	h.mu.RUnlock()
+	sort.Strings(out)
+	return out
+}

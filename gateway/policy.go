@@ -1,0 +1,132 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/wsgate/wsgate/websocket"
+)
+
+// OriginCheck is a route's Origin policy, apache-websocket's
+// WebSocketOriginCheck.
+type OriginCheck uint8
+
+const (
+	// OriginSame requires the Origin to equal the server's own origin.
+	OriginSame OriginCheck = iota
+	// OriginTrusted requires the Origin to be on the trusted list.
+	OriginTrusted
+	// OriginOff accepts any Origin.
+	OriginOff
+)
+
+// ParseOriginCheck parses "same", "trusted" or "off", ignoring case as
+// WebSocketOriginCheck does.
+func ParseOriginCheck(s string) (OriginCheck, error) {
+	switch strings.ToLower(s) {
+	case "same":
+		return OriginSame, nil
+	case "trusted":
+		return OriginTrusted, nil
+	case "off":
+		return OriginOff, nil
+	}
+	return 0, fmt.Errorf("must be same, trusted or off, not %q", s)
+}
+
+func (o OriginCheck) String() string {
+	return [...]string{"same", "trusted", "off"}[o]
+}
+
+// Policy is everything a route configures about its connections. The
+// daemon's config file and mod_wsgate's directives both compile to it.
+type Policy struct {
+	// MaxMessageSize bounds a reassembled message and each control frame;
+	// zero means 32 MiB.
+	MaxMessageSize int64
+	OriginCheck    OriginCheck
+	// TrustedOrigins are the exact Origin values OriginTrusted accepts.
+	TrustedOrigins []string
+	// PublicOrigin, when set, is the origin OriginSame compares with, for a
+	// server whose clients reach it through a proxy under another name.
+	PublicOrigin string
+	// TrustedProxies are the peers whose Forwarded and X-Forwarded-* headers
+	// say what the public origin is. TrustUnixPeers does the same for
+	// connections arriving on a UNIX socket listener.
+	TrustedProxies []netip.Prefix
+	TrustUnixPeers bool
+	// AllowReservedStatusCodes accepts close codes 1004, 1014, 1016-2999.
+	AllowReservedStatusCodes bool
+	// Subprotocols the route speaks, in its order of preference. When set,
+	// the first one the client offers is selected before OnConnect runs;
+	// the application may still change it.
+	Subprotocols      []string
+	IdleTimeout       time.Duration
+	KeepaliveInterval time.Duration
+	CloseTimeout      time.Duration
+	WriteTimeout      time.Duration
+	// MaxQueue bounds the bytes waiting to be written to one client.
+	MaxQueue     int
+	SlowConsumer websocket.SlowConsumerPolicy
+}
+
+// Validate reports the first inconsistency in p.
+func (p *Policy) Validate() error {
+	var errs []error
+	if p.MaxMessageSize < 0 {
+		errs = append(errs, errors.New("max_message_size must be positive"))
+	}
+	if p.OriginCheck == OriginTrusted && len(p.TrustedOrigins) == 0 {
+		errs = append(errs, errors.New("origin_check is trusted but trusted_origins is empty: no browser could connect"))
+	}
+	if p.PublicOrigin != "" {
+		if err := validOrigin(p.PublicOrigin); err != nil {
+			errs = append(errs, fmt.Errorf("public_origin: %w", err))
+		}
+	}
+	for _, s := range p.Subprotocols {
+		if toks, e := websocket.ParseTokenList(s); e != "" || len(toks) != 1 {
+			errs = append(errs, fmt.Errorf("subprotocol %q is not a token", s))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"idle_timeout", p.IdleTimeout}, {"keepalive_interval", p.KeepaliveInterval}, {"close_timeout", p.CloseTimeout}, {"write_timeout", p.WriteTimeout}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", d.name))
+		}
+	}
+	if p.MaxQueue < 0 {
+		errs = append(errs, errors.New("max_queue must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// validOrigin checks that s is a serialized origin: scheme://host[:port].
+func validOrigin(s string) error {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || scheme == "" || rest == "" || strings.ContainsAny(rest, "/?#") {
+		return fmt.Errorf("%q is not an origin (scheme://host[:port])", s)
+	}
+	return nil
+}
+
+// engineOptions converts the policy to the engine's options for one
+// connection speaking the given protocol version.
+func (p *Policy) engineOptions(version int) websocket.Options {
+	return websocket.Options{
+		MaxMessageSize:           p.MaxMessageSize,
+		AllowReservedStatusCodes: p.AllowReservedStatusCodes,
+		Version:                  version,
+		MaxQueue:                 p.MaxQueue,
+		SlowConsumer:             p.SlowConsumer,
+		CloseTimeout:             p.CloseTimeout,
+		WriteTimeout:             p.WriteTimeout,
+		IdleTimeout:              p.IdleTimeout,
+		KeepaliveInterval:        p.KeepaliveInterval,
+	}
+}

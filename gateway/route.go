@@ -1,0 +1,42 @@
+package gateway
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/wsgate/wsgate/websocket"
+)
+
+// Route binds a URL path to an application and a policy. A path ending in
+// "/" is a prefix and serves everything below it; any other path is exact.
+// The longest matching path wins, as with http.ServeMux.
+type Route struct {
+	Path    string
+	Handler Handler
+	Policy  Policy
+	// App names the application for logs, such as "echo".
+	App string
+	hub *Hub
+}
+
+// Hub returns the registry of the route's connections.
+func (r *Route) Hub() *Hub { return r.hub }
+
+// Broadcast sends a message to every open connection of the route.
+func (r *Route) Broadcast(typ websocket.MessageType, data []byte) int {
+	return r.hub.Broadcast(typ, data, nil)
+}
+
+func (r *Route) matches(path string) bool {
+	if strings.HasSuffix(r.Path, "/") {
+		return strings.HasPrefix(path, r.Path)
+	}
+	return path == r.Path
+}
+
+func (r *Route) validate() error {
+	if !strings.HasPrefix(r.Path, "/") {
+		return fmt.Errorf("route path %q must start with /", r.Path)
+	}
+	return r.Policy.Validate()
+}

@@ -1,0 +1,332 @@
+package websocket
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Handler receives what a connection delivers. Its methods are called from
+// the goroutine that feeds the connection (OnMessage) or that ends it
+// (OnClose), never concurrently with each other.
+type Handler interface {
+	// OnMessage receives one complete text or binary message. p is valid
+	// only until OnMessage returns: it may point into the read buffer, which
+	// is reused. Copy it to keep it. Ping, pong and close frames are handled
+	// by the engine and never delivered here.
+	OnMessage(c *Conn, typ MessageType, p []byte)
+	// OnClose is called exactly once, after the transport is closed.
+	OnClose(c *Conn, s CloseStatus)
+}
+
+// PongHandler is implemented by handlers that want to see pongs.
+type PongHandler interface {
+	OnPong(c *Conn, p []byte)
+}
+
+// ProtocolError is a violation by the peer. The connection was failed with
+// Code (RFC 6455 §7.1.7).
+type ProtocolError struct {
+	Code   StatusCode
+	Reason string
+}
+
+func (e *ProtocolError) Error() string {
+	return fmt.Sprintf("websocket: peer violated the protocol (%v): %s", e.Code, e.Reason)
+}
+
+// errPeerClosed is Feed's result once the peer's close frame has been
+// handled: the closing handshake is complete from the reader's side.
+var errPeerClosed = errors.New("websocket: peer sent close")
+
+var errCloseTimeout = errors.New("websocket: peer did not complete the closing handshake")
+
+// IsPeerClose reports whether err, returned by Feed, means the peer closed
+// the connection cleanly.
+func IsPeerClose(err error) bool { return err == errPeerClosed }
+
+// Conn is the server side of one WebSocket connection.
+//
+// Create it with NewConn before the 101 is sent, so the application can
+// queue frames from its connect hook, then attach the transport with Start
+// once the 101 is on the wire.
+type Conn struct {
+	h    Handler
+	opts Options
+
+	t  Transport
+	nb NonblockingWriter
+	wk Waker
+
+	r reader // owned by the goroutine calling Feed
+
+	// closing is set once a close frame is queued; the reader stops
+	// delivering messages then. It mirrors sendClosed for lock-free reads.
+	closing atomic.Bool
+	// activity counts Feed calls; the keepalive timer compares snapshots
+	// instead of reading the clock per read.
+	activity atomic.Uint64
+	dropped  atomic.Uint64
+
+	mu         sync.Mutex
+	q          []outItem // frames waiting for the writer, in order
+	spare      []outItem // the previous batch's slice, reused
+	qBytes     int       // bytes queued or being written
+	writing    bool      // the write token: someone is writing or will
+	started    bool
+	sendClosed bool // a close frame is queued; nothing may follow it
+	closeRecvd bool
+	aborted    bool
+	released   bool
+	stopped    bool
+	statusSet  bool
+	status     CloseStatus
+	flushCh    chan struct{}
+	closeTimer *time.Timer
+	tickTimer  *time.Timer
+
+	// Owned by the write-token holder.
+	iov  [][]byte
+	iov2 [2][]byte
+	whdr [maxHeaderSize]byte
+
+	// Owned by the keepalive timer.
+	seen       uint64
+	lastActive time.Time
+	lastPing   time.Time
+}
+
+// NewConn returns a connection that queues what is sent to it until Start.
+func NewConn(h Handler, opts Options) *Conn {
+	opts.setDefaults()
+	return &Conn{h: h, opts: opts, writing: true}
+}
+
+// Options returns the connection's options with defaults applied.
+func (c *Conn) Options() Options { return c.opts }
+
+// Start attaches the transport, after the front door has written the 101,
+// and flushes anything queued since NewConn.
+func (c *Conn) Start(t Transport) {
+	c.mu.Lock()
+	c.t = t
+	c.wk, _ = t.(Waker)
+	if c.wk == nil {
+		c.nb, _ = t.(NonblockingWriter)
+	}
+	c.started = true
+	pending := len(c.q) > 0
+	if !pending {
+		c.writing = false
+	}
+	if every := c.tickInterval(); every > 0 && !c.stopped {
+		c.lastActive = time.Now()
+		c.tickTimer = time.AfterFunc(every, c.tick)
+	}
+	c.mu.Unlock()
+	if pending {
+		c.kick()
+	}
+}
+
+// Closing reports whether the closing handshake has started.
+func (c *Conn) Closing() bool { return c.closing.Load() }
+
+// Dropped returns how many messages the drop policy has discarded.
+func (c *Conn) Dropped() uint64 { return c.dropped.Load() }
+
+// Status returns how the connection ended, once it has.
+func (c *Conn) Status() CloseStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status
+}
+
+// setStatus records how the connection ends; the first call wins.
+// Callers hold c.mu.
+func (c *Conn) setStatus(s CloseStatus) {
+	if !c.statusSet {
+		c.status, c.statusSet = s, true
+	}
+}
+
+// Close starts the closing handshake with code and reason. Code 0 sends a
+// close frame with no body (the peer sees 1005), which is what
+// apache-websocket's plugin close() does. The peer has CloseTimeout to
+// answer; after that the transport is closed. Closing a closing connection
+// does nothing.
+func (c *Conn) Close(code StatusCode, reason string) error {
+	var buf [maxControlPayload]byte
+	payload, err := closePayload(buf[:], code, reason)
+	if err != nil {
+		return err
+	}
+	if code == 0 {
+		code = StatusNoStatusReceived
+	}
+	return c.sendClose(payload, CloseStatus{Code: code, Reason: reason}, true)
+}
+
+// sendClose queues a close frame unless one was already queued. wait arms
+// the close timer: the connection is aborted if the peer has not answered
+// within CloseTimeout.
+func (c *Conn) sendClose(payload []byte, s CloseStatus, wait bool) error {
+	c.mu.Lock()
+	if c.sendClosed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.setStatus(s)
+	if wait && !c.stopped && c.closeTimer == nil {
+		c.closeTimer = time.AfterFunc(c.opts.CloseTimeout, func() { c.abort(errCloseTimeout) })
+	}
+	c.mu.Unlock()
+	return c.send(OpClose, payload, kindClose)
+}
+
+// abort closes the transport at once: the close timer fired, a write
+// failed, or the owner is shutting down hard. The reader sees its read fail
+// and ends the connection.
+func (c *Conn) abort(err error) {
+	c.mu.Lock()
+	if c.aborted {
+		c.mu.Unlock()
+		return
+	}
+	c.aborted = true
+	c.sendClosed = true
+	c.closing.Store(true)
+	c.setStatus(CloseStatus{Code: StatusAbnormalClosure, Reason: err.Error()})
+	t := c.t
+	c.mu.Unlock()
+	if t != nil {
+		t.Close()
+	}
+}
+
+// Abort closes the transport without a closing handshake.
+func (c *Conn) Abort() { c.abort(errors.New("websocket: aborted")) }
+
+// Stop is called by the front door once it stops feeding the connection,
+// with the error that ended reading: Feed's error or the transport's. It
+// reports whether the front door should linger: half-close its side and
+// drain the peer's input until EOF or CloseTimeout, because this side sent a
+// close the peer has not answered, and closing a socket with unread input
+// resets it and can destroy that close frame at the peer.
+func (c *Conn) Stop(readErr error) (linger bool) {
+	if !c.r.done {
+		c.r.done, c.r.err = true, readErr
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	if c.closeTimer != nil {
+		c.closeTimer.Stop()
+	}
+	if c.tickTimer != nil {
+		c.tickTimer.Stop()
+	}
+	c.setStatus(CloseStatus{Code: StatusAbnormalClosure, Remote: true})
+	var pe *ProtocolError
+	linger = !c.aborted && !c.closeRecvd && errors.As(readErr, &pe)
+	c.sendClosed = true
+	c.closing.Store(true)
+	return linger
+}
+
+// WaitFlushed waits up to d for everything queued to be written and
+// reports whether it was.
+func (c *Conn) WaitFlushed(d time.Duration) bool {
+	c.mu.Lock()
+	if (!c.writing && len(c.q) == 0) || c.aborted || !c.started {
+		c.mu.Unlock()
+		return !c.aborted
+	}
+	if c.flushCh == nil {
+		c.flushCh = make(chan struct{})
+	}
+	ch := c.flushCh
+	c.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// notifyFlushed wakes WaitFlushed. Callers hold c.mu.
+func (c *Conn) notifyFlushed() {
+	if c.flushCh != nil {
+		close(c.flushCh)
+		c.flushCh = nil
+	}
+}
+
+// Release is the last call the front door makes, after closing the
+// transport. It returns every buffer and calls the handler's OnClose.
+func (c *Conn) Release() {
+	c.mu.Lock()
+	if c.released {
+		c.mu.Unlock()
+		return
+	}
+	c.released = true
+	c.sendClosed = true
+	c.closing.Store(true)
+	c.setStatus(CloseStatus{Code: StatusAbnormalClosure, Remote: true})
+	q := c.q
+	c.q = nil
+	if !c.writing {
+		c.qBytes = 0
+	}
+	c.notifyFlushed()
+	s := c.status
+	c.mu.Unlock()
+	for i := range q {
+		q[i].release()
+	}
+	c.r.release()
+	c.h.OnClose(c, s)
+}
+
+// tickInterval is how often the keepalive timer looks at activity: a
+// quarter of the shortest timeout, so a timeout fires at most 25% late.
+// Callers hold c.mu.
+func (c *Conn) tickInterval() time.Duration {
+	d := c.opts.IdleTimeout
+	if k := c.opts.KeepaliveInterval; k > 0 && (d == 0 || k < d) {
+		d = k
+	}
+	if d <= 0 {
+		return 0
+	}
+	return max(d/4, 5*time.Millisecond)
+}
+
+// tick runs on the timer goroutine: it closes an idle connection and sends
+// keepalive pings.
+func (c *Conn) tick() {
+	now := time.Now()
+	if n := c.activity.Load(); n != c.seen {
+		c.seen, c.lastActive = n, now
+	}
+	idle := now.Sub(c.lastActive)
+	if c.opts.IdleTimeout > 0 && idle >= c.opts.IdleTimeout {
+		c.Close(StatusGoingAway, "idle timeout")
+		return
+	}
+	if k := c.opts.KeepaliveInterval; k > 0 && idle >= k && now.Sub(c.lastPing) >= k {
+		c.lastPing = now
+		c.send(OpPing, nil, kindControl)
+	}
+	c.mu.Lock()
+	if !c.stopped && !c.sendClosed {
+		c.tickTimer.Reset(c.tickInterval())
+	}
+	c.mu.Unlock()
+}

@@ -1,0 +1,294 @@
+package websocket
+
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
+
+// reader is the parsing state of one connection. Only the goroutine calling
+// Feed touches it. Between frames it holds no buffer: a partial header lives
+// in hdr, a control payload in ctrl, and a data message only while one is
+// being reassembled.
+type reader struct {
+	hdr    [maxHeaderSize]byte
+	hdrLen int
+
+	// The frame being read.
+	inFrame   bool
+	fin       bool
+	op        Opcode
+	frameLen  int64
+	remaining int64
+	key       uint32
+	maskPos   int
+
+	// The data message being reassembled; msgOp is 0 between messages.
+	msgOp  Opcode
+	msgLen int64
+	msg    *[]byte
+	direct []byte // a whole single-frame message still in the read buffer
+	utf8   utf8Validator
+
+	ctrl    [maxControlPayload]byte
+	ctrlLen int
+
+	done bool
+	err  error
+}
+
+func (r *reader) release() {
+	putBuf(r.msg)
+	r.msg = nil
+	r.direct = nil
+}
+
+// Feed parses bytes received from the peer, in order, and delivers complete
+// messages to the handler before it returns. It unmasks p in place, so p
+// belongs to the engine for the duration of the call.
+//
+// A non-nil error means the reader is done: the peer's close frame was
+// handled (IsPeerClose), or the peer broke the protocol (*ProtocolError) and
+// a close frame with the right code is queued. Either way the front door
+// stops feeding and calls Stop.
+func (c *Conn) Feed(p []byte) error {
+	r := &c.r
+	if r.done {
+		return r.err
+	}
+	c.activity.Add(1)
+	for len(p) > 0 {
+		if !r.inFrame {
+			h, rest, ok := r.takeHeader(p)
+			p = rest
+			if !ok {
+				break
+			}
+			if err := c.beginFrame(&h); err != nil {
+				return c.fail(err)
+			}
+			if r.remaining == 0 {
+				if err := c.endFrame(); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		n := len(p)
+		if int64(n) > r.remaining {
+			n = int(r.remaining)
+		}
+		chunk := p[:n]
+		p = p[n:]
+		whole := int64(n) == r.frameLen
+		r.maskPos = mask(r.key, r.maskPos, chunk)
+		r.remaining -= int64(n)
+		if err := c.payload(chunk, whole); err != nil {
+			return c.fail(err)
+		}
+		if r.remaining == 0 {
+			if err := c.endFrame(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// takeHeader returns the next frame header, decoding it straight from p
+// when p holds all of it and collecting it in r.hdr across calls otherwise.
+func (r *reader) takeHeader(p []byte) (frameHeader, []byte, bool) {
+	if r.hdrLen == 0 && len(p) >= 2 {
+		if n := headerSize(p[1]); len(p) >= n {
+			return decodeHeader(p[:n]), p[n:], true
+		}
+	}
+	need := 2
+	for {
+		if r.hdrLen >= 2 {
+			need = headerSize(r.hdr[1])
+		}
+		k := copy(r.hdr[r.hdrLen:need], p)
+		r.hdrLen += k
+		p = p[k:]
+		if r.hdrLen < need {
+			return frameHeader{}, p, false
+		}
+		if need == headerSize(r.hdr[1]) {
+			break
+		}
+	}
+	r.hdrLen = 0
+	return decodeHeader(r.hdr[:need]), p, true
+}
+
+func protocolError(reason string) *ProtocolError {
+	return &ProtocolError{Code: StatusProtocolError, Reason: reason}
+}
+
+// beginFrame applies every rule that can be decided from a header, before
+// any payload byte is read or any memory is committed to it.
+func (c *Conn) beginFrame(h *frameHeader) *ProtocolError {
+	r := &c.r
+	switch {
+	case h.rsv != 0:
+		return protocolError("reserved bits set without a negotiated extension")
+	case !h.op.known():
+		return protocolError("reserved opcode " + h.op.String())
+	case h.op.IsControl() && !h.fin:
+		return protocolError("fragmented control frame")
+	case h.op.IsControl() && h.length > maxControlPayload:
+		return protocolError("control frame payload over 125 bytes")
+	case h.op == OpClose && h.length == 1:
+		return protocolError("close frame with a 1-byte payload")
+	case !h.masked:
+		return protocolError("unmasked client frame")
+	case h.length < 0:
+		return protocolError("payload length with the most significant bit set")
+	case h.op == OpContinuation && r.msgOp == 0:
+		return protocolError("continuation frame with no message started")
+	case h.op == OpText || h.op == OpBinary:
+		if r.msgOp != 0 {
+			return protocolError("new data frame inside a fragmented message")
+		}
+	}
+	limit := c.opts.MaxMessageSize
+	if h.op.IsControl() {
+		if h.length > limit {
+			return &ProtocolError{Code: c.opts.tooBigCode(), Reason: "control frame over the message size limit"}
+		}
+		r.ctrlLen = 0
+	} else {
+		if h.length > limit-r.msgLen {
+			return &ProtocolError{Code: c.opts.tooBigCode(), Reason: "message over the size limit"}
+		}
+		if h.op != OpContinuation {
+			r.msgOp = h.op
+			r.utf8.reset()
+		}
+		r.msgLen += h.length
+	}
+	r.inFrame = true
+	r.fin = h.fin
+	r.op = h.op
+	r.frameLen = h.length
+	r.remaining = h.length
+	r.key = h.key
+	r.maskPos = 0
+	return nil
+}
+
+// payload consumes an unmasked chunk of the current frame. whole is true
+// when the chunk is the entire frame.
+func (c *Conn) payload(chunk []byte, whole bool) *ProtocolError {
+	r := &c.r
+	if r.op.IsControl() {
+		r.ctrlLen += copy(r.ctrl[r.ctrlLen:], chunk)
+		return nil
+	}
+	if r.msgOp == OpText && !r.utf8.write(chunk) {
+		return &ProtocolError{Code: StatusInvalidPayload, Reason: "invalid UTF-8 in text message"}
+	}
+	if whole && r.fin && r.op != OpContinuation {
+		// A whole single-frame message in one read: deliver it from the read
+		// buffer without copying.
+		r.direct = chunk
+		return nil
+	}
+	r.appendMsg(chunk)
+	return nil
+}
+
+// appendMsg copies a fragment into the reassembly buffer, growing it by
+// doubling as bytes actually arrive rather than by what headers declare.
+func (r *reader) appendMsg(b []byte) {
+	if r.msg == nil {
+		hint := int(min(r.frameLen, 64<<10))
+		r.msg = getBuf(max(hint, len(b)))
+	}
+	if need := len(*r.msg) + len(b); need > cap(*r.msg) {
+		nb := getBuf(max(need, 2*cap(*r.msg)))
+		*nb = append(*nb, *r.msg...)
+		putBuf(r.msg)
+		r.msg = nb
+	}
+	*r.msg = append(*r.msg, b...)
+}
+
+// endFrame finishes the current frame: it runs control frames and delivers
+// a message whose final fragment this was.
+func (c *Conn) endFrame() error {
+	r := &c.r
+	r.inFrame = false
+	if r.op.IsControl() {
+		return c.control()
+	}
+	if !r.fin {
+		return nil
+	}
+	if r.msgOp == OpText && !r.utf8.complete() {
+		return c.fail(&ProtocolError{Code: StatusInvalidPayload, Reason: "text message ends inside a UTF-8 sequence"})
+	}
+	typ := r.msgOp
+	data := r.direct
+	if data == nil && r.msg != nil {
+		data = *r.msg
+	}
+	r.msgOp, r.msgLen, r.direct = 0, 0, nil
+	if !c.closing.Load() {
+		c.h.OnMessage(c, typ, data)
+	}
+	putBuf(r.msg)
+	r.msg = nil
+	return nil
+}
+
+// control handles a complete control frame.
+func (c *Conn) control() error {
+	r := &c.r
+	p := r.ctrl[:r.ctrlLen]
+	switch r.op {
+	case OpPing:
+		// RFC 6455 §5.5.3: answer with the same payload. Under a full queue
+		// the pong is dropped, which §5.5.3 allows when a later ping will be
+		// answered anyway; a ping flood cannot grow the queue.
+		c.send(OpPong, p, kindControl)
+	case OpPong:
+		if ph, ok := c.h.(PongHandler); ok {
+			ph.OnPong(c, p)
+		}
+	case OpClose:
+		code, reason := StatusNoStatusReceived, ""
+		if len(p) >= 2 {
+			code = StatusCode(binary.BigEndian.Uint16(p))
+			if !ValidPeerCode(code, c.opts.AllowReservedStatusCodes) {
+				return c.fail(protocolError("invalid close code " + code.String()))
+			}
+			if !utf8.Valid(p[2:]) {
+				return c.fail(&ProtocolError{Code: StatusInvalidPayload, Reason: "invalid UTF-8 in close reason"})
+			}
+			reason = string(p[2:])
+		}
+		r.done, r.err = true, errPeerClosed
+		c.mu.Lock()
+		c.closeRecvd = true
+		if c.closeTimer != nil {
+			c.closeTimer.Stop()
+		}
+		c.mu.Unlock()
+		// apache-websocket answers every valid close with 1000 rather than
+		// echoing the peer's code; RFC 6455 §5.5.1 allows either.
+		c.sendClose([]byte{0x03, 0xE8}, CloseStatus{Code: code, Reason: reason, Remote: true}, false)
+		return errPeerClosed
+	}
+	return nil
+}
+
+// fail fails the connection (RFC 6455 §7.1.7): it queues a close frame
+// with the violation's code and stops the reader.
+func (c *Conn) fail(e *ProtocolError) error {
+	r := &c.r
+	r.done, r.err = true, e
+	payload := []byte{byte(e.Code >> 8), byte(e.Code)}
+	c.sendClose(payload, CloseStatus{Code: e.Code, Reason: e.Reason}, false)
+	return e
+}

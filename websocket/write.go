@@ -1,0 +1,282 @@
+package websocket
+
+import (
+	"log/slog"
+	"runtime/debug"
+	"unsafe"
+)
+
+// The outbound path.
+//
+// Every frame goes through send. Under c.mu, send either takes the write
+// token (c.writing) or appends the frame to c.q. Only the token holder
+// writes to the transport, so frames reach the wire whole and in the order
+// their send calls took the lock. How the token holder writes depends on
+// the transport:
+//
+//   - NonblockingWriter: the sending goroutine writes the frame itself
+//     without copying it. Only when the socket is full is the rest copied to
+//     the queue and a writer goroutine started, which blocks until the queue
+//     drains and then gives the token up.
+//   - Waker: the frame is always queued and the owner thread is woken; it
+//     calls Flush, which drains the queue.
+//   - neither (TLS): the frame is queued and a writer goroutine drains it.
+//
+// The queue is bounded by Options.MaxQueue in bytes, counted until written.
+
+// outItem is one queued frame: the bytes still to write, and what backs
+// them (a pooled buffer, or a shared prepared message).
+type outItem struct {
+	b   []byte
+	buf *[]byte
+	pm  *PreparedMessage
+}
+
+func (it *outItem) release() {
+	if it.buf != nil {
+		putBuf(it.buf)
+	}
+	if it.pm != nil {
+		it.pm.Release()
+	}
+	*it = outItem{}
+}
+
+type sendKind uint8
+
+const (
+	kindData    sendKind = iota // bounded by MaxQueue under the route's policy
+	kindControl                 // ping or pong: dropped when the queue is full
+	kindClose                   // always queued; nothing is sent after it
+)
+
+// Send sends one message as a single frame. It is safe from any goroutine
+// and does not block on the network. When the queue is full the route's
+// slow-consumer policy applies: ErrDropped, or ErrSlowConsumer with the
+// connection closing with 1008. After the closing handshake has started it
+// returns ErrClosed.
+func (c *Conn) Send(typ MessageType, p []byte) error {
+	if typ != TextMessage && typ != BinaryMessage {
+		return errBadType
+	}
+	return c.send(typ, p, kindData)
+}
+
+// SendText sends a text message without copying s first.
+func (c *Conn) SendText(s string) error {
+	return c.send(OpText, unsafe.Slice(unsafe.StringData(s), len(s)), kindData)
+}
+
+// Ping sends a ping; the payload must be at most 125 bytes.
+func (c *Conn) Ping(p []byte) error {
+	if len(p) > maxControlPayload {
+		return ErrControlTooLong
+	}
+	return c.send(OpPing, p, kindControl)
+}
+
+// Pong sends an unsolicited pong (RFC 6455 §5.5.3 allows it as a
+// unidirectional heartbeat); the payload must be at most 125 bytes.
+func (c *Conn) Pong(p []byte) error {
+	if len(p) > maxControlPayload {
+		return ErrControlTooLong
+	}
+	return c.send(OpPong, p, kindControl)
+}
+
+var errBadType = errorString("websocket: message type must be text or binary")
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+func (c *Conn) send(op Opcode, p []byte, kind sendKind) error {
+	size := frameSize(len(p))
+	c.mu.Lock()
+	if c.sendClosed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if kind == kindClose {
+		c.sendClosed = true
+		c.closing.Store(true)
+	}
+	if !c.writing && c.nb != nil {
+		c.writing = true
+		c.mu.Unlock()
+		n := putHeader(&c.whdr, true, 0, op, len(p))
+		c.iov2[0], c.iov2[1] = c.whdr[:n], p
+		return c.writeInline(c.iov2[:], size, nil)
+	}
+	if kind != kindClose && c.qBytes > 0 && c.qBytes+size > c.opts.MaxQueue {
+		c.mu.Unlock()
+		return c.queueFull(kind)
+	}
+	buf := getBuf(size)
+	n := putHeader(&c.whdr, true, 0, op, len(p))
+	*buf = append(append(*buf, c.whdr[:n]...), p...)
+	return c.enqueueLocked(outItem{b: *buf, buf: buf}, size)
+}
+
+// enqueueLocked appends an item and makes sure someone will write it.
+// Called with c.mu held; it releases it.
+func (c *Conn) enqueueLocked(it outItem, size int) error {
+	c.q = append(c.q, it)
+	c.qBytes += size
+	start := !c.writing && c.started
+	if start {
+		c.writing = true
+	}
+	c.mu.Unlock()
+	if start {
+		c.kick()
+	}
+	return nil
+}
+
+// queueFull applies the slow-consumer policy to a send that does not fit.
+func (c *Conn) queueFull(kind sendKind) error {
+	c.dropped.Add(1)
+	if kind == kindControl || c.opts.SlowConsumer == SlowConsumerDrop {
+		return ErrDropped
+	}
+	c.Close(StatusPolicyViolation, "slow consumer")
+	return ErrSlowConsumer
+}
+
+// writeInline writes bufs from the calling goroutine, which holds the write
+// token, without blocking. What the socket does not take is copied to the
+// head of the queue and left to a writer goroutine. pm, if set, backs bufs.
+func (c *Conn) writeInline(bufs [][]byte, size int, pm *PreparedMessage) error {
+	n, err := c.nb.TryWriteBuffers(bufs)
+	if err != nil {
+		c.iov2 = [2][]byte{}
+		c.abort(err)
+		c.releaseToken()
+		return ErrClosed
+	}
+	if n == size {
+		c.iov2 = [2][]byte{}
+		c.releaseToken()
+		return nil
+	}
+	// Keep the unwritten rest. A prepared message is shared and immutable,
+	// so the queue can point into it; anything else belongs to the caller
+	// and is copied.
+	var it outItem
+	if pm != nil && len(bufs) == 1 {
+		pm.refs.Add(1)
+		it = outItem{b: bufs[0][n:], pm: pm}
+	} else {
+		buf := getBuf(size - n)
+		for _, b := range bufs {
+			if n >= len(b) {
+				n -= len(b)
+				continue
+			}
+			*buf = append(*buf, b[n:]...)
+			n = 0
+		}
+		it = outItem{b: *buf, buf: buf}
+	}
+	c.iov2 = [2][]byte{}
+	c.mu.Lock()
+	c.q = append(c.q, outItem{})
+	copy(c.q[1:], c.q)
+	c.q[0] = it
+	c.qBytes += len(it.b)
+	c.mu.Unlock()
+	c.spawnWriter()
+	return nil
+}
+
+// releaseToken gives up the write token after an inline write, unless
+// frames were queued meanwhile, in which case a writer goroutine takes over.
+func (c *Conn) releaseToken() {
+	c.mu.Lock()
+	if len(c.q) == 0 || c.aborted {
+		c.writing = false
+		c.notifyFlushed()
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.spawnWriter()
+}
+
+// kick hands the token, already taken, to whoever drains the queue.
+func (c *Conn) kick() {
+	if c.wk != nil {
+		c.wk.Wake()
+		return
+	}
+	c.spawnWriter()
+}
+
+func (c *Conn) spawnWriter() {
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				slog.Error("websocket: panic in writer", "panic", v, "stack", string(debug.Stack()))
+				c.abort(errorString("websocket: writer panicked"))
+				c.mu.Lock()
+				c.writing = false
+				c.notifyFlushed()
+				c.mu.Unlock()
+			}
+		}()
+		c.drain()
+	}()
+}
+
+// Flush writes everything queued, blocking. A Waker transport's owner calls
+// it after Wake; it returns once the queue is empty or the write failed.
+func (c *Conn) Flush() error {
+	return c.drain()
+}
+
+// drain writes queued frames in batches (one vectored write per batch) until
+// the queue is empty, then gives up the write token. The caller holds it.
+func (c *Conn) drain() error {
+	for {
+		c.mu.Lock()
+		if len(c.q) == 0 || c.aborted {
+			q := c.q
+			if c.aborted {
+				c.q = nil
+			}
+			c.writing = false
+			c.notifyFlushed()
+			c.mu.Unlock()
+			if c.aborted {
+				for i := range q {
+					q[i].release()
+				}
+			}
+			return nil
+		}
+		batch := c.q
+		c.q, c.spare = c.spare[:0], nil
+		c.mu.Unlock()
+
+		iov := c.iov[:0]
+		size := 0
+		for i := range batch {
+			iov = append(iov, batch[i].b)
+			size += len(batch[i].b)
+		}
+		err := c.t.WriteBuffers(iov)
+		clear(iov)
+		c.iov = iov[:0]
+		for i := range batch {
+			batch[i].release()
+		}
+		c.mu.Lock()
+		c.qBytes -= size
+		c.spare = batch[:0]
+		c.mu.Unlock()
+		if err != nil {
+			c.abort(err)
+		}
+	}
+}

@@ -112,9 +112,11 @@ func (c *Conn) send(op Opcode, p []byte, kind sendKind) error {
 		c.mu.Unlock()
 		return c.queueFull(kind)
 	}
+	// c.whdr belongs to the token holder; this goroutine does not hold it.
+	var hdr [maxHeaderSize]byte
 	buf := getBuf(size)
-	n := putHeader(&c.whdr, true, 0, op, len(p))
-	*buf = append(append(*buf, c.whdr[:n]...), p...)
+	n := putHeader(&hdr, true, 0, op, len(p))
+	*buf = append(append(*buf, hdr[:n]...), p...)
 	return c.enqueueLocked(outItem{b: *buf, buf: buf}, size)
 }
 

@@ -1,0 +1,310 @@
+package websocket
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	ws "github.com/wsgate/wsgate/internal/wstest"
+)
+
+// TestConcurrentSends sends from many goroutines through a transport that
+// takes at most a few bytes per inline write, so frames are split and
+// queued behind each other constantly. Every frame must arrive whole and
+// every goroutine's messages in the order it sent them.
+func TestConcurrentSends(t *testing.T) {
+	for _, limit := range []int{0, 7, 1000} {
+		t.Run(fmt.Sprintf("limit=%d", limit), func(t *testing.T) {
+			h := newHandler()
+			c := NewConn(h, Options{MaxQueue: 64 << 20})
+			tr := &nbRecorder{recorder: recorder{limit: limit}}
+			c.Start(tr)
+			const senders, per = 8, 300
+			var wg sync.WaitGroup
+			for g := range senders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range per {
+						p := make([]byte, 8+(i*37)%400)
+						binary.BigEndian.PutUint32(p, uint32(g))
+						binary.BigEndian.PutUint32(p[4:], uint32(i))
+						if err := c.Send(BinaryMessage, p); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if !c.WaitFlushed(5 * time.Second) {
+				t.Fatal("queue did not drain")
+			}
+			next := make([]uint32, senders)
+			n := 0
+			for _, f := range tr.frames(t) {
+				g, i := binary.BigEndian.Uint32(f.Payload), binary.BigEndian.Uint32(f.Payload[4:])
+				if f.Op != ws.OpBinary || !f.Fin || len(f.Payload) != 8+(int(i)*37)%400 {
+					t.Fatalf("bad frame %v", f)
+				}
+				if i != next[g] {
+					t.Fatalf("sender %d: message %d arrived, expected %d", g, i, next[g])
+				}
+				next[g]++
+				n++
+			}
+			if n != senders*per {
+				t.Fatalf("%d frames arrived, want %d", n, senders*per)
+			}
+		})
+	}
+}
+
+func TestSendQueuedBeforeStart(t *testing.T) {
+	c := NewConn(newHandler(), Options{})
+	c.SendText("early")
+	tr := &nbRecorder{}
+	c.Start(tr)
+	c.SendText("late")
+	c.WaitFlushed(time.Second)
+	fs := tr.frames(t)
+	if len(fs) != 2 || string(fs[0].Payload) != "early" || string(fs[1].Payload) != "late" {
+		t.Fatalf("frames = %v", fs)
+	}
+}
+
+func TestSlowConsumer(t *testing.T) {
+	t.Run("drop", func(t *testing.T) {
+		tr := &nbRecorder{recorder: recorder{block: make(chan struct{})}}
+		c := NewConn(newHandler(), Options{MaxQueue: 1000, SlowConsumer: SlowConsumerDrop})
+		c.Start(tr)
+		p := make([]byte, 300)
+		var dropped int
+		for range 10 {
+			if err := c.Send(BinaryMessage, p); errors.Is(err, ErrDropped) {
+				dropped++
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+		// 302-byte frames count against the queue until written: three fit
+		// in 1000 bytes (one of them stuck in the stalled writer), the other
+		// seven are dropped.
+		if dropped != 7 || c.Dropped() != 7 || c.Closing() {
+			t.Fatalf("dropped %d (counter %d), closing %v", dropped, c.Dropped(), c.Closing())
+		}
+		tr.Close()
+	})
+	t.Run("close", func(t *testing.T) {
+		tr := &nbRecorder{recorder: recorder{block: make(chan struct{})}}
+		h := newHandler()
+		c := NewConn(h, Options{MaxQueue: 1000, CloseTimeout: 50 * time.Millisecond})
+		c.Start(tr)
+		p := make([]byte, 300)
+		var err error
+		for i := 0; i < 10 && err == nil; i++ {
+			err = c.Send(BinaryMessage, p)
+		}
+		if !errors.Is(err, ErrSlowConsumer) || !c.Closing() {
+			t.Fatalf("err = %v, closing %v", err, c.Closing())
+		}
+		if err := c.Send(BinaryMessage, p); !errors.Is(err, ErrClosed) {
+			t.Fatalf("send after slow-consumer close: %v", err)
+		}
+		// The peer never reads, so the close frame cannot go out: the close
+		// timeout aborts the transport.
+		deadline := time.Now().Add(2 * time.Second)
+		for !tr.isClosed() && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if !tr.isClosed() {
+			t.Fatal("transport not closed after the close timeout")
+		}
+		c.Stop(errors.New("read: closed"))
+		c.Release()
+		if s := h.waitClosed(t, time.Second); s.Code != StatusPolicyViolation {
+			t.Fatalf("status %+v, want 1008", s)
+		}
+	})
+	t.Run("ping flood", func(t *testing.T) {
+		tr := &nbRecorder{recorder: recorder{block: make(chan struct{})}}
+		c := NewConn(newHandler(), Options{MaxQueue: 1000})
+		c.Start(tr)
+		for range 10000 {
+			if err := c.Feed(ws.Ping(make([]byte, 100))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.mu.Lock()
+		q := c.qBytes
+		c.mu.Unlock()
+		if q > 1200 {
+			t.Fatalf("queue grew to %d bytes under a ping flood", q)
+		}
+		tr.Close()
+	})
+}
+
+func TestCloseHandshake(t *testing.T) {
+	t.Run("server initiated", func(t *testing.T) {
+		h := newHandler()
+		c := NewConn(h, Options{})
+		tr := &nbRecorder{}
+		c.Start(tr)
+		if err := c.Close(4000, "done"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SendText("after"); !errors.Is(err, ErrClosed) {
+			t.Fatalf("send after close: %v", err)
+		}
+		// Messages arriving before the peer's close are not delivered.
+		if err := c.Feed(ws.Text("ignored")); err != nil {
+			t.Fatal(err)
+		}
+		err := c.Feed(ws.Close(4000, "done"))
+		if !IsPeerClose(err) {
+			t.Fatalf("Feed = %v", err)
+		}
+		if c.Stop(err) {
+			t.Fatal("linger after a complete handshake")
+		}
+		c.Release()
+		s := h.waitClosed(t, time.Second)
+		if s.Code != 4000 || s.Reason != "done" || s.Remote {
+			t.Fatalf("status %+v", s)
+		}
+		fs := tr.frames(t)
+		if len(fs) != 1 || fs[0].Code() != 4000 || fs[0].Reason() != "done" || len(h.messages()) != 0 {
+			t.Fatalf("frames %v, messages %v", fs, h.messages())
+		}
+	})
+	t.Run("empty close like the C plugin API", func(t *testing.T) {
+		c := NewConn(newHandler(), Options{})
+		tr := &nbRecorder{}
+		c.Start(tr)
+		c.Close(0, "")
+		if fs := tr.frames(t); len(fs) != 1 || len(fs[0].Payload) != 0 {
+			t.Fatalf("frames %v", fs)
+		}
+	})
+	t.Run("peer never answers", func(t *testing.T) {
+		c := NewConn(newHandler(), Options{CloseTimeout: 30 * time.Millisecond})
+		tr := &nbRecorder{}
+		c.Start(tr)
+		c.Close(1000, "")
+		time.Sleep(200 * time.Millisecond)
+		if !tr.isClosed() {
+			t.Fatal("transport still open after the close timeout")
+		}
+	})
+	t.Run("peer initiated", func(t *testing.T) {
+		h := newHandler()
+		c := NewConn(h, Options{})
+		tr := &nbRecorder{}
+		c.Start(tr)
+		err := c.Feed(ws.Close(1001, "away"))
+		c.Stop(err)
+		c.Release()
+		s := h.waitClosed(t, time.Second)
+		if s.Code != 1001 || s.Reason != "away" || !s.Remote {
+			t.Fatalf("status %+v", s)
+		}
+	})
+	t.Run("protocol error lingers", func(t *testing.T) {
+		c := NewConn(newHandler(), Options{})
+		c.Start(&nbRecorder{})
+		err := c.Feed(ws.Text("\xff"))
+		if !c.Stop(err) {
+			t.Fatal("no linger after failing the connection")
+		}
+	})
+	t.Run("invalid local codes", func(t *testing.T) {
+		c := NewConn(newHandler(), Options{})
+		for _, code := range []StatusCode{999, 1004, 1005, 1006, 1015, 2000, 5000} {
+			if err := c.Close(code, ""); err == nil {
+				t.Errorf("Close(%d) accepted", code)
+			}
+		}
+		if err := c.Close(1000, string(make([]byte, 124))); err == nil {
+			t.Error("a 124-byte reason was accepted")
+		}
+	})
+}
+
+func TestKeepaliveAndIdle(t *testing.T) {
+	t.Run("pings while idle", func(t *testing.T) {
+		h := newHandler()
+		c := NewConn(h, Options{KeepaliveInterval: 20 * time.Millisecond, IdleTimeout: time.Hour})
+		tr := &nbRecorder{}
+		c.Start(tr)
+		defer c.Stop(nil)
+		time.Sleep(150 * time.Millisecond)
+		pings := 0
+		for _, f := range tr.frames(t) {
+			if f.Op == ws.OpPing {
+				pings++
+			}
+		}
+		if pings < 2 {
+			t.Fatalf("%d pings in 150ms at a 20ms interval", pings)
+		}
+	})
+	t.Run("idle timeout closes with 1001", func(t *testing.T) {
+		c := NewConn(newHandler(), Options{IdleTimeout: 40 * time.Millisecond})
+		tr := &nbRecorder{}
+		c.Start(tr)
+		defer c.Stop(nil)
+		time.Sleep(200 * time.Millisecond)
+		fs := tr.frames(t)
+		if len(fs) != 1 || fs[0].Op != ws.OpClose || fs[0].Code() != 1001 {
+			t.Fatalf("frames %v", fs)
+		}
+	})
+	t.Run("traffic keeps it open", func(t *testing.T) {
+		c := NewConn(newHandler(), Options{IdleTimeout: 60 * time.Millisecond})
+		tr := &nbRecorder{}
+		c.Start(tr)
+		defer c.Stop(nil)
+		for range 10 {
+			time.Sleep(20 * time.Millisecond)
+			c.Feed(ws.Pong(nil))
+		}
+		if c.Closing() {
+			t.Fatal("closed although the peer kept sending")
+		}
+	})
+}
+
+func TestPongHandler(t *testing.T) {
+	h := newHandler()
+	c := NewConn(h, Options{})
+	c.Start(&nbRecorder{})
+	c.Feed(ws.Pong([]byte("beat")))
+	if len(h.pongs) != 1 || h.pongs[0] != "beat" {
+		t.Fatalf("pongs %q", h.pongs)
+	}
+}
+
+func TestPreparedMessage(t *testing.T) {
+	pm := NewPreparedMessage(TextMessage, []byte("to all"))
+	var trs []*nbRecorder
+	for i := range 5 {
+		tr := &nbRecorder{recorder: recorder{limit: 3 * (i % 2)}}
+		c := NewConn(newHandler(), Options{})
+		c.Start(tr)
+		if err := c.SendPrepared(pm); err != nil {
+			t.Fatal(err)
+		}
+		c.WaitFlushed(time.Second)
+		trs = append(trs, tr)
+	}
+	pm.Release()
+	for _, tr := range trs {
+		if fs := tr.frames(t); len(fs) != 1 || string(fs[0].Payload) != "to all" {
+			t.Fatalf("frames %v", fs)
+		}
+	}
+}

@@ -23,8 +23,8 @@ type ruleCase struct {
 	close uint16   // code of the server's close frame; 0 means none
 }
 
-func textMsg(s string) msg   { return msg{OpText, s} }
-func binMsg(s string) msg    { return msg{OpBinary, s} }
+func textMsg(s string) msg    { return msg{OpText, s} }
+func binMsg(s string) msg     { return msg{OpBinary, s} }
 func frame(f ws.Frame) []byte { return f.Bytes() }
 
 func TestFrameRules(t *testing.T) {

@@ -17,8 +17,9 @@ import (
 
 // Gateway holds the routes and every open connection.
 type Gateway struct {
-	log    *slog.Logger
-	routes []*Route // longest path first
+	log     *slog.Logger
+	routes  []*Route // in configuration order
+	byMatch []*Route // longest path first
 	nextID atomic.Uint64
 
 	mu       sync.Mutex
@@ -55,16 +56,17 @@ func New(log *slog.Logger, routes ...*Route) (*Gateway, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	sort.SliceStable(g.routes, func(i, j int) bool { return len(g.routes[i].Path) > len(g.routes[j].Path) })
+	g.byMatch = append([]*Route(nil), g.routes...)
+	sort.SliceStable(g.byMatch, func(i, j int) bool { return len(g.byMatch[i].Path) > len(g.byMatch[j].Path) })
 	return g, nil
 }
 
-// Routes returns the routes, longest path first.
+// Routes returns the routes in configuration order.
 func (g *Gateway) Routes() []*Route { return g.routes }
 
 // Route returns the route serving path, or nil.
 func (g *Gateway) Route(path string) *Route {
-	for _, r := range g.routes {
+	for _, r := range g.byMatch {
 		if r.matches(path) {
 			return r
 		}

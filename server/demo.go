@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/wsgate/wsgate/gateway"
 )
@@ -22,7 +23,7 @@ func serveDemo(w http.ResponseWriter, r *http.Request, gw *gateway.Gateway) {
 	}
 	paths := map[string]string{}
 	for _, rt := range gw.Routes() {
-		if _, seen := paths[rt.App]; !seen && rt.App != "" {
+		if _, seen := paths[rt.App]; !seen && rt.App != "" && !strings.HasSuffix(rt.Path, "/") {
 			paths[rt.App] = rt.Path
 		}
 	}

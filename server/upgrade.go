@@ -70,7 +70,7 @@ func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	nc.SetWriteDeadline(time.Time{})
 	ws := p.Conn.Engine()
 	t := netconn.NewTransport(nc, ws.Options())
-	p.Start(t)
+	t.Start(p.Start)
 	// A fresh goroutine serves the connection, so the stack net/http built
 	// up for this request is freed when this handler returns.
 	go t.Serve(ws, buffered, u.Log)

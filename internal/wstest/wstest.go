@@ -175,7 +175,11 @@ func (c *Conn) Handshake(raw string) (*http.Response, error) {
 	if _, err := io.WriteString(c, raw); err != nil {
 		return nil, err
 	}
-	resp, err := http.ReadResponse(c.R, nil)
+	var req *http.Request
+	if strings.HasPrefix(raw, "HEAD ") {
+		req = &http.Request{Method: http.MethodHead}
+	}
+	resp, err := http.ReadResponse(c.R, req)
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,6 @@ package netconn
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,9 +64,27 @@ func (d *Transport) Serve(ws *websocket.Conn, buffered []byte, log *slog.Logger)
 // Transport.Serve in one call, for front doors with nothing to do between.
 func Serve(ws *websocket.Conn, nc net.Conn, buffered []byte, log *slog.Logger) {
 	t := NewTransport(nc, ws.Options())
-	ws.Start(t)
+	t.Start(ws.Start)
 	t.Serve(ws, buffered, log)
 }
+
+// Start hands the engine the transport to write through, by calling start
+// (websocket.Conn.Start, or gateway.Pending.Start). A socket with a
+// descriptor is offered as a websocket.NonblockingWriter; a TLS connection,
+// which cannot write without blocking, is not.
+func (d *Transport) Start(start func(websocket.Transport)) {
+	if d.rc != nil {
+		start(fdTransport{d})
+		return
+	}
+	start(d)
+}
+
+// fdTransport adds non-blocking writes to a Transport with a descriptor.
+type fdTransport struct{ *Transport }
+
+// TryWriteBuffers implements websocket.NonblockingWriter.
+func (f fdTransport) TryWriteBuffers(bufs [][]byte) (int, error) { return f.tryWriteBuffers(bufs) }
 
 // run feeds ws until reading ends and returns the reason.
 func (d *Transport) run(ws *websocket.Conn, buffered []byte, log *slog.Logger) (err error) {
@@ -90,8 +107,7 @@ func (d *Transport) run(ws *websocket.Conn, buffered []byte, log *slog.Logger) (
 	}
 }
 
-// Transport is a websocket.Transport over a net.Conn. It also implements
-// websocket.NonblockingWriter when the connection has a file descriptor.
+// Transport is a websocket.Transport over a net.Conn.
 type Transport struct {
 	nc           net.Conn
 	rc           syscall.RawConn // nil when there is no descriptor (TLS)
@@ -186,11 +202,8 @@ func (d *Transport) readFD(fd uintptr) bool {
 	}
 }
 
-// TryWriteBuffers implements websocket.NonblockingWriter.
-func (d *Transport) TryWriteBuffers(bufs [][]byte) (int, error) {
-	if d.rc == nil {
-		return 0, errors.New("netconn: no descriptor")
-	}
+// tryWriteBuffers writes what the socket takes without waiting.
+func (d *Transport) tryWriteBuffers(bufs [][]byte) (int, error) {
 	total := 0
 	for len(bufs) > 0 {
 		k := min(len(bufs), maxIovec)

@@ -20,7 +20,7 @@ type Gateway struct {
 	log     *slog.Logger
 	routes  []*Route // in configuration order
 	byMatch []*Route // longest path first
-	nextID atomic.Uint64
+	nextID  atomic.Uint64
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}

@@ -11,16 +11,16 @@ import (
 
 // Conn is one client connection as an application sees it.
 type Conn struct {
-	ws      *websocket.Conn
-	id      uint64
-	req     *Request
-	route   *Route
-	gw      *Gateway
-	proto   string
-	header  http.Header
-	state   atomic.Pointer[any]
-	rooms   map[string]struct{} // guarded by route.hub.mu
-	started bool
+	ws     *websocket.Conn
+	id     uint64
+	req    *Request
+	route  *Route
+	gw     *Gateway
+	proto  string
+	header http.Header
+	state  atomic.Pointer[any]
+	rooms  map[string]struct{} // guarded by route.hub.mu
+	gone   bool                // removed from the hub; guarded by route.hub.mu
 }
 
 // ID is unique among the gateway's connections for the life of the process.

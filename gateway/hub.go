@@ -100,13 +100,13 @@ func putSnapshot(s *[]*Conn) {
 
 func (h *Hub) add(c *Conn) {
 	h.mu.Lock()
-	c.started = true
 	h.conns[c] = struct{}{}
 	h.mu.Unlock()
 }
 
 func (h *Hub) remove(c *Conn) {
 	h.mu.Lock()
+	c.gone = true
 	delete(h.conns, c)
 	for room := range c.rooms {
 		h.leaveLocked(c, room)
@@ -117,8 +117,8 @@ func (h *Hub) remove(c *Conn) {
 func (h *Hub) join(c *Conn, room string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, open := h.conns[c]; !open && c.started {
-		return // already gone: joining now would leak it into the room
+	if c.gone {
+		return // joining now would leak it into the room
 	}
 	m := h.rooms[room]
 	if m == nil {

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "wsgate-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "wsgate")
+	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		// Retry without -race where the race runtime is unavailable.
+		if out2, err2 := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err2 != nil {
+			os.Stderr.Write(out)
+			os.Stderr.Write(out2)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func writeFile(t *testing.T, name, text string) string {
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"--version", "-version", "version"} {
+		out, err := exec.Command(binary, arg).CombinedOutput()
+		if err != nil || !regexp.MustCompile(`^wsgate \S+\n$`).Match(out) {
+			t.Errorf("%s: %q %v", arg, out, err)
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	good := writeFile(t, "good.yaml", "routes:\n  - path: /echo\n    app: echo\n")
+	out, err := exec.Command(binary, "check", good).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK") {
+		t.Fatalf("%s %v", out, err)
+	}
+	bad := writeFile(t, "bad.yaml", "routes:\n  - path: /echo\n    app: echo\n    origin_check: sometimes\n  - path: /x\n")
+	cmd := exec.Command(binary, "check", bad)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v", err)
+	}
+	for _, want := range []string{bad + ":4: routes[0].origin_check: must be same, trusted or off", bad + ":5: routes[1].app: route has no application"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if err := exec.Command(binary, "check").Run(); err == nil {
+		t.Error("check without a file succeeded")
+	}
+	if err := exec.Command(binary, "check", filepath.Join(t.TempDir(), "none.yaml")).Run(); err == nil {
+		t.Error("check of a missing file succeeded")
+	}
+}
+
+func TestDefaultConfigPrints(t *testing.T) {
+	out, err := exec.Command(binary, "default-config").Output()
+	if err != nil || !strings.Contains(string(out), "app: dumb-increment") {
+		t.Fatalf("%s %v", out, err)
+	}
+	out, err = exec.Command(binary, "apps").Output()
+	if err != nil || !strings.Contains(string(out), "echo") || !strings.Contains(string(out), "chat") {
+		t.Fatalf("%s %v", out, err)
+	}
+}
+
+// daemon starts the binary and returns the address it reports listening on.
+func daemon(t *testing.T, args ...string) (*exec.Cmd, string, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	logs := &bytes.Buffer{}
+	addrCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		re := regexp.MustCompile(`msg=listening address=(\S+)`)
+		for sc.Scan() {
+			logs.WriteString(sc.Text() + "\n")
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addrCh <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case a := <-addrCh:
+		return cmd, a, logs
+	case <-time.After(10 * time.Second):
+		t.Fatalf("daemon did not start")
+	}
+	return nil, "", nil
+}
+
+// TestReadmeRunCommand runs wsgate with no arguments, as the README says,
+// and uses all three demo applications and the page on 127.0.0.1:8080.
+func TestReadmeRunCommand(t *testing.T) {
+	if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err != nil {
+		t.Skip("127.0.0.1:8080 is taken on this machine")
+	} else {
+		ln.Close()
+	}
+	cmd, addr, _ := daemon(t)
+	if addr != "127.0.0.1:8080" {
+		t.Fatalf("listening on %s", addr)
+	}
+	resp, err := http.Get("http://127.0.0.1:8080/")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("demo page: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	e, _, err := websocket.DefaultDialer.Dial("ws://127.0.0.1:8080/echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.WriteMessage(websocket.TextMessage, []byte("hi"))
+	if _, p, err := e.ReadMessage(); err != nil || string(p) != "hi" {
+		t.Fatalf("echo %q %v", p, err)
+	}
+	d := websocket.Dialer{Subprotocols: []string{"dumb-increment-protocol"}}
+	inc, _, err := d.Dial("ws://127.0.0.1:8080/dumb-increment", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := inc.ReadMessage(); err != nil || string(p) != "0" {
+		t.Fatalf("increment %q %v", p, err)
+	}
+	a, _, err := websocket.DefaultDialer.Dial("ws://127.0.0.1:8080/chat", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := websocket.DefaultDialer.Dial("ws://127.0.0.1:8080/chat", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	a.WriteMessage(websocket.TextMessage, []byte("a: hello"))
+	if _, p, err := b.ReadMessage(); err != nil || string(p) != "a: hello" {
+		t.Fatalf("chat %q %v", p, err)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGINT: %v", err)
+	}
+}
+
+// TestGracefulShutdown checks that SIGTERM closes every client with 1001
+// and that the daemon exits 0 within its shutdown timeout.
+func TestGracefulShutdown(t *testing.T) {
+	cfg := writeFile(t, "wsgate.yaml", `
+listen:
+  - address: 127.0.0.1:0
+server:
+  shutdown_timeout: 3s
+routes:
+  - path: /echo
+    app: echo
+  - path: /dumb-increment
+    app: dumb-increment
+`)
+	cmd, addr, logs := daemon(t, "-config", cfg)
+	var conns []*websocket.Conn
+	for i := range 20 {
+		var c *websocket.Conn
+		var err error
+		if i%2 == 0 {
+			c, _, err = websocket.DefaultDialer.Dial("ws://"+addr+"/echo", nil)
+		} else {
+			d := websocket.Dialer{Subprotocols: []string{"dumb-increment-protocol"}}
+			c, _, err = d.Dial("ws://"+addr+"/dumb-increment", nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			_, _, err := c.ReadMessage()
+			if err == nil {
+				continue // increment counters still in flight
+			}
+			if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+				t.Fatalf("client %d: %v, want close 1001", i, err)
+			}
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, logs)
+		}
+	case <-ctx.Done():
+		t.Fatal("daemon still running 5s after SIGTERM")
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("shutdown took %v", el)
+	}
+	// New connections are refused once shutdown starts: the port is closed.
+	if _, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/echo", nil); err == nil {
+		t.Error("connection accepted after shutdown")
+	}
+}
+
+// TestShutdownWithUnresponsiveClient: a client that never answers the
+// close frame does not hold the daemon past its shutdown timeout.
+func TestShutdownWithUnresponsiveClient(t *testing.T) {
+	cfg := writeFile(t, "wsgate.yaml", `
+listen:
+  - address: 127.0.0.1:0
+server:
+  shutdown_timeout: 1s
+routes:
+  - path: /echo
+    app: echo
+    close_timeout: 30s
+`)
+	cmd, addr, _ := daemon(t, "-config", cfg)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	io.WriteString(nc, "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	br := bufio.NewReader(nc)
+	if line, _ := br.ReadString('\n'); !strings.Contains(line, "101") {
+		t.Fatalf("%q", line)
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	if el := time.Since(start); el > 4*time.Second {
+		t.Fatalf("shutdown took %v with shutdown_timeout 1s", el)
+	}
+}
+
+func TestBadConfigExits(t *testing.T) {
+	cfg := writeFile(t, "bad.yaml", "routes:\n  - path: /x\n    app: nope\n")
+	out, err := exec.Command(binary, "-config", cfg).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), cfg+":3: routes[0].app: unknown application") {
+		t.Fatalf("%s %v", out, err)
+	}
+}

@@ -1,0 +1,198 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/wsgate/wsgate/apps"
+	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/websocket"
+)
+
+func TestDefault(t *testing.T) {
+	cfg, err := config.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Listeners) != 1 || cfg.Listeners[0].Address != "127.0.0.1:8080" || !cfg.Server.Demo {
+		t.Fatalf("%+v", cfg)
+	}
+	var paths []string
+	for _, r := range cfg.Routes {
+		paths = append(paths, r.Path+"="+r.App)
+	}
+	if got := strings.Join(paths, " "); got != "/echo=echo /dumb-increment=dumb-increment /chat=chat" {
+		t.Fatalf("routes %s", got)
+	}
+}
+
+func TestFullConfig(t *testing.T) {
+	cfg, err := config.Parse("full.yaml", []byte(`
+listen:
+  - address: "[::1]:9000"
+  - address: 127.0.0.1:9443
+    tls: {cert: c.pem, key: k.pem}
+  - unix: /tmp/x.sock
+    mode: "0666"
+log: {level: debug, format: json, output: stdout}
+server: {handshake_timeout: 3s, shutdown_timeout: 1m, demo: off}
+defaults:
+  max_message_size: 1MiB
+  origin_check: Trusted
+  trusted_origins: [https://a.example]
+  idle_timeout: 5m
+routes:
+  - path: /a
+    app: echo
+  - path: /b/
+    app: chat
+    max_message_size: 4096
+    origin_check: off
+    trusted_proxies: [10.0.0.0/8, 127.0.0.1, unix]
+    public_origin: https://b.example
+    allow_reserved_status_codes: On
+    subprotocols: [v1, v2]
+    keepalive_interval: 30s
+    close_timeout: 1s
+    write_timeout: 10s
+    max_queue: 256k
+    slow_consumer: drop
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Listeners) != 3 || cfg.Listeners[1].TLS == nil || cfg.Listeners[2].Network != "unix" || cfg.Listeners[2].Mode != 0o666 {
+		t.Fatalf("listeners %+v", cfg.Listeners)
+	}
+	if cfg.Log.Format != "json" || cfg.Log.Output != "stdout" || cfg.Log.Level.String() != "DEBUG" {
+		t.Fatalf("log %+v", cfg.Log)
+	}
+	if cfg.Server.HandshakeTimeout != 3*time.Second || cfg.Server.ShutdownTimeout != time.Minute || cfg.Server.Demo {
+		t.Fatalf("server %+v", cfg.Server)
+	}
+	a, b := cfg.Routes[0].Policy, cfg.Routes[1].Policy
+	if a.MaxMessageSize != 1<<20 || a.OriginCheck != gateway.OriginTrusted || a.IdleTimeout != 5*time.Minute || len(a.TrustedOrigins) != 1 {
+		t.Fatalf("route a inherits defaults: %+v", a)
+	}
+	if b.MaxMessageSize != 4096 || b.OriginCheck != gateway.OriginOff || len(b.TrustedProxies) != 2 || !b.TrustUnixPeers ||
+		b.PublicOrigin != "https://b.example" || !b.AllowReservedStatusCodes || strings.Join(b.Subprotocols, ",") != "v1,v2" ||
+		b.KeepaliveInterval != 30*time.Second || b.CloseTimeout != time.Second || b.WriteTimeout != 10*time.Second ||
+		b.MaxQueue != 256<<10 || b.SlowConsumer != websocket.SlowConsumerDrop || b.IdleTimeout != 5*time.Minute {
+		t.Fatalf("route b: %+v", b)
+	}
+}
+
+// TestErrors checks that each mistake is reported with the file, the line
+// and the full key.
+func TestErrors(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"syntax", "log: {}\nroutes:\n  - path: /a\n    app: echo\n  oops\n", "bad.yaml:5: could not find expected ':'"},
+		{"empty", "", "bad.yaml: the configuration is empty"},
+		{"not a mapping", "- a\n- b\n", "bad.yaml:1: must be a mapping"},
+		{"unknown top-level key", "routes:\n  - {path: /a, app: echo}\nlisten_on: x\n", "bad.yaml:3: listen_on: unknown key"},
+		{"unknown route key", "routes:\n  - path: /a\n    app: echo\n    max_msg_size: 10\n", "bad.yaml:4: routes[0].max_msg_size: unknown key"},
+		{"route without app", "routes:\n  - path: /a\n", "bad.yaml:2: routes[0].app: route has no application"},
+		{"unknown app", "routes:\n  - path: /a\n    app: nope\n", `bad.yaml:3: routes[0].app: unknown application "nope"`},
+		{"route without path", "routes:\n  - app: echo\n", "bad.yaml:2: routes[0].path: every route needs a path"},
+		{"relative path", "routes:\n  - path: a\n    app: echo\n", "bad.yaml:2: routes[0].path: must start with /"},
+		{"duplicate path", "routes:\n  - {path: /a, app: echo}\n  - path: /a\n    app: chat\n", "bad.yaml:3: routes[1].path: /a is already the path of routes[0]"},
+		{"no routes", "listen:\n  - address: 127.0.0.1:1\n", "bad.yaml:1: routes: no routes are configured"},
+		{"bad origin_check", "routes:\n  - path: /a\n    app: echo\n    origin_check: sometimes\n", `bad.yaml:4: routes[0].origin_check: must be same, trusted or off, not "sometimes"`},
+		{"trusted without list", "routes:\n  - path: /a\n    app: echo\n    origin_check: trusted\n", "bad.yaml:2: routes[0]: origin_check is trusted but trusted_origins is empty"},
+		{"bad size", "routes:\n  - path: /a\n    app: echo\n    max_message_size: 12 parsecs\n", "bad.yaml:4: routes[0].max_message_size: unknown size unit"},
+		{"zero size", "routes:\n  - path: /a\n    app: echo\n    max_message_size: 0\n", "bad.yaml:4: routes[0].max_message_size: must be greater than zero"},
+		{"duration without unit", "routes:\n  - path: /a\n    app: echo\n    idle_timeout: 30\n", "bad.yaml:4: routes[0].idle_timeout: must be a duration with a unit"},
+		{"bad bool", "routes:\n  - path: /a\n    app: echo\n    allow_reserved_status_codes: maybe\n", "bad.yaml:4: routes[0].allow_reserved_status_codes: must be true or false"},
+		{"bad slow_consumer", "routes:\n  - path: /a\n    app: echo\n    slow_consumer: block\n", "bad.yaml:4: routes[0].slow_consumer: must be close or drop"},
+		{"bad proxy", "routes:\n  - path: /a\n    app: echo\n    trusted_proxies: [10.0.0.0/8, lan]\n", `bad.yaml:4: routes[0].trusted_proxies[1]: must be an IP address`},
+		{"bad subprotocol", "routes:\n  - path: /a\n    app: echo\n    subprotocols: [\"a b\"]\n", `bad.yaml:4: routes[0].subprotocols[0]: "a b" is not a valid subprotocol token`},
+		{"bad public origin", "routes:\n  - path: /a\n    app: echo\n    public_origin: example.com\n", "bad.yaml:2: routes[0]: public_origin:"},
+		{"duplicate key", "routes:\n  - path: /a\n    app: echo\n    app: chat\n", "bad.yaml:4: routes[0].app: duplicate key"},
+		{"bad listener address", "listen:\n  - address: localhost\nroutes:\n  - {path: /a, app: echo}\n", "bad.yaml:2: listen[0].address: must be host:port"},
+		{"listener both", "listen:\n  - address: 127.0.0.1:1\n    unix: /x\nroutes:\n  - {path: /a, app: echo}\n", "bad.yaml:2: listen[0]: set address or unix, not both"},
+		{"tls without key", "listen:\n  - address: 127.0.0.1:1\n    tls: {cert: c}\nroutes:\n  - {path: /a, app: echo}\n", "bad.yaml:3: listen[0].tls: needs both cert and key"},
+		{"bad mode", "listen:\n  - unix: /x\n    mode: rw\nroutes:\n  - {path: /a, app: echo}\n", "bad.yaml:3: listen[0].mode: must be an octal permission"},
+		{"bad log level", "log: {level: loud}\nroutes:\n  - {path: /a, app: echo}\n", `bad.yaml:1: log.level: must be debug, info, warn or error, not "loud"`},
+		{"defaults unknown key", "defaults: {path: /x}\nroutes:\n  - {path: /a, app: echo}\n", "bad.yaml:1: defaults.path: unknown key"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse("bad.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error:\n%v\nwant it to contain:\n%s", err, tc.want)
+			}
+			var ce *config.Error
+			if !errors.As(err, &ce) || ce.File != "bad.yaml" {
+				t.Fatalf("not a *config.Error naming the file: %T", err)
+			}
+		})
+	}
+}
+
+func TestAllErrorsAtOnce(t *testing.T) {
+	_, err := config.Parse("bad.yaml", []byte("routes:\n  - path: /a\n    app: nope\n    idle_timeout: x\n  - path: b\n    app: echo\n"))
+	if err == nil || strings.Count(err.Error(), "\n") < 2 {
+		t.Fatalf("want three errors, got: %v", err)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	cases := map[string]int64{"1": 1, "1024": 1024, "64KiB": 64 << 10, "64k": 64 << 10, "32MiB": 32 << 20, "32m": 32 << 20,
+		"1GiB": 1 << 30, "1KB": 1000, "5MB": 5e6, "2 MiB": 2 << 20}
+	for in, want := range cases {
+		if got, err := config.ParseSize(in); err != nil || got != want {
+			t.Errorf("%q: %d %v, want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "x", "-1", "1.5MiB", "99999999999999999999", "9223372036854775807GiB", "3 furlongs"} {
+		if _, err := config.ParseSize(in); err == nil {
+			t.Errorf("%q accepted", in)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wsgate.yaml")
+	os.WriteFile(path, []byte("routes:\n  - path: /a\n    app: echo\n    origin_check: nope\n"), 0o600)
+	_, err := config.Load(path)
+	if err == nil || !strings.HasPrefix(err.Error(), path+":4: routes[0].origin_check:") {
+		t.Fatalf("%v", err)
+	}
+	if _, err := config.Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
+
+// FuzzParse feeds arbitrary text to the config parser: it must never panic,
+// and every error must be a *config.Error naming the file.
+func FuzzParse(f *testing.F) {
+	f.Add("routes:\n  - path: /a\n    app: echo\n")
+	f.Add(string(config.DefaultYAML()))
+	f.Add("listen:\n  - address: 127.0.0.1:1\n    tls: {cert: a, key: b}\ndefaults: &d {max_message_size: 1k}\nroutes:\n  - <<: *d\n    path: /x\n    app: chat\n")
+	f.Add("routes: [{path: /a, app: echo, trusted_proxies: [unix, 1.2.3.4/8], subprotocols: a}]")
+	f.Fuzz(func(t *testing.T, text string) {
+		cfg, err := config.Parse("fuzz.yaml", []byte(text))
+		if err != nil {
+			var ce *config.Error
+			if !errors.As(err, &ce) || ce.File != "fuzz.yaml" {
+				t.Fatalf("error without file: %T %v", err, err)
+			}
+			return
+		}
+		for _, r := range cfg.Routes {
+			if r.App == "" || !strings.HasPrefix(r.Path, "/") {
+				t.Fatalf("accepted route %+v", r)
+			}
+		}
+	})
+}

@@ -31,8 +31,10 @@ import (
 // are parsed, so its size costs nothing on idle connections.
 const readSize = 32 << 10
 
-// maxIovec bounds one writev call; longer batches loop.
-const maxIovec = 64
+// maxIovec bounds one writev call; longer batches loop. The iovec array
+// lives on the write callback's stack, not in the Transport, so an idle
+// connection does not carry it.
+const maxIovec = 16
 
 // Serve runs ws, already started on t, until the connection ends, then
 // closes the socket and releases ws. buffered holds bytes already read from
@@ -125,7 +127,6 @@ type Transport struct {
 	wbufs [][]byte
 	wn    int
 	werr  error
-	iov   [maxIovec]syscall.Iovec
 }
 
 // NewTransport wraps nc for a connection with the given options.
@@ -232,19 +233,20 @@ func (d *Transport) tryWriteBuffers(bufs [][]byte) (int, error) {
 
 // writeFD is the RawConn write callback: one writev, never waiting.
 func (d *Transport) writeFD(fd uintptr) bool {
+	var iov [maxIovec]syscall.Iovec
 	cnt := 0
 	for _, b := range d.wbufs {
 		if len(b) == 0 {
 			continue
 		}
-		d.iov[cnt].Base = &b[0]
-		d.iov[cnt].SetLen(len(b))
+		iov[cnt].Base = &b[0]
+		iov[cnt].SetLen(len(b))
 		cnt++
 	}
 	d.wn, d.werr = 0, nil
 	if cnt > 0 {
 		for {
-			r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&d.iov[0])), uintptr(cnt))
+			r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(cnt))
 			if e == syscall.EINTR {
 				continue
 			}
@@ -256,7 +258,6 @@ func (d *Transport) writeFD(fd uintptr) bool {
 			break
 		}
 	}
-	clear(d.iov[:cnt])
 	return true
 }
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every wsgate test. On a fresh Debian machine with Go, it first
-# installs the packages the tests use as real peers (with apt-get, through
-# sudo when not root).
+# installs the packages the tests use as real peers: Python's websockets and
+# headless Chromium (with apt-get, through sudo when not root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
+command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
   echo "test.sh: installing ${need[*]}"
   sudo=""

@@ -3,6 +3,8 @@ package websocket
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,7 +182,10 @@ func (c *Conn) sendClose(payload []byte, s CloseStatus, wait bool) error {
 	}
 	c.setStatus(s)
 	if wait && !c.stopped && c.closeTimer == nil {
-		c.closeTimer = time.AfterFunc(c.opts.CloseTimeout, func() { c.abort(errCloseTimeout) })
+		c.closeTimer = time.AfterFunc(c.opts.CloseTimeout, func() {
+			defer c.recoverTimer()
+			c.abort(errCloseTimeout)
+		})
 	}
 	c.mu.Unlock()
 	return c.send(OpClose, payload, kindClose)
@@ -311,6 +316,7 @@ func (c *Conn) tickInterval() time.Duration {
 // tick runs on the timer goroutine: it closes an idle connection and sends
 // keepalive pings.
 func (c *Conn) tick() {
+	defer c.recoverTimer()
 	now := time.Now()
 	if n := c.activity.Load(); n != c.seen {
 		c.seen, c.lastActive = n, now
@@ -329,4 +335,13 @@ func (c *Conn) tick() {
 		c.tickTimer.Reset(c.tickInterval())
 	}
 	c.mu.Unlock()
+}
+
+// recoverTimer keeps a panic on a timer goroutine from taking the process
+// down: it is logged and the connection is aborted.
+func (c *Conn) recoverTimer() {
+	if v := recover(); v != nil {
+		slog.Error("websocket: panic in a connection timer", "panic", v, "stack", string(debug.Stack()))
+		c.abort(errorString("websocket: timer panicked"))
+	}
 }

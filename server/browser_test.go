@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -16,18 +15,14 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// chromium returns the path of a Chromium to drive, failing when
-// WSGATE_REQUIRE_PEERS is set and it is missing, skipping otherwise.
+// chromium returns the path of a Chromium to drive.
 func chromium(t *testing.T) string {
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
 	}
-	if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
-		t.Fatal("chromium is required (apt-get install chromium)")
-	}
-	t.Skip("chromium not installed")
+	missingPeer(t, "chromium (Debian chromium)")
 	return ""
 }
 

@@ -118,9 +118,18 @@ func TestCoderPeer(t *testing.T) {
 	}
 }
 
+// missingPeer fails the test when WSGATE_REQUIRE_PEERS is set (as the
+// test script sets it, so CI never skips a peer) and skips it otherwise.
+func missingPeer(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
+		t.Fatalf("%s is required: run ./scripts/test.sh, which installs it", what)
+	}
+	t.Skipf("%s is not installed", what)
+}
+
 // python finds a Python 3 with the websockets package: Debian's
-// python3-websockets. Tests that need it fail when WSGATE_REQUIRE_PEERS is
-// set (as CI sets it) and skip otherwise.
+// python3-websockets.
 func python(t *testing.T) string {
 	t.Helper()
 	for _, p := range []string{"/usr/bin/python3", "python3"} {
@@ -130,10 +139,7 @@ func python(t *testing.T) string {
 			}
 		}
 	}
-	if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
-		t.Fatal("python3 with websockets is required (apt-get install python3-websockets)")
-	}
-	t.Skip("python3 with websockets not installed")
+	missingPeer(t, "python3 with websockets (Debian python3-websockets)")
 	return ""
 }
 

@@ -2,9 +2,17 @@ module github.com/wsgate/wsgate
 
 go 1.26
 
-require go.yaml.in/yaml/v3 v3.0.6
-
 require (
-	github.com/coder/websocket v1.8.15 // indirect
-	github.com/gorilla/websocket v1.5.3 // indirect
+	// Test peer only: a second, independent WebSocket implementation the
+	// tests talk to. Never imported by the product.
+	github.com/coder/websocket v1.8.15
+	// Test peer only, as above; also the peer in the deflate benchmarks.
+	github.com/gorilla/websocket v1.5.3
+	// permessage-deflate: faster than compress/flate at the same ratio, and
+	// the only flate with windows below 15 bits and a stateless encoder
+	// (measurements in docs/DEFLATE.md).
+	github.com/klauspost/compress v1.20.3
+	// The configuration file: its node tree keeps every key's line, so
+	// errors name file, line and key (see package config).
+	go.yaml.in/yaml/v3 v3.0.6
 )

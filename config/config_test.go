@@ -196,3 +196,52 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestDeflateConfig(t *testing.T) {
+	cfg, err := config.Parse("d.yaml", []byte(`
+defaults:
+  deflate: true
+routes:
+  - path: /a
+    app: echo
+  - path: /b
+    app: echo
+    deflate: false
+  - path: /c
+    app: echo
+    deflate:
+      server_context_takeover: on
+      client_context_takeover: off
+      server_max_window_bits: 10
+      client_max_window_bits: 9
+      threshold: 1KiB
+      level: 5
+  - path: /d
+    app: echo
+    deflate: {enabled: false, level: 3}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, c, d := cfg.Routes[0].Policy.Deflate, cfg.Routes[1].Policy.Deflate, cfg.Routes[2].Policy.Deflate, cfg.Routes[3].Policy.Deflate
+	if a == nil || a.ServerContextTakeover || !a.ClientContextTakeover {
+		t.Fatalf("defaults: %+v", a)
+	}
+	if b != nil || d != nil {
+		t.Fatalf("disabled routes: %+v %+v", b, d)
+	}
+	if !c.ServerContextTakeover || c.ClientContextTakeover || c.ServerMaxWindowBits != 10 || c.ClientMaxWindowBits != 9 || c.Threshold != 1024 || c.Level != 5 {
+		t.Fatalf("route c: %+v", c)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"deflate: {server_max_window_bits: 16}", "routes[0].deflate.server_max_window_bits: must be a window size in bits from 8 to 15"},
+		{"deflate: {level: 0}", "routes[0].deflate.level: must be a compression level from 1 to 9"},
+		{"deflate: {window: 9}", "routes[0].deflate.window: unknown key"},
+		{"deflate: sometimes", "routes[0].deflate: must be true or false"},
+	} {
+		_, err := config.Parse("d.yaml", []byte("routes:\n  - path: /a\n    app: echo\n    "+tc.yaml+"\n"))
+		if err == nil || !strings.Contains(err.Error(), "d.yaml:4: "+tc.want) {
+			t.Errorf("%s: %v", tc.yaml, err)
+		}
+	}
+}

@@ -439,6 +439,7 @@ func (p *parser) policy(n *yaml.Node, key string, base *policyNode, extra map[st
 			}
 			pol.MaxQueue = int(n)
 		}),
+		"deflate": mark("deflate", func(v *yaml.Node, k string) { pol.Deflate = p.deflate(v, k) }),
 		"slow_consumer": mark("slow_consumer", func(v *yaml.Node, k string) {
 			if s, ok := p.scalar(v, k); ok {
 				switch s {
@@ -457,6 +458,68 @@ func (p *parser) policy(n *yaml.Node, key string, base *policyNode, extra map[st
 	}
 	p.fields(n, key, handlers)
 	return out
+}
+
+// deflate reads a route's permessage-deflate settings: true or false for
+// the defaults or none, or a mapping.
+func (p *parser) deflate(n *yaml.Node, key string) *websocket.DeflatePolicy {
+	// Defaults when enabled: no context takeover on our side (nothing kept
+	// per connection), the client's context kept (its window, up to 32 KiB,
+	// is what it takes to decode a client that compresses well).
+	d := &websocket.DeflatePolicy{ClientContextTakeover: true}
+	if n.Kind == yaml.ScalarNode {
+		var on bool
+		p.boolean(n, key, &on)
+		if !on {
+			return nil
+		}
+		return d
+	}
+	bits := func(v *yaml.Node, k string, dst *int) {
+		if s, ok := p.scalar(v, k); ok {
+			b, err := strconv.Atoi(s)
+			if err != nil || b < 8 || b > 15 {
+				p.errorf(v, k, "must be a window size in bits from 8 to 15, not %q", s)
+				return
+			}
+			*dst = b
+		}
+	}
+	enabled := true
+	p.fields(n, key, map[string]func(*yaml.Node, string){
+		"enabled":                 func(v *yaml.Node, k string) { p.boolean(v, k, &enabled) },
+		"server_context_takeover": func(v *yaml.Node, k string) { p.boolean(v, k, &d.ServerContextTakeover) },
+		"client_context_takeover": func(v *yaml.Node, k string) { p.boolean(v, k, &d.ClientContextTakeover) },
+		"server_max_window_bits":  func(v *yaml.Node, k string) { bits(v, k, &d.ServerMaxWindowBits) },
+		"client_max_window_bits":  func(v *yaml.Node, k string) { bits(v, k, &d.ClientMaxWindowBits) },
+		"threshold": func(v *yaml.Node, k string) {
+			if s, ok := p.scalar(v, k); ok {
+				t, err := ParseSize(s)
+				if err != nil || t > math.MaxInt32 {
+					p.errorf(v, k, "must be a size in bytes, not %q", s)
+					return
+				}
+				d.Threshold = int(t)
+				if t == 0 {
+					d.Threshold = 1 // compress everything
+				}
+			}
+		},
+		"level": func(v *yaml.Node, k string) {
+			if s, ok := p.scalar(v, k); ok {
+				l, err := strconv.Atoi(s)
+				if err != nil || l < 1 || l > 9 {
+					p.errorf(v, k, "must be a compression level from 1 to 9, not %q", s)
+					return
+				}
+				d.Level = l
+			}
+		},
+	})
+	if !enabled {
+		return nil
+	}
+	return d
 }
 
 func (p *parser) routes(n *yaml.Node, key string, defaults *policyNode) []Route {

@@ -85,15 +85,29 @@ func (g *Gateway) Len() int {
 type Pending struct {
 	Conn *Conn
 	hs   *websocket.Handshake
+	// extensions is the negotiated Sec-WebSocket-Extensions answer.
+	extensions string
 }
 
 // AppendResponse appends the 101 response to dst.
 func (p *Pending) AppendResponse(dst []byte) []byte {
+	return websocket.AppendResponse(dst, p.hs, p.ResponseHeader())
+}
+
+// ResponseHeader is the header of the 101: what the application set, the
+// selected subprotocol and the negotiated extensions. Front doors that
+// write the 101 themselves (Apache) send exactly these.
+func (p *Pending) ResponseHeader() http.Header {
 	h := p.Conn.header
 	if p.Conn.proto != "" {
 		h.Set("Sec-WebSocket-Protocol", p.Conn.proto)
 	}
-	return websocket.AppendResponse(dst, p.hs, h)
+	if p.extensions != "" {
+		h.Set("Sec-WebSocket-Extensions", p.extensions)
+	} else {
+		h.Del("Sec-WebSocket-Extensions")
+	}
+	return h
 }
 
 // Start registers the connection and attaches its transport. The front
@@ -126,6 +140,18 @@ func (g *Gateway) Accept(route *Route, ur *websocket.UpgradeRequest, req *Reques
 		return nil, &websocket.HandshakeError{Status: http.StatusInternalServerError, Reason: "no application for route " + route.Path}
 	}
 	req.Version, req.Protocols, req.Origin = hs.Version, hs.Protocols, hs.Origin
+	opts := route.Policy.engineOptions(hs.Version)
+	var extensions string
+	if dp := route.Policy.Deflate; dp != nil {
+		d, resp, herr := websocket.NegotiateDeflate(ur.Header, *dp)
+		if herr != nil {
+			g.log.Info("websocket handshake refused", "route", route.Path, "peer", req.RemoteAddr, "status", herr.Status, "reason", herr.Reason)
+			return nil, herr
+		}
+		if d != nil {
+			opts.Deflate, extensions = d, resp
+		}
+	}
 	if ok, want := route.Policy.checkOrigin(hs.Origin, req); !ok {
 		g.log.Info("websocket origin refused", "route", route.Path, "peer", req.RemoteAddr, "origin", hs.Origin, "expected", want)
 		return nil, &websocket.HandshakeError{Status: http.StatusForbidden, Reason: "origin " + hs.Origin + " not allowed"}
@@ -135,7 +161,7 @@ func (g *Gateway) Accept(route *Route, ur *websocket.UpgradeRequest, req *Reques
 	}
 	c := &Conn{id: g.nextID.Add(1), req: req, route: route, gw: g, header: http.Header{}}
 	c.proto = selectSubprotocol(route.Policy.Subprotocols, hs.Protocols)
-	c.ws = websocket.NewConn((*connHandler)(c), route.Policy.engineOptions(hs.Version))
+	c.ws = websocket.NewConn((*connHandler)(c), opts)
 	g.register(c)
 
 	accepted := false
@@ -172,7 +198,7 @@ func (g *Gateway) Accept(route *Route, ur *websocket.UpgradeRequest, req *Reques
 			}
 		}
 	}
-	return &Pending{Conn: c, hs: hs}, nil
+	return &Pending{Conn: c, hs: hs, extensions: extensions}, nil
 }
 
 type panicError struct{ v any }

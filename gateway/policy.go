@@ -71,6 +71,8 @@ type Policy struct {
 	// MaxQueue bounds the bytes waiting to be written to one client.
 	MaxQueue     int
 	SlowConsumer websocket.SlowConsumerPolicy
+	// Deflate enables permessage-deflate (RFC 7692) on the route when set.
+	Deflate *websocket.DeflatePolicy
 }
 
 // Validate reports the first inconsistency in p.
@@ -102,6 +104,22 @@ func (p *Policy) Validate() error {
 	}
 	if p.MaxQueue < 0 {
 		errs = append(errs, errors.New("max_queue must be positive"))
+	}
+	if d := p.Deflate; d != nil {
+		for _, b := range []struct {
+			name string
+			v    int
+		}{{"server_max_window_bits", d.ServerMaxWindowBits}, {"client_max_window_bits", d.ClientMaxWindowBits}} {
+			if b.v != 0 && (b.v < 8 || b.v > 15) {
+				errs = append(errs, fmt.Errorf("deflate.%s must be from 8 to 15", b.name))
+			}
+		}
+		if d.Level < 0 || d.Level > 9 {
+			errs = append(errs, errors.New("deflate.level must be from 1 to 9"))
+		}
+		if d.Threshold < 0 {
+			errs = append(errs, errors.New("deflate.threshold must not be negative"))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -86,6 +86,10 @@ func TestDemoPageInChromium(t *testing.T) {
     $("echo-input").value = "hello from chromium";
     $("echo-form").requestSubmit();
     await until(() => $("echo-log").textContent.includes("< hello from chromium"), "echo");
+    const long = "compressible ".repeat(400);
+    $("echo-input").value = long;
+    $("echo-form").requestSubmit();
+    await until(() => $("echo-log").textContent.includes("< " + long), "compressed echo");
     await until(() => Number($("inc-counter").textContent) >= 5, "counter reaches 5");
     const before = Number($("inc-counter").textContent);
     $("inc-reset").click();
@@ -94,7 +98,7 @@ func TestDemoPageInChromium(t *testing.T) {
     $("chat-input").value = "hi from the browser";
     $("chat-form").requestSubmit();
     await until(() => $("chat-log").textContent.includes(name + ": hi from the browser"), "chat");
-    return {name, counterBefore: before, counterAfter: Number($("inc-counter").textContent), echo: $("echo-log").textContent};
+    return {name, counterBefore: before, counterAfter: Number($("inc-counter").textContent), echo: $("echo-log").textContent.slice(0, 60), extensions: $("echo-ext").textContent};
   })().then(resolve, reject);
 })`
 	type evalReply struct {
@@ -150,11 +154,15 @@ func TestDemoPageInChromium(t *testing.T) {
 		CounterBefore float64 `json:"counterBefore"`
 		CounterAfter  float64 `json:"counterAfter"`
 		Echo          string  `json:"echo"`
+		Extensions    string  `json:"extensions"`
 	}
 	if err := json.Unmarshal(reply.Result.Result.Value, &v); err != nil || v.Name == "" {
 		t.Fatalf("page returned %s (%v)", reply.Result.Result.Value, err)
 	}
-	t.Logf("browser: echo %q, counter %v -> %v, chat name %s", strings.TrimSpace(v.Echo), v.CounterBefore, v.CounterAfter, v.Name)
+	t.Logf("browser: echo %q, counter %v -> %v, chat name %s, extensions %q", strings.TrimSpace(v.Echo), v.CounterBefore, v.CounterAfter, v.Name, v.Extensions)
+	if !strings.HasPrefix(v.Extensions, "permessage-deflate") {
+		t.Errorf("the browser did not negotiate permessage-deflate on /echo: %q", v.Extensions)
+	}
 
 	listener.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, msg, err := listener.ReadMessage()

@@ -144,6 +144,7 @@ server:
 routes:
   - path: /echo
     app: echo
+    deflate: true
   - path: /dumb-increment
     app: dumb-increment
   - path: /chat

@@ -63,6 +63,7 @@ type Conn struct {
 	wk Waker
 
 	r reader // owned by the goroutine calling Feed
+	z *deflateState
 
 	// closing is set once a close frame is queued; the reader stops
 	// delivering messages then. It mirrors sendClosed for lock-free reads.
@@ -103,7 +104,11 @@ type Conn struct {
 // NewConn returns a connection that queues what is sent to it until Start.
 func NewConn(h Handler, opts Options) *Conn {
 	opts.setDefaults()
-	return &Conn{h: h, opts: opts, writing: true}
+	c := &Conn{h: h, opts: opts, writing: true}
+	if opts.Deflate != nil {
+		c.z = newDeflateState(*opts.Deflate)
+	}
+	return c
 }
 
 // Options returns the connection's options with defaults applied.
@@ -296,6 +301,9 @@ func (c *Conn) Release() {
 		q[i].release()
 	}
 	c.r.release()
+	if c.z != nil {
+		c.z.release()
+	}
 	c.h.OnClose(c, s)
 }
 

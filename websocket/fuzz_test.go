@@ -13,9 +13,9 @@ type feedResult struct {
 	failed bool
 }
 
-func runFeed(t *testing.T, data []byte, cuts []int) feedResult {
+func runFeed(t *testing.T, data []byte, cuts []int, d *Deflate) feedResult {
 	h := newHandler()
-	c := NewConn(h, Options{MaxMessageSize: 1 << 16})
+	c := NewConn(h, Options{MaxMessageSize: 1 << 16, Deflate: d})
 	tr := &nbRecorder{}
 	c.Start(tr)
 	var err error
@@ -48,21 +48,35 @@ func FuzzFeed(f *testing.F) {
 	for i, s := range seeds {
 		f.Add(s, uint16(i*3), uint16(len(s)/2))
 	}
+	f.Fuzz(func(t *testing.T, data []byte, a, b uint16) { splitInvariance(t, data, a, b, nil) })
+}
+
+// FuzzFeedDeflate is FuzzFeed on a connection that negotiated
+// permessage-deflate with context takeover, so RSV1 frames are inflated.
+func FuzzFeedDeflate(f *testing.F) {
+	cl := newClient(true, 15)
+	f.Add(compressedFrames(ws.OpText, cl.compress([]byte("hello hello hello")), 0), uint16(3), uint16(9))
+	f.Add(ws.Concat(compressedFrames(ws.OpBinary, cl.compress(make([]byte, 500)), 4), ws.Text("plain")), uint16(1), uint16(20))
+	f.Add(ws.Frame{Fin: true, RSV: 0x40, Op: ws.OpCont, Masked: true, Payload: []byte{1, 2}}.Bytes(), uint16(0), uint16(2))
 	f.Fuzz(func(t *testing.T, data []byte, a, b uint16) {
-		whole := runFeed(t, data, nil)
-		cuts := []int{int(a) % (len(data) + 1), int(b) % (len(data) + 1)}
-		slices.Sort(cuts)
-		split := runFeed(t, data, cuts)
-		if !slices.Equal(whole.msgs, split.msgs) {
-			t.Fatalf("messages differ: whole %v, split at %v %v", short(whole.msgs), cuts, short(split.msgs))
-		}
-		if whole.failed != split.failed || len(whole.out) != len(split.out) {
-			t.Fatalf("outcome differs: whole %v %v, split %v %v", whole.failed, whole.out, split.failed, split.out)
-		}
-		for i := range whole.out {
-			if whole.out[i].Op != split.out[i].Op || string(whole.out[i].Payload) != string(split.out[i].Payload) {
-				t.Fatalf("frame %d differs: %v vs %v", i, whole.out[i], split.out[i])
-			}
-		}
+		splitInvariance(t, data, a, b, &Deflate{ServerNoContextTakeover: true, ServerWindowBits: 15, ClientWindowBits: 15, Threshold: 1 << 30})
 	})
+}
+
+func splitInvariance(t *testing.T, data []byte, a, b uint16, d *Deflate) {
+	whole := runFeed(t, data, nil, d)
+	cuts := []int{int(a) % (len(data) + 1), int(b) % (len(data) + 1)}
+	slices.Sort(cuts)
+	split := runFeed(t, data, cuts, d)
+	if !slices.Equal(whole.msgs, split.msgs) {
+		t.Fatalf("messages differ: whole %v, split at %v %v", short(whole.msgs), cuts, short(split.msgs))
+	}
+	if whole.failed != split.failed || len(whole.out) != len(split.out) {
+		t.Fatalf("outcome differs: whole %v %v, split %v %v", whole.failed, whole.out, split.failed, split.out)
+	}
+	for i := range whole.out {
+		if whole.out[i].Op != split.out[i].Op || string(whole.out[i].Payload) != string(split.out[i].Payload) {
+			t.Fatalf("frame %d differs: %v vs %v", i, whole.out[i], split.out[i])
+		}
+	}
 }

@@ -58,6 +58,9 @@ type Options struct {
 	// KeepaliveInterval sends a ping after this long without a byte from the
 	// peer. Zero disables keepalive pings.
 	KeepaliveInterval time.Duration
+	// Deflate is the negotiated permessage-deflate, nil when the connection
+	// does not compress.
+	Deflate *Deflate
 }
 
 func (o *Options) setDefaults() {

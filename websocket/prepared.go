@@ -1,14 +1,27 @@
 package websocket
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // PreparedMessage is a message encoded once and sent to many connections,
 // as a broadcast does: every receiver queues a reference to the same frame
-// bytes instead of a copy.
+// bytes instead of a copy. For receivers that compress without context
+// takeover it is also compressed once per window size; receivers with
+// context takeover compress it themselves, as their own stream requires.
 type PreparedMessage struct {
-	typ   MessageType
-	frame *[]byte
-	refs  atomic.Int32
+	typ    MessageType
+	frame  *[]byte
+	hdrLen int
+	refs   atomic.Int32
+
+	mu sync.Mutex
+	// compressed frames by the receiver's window bits; done marks the ones
+	// computed (a nil frame then means compression does not pay).
+	zbuf  [16]*[]byte
+	zfr   [16][]byte
+	zdone [16]bool
 }
 
 // NewPreparedMessage encodes p as one frame. The caller holds one reference
@@ -18,7 +31,7 @@ func NewPreparedMessage(typ MessageType, p []byte) *PreparedMessage {
 	var hdr [maxHeaderSize]byte
 	n := putHeader(&hdr, true, 0, typ, len(p))
 	*buf = append(append(*buf, hdr[:n]...), p...)
-	pm := &PreparedMessage{typ: typ, frame: buf}
+	pm := &PreparedMessage{typ: typ, frame: buf, hdrLen: n}
 	pm.refs.Store(1)
 	return pm
 }
@@ -26,34 +39,44 @@ func NewPreparedMessage(typ MessageType, p []byte) *PreparedMessage {
 // Type returns the message type.
 func (pm *PreparedMessage) Type() MessageType { return pm.typ }
 
-// Release drops one reference; the frame's buffer goes back to the pool
-// with the last one.
+func (pm *PreparedMessage) payload() []byte { return (*pm.frame)[pm.hdrLen:] }
+
+// Release drops one reference; the buffers go back to the pool with the
+// last one.
 func (pm *PreparedMessage) Release() {
 	if pm.refs.Add(-1) == 0 {
 		putBuf(pm.frame)
 		pm.frame = nil
+		for i := range pm.zbuf {
+			putBuf(pm.zbuf[i])
+			pm.zbuf[i] = nil
+		}
 	}
+}
+
+// compressed returns the frame compressed for a receiver with the given
+// window, computing it on first use, or nil if it does not pay.
+func (pm *PreparedMessage) compressed(bits, level int) []byte {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	if !pm.zdone[bits] {
+		pm.zdone[bits] = true
+		pm.zbuf[bits], pm.zfr[bits] = compressOnce(pm.typ, pm.payload(), bits, level)
+	}
+	return pm.zfr[bits]
 }
 
 // SendPrepared queues a prepared message, under the same rules as Send.
 func (c *Conn) SendPrepared(pm *PreparedMessage) error {
-	frame := *pm.frame
-	size := len(frame)
-	c.mu.Lock()
-	if c.sendClosed {
-		c.mu.Unlock()
-		return ErrClosed
-	}
-	if !c.writing && c.nb != nil {
-		c.writing = true
-		c.mu.Unlock()
-		c.iov2[0] = frame
-		return c.writeInline(c.iov2[:1], size, pm)
-	}
-	if c.qBytes > 0 && c.qBytes+size > c.opts.MaxQueue {
-		c.mu.Unlock()
-		return c.queueFull(kindData)
+	if z := c.z; z != nil && len(pm.payload()) >= z.p.Threshold {
+		if !z.p.ServerNoContextTakeover {
+			return c.sendCompressed(pm.typ, pm.payload())
+		}
+		if frame := pm.compressed(z.p.ServerWindowBits, z.p.Level); frame != nil {
+			pm.refs.Add(1)
+			return c.sendFrame(frame, outItem{pm: pm})
+		}
 	}
 	pm.refs.Add(1)
-	return c.enqueueLocked(outItem{b: frame, pm: pm}, size)
+	return c.sendFrame(*pm.frame, outItem{pm: pm})
 }

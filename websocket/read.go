@@ -23,11 +23,12 @@ type reader struct {
 	maskPos   int
 
 	// The data message being reassembled; msgOp is 0 between messages.
-	msgOp  Opcode
-	msgLen int64
-	msg    *[]byte
-	direct []byte // a whole single-frame message still in the read buffer
-	utf8   utf8Validator
+	msgOp      Opcode
+	compressed bool // RSV1 on its first frame: permessage-deflate
+	msgLen     int64
+	msg        *[]byte
+	direct     []byte // a whole single-frame message still in the read buffer
+	utf8       utf8Validator
 
 	ctrl    [maxControlPayload]byte
 	ctrlLen int
@@ -130,8 +131,14 @@ func protocolError(reason string) *ProtocolError {
 func (c *Conn) beginFrame(h *frameHeader) *ProtocolError {
 	r := &c.r
 	switch {
-	case h.rsv != 0:
+	case h.rsv != 0 && (h.rsv != bitRSV1 || c.z == nil):
 		return protocolError("reserved bits set without a negotiated extension")
+	case h.rsv != 0 && h.op.IsControl():
+		return protocolError("RSV1 on a control frame")
+	case h.rsv != 0 && h.op == OpContinuation:
+		// RFC 7692 §6.1: only the first frame of a message says whether it
+		// is compressed.
+		return protocolError("RSV1 on a continuation frame")
 	case !h.op.known():
 		return protocolError("reserved opcode " + h.op.String())
 	case h.op.IsControl() && !h.fin:
@@ -163,6 +170,7 @@ func (c *Conn) beginFrame(h *frameHeader) *ProtocolError {
 		}
 		if h.op != OpContinuation {
 			r.msgOp = h.op
+			r.compressed = h.rsv == bitRSV1
 			r.utf8.reset()
 		}
 		r.msgLen += h.length
@@ -185,7 +193,7 @@ func (c *Conn) payload(chunk []byte, whole bool) *ProtocolError {
 		r.ctrlLen += copy(r.ctrl[r.ctrlLen:], chunk)
 		return nil
 	}
-	if r.msgOp == OpText && !r.utf8.write(chunk) {
+	if r.msgOp == OpText && !r.compressed && !r.utf8.write(chunk) {
 		return &ProtocolError{Code: StatusInvalidPayload, Reason: "invalid UTF-8 in text message"}
 	}
 	if whole && r.fin && r.op != OpContinuation {
@@ -225,6 +233,9 @@ func (c *Conn) endFrame() error {
 	if !r.fin {
 		return nil
 	}
+	if r.compressed {
+		return c.endCompressed()
+	}
 	if r.msgOp == OpText && !r.utf8.complete() {
 		return c.fail(&ProtocolError{Code: StatusInvalidPayload, Reason: "text message ends inside a UTF-8 sequence"})
 	}
@@ -239,6 +250,33 @@ func (c *Conn) endFrame() error {
 	}
 	putBuf(r.msg)
 	r.msg = nil
+	return nil
+}
+
+// endCompressed inflates a complete compressed message and delivers it.
+// The size limit applies to the inflated bytes; text is validated after
+// inflation.
+func (c *Conn) endCompressed() error {
+	r := &c.r
+	src := r.direct
+	if src == nil && r.msg != nil {
+		src = *r.msg
+	}
+	typ := r.msgOp
+	out, perr := c.z.inflate(src, c.opts.MaxMessageSize, c.opts.tooBigCode())
+	r.msgOp, r.msgLen, r.direct, r.compressed = 0, 0, nil, false
+	putBuf(r.msg)
+	r.msg = nil
+	if perr != nil {
+		return c.fail(perr)
+	}
+	defer putBuf(out)
+	if typ == OpText && !utf8.Valid(*out) {
+		return c.fail(&ProtocolError{Code: StatusInvalidPayload, Reason: "invalid UTF-8 in text message"})
+	}
+	if !c.closing.Load() {
+		c.h.OnMessage(c, typ, *out)
+	}
 	return nil
 }
 

@@ -91,6 +91,15 @@ type errorString string
 func (e errorString) Error() string { return string(e) }
 
 func (c *Conn) send(op Opcode, p []byte, kind sendKind) error {
+	if kind == kindData && c.z != nil && len(p) >= c.z.p.Threshold {
+		return c.sendCompressed(op, p)
+	}
+	return c.sendPlain(op, p, kind)
+}
+
+// sendPlain sends p uncompressed. p is the caller's: it is written in place
+// or copied, never kept.
+func (c *Conn) sendPlain(op Opcode, p []byte, kind sendKind) error {
 	size := frameSize(len(p))
 	c.mu.Lock()
 	if c.sendClosed {
@@ -106,7 +115,7 @@ func (c *Conn) send(op Opcode, p []byte, kind sendKind) error {
 		c.mu.Unlock()
 		n := putHeader(&c.whdr, true, 0, op, len(p))
 		c.iov2[0], c.iov2[1] = c.whdr[:n], p
-		return c.writeInline(c.iov2[:], size, nil)
+		return c.writeInline(c.iov2[:], size, outItem{})
 	}
 	if kind != kindClose && c.qBytes > 0 && c.qBytes+size > c.opts.MaxQueue {
 		c.mu.Unlock()
@@ -118,6 +127,58 @@ func (c *Conn) send(op Opcode, p []byte, kind sendKind) error {
 	n := putHeader(&hdr, true, 0, op, len(p))
 	*buf = append(append(*buf, hdr[:n]...), p...)
 	return c.enqueueLocked(outItem{b: *buf, buf: buf}, size)
+}
+
+// sendFrame sends a complete frame backed by own (a pooled buffer or a
+// prepared message), whose reference passes to the connection.
+func (c *Conn) sendFrame(frame []byte, own outItem) error {
+	size := len(frame)
+	c.mu.Lock()
+	if c.sendClosed {
+		c.mu.Unlock()
+		own.release()
+		return ErrClosed
+	}
+	if !c.writing && c.nb != nil {
+		c.writing = true
+		c.mu.Unlock()
+		c.iov2[0] = frame
+		return c.writeInline(c.iov2[:1], size, own)
+	}
+	if c.qBytes > 0 && c.qBytes+size > c.opts.MaxQueue {
+		c.mu.Unlock()
+		own.release()
+		return c.queueFull(kindData)
+	}
+	own.b = frame
+	return c.enqueueLocked(own, size)
+}
+
+// sendCompressed compresses and sends a data message. With context
+// takeover the compressor's lock is held until the frame is queued, so
+// frames reach the wire in the order they were compressed; a message that
+// is compressed and then not sent resets the context, since the peer never
+// saw what the compressor now remembers.
+func (c *Conn) sendCompressed(op Opcode, p []byte) error {
+	z := c.z
+	if z.p.ServerNoContextTakeover {
+		buf, frame := z.compressedFrame(op, p)
+		if buf == nil {
+			return c.sendPlain(op, p, kindData)
+		}
+		return c.sendFrame(frame, outItem{buf: buf})
+	}
+	z.zmu.Lock()
+	defer z.zmu.Unlock()
+	if z.closed || c.Closing() {
+		return ErrClosed
+	}
+	buf, frame := z.compressedFrame(op, p)
+	err := c.sendFrame(frame, outItem{buf: buf})
+	if err != nil {
+		z.resetContext()
+	}
+	return err
 }
 
 // enqueueLocked appends an item and makes sure someone will write it.
@@ -147,28 +208,27 @@ func (c *Conn) queueFull(kind sendKind) error {
 }
 
 // writeInline writes bufs from the calling goroutine, which holds the write
-// token, without blocking. What the socket does not take is copied to the
-// head of the queue and left to a writer goroutine. pm, if set, backs bufs.
-func (c *Conn) writeInline(bufs [][]byte, size int, pm *PreparedMessage) error {
+// token, without blocking. What the socket does not take goes to the head
+// of the queue for a writer goroutine: as a reference into own's buffer
+// when the frame is backed by one (own.buf or own.pm set), as a copy
+// otherwise, since bufs then belong to the caller.
+func (c *Conn) writeInline(bufs [][]byte, size int, own outItem) error {
 	n, err := c.nb.TryWriteBuffers(bufs)
-	if err != nil {
+	if err != nil || n == size {
 		c.iov2 = [2][]byte{}
-		c.abort(err)
-		c.releaseToken()
-		return ErrClosed
-	}
-	if n == size {
-		c.iov2 = [2][]byte{}
+		own.release()
+		if err != nil {
+			c.abort(err)
+			c.releaseToken()
+			return ErrClosed
+		}
 		c.releaseToken()
 		return nil
 	}
-	// Keep the unwritten rest. A prepared message is shared and immutable,
-	// so the queue can point into it; anything else belongs to the caller
-	// and is copied.
 	var it outItem
-	if pm != nil && len(bufs) == 1 {
-		pm.refs.Add(1)
-		it = outItem{b: bufs[0][n:], pm: pm}
+	if own.buf != nil || own.pm != nil {
+		it = own
+		it.b = bufs[0][n:]
 	} else {
 		buf := getBuf(size - n)
 		for _, b := range bufs {

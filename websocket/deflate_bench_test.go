@@ -1,0 +1,160 @@
+package websocket
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+
+	ws "github.com/wsgate/wsgate/internal/wstest"
+)
+
+// deflateCorpus is a stream of JSON-like messages; each op takes the next
+// one, so context takeover sees realistic history, not one message
+// repeated.
+func deflateCorpus(n, count int) [][]byte {
+	r := rand.New(rand.NewPCG(11, 13))
+	out := make([][]byte, count)
+	for i := range out {
+		out[i] = jsonish(r, n)
+	}
+	return out
+}
+
+var deflateModes = []struct {
+	name     string
+	takeover bool
+	bits     int
+}{{"stateless-15", false, 15}, {"stateless-9", false, 9}, {"takeover-15", true, 15}, {"takeover-9", true, 9}}
+
+// BenchmarkDeflateSend compresses and frames one message per op into a
+// transport that takes everything.
+func BenchmarkDeflateSend(b *testing.B) {
+	for _, m := range deflateModes {
+		for _, n := range []int{128, 1024, 16384} {
+			msgs := deflateCorpus(n, 256)
+			b.Run(fmt.Sprintf("%s/%d", m.name, n), func(b *testing.B) {
+				d := Deflate{ServerNoContextTakeover: !m.takeover, ServerWindowBits: m.bits, ClientWindowBits: 15, Threshold: 1, Level: 1}
+				c, _, _ := deflateConn(d, Options{})
+				c.nb = nil // measure compression, not the recorder
+				c.Start(discard{})
+				b.SetBytes(int64(n))
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if err := c.Send(TextMessage, msgs[i%len(msgs)]); err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkDeflateReceive parses and inflates one compressed message per
+// op, from a client with or without context takeover. The client's stream
+// is a fixed sequence of messages; when it runs out, a fresh connection
+// starts it again (outside the timer).
+func BenchmarkDeflateReceive(b *testing.B) {
+	for _, m := range deflateModes {
+		for _, n := range []int{128, 1024, 16384} {
+			msgs := deflateCorpus(n, 512)
+			cl := newClient(m.takeover, m.bits)
+			frames := make([][]byte, len(msgs))
+			for i, p := range msgs {
+				frames[i] = compressedFrames(ws.OpText, cl.compress(p), 0)
+			}
+			b.Run(fmt.Sprintf("%s/%d", m.name, n), func(b *testing.B) {
+				d := Deflate{ServerNoContextTakeover: true, ClientNoContextTakeover: !m.takeover, ServerWindowBits: 15, ClientWindowBits: m.bits, Threshold: 1 << 30}
+				var c *Conn
+				buf := make([]byte, 0, 2*n)
+				b.SetBytes(int64(n))
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if i%len(frames) == 0 {
+						b.StopTimer()
+						if c != nil {
+							c.Release()
+						}
+						c = NewConn(&nopHandler{}, Options{Deflate: &d})
+						c.Start(discard{})
+						b.StartTimer()
+					}
+					buf = append(buf[:0], frames[i%len(frames)]...)
+					if err := c.Feed(buf); err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+			})
+		}
+	}
+}
+
+// TestDeflateRetainedMemory measures what a connection keeps between
+// messages, by mode and window size, after it has sent and received
+// compressed messages. Run with -v to see the figures.
+func TestDeflateRetainedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures memory")
+	}
+	const conns = 64
+	msgs := deflateCorpus(2048, 3)
+	measure := func(d *Deflate, clientTakeover bool, cbits int) float64 {
+		var before, after runtime.MemStats
+		// Two collections empty the sync.Pools, so pooled inflaters and
+		// compressors are not counted against connections.
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		keep := make([]*Conn, conns)
+		for i := range keep {
+			c := NewConn(&nopHandler{}, Options{Deflate: d})
+			c.Start(discard{})
+			cl := newClient(clientTakeover, cbits)
+			for _, p := range msgs {
+				c.Send(TextMessage, p)
+				in := ws.Text(string(p))
+				if d != nil {
+					in = compressedFrames(ws.OpText, cl.compress(p), 0)
+				}
+				if err := c.Feed(in); err != nil {
+					t.Fatal(err)
+				}
+			}
+			keep[i] = c
+		}
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		per := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / conns / 1024
+		for _, c := range keep {
+			c.Release()
+		}
+		return per
+	}
+	base := measure(nil, false, 15)
+	t.Logf("%-40s %7.1f KiB per connection", "without deflate (baseline)", base)
+	for _, m := range []struct {
+		name           string
+		server, client bool
+		sbits, cbits   int
+		budgetKiB      float64 // what deflate may add
+	}{
+		{"no context takeover either way", false, false, 15, 15, 0.5},
+		{"client takeover, 15-bit window", false, true, 15, 15, 33},
+		{"client takeover, 12-bit window", false, true, 15, 12, 4.5},
+		{"client takeover, 9-bit window", false, true, 15, 9, 1},
+		{"server takeover, 15 bits (while active)", true, false, 15, 15, 1100},
+		{"server takeover, 9 bits (while active)", true, false, 9, 15, 1100},
+	} {
+		d := &Deflate{ServerNoContextTakeover: !m.server, ClientNoContextTakeover: !m.client, ServerWindowBits: m.sbits, ClientWindowBits: m.cbits, Threshold: 1, Level: 1}
+		added := measure(d, m.client, m.cbits) - base
+		t.Logf("%-40s %+7.1f KiB per connection", m.name, added)
+		if added > m.budgetKiB {
+			t.Errorf("%s: deflate adds %.1f KiB per connection, budget %.1f KiB", m.name, added, m.budgetKiB)
+		}
+	}
+}

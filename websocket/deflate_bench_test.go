@@ -1,10 +1,15 @@
 package websocket
 
 import (
+	"bytes"
+	stdflate "compress/flate"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"github.com/klauspost/compress/flate"
 
 	ws "github.com/wsgate/wsgate/internal/wstest"
 )
@@ -156,5 +161,67 @@ func TestDeflateRetainedMemory(t *testing.T) {
 		if added > m.budgetKiB {
 			t.Errorf("%s: deflate adds %.1f KiB per connection, budget %.1f KiB", m.name, added, m.budgetKiB)
 		}
+	}
+}
+
+// BenchmarkFlateLibraries is the measurement behind choosing
+// klauspost/compress over compress/flate (docs/DEFLATE.md): compressing a
+// stream of varying messages with a kept compressor (context takeover) and
+// statelessly, and inflating. The ratio metric is compressed/original.
+func BenchmarkFlateLibraries(b *testing.B) {
+	for _, n := range []int{128, 1024} {
+		msgs := deflateCorpus(n, 512)
+		var out bytes.Buffer
+		run := func(name string, w interface {
+			Write([]byte) (int, error)
+			Flush() error
+		}) {
+			b.Run(fmt.Sprintf("%s/%d", name, n), func(b *testing.B) {
+				total, i := 0, 0
+				b.ReportAllocs()
+				for b.Loop() {
+					out.Reset()
+					w.Write(msgs[i%len(msgs)])
+					w.Flush()
+					total += out.Len()
+					i++
+				}
+				b.ReportMetric(float64(total)/float64(i*n), "ratio")
+			})
+		}
+		kw, _ := flate.NewWriter(&out, 1)
+		run("klauspost-kept-L1", kw)
+		sw, _ := stdflate.NewWriter(&out, 1)
+		run("stdlib-kept-L1", sw)
+		b.Run(fmt.Sprintf("klauspost-stateless/%d", n), func(b *testing.B) {
+			total, i := 0, 0
+			b.ReportAllocs()
+			for b.Loop() {
+				out.Reset()
+				flate.StatelessDeflate(&out, msgs[i%len(msgs)], false, nil)
+				total += out.Len()
+				i++
+			}
+			b.ReportMetric(float64(total)/float64(i*n), "ratio")
+		})
+	}
+	big := deflateCorpus(16384, 1)[0]
+	var z bytes.Buffer
+	zw, _ := flate.NewWriter(&z, 1)
+	zw.Write(big)
+	zw.Flush()
+	comp := append(z.Bytes(), 1, 0, 0, 0xff, 0xff)
+	dst := make([]byte, len(big))
+	kr := flate.NewReader(nil)
+	sr := stdflate.NewReader(nil)
+	for name, r := range map[string]io.ReadCloser{"klauspost": kr, "stdlib": sr} {
+		b.Run("inflate-16384/"+name, func(b *testing.B) {
+			b.SetBytes(int64(len(big)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r.(stdflate.Resetter).Reset(bytes.NewReader(comp), nil)
+				io.ReadFull(r, dst)
+			}
+		})
 	}
 }

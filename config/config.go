@@ -13,10 +13,14 @@
 package config
 
 import (
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"time"
 
+	"github.com/wsgate/wsgate/backend/docroot"
+	"github.com/wsgate/wsgate/backend/program"
+	"github.com/wsgate/wsgate/backend/unix"
 	"github.com/wsgate/wsgate/gateway"
 )
 
@@ -28,6 +32,16 @@ type Config struct {
 	Log       Log
 	Server    Server
 	Routes    []Route
+	// Static serves directories of files over plain HTTP, such as the page
+	// of a chat producer.
+	Static []Static
+}
+
+// Static is a URL prefix served from a directory.
+type Static struct {
+	Path string
+	Dir  string
+	Line int
 }
 
 // Listener is one socket to accept connections on.
@@ -65,12 +79,29 @@ type Server struct {
 	Demo bool
 }
 
-// Route is one route as configured.
+// Route is one route as configured. Exactly one of App, Backend, Docroot
+// and Program is set: the route's application.
 type Route struct {
-	Path   string
-	App    string
-	Policy gateway.Policy
-	Line   int
+	Path    string
+	App     string
+	Backend *unix.Config
+	Docroot *docroot.Config
+	Program *program.Config
+	Policy  gateway.Policy
+	Line    int
+}
+
+// Kind names the route's kind of application, for logs.
+func (r *Route) Kind() string {
+	switch {
+	case r.Backend != nil:
+		return "backend"
+	case r.Docroot != nil:
+		return "docroot"
+	case r.Program != nil:
+		return "program"
+	}
+	return r.App
 }
 
 // Defaults for the daemon-wide settings.
@@ -84,15 +115,38 @@ const (
 func (c *Config) GatewayRoutes(log *slog.Logger) ([]*gateway.Route, error) {
 	var out []*gateway.Route
 	for _, r := range c.Routes {
-		info, ok := gateway.LookupApp(r.App)
-		if !ok {
-			return nil, &Error{File: c.File, Line: r.Line, Key: "app", Msg: "unknown application " + r.App}
+		h, key, err := r.handler()
+		if err != nil {
+			return nil, &Error{File: c.File, Line: r.Line, Key: key, Msg: err.Error()}
 		}
-		gr := &gateway.Route{Path: r.Path, App: r.App, Handler: info.New(), Policy: r.Policy}
+		gr := &gateway.Route{Path: r.Path, App: r.Kind(), Handler: h, Policy: r.Policy}
 		if err := gateway.ProvisionApp(gr, log); err != nil {
-			return nil, &Error{File: c.File, Line: r.Line, Key: "app", Msg: err.Error()}
+			return nil, &Error{File: c.File, Line: r.Line, Key: key, Msg: err.Error()}
 		}
 		out = append(out, gr)
 	}
 	return out, nil
+}
+
+// handler builds the route's application and names the key it came from.
+func (r *Route) handler() (gateway.Handler, string, error) {
+	switch {
+	case r.Backend != nil && r.Backend.Raw != nil:
+		h, err := unix.NewRaw(*r.Backend)
+		return h, "backend", err
+	case r.Backend != nil:
+		h, err := unix.New(*r.Backend)
+		return h, "backend", err
+	case r.Docroot != nil:
+		h, err := docroot.New(*r.Docroot)
+		return h, "docroot", err
+	case r.Program != nil:
+		h, err := program.New(*r.Program)
+		return h, "program", err
+	}
+	info, ok := gateway.LookupApp(r.App)
+	if !ok {
+		return nil, "app", fmt.Errorf("unknown application %s", r.App)
+	}
+	return info.New(), "app", nil
 }

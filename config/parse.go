@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -16,6 +17,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/wsgate/wsgate/backend/docroot"
+	"github.com/wsgate/wsgate/backend/program"
+	"github.com/wsgate/wsgate/backend/unix"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/websocket"
 )
@@ -57,6 +61,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		"server":   func(v *yaml.Node, key string) { p.server(v, key, &cfg.Server) },
 		"defaults": func(v *yaml.Node, key string) { defaults = p.policy(v, key, nil, nil) },
 		"routes":   func(v *yaml.Node, key string) { routes = v },
+		"static":   func(v *yaml.Node, key string) { cfg.Static = p.static(v, key) },
 	})
 	if routes != nil {
 		cfg.Routes = p.routes(routes, "routes", &defaults)
@@ -535,7 +540,10 @@ func (p *parser) routes(n *yaml.Node, key string, defaults *policyNode) []Route 
 		r := Route{Line: item.Line}
 		var pathNode *yaml.Node
 		pn := p.policy(item, k, defaults, map[string]func(*yaml.Node, string){
-			"path": func(v *yaml.Node, kk string) { pathNode = v; p.str(v, kk, &r.Path) },
+			"backend": func(v *yaml.Node, kk string) { r.Backend = p.backend(v, kk) },
+			"docroot": func(v *yaml.Node, kk string) { r.Docroot = p.docroot(v, kk) },
+			"program": func(v *yaml.Node, kk string) { r.Program = p.program(v, kk) },
+			"path":    func(v *yaml.Node, kk string) { pathNode = v; p.str(v, kk, &r.Path) },
 			"app": func(v *yaml.Node, kk string) {
 				p.str(v, kk, &r.App)
 				if r.App != "" {
@@ -560,8 +568,17 @@ func (p *parser) routes(n *yaml.Node, key string, defaults *policyNode) []Route 
 			}
 			paths[r.Path] = i
 		}
-		if r.App == "" {
-			p.errorf(item, k+".app", "route has no application: set app to one of %s", strings.Join(gateway.AppNames(), ", "))
+		kinds := 0
+		for _, set := range []bool{r.App != "", r.Backend != nil, r.Docroot != nil, r.Program != nil} {
+			if set {
+				kinds++
+			}
+		}
+		switch {
+		case kinds == 0 && !p.hasKey(item, "backend", "docroot", "program"):
+			p.errorf(item, k+".app", "route has no application: set app (one of %s), backend, docroot or program", strings.Join(gateway.AppNames(), ", "))
+		case kinds > 1:
+			p.errorf(item, k, "set only one of app, backend, docroot and program")
 		}
 		if err := r.Policy.Validate(); err != nil {
 			for _, e := range splitJoined(err) {
@@ -571,6 +588,237 @@ func (p *parser) routes(n *yaml.Node, key string, defaults *policyNode) []Route 
 		out = append(out, r)
 	}
 	return out
+}
+
+// static reads the static file directories.
+func (p *parser) static(n *yaml.Node, key string) []Static {
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, key, "must be a list of {path, dir}")
+		return nil
+	}
+	var out []Static
+	for i, item := range n.Content {
+		item = resolve(item)
+		k := fmt.Sprintf("%s[%d]", key, i)
+		st := Static{Line: item.Line}
+		p.fields(item, k, map[string]func(*yaml.Node, string){
+			"path": func(v *yaml.Node, kk string) { p.str(v, kk, &st.Path) },
+			"dir":  func(v *yaml.Node, kk string) { p.str(v, kk, &st.Dir) },
+		})
+		switch {
+		case !strings.HasPrefix(st.Path, "/") || !strings.HasSuffix(st.Path, "/"):
+			p.errorf(item, k+".path", "must start and end with /, not %q", st.Path)
+		case st.Dir == "":
+			p.errorf(item, k+".dir", "needs the directory to serve")
+		default:
+			if fi, err := os.Stat(st.Dir); err != nil || !fi.IsDir() {
+				p.errorf(item, k+".dir", "%s is not a directory", st.Dir)
+			}
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// hasKey reports whether mapping n has one of the keys (set but perhaps
+// invalid, in which case its own error has been reported).
+func (p *parser) hasKey(n *yaml.Node, keys ...string) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		for _, k := range keys {
+			if n.Content[i].Value == k {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// producerKeys are the handlers for the keys that describe how to speak
+// to a producer, shared by backend and docroot. finish checks what can only
+// be checked once the whole mapping is read.
+func (p *parser) producerKeys(dst *unix.Config) (keys map[string]func(*yaml.Node, string), finish func()) {
+	var raw unix.RawConfig
+	var rawOnly []*yaml.Node // delimiter and message_type, which need protocol: raw
+	var rawOnlyKeys []string
+	finish = func() {
+		if dst.Raw == nil {
+			for i, n := range rawOnly {
+				p.errorf(n, rawOnlyKeys[i], "only applies with protocol: raw")
+			}
+		}
+	}
+	return map[string]func(*yaml.Node, string){
+		"mode": func(v *yaml.Node, k string) {
+			if s, ok := p.scalar(v, k); ok {
+				switch s {
+				case "mux":
+					dst.Mode = unix.Mux
+				case "per-client":
+					dst.Mode = unix.PerClient
+				default:
+					p.errorf(v, k, "must be mux or per-client, not %q", s)
+				}
+			}
+		},
+		"connections":  func(v *yaml.Node, k string) { p.integer(v, k, 1, 1024, &dst.Connections) },
+		"open_timeout": func(v *yaml.Node, k string) { p.duration(v, k, &dst.OpenTimeout) },
+		"headers": func(v *yaml.Node, k string) {
+			hs, _ := p.list(v, k)
+			dst.Headers = append([]string{}, hs...)
+		},
+		"queue": func(v *yaml.Node, k string) {
+			var n int64
+			p.size(v, k, &n)
+			if n > math.MaxInt32 {
+				p.errorf(v, k, "must be at most 2GiB")
+				return
+			}
+			dst.QueueBytes = int(n)
+		},
+		"protocol": func(v *yaml.Node, k string) {
+			if s, ok := p.scalar(v, k); ok {
+				switch s {
+				case "framed":
+					dst.Raw = nil
+				case "raw":
+					dst.Raw = &raw
+					dst.Mode = unix.PerClient
+				default:
+					p.errorf(v, k, "must be framed or raw, not %q", s)
+				}
+			}
+		},
+		"delimiter": func(v *yaml.Node, k string) {
+			if s, ok := p.scalar(v, k); ok {
+				switch s {
+				case "none":
+					raw.Split = false
+				case "newline":
+					raw.Split, raw.Delimiter = true, '\n'
+				case "nul":
+					raw.Split, raw.Delimiter = true, 0
+				default:
+					p.errorf(v, k, "must be none, newline or nul, not %q", s)
+				}
+				rawOnly, rawOnlyKeys = append(rawOnly, v), append(rawOnlyKeys, k)
+			}
+		},
+		"message_type": func(v *yaml.Node, k string) {
+			if s, ok := p.scalar(v, k); ok {
+				switch s {
+				case "text":
+					raw.Binary = false
+				case "binary":
+					raw.Binary = true
+				default:
+					p.errorf(v, k, "must be text or binary, not %q", s)
+				}
+				rawOnly, rawOnlyKeys = append(rawOnly, v), append(rawOnlyKeys, k)
+			}
+		},
+	}, finish
+}
+
+func (p *parser) integer(n *yaml.Node, key string, lo, hi int, dst *int) {
+	if s, ok := p.scalar(n, key); ok {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < lo || v > hi {
+			p.errorf(n, key, "must be a number from %d to %d, not %q", lo, hi, s)
+			return
+		}
+		*dst = v
+	}
+}
+
+// backend reads a route's producer.
+func (p *parser) backend(n *yaml.Node, key string) *unix.Config {
+	c := &unix.Config{}
+	keys, finish := p.producerKeys(c)
+	keys["socket"] = func(v *yaml.Node, k string) { c.Network = "unix"; p.str(v, k, &c.Address) }
+	keys["address"] = func(v *yaml.Node, k string) {
+		c.Network = "tcp"
+		p.str(v, k, &c.Address)
+		if _, _, err := net.SplitHostPort(c.Address); err != nil {
+			p.errorf(v, k, "must be host:port, such as 127.0.0.1:9000 (%v)", err)
+		}
+	}
+	p.fields(n, key, keys)
+	finish()
+	if c.Address == "" && n.Kind == yaml.MappingNode {
+		p.errorf(n, key, "needs socket (a UNIX socket path) or address (host:port)")
+	}
+	if c.Raw != nil && c.Mode == unix.Mux && p.hasKey(n, "mode") {
+		p.errorf(n, key+".mode", "protocol: raw needs mode: per-client")
+	}
+	return c
+}
+
+// docroot reads a route's socket docroot.
+func (p *parser) docroot(n *yaml.Node, key string) *docroot.Config {
+	c := &docroot.Config{}
+	keys, finish := p.producerKeys(&c.Producer)
+	keys["root"] = func(v *yaml.Node, k string) { p.str(v, k, &c.Root) }
+	glob := func(dst *[]string) func(*yaml.Node, string) {
+		return func(v *yaml.Node, k string) {
+			vals, nodes := p.list(v, k)
+			for i, g := range vals {
+				if _, err := path.Match(g, ""); err != nil {
+					p.errorf(nodes[i], fmt.Sprintf("%s[%d]", k, i), "bad glob %q: %v", g, err)
+				}
+			}
+			*dst = vals
+		}
+	}
+	keys["allow"] = glob(&c.Allow)
+	keys["deny"] = glob(&c.Deny)
+	p.fields(n, key, keys)
+	finish()
+	if c.Root == "" && n.Kind == yaml.MappingNode {
+		p.errorf(n, key+".root", "needs the directory of sockets")
+	}
+	return c
+}
+
+// program reads a route's program backend.
+func (p *parser) program(n *yaml.Node, key string) *program.Config {
+	c := &program.Config{}
+	p.fields(n, key, map[string]func(*yaml.Node, string){
+		"command": func(v *yaml.Node, k string) {
+			if v.Kind == yaml.ScalarNode {
+				c.Command = strings.Fields(v.Value)
+				return
+			}
+			c.Command, _ = p.list(v, k)
+		},
+		"dir": func(v *yaml.Node, k string) { p.str(v, k, &c.Dir) },
+		"env": func(v *yaml.Node, k string) {
+			if v.Kind != yaml.MappingNode {
+				p.errorf(v, k, "must be a mapping of NAME: value")
+				return
+			}
+			for i := 0; i+1 < len(v.Content); i += 2 {
+				c.Env = append(c.Env, v.Content[i].Value+"="+v.Content[i+1].Value)
+			}
+		},
+		"mode": func(v *yaml.Node, k string) {
+			if s, ok := p.scalar(v, k); ok {
+				switch s {
+				case "line":
+					c.Binary = false
+				case "binary":
+					c.Binary = true
+				default:
+					p.errorf(v, k, "must be line or binary, not %q", s)
+				}
+			}
+		},
+		"max_processes": func(v *yaml.Node, k string) { p.integer(v, k, 1, 1<<20, &c.MaxProcesses) },
+		"kill_grace":    func(v *yaml.Node, k string) { p.duration(v, k, &c.KillGrace) },
+	})
+	if len(c.Command) == 0 && n.Kind == yaml.MappingNode {
+		p.errorf(n, key+".command", "needs the program to run")
+	}
+	return c
 }
 
 func splitJoined(err error) []error {

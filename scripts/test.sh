@@ -26,3 +26,6 @@ fi
 go vet ./...
 (cd bench && go vet ./...)
 go test -race -count=1 -timeout 15m ./...
+# The Python producer SDK's own tests (it is also tested through the
+# gateway by the Go tests above).
+(cd sdk/python && /usr/bin/python3 -m unittest discover -s tests -t . -q)

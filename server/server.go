@@ -66,10 +66,24 @@ func (s *Server) Gateway() *gateway.Gateway { return s.gw }
 // fallback serves what is not a WebSocket upgrade: the demo page at /, 426
 // on a route's path, 404 elsewhere.
 func (s *Server) fallback() http.Handler {
+	type dir struct {
+		prefix string
+		h      http.Handler
+	}
+	var dirs []dir
+	for _, st := range s.cfg.Static {
+		dirs = append(dirs, dir{st.Path, http.StripPrefix(st.Path, http.FileServer(http.Dir(st.Dir)))})
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.Server.Demo && r.URL.Path == "/" {
 			serveDemo(w, r, s.gw)
 			return
+		}
+		for _, d := range dirs {
+			if strings.HasPrefix(r.URL.Path, d.prefix) {
+				d.h.ServeHTTP(w, r)
+				return
+			}
 		}
 		if s.gw.Route(r.URL.Path) != nil {
 			w.Header().Set("Upgrade", "websocket")

@@ -1,0 +1,80 @@
+import os
+import queue
+import tempfile
+import threading
+import unittest
+
+from wsgate_producer import ACCEPT, CLOSE, IO, Server
+from wsgate_producer import protocol as p
+
+from .gateway import FakeGateway
+
+
+class BlockingTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.path = os.path.join(self.dir.name, "p.sock")
+        self.server = Server(self.path, max_clients=2)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def tearDown(self):
+        self.stop.set()
+        self.server.close()
+        self.dir.cleanup()
+
+    def loop(self):
+        while not self.stop.is_set():
+            try:
+                ev = self.server.dequeue(timeout=0.05)
+            except queue.Empty:
+                continue
+            if ev.type == ACCEPT:
+                if ev.client.query == "refuse":
+                    ev.refuse(401, "no")
+                elif "v2" in ev.client.protocols:
+                    ev.accept("v2", {"X-Py": "1"})
+            elif ev.type == IO:
+                data = ev.read()
+                if data == "join":
+                    ev.client.join("r")
+                    ev.respond("joined")
+                elif data == "bye":
+                    ev.client.close(4000, "py")
+                else:
+                    ev.respond(data)
+
+    def test_modes(self):
+        for mode in (p.MODE_MUX, p.MODE_PER_CLIENT):
+            with self.subTest(mode=mode):
+                g = FakeGateway(self.path, mode)
+                g.send(p.open_frame(1, protocols=["v1", "v2"]))
+                f = g.read()
+                self.assertEqual((f.type, f.conn, f.subprotocol, f.headers), (p.ACCEPT, 1, "v2", [("X-Py", "1")]))
+                g.send(p.message(1, b"\x00bin"))
+                f = g.read()
+                self.assertEqual((f.type, f.conn, f.data()), (p.SEND, 1, b"\x00bin"))
+                g.send(p.message(1, "join"))
+                self.assertEqual(g.read().type, p.JOIN)
+                self.assertEqual(g.read().data(), "joined")
+                g.send(p.message(1, "bye"))
+                f = g.read()
+                self.assertEqual((f.type, f.code, f.reason), (p.CLOSE, 4000, "py"))
+                g.send(p.closed(1, 4000))
+                g.send(p.open_frame(2, query="refuse"))
+                f = g.read()
+                self.assertEqual((f.type, f.conn, f.status), (p.REFUSE, 2, 401))
+                g.close()
+
+    def test_max_clients(self):
+        g = FakeGateway(self.path)
+        for conn in (1, 2, 3):
+            g.send(p.open_frame(conn))
+        answers = {g.read().type for _ in range(3)}
+        self.assertEqual(answers, {p.ACCEPT, p.REFUSE})
+        g.close()
+
+
+if __name__ == "__main__":
+    unittest.main()

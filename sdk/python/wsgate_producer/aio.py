@@ -1,0 +1,186 @@
+"""The asyncio API: subclass Handler and serve it."""
+import asyncio
+import os
+
+from . import protocol as p
+from .blocking import _remove_stale
+
+
+class Refused(Exception):
+    """Raise from on_open to refuse a client with an HTTP status."""
+
+    def __init__(self, status=403, reason=""):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class Accept:
+    """What on_open may return to accept with a subprotocol or headers."""
+
+    def __init__(self, subprotocol="", headers=None):
+        self.subprotocol = subprotocol
+        self.headers = headers or {}
+
+
+class Client:
+    def __init__(self, link, f):
+        self._link = link
+        self.id = f.conn
+        self.path = f.path
+        self.query = f.query
+        self.host = f.host
+        self.remote = f.remote
+        self.tls = f.tls
+        self.protocols = list(f.protocols)
+        self.headers = dict(f.headers)
+        self.route = link.route
+        self.closed = False
+        self.state = None
+
+    async def send(self, data):
+        if self.closed:
+            raise ConnectionError("client closed")
+        await self._link.write(p.send(self.id, data))
+
+    async def close(self, code=1000, reason=""):
+        await self._link.write(p.close(self.id, code, reason))
+
+    async def join(self, room):
+        await self._link.write(p.join(self.id, room))
+
+    async def leave(self, room):
+        await self._link.write(p.leave(self.id, room))
+
+    async def broadcast(self, data, except_self=False):
+        await self._link.write(p.broadcast(data, self.id if except_self else 0))
+
+    async def send_room(self, room, data, except_self=False):
+        await self._link.write(p.room(room, data, self.id if except_self else 0))
+
+
+class Handler:
+    """Override what you need. Calls for the clients of one gateway
+    connection run in order; on_open runs as its own task."""
+
+    async def on_open(self, client):
+        """Return None or an Accept to accept; raise Refused to refuse."""
+        return None
+
+    async def on_message(self, client, data):
+        pass
+
+    async def on_close(self, client, code, reason):
+        pass
+
+
+class _Link:
+    def __init__(self, server, reader, writer):
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.route = None
+        self.clients = {}
+        self.lock = asyncio.Lock()
+
+    async def write(self, frame):
+        async with self.lock:
+            self.writer.write(frame)
+            await self.writer.drain()
+
+    async def read_frame(self, max_size):
+        try:
+            head = await self.reader.readexactly(4)
+            n = int.from_bytes(head, "big")
+            if n < 1 or n > max_size:
+                raise p.ProtocolError("bad frame length %d" % n)
+            return p.decode(await self.reader.readexactly(n))
+        except asyncio.IncompleteReadError:
+            raise EOFError
+
+    async def open(self, c):
+        h = self.server.handler
+        try:
+            if self.server.max_clients and self.server.count > self.server.max_clients:
+                raise Refused(503, "too many clients")
+            acc = await h.on_open(c) or Accept()
+        except Refused as e:
+            self.clients.pop(c.id, None)
+            self.server.count -= 1
+            c.closed = True
+            await self.write(p.refuse(c.id, e.status, e.reason))
+            return
+        except Exception as e:  # a bug in on_open refuses the client
+            self.clients.pop(c.id, None)
+            self.server.count -= 1
+            c.closed = True
+            await self.write(p.refuse(c.id, 500, repr(e)))
+            return
+        await self.write(p.accept(c.id, acc.subprotocol, acc.headers.items()))
+
+    async def run(self):
+        h = self.server.handler
+        tasks = set()
+        try:
+            hello = await self.read_frame(1 << 16)
+            if hello.type != p.HELLO:
+                return
+            self.route = hello.route
+            await self.write(p.hello_reply())
+            while True:
+                f = await self.read_frame(self.server.max_frame)
+                if f.type == p.OPEN:
+                    c = Client(self, f)
+                    self.clients[c.id] = c
+                    self.server.count += 1
+                    t = asyncio.ensure_future(self.open(c))
+                    tasks.add(t)
+                    t.add_done_callback(tasks.discard)
+                elif f.type == p.MESSAGE:
+                    c = self.clients.get(f.conn)
+                    if c is not None:
+                        await h.on_message(c, f.data())
+                elif f.type == p.CLOSED:
+                    c = self.clients.pop(f.conn, None)
+                    if c is not None:
+                        c.closed = True
+                        self.server.count -= 1
+                        await h.on_close(c, f.code, f.reason)
+        except (EOFError, OSError, p.ProtocolError):
+            pass
+        finally:
+            self.writer.close()
+            for c in list(self.clients.values()):
+                c.closed = True
+                self.server.count -= 1
+                await h.on_close(c, 1006, "gateway connection lost")
+            self.clients.clear()
+
+
+class _Server:
+    def __init__(self, handler, max_clients, max_frame):
+        self.handler = handler
+        self.max_clients = max_clients
+        self.max_frame = max_frame
+        self.count = 0
+
+    async def connected(self, reader, writer):
+        await _Link(self, reader, writer).run()
+
+
+async def start(address, handler, max_clients=0, mode=0o777, max_frame=64 << 20):
+    """Start serving; returns the asyncio server."""
+    s = _Server(handler, max_clients, max_frame)
+    if isinstance(address, tuple):
+        return await asyncio.start_server(s.connected, address[0], address[1])
+    _remove_stale(address)
+    srv = await asyncio.start_unix_server(s.connected, path=address)
+    os.chmod(address, mode)
+    return srv
+
+
+async def serve(address, handler, max_clients=0, mode=0o777):
+    """Serve until cancelled."""
+    srv = await start(address, handler, max_clients, mode)
+    async with srv:
+        await srv.serve_forever()

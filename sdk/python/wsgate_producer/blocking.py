@@ -1,0 +1,240 @@
+"""The blocking API, in the spirit of apache-ws's producer library:
+Server(path).dequeue() returns Accept, IO and Close events."""
+import os
+import queue
+import socket
+import stat
+import threading
+
+from . import protocol as p
+
+ACCEPT = "accept"
+IO = "io"
+CLOSE = "close"
+
+
+class Client:
+    """One WebSocket client, as the gateway described it."""
+
+    def __init__(self, link, f):
+        self._link = link
+        self.id = f.conn
+        self.path = f.path
+        self.query = f.query
+        self.host = f.host
+        self.remote = f.remote
+        self.tls = f.tls
+        self.protocols = list(f.protocols)
+        self.headers = dict(f.headers)
+        self.route = link.route
+        self.closed = False
+        self.state = None
+
+    def send(self, data):
+        """Send a message: str as text, bytes as binary."""
+        if self.closed:
+            raise ConnectionError("client closed")
+        self._link.write(p.send(self.id, data))
+
+    def close(self, code=1000, reason=""):
+        self._link.write(p.close(self.id, code, reason))
+
+    def join(self, room):
+        self._link.write(p.join(self.id, room))
+
+    def leave(self, room):
+        self._link.write(p.leave(self.id, room))
+
+    def broadcast(self, data, except_self=False):
+        """Send to every client of this client's route."""
+        self._link.write(p.broadcast(data, self.id if except_self else 0))
+
+    def send_room(self, room, data, except_self=False):
+        self._link.write(p.room(room, data, self.id if except_self else 0))
+
+
+class Event:
+    """An Accept, IO or Close event."""
+
+    def __init__(self, type, client, data=None, code=None, reason=None):
+        self.type = type
+        self.client = client
+        self._data = data
+        self.code = code
+        self.reason = reason
+        self._decided = type != ACCEPT
+
+    def read(self):
+        """The message of an IO event: str for text, bytes for binary."""
+        return self._data
+
+    def respond(self, data):
+        """Send a message back to the event's client."""
+        self.client.send(data)
+
+    def accept(self, subprotocol="", headers=None):
+        """Accept an Accept event's client (done for you by the next
+        dequeue() when you do not decide)."""
+        if self._decided:
+            return
+        self._decided = True
+        self.client._link.write(p.accept(self.client.id, subprotocol, (headers or {}).items()))
+
+    def refuse(self, status=403, reason=""):
+        """Refuse an Accept event's client with an HTTP status."""
+        if self._decided:
+            return
+        self._decided = True
+        self.client.closed = True
+        self.client._link.forget(self.client.id)
+        self.client._link.write(p.refuse(self.client.id, status, reason))
+
+
+class _Link:
+    """One connection from the gateway, read by its own thread."""
+
+    def __init__(self, server, sock):
+        self.server = server
+        self.sock = sock
+        self.route = None
+        self.lock = threading.Lock()
+        self.clients = {}
+        self.alive = True
+
+    def write(self, frame):
+        with self.lock:
+            if not self.alive:
+                raise ConnectionError("gateway connection closed")
+            self.sock.sendall(frame)
+
+    def forget(self, conn):
+        self.clients.pop(conn, None)
+
+    def read_exactly(self, n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return bytes(buf)
+
+    def run(self):
+        try:
+            hello = p.read_frame(self.read_exactly)
+            if hello.type != p.HELLO:
+                return
+            self.route = hello.route
+            self.write(p.hello_reply())
+            while True:
+                f = p.read_frame(self.read_exactly, self.server.max_frame)
+                if f.type == p.OPEN:
+                    c = Client(self, f)
+                    self.clients[c.id] = c
+                    if self.server.max_clients and self.server.client_count() > self.server.max_clients:
+                        self.forget(c.id)
+                        self.write(p.refuse(c.id, 503, "too many clients"))
+                        continue
+                    self.server._events.put(Event(ACCEPT, c))
+                elif f.type == p.MESSAGE:
+                    c = self.clients.get(f.conn)
+                    if c is not None:
+                        self.server._events.put(Event(IO, c, data=f.data()))
+                elif f.type == p.CLOSED:
+                    c = self.clients.pop(f.conn, None)
+                    if c is not None:
+                        c.closed = True
+                        self.server._events.put(Event(CLOSE, c, code=f.code, reason=f.reason))
+        except (EOFError, OSError, p.ProtocolError):
+            pass
+        finally:
+            with self.lock:
+                self.alive = False
+            self.sock.close()
+            for c in list(self.clients.values()):
+                c.closed = True
+                self.server._events.put(Event(CLOSE, c, code=1006, reason="gateway connection lost"))
+            self.clients.clear()
+            self.server._drop(self)
+
+
+class Server:
+    """Listens on a UNIX socket (or a (host, port) on loopback) for the
+    gateway's connections, and turns what they carry into events."""
+
+    def __init__(self, address, max_clients=0, mode=0o777, max_frame=64 << 20):
+        self.max_clients = max_clients
+        self.max_frame = max_frame
+        self._events = queue.Queue()
+        self._links = set()
+        self._lock = threading.Lock()
+        self._last = None
+        if isinstance(address, tuple):
+            self.sock = socket.create_server(address)
+        else:
+            _remove_stale(address)
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.bind(address)
+            os.chmod(address, mode)
+            self.sock.listen(128)
+        self.address = self.sock.getsockname()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                return
+            link = _Link(self, s)
+            with self._lock:
+                self._links.add(link)
+            threading.Thread(target=link.run, daemon=True).start()
+
+    def _drop(self, link):
+        with self._lock:
+            self._links.discard(link)
+
+    def client_count(self):
+        with self._lock:
+            return sum(len(l.clients) for l in self._links)
+
+    def dequeue(self, timeout=None):
+        """The next event. An Accept event returned by the previous call and
+        not decided is accepted now. Raises queue.Empty on timeout."""
+        if self._last is not None and self._last.type == ACCEPT:
+            self._last.accept()
+        self._last = self._events.get(timeout=timeout)
+        return self._last
+
+    def broadcast(self, data, route=None):
+        """Send to every client of a route (the first one known if None)."""
+        with self._lock:
+            links = [l for l in self._links if route is None or l.route == route]
+        if links:
+            links[0].write(p.broadcast(data))
+
+    def close(self):
+        self.sock.close()
+        with self._lock:
+            links = list(self._links)
+        for l in links:
+            try:
+                l.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _remove_stale(path):
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(path)
+            except OSError:
+                os.unlink(path)
+            else:
+                probe.close()
+                raise OSError("%s is in use" % path)
+    except FileNotFoundError:
+        pass

@@ -315,6 +315,37 @@ func (l *link) send(frame []byte) error {
 		l.wmu.Unlock()
 		return ErrClosed
 	}
+	if !l.writing {
+		// Nothing queued: write now rather than start a writer for one
+		// frame. The gateway never stops reading a producer, so this
+		// cannot wait on it for long.
+		l.writing = true
+		l.qBytes += len(frame)
+		l.wmu.Unlock()
+		_, err := l.nc.Write(frame)
+		if cap(frame) <= 64<<10 {
+			framePool.Put(frame[:0])
+		}
+		l.wmu.Lock()
+		l.qBytes -= len(frame)
+		l.space.Broadcast()
+		if err != nil {
+			l.dead = true
+		}
+		more := len(l.q) > 0 && !l.dead
+		if !more {
+			l.writing = false
+		}
+		l.wmu.Unlock()
+		if err != nil {
+			l.nc.Close()
+			return ErrClosed
+		}
+		if more {
+			go l.writeLoop()
+		}
+		return nil
+	}
 	l.q = append(l.q, frame)
 	l.qBytes += len(frame)
 	start := !l.writing

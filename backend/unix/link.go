@@ -106,6 +106,32 @@ func (l *link) enqueue(buf *[]byte, wait bool) error {
 		websocket.PutBuffer(buf)
 		return errLinkDown
 	}
+	if wait && !l.writing {
+		// Nothing queued: write on this goroutine (a client's reader, which
+		// may block) instead of starting a writer for one frame.
+		l.writing = true
+		l.qBytes += len(*buf)
+		l.mu.Unlock()
+		_, err := l.nc.Write(*buf)
+		n := len(*buf)
+		websocket.PutBuffer(buf)
+		l.mu.Lock()
+		l.qBytes -= n
+		l.space.Broadcast()
+		more := len(l.q) > 0 && !l.closed
+		if !more {
+			l.writing = false
+		}
+		l.mu.Unlock()
+		if err != nil {
+			l.fail(err)
+			return errLinkDown
+		}
+		if more {
+			go l.writeLoop()
+		}
+		return nil
+	}
 	l.q = append(l.q, buf)
 	l.qBytes += len(*buf)
 	start := !l.writing

@@ -31,6 +31,7 @@ func main() {
 	n := flag.Int("n", 10000, "connections to hold")
 	path := flag.String("path", "/echo", "route to connect to")
 	settle := flag.Duration("settle", 5*time.Second, "wait after the last connection before measuring")
+	cfgFile := flag.String("config", "", "wsgate configuration to run (default: an echo route); it must listen on 127.0.0.1:0 first")
 	flag.Parse()
 	if *server == "" {
 		fmt.Fprintln(os.Stderr, "idle: -server is required")
@@ -41,6 +42,9 @@ func main() {
 	cfg := filepath.Join(dir, "wsgate.yaml")
 	cmd := exec.Command(*server, "-config", cfg)
 	os.WriteFile(cfg, []byte("listen:\n  - address: 127.0.0.1:0\nroutes:\n  - path: /echo\n    app: echo\n"), 0o600)
+	if *cfgFile != "" {
+		cmd = exec.Command(*server, "-config", *cfgFile)
+	}
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -86,9 +90,19 @@ func main() {
 	}
 	for _, c := range conns {
 		if c != nil {
-			c.Close()
+			closeNow(c)
 		}
 	}
+}
+
+// closeNow closes with a reset (SO_LINGER 0) so that the client side keeps
+// no TIME_WAIT socket: thousands of those would slow the next run's
+// connect() calls down to a crawl.
+func closeNow(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 func waitAddr(r io.Reader) string {

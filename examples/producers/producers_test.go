@@ -267,11 +267,17 @@ func TestJSONRPC(t *testing.T) {
 func TestIncrementPython(t *testing.T) {
 	dir := t.TempDir()
 	producer(t, dir, "increment", "increment.py")
-	gw := testserver.Start(t, fmt.Sprintf("listen: [{address: 127.0.0.1:0}]\nroutes:\n  - {path: /inc, backend: {socket: %s/increment}}\n", dir))
-	if got := status(gw.URL("/inc")); got != 403 {
+	gw := testserver.Start(t, fmt.Sprintf("listen: [{address: 127.0.0.1:0}]\nroutes:\n  - {path: /inc, backend: {socket: %[1]s/increment}}\n  - {path: /inc-pc, backend: {socket: %[1]s/increment, mode: per-client}}\n", dir))
+	for _, route := range []string{"/inc", "/inc-pc"} {
+		t.Run(route, func(t *testing.T) { incrementOn(t, gw.URL(route)) })
+	}
+}
+
+func incrementOn(t *testing.T, url string) {
+	if got := status(url); got != 403 {
 		t.Fatalf("without the subprotocol: %d", got)
 	}
-	c := dial(t, gw.URL("/inc"), "dumb-increment-protocol")
+	c := dial(t, url, "dumb-increment-protocol")
 	if c.Subprotocol() != "dumb-increment-protocol" {
 		t.Fatalf("subprotocol %q", c.Subprotocol())
 	}

@@ -110,7 +110,9 @@ func (c *Client) Send(typ MessageType, data []byte) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	return c.link.send(wire.AppendMessage(c.link.frame(wire.MessageHeaderSize+len(data)), wire.TypeSend, c.ID, uint8(typ), data))
+	b := getFrame(wire.MessageHeaderSize + len(data))
+	*b = wire.AppendMessage(*b, wire.TypeSend, c.ID, uint8(typ), data)
+	return c.link.send(b)
 }
 
 // SendText sends a text message.
@@ -122,17 +124,23 @@ func (c *Client) Close(code uint16, reason string) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	return c.link.send(wire.AppendClosed(c.link.frame(16+len(reason)), wire.TypeClose, c.ID, code, reason))
+	b := getFrame(16 + len(reason))
+	*b = wire.AppendClosed(*b, wire.TypeClose, c.ID, code, reason)
+	return c.link.send(b)
 }
 
 // Join adds the client to a room of its route.
 func (c *Client) Join(room string) error {
-	return c.link.send(wire.AppendMembership(c.link.frame(16+len(room)), wire.TypeJoin, c.ID, room))
+	b := getFrame(16 + len(room))
+	*b = wire.AppendMembership(*b, wire.TypeJoin, c.ID, room)
+	return c.link.send(b)
 }
 
 // Leave removes the client from a room.
 func (c *Client) Leave(room string) error {
-	return c.link.send(wire.AppendMembership(c.link.frame(16+len(room)), wire.TypeLeave, c.ID, room))
+	b := getFrame(16 + len(room))
+	*b = wire.AppendMembership(*b, wire.TypeLeave, c.ID, room)
+	return c.link.send(b)
 }
 
 // Broadcast sends a message to every client of this client's route,
@@ -142,7 +150,9 @@ func (c *Client) Broadcast(typ MessageType, data []byte, exceptSelf bool) error 
 	if exceptSelf {
 		except = c.ID
 	}
-	return c.link.send(wire.AppendBroadcast(c.link.frame(16+len(data)), except, uint8(typ), data))
+	b := getFrame(16 + len(data))
+	*b = wire.AppendBroadcast(*b, except, uint8(typ), data)
+	return c.link.send(b)
 }
 
 // SendRoom sends a message to every client in a room of this client's
@@ -152,7 +162,9 @@ func (c *Client) SendRoom(room string, typ MessageType, data []byte, exceptSelf 
 	if exceptSelf {
 		except = c.ID
 	}
-	return c.link.send(wire.AppendRoom(c.link.frame(32+len(room)+len(data)), room, except, uint8(typ), data))
+	b := getFrame(32 + len(room) + len(data))
+	*b = wire.AppendRoom(*b, room, except, uint8(typ), data)
+	return c.link.send(b)
 }
 
 // Server accepts the gateway's connections and serves their clients.
@@ -269,17 +281,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // link is one connection from the gateway.
 type link struct {
-	s     *Server
-	nc    net.Conn
-	route string
-	mode  uint8
-
-	wmu     sync.Mutex
-	space   *sync.Cond
-	q       [][]byte
-	qBytes  int
-	writing bool
-	dead    bool
+	s      *Server
+	nc     net.Conn
+	route  string
+	mode   uint8
+	sender *wire.Sender
 
 	cmu     sync.Mutex
 	clients map[uint64]*Client
@@ -289,111 +295,36 @@ const queueLimit = 4 << 20
 
 func (s *Server) newLink(nc net.Conn) *link {
 	l := &link{s: s, nc: nc, clients: map[uint64]*Client{}}
-	l.space = sync.NewCond(&l.wmu)
+	l.sender = wire.NewSender(nc, queueLimit, putFrame, func(error) { nc.Close() })
 	return l
 }
 
-var framePool = sync.Pool{New: func() any { return make([]byte, 0, 512) }}
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// frame returns an empty buffer with room for n bytes.
-func (l *link) frame(n int) []byte {
-	b := framePool.Get().([]byte)
-	if cap(b) < n {
-		return make([]byte, 0, n)
+// getFrame returns an empty buffer with room for n bytes.
+func getFrame(n int) *[]byte {
+	b := framePool.Get().(*[]byte)
+	if cap(*b) < n {
+		nb := make([]byte, 0, n)
+		return &nb
 	}
-	return b[:0]
+	*b = (*b)[:0]
+	return b
 }
 
-// send queues a frame; the writer goroutine runs only while there is
-// something to write, and coalesces queued frames into one write.
-func (l *link) send(frame []byte) error {
-	l.wmu.Lock()
-	for !l.dead && l.qBytes > 0 && l.qBytes+len(frame) > queueLimit {
-		l.space.Wait()
+func putFrame(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		framePool.Put(b)
 	}
-	if l.dead {
-		l.wmu.Unlock()
+}
+
+// send writes or queues a frame (see wire.Sender). The gateway never stops
+// reading a producer, so waiting here is short.
+func (l *link) send(b *[]byte) error {
+	if err := l.sender.Send(b, true); err != nil {
 		return ErrClosed
 	}
-	if !l.writing {
-		// Nothing queued: write now rather than start a writer for one
-		// frame. The gateway never stops reading a producer, so this
-		// cannot wait on it for long.
-		l.writing = true
-		l.qBytes += len(frame)
-		l.wmu.Unlock()
-		_, err := l.nc.Write(frame)
-		if cap(frame) <= 64<<10 {
-			framePool.Put(frame[:0])
-		}
-		l.wmu.Lock()
-		l.qBytes -= len(frame)
-		l.space.Broadcast()
-		if err != nil {
-			l.dead = true
-		}
-		more := len(l.q) > 0 && !l.dead
-		if !more {
-			l.writing = false
-		}
-		l.wmu.Unlock()
-		if err != nil {
-			l.nc.Close()
-			return ErrClosed
-		}
-		if more {
-			go l.writeLoop()
-		}
-		return nil
-	}
-	l.q = append(l.q, frame)
-	l.qBytes += len(frame)
-	start := !l.writing
-	l.writing = true
-	l.wmu.Unlock()
-	if start {
-		go l.writeLoop()
-	}
 	return nil
-}
-
-func (l *link) writeLoop() {
-	var bufs net.Buffers
-	for {
-		l.wmu.Lock()
-		if len(l.q) == 0 || l.dead {
-			l.writing = false
-			l.wmu.Unlock()
-			return
-		}
-		batch := l.q
-		l.q = nil
-		l.wmu.Unlock()
-		bufs = append(bufs[:0], batch...)
-		size := 0
-		for _, b := range batch {
-			size += len(b)
-		}
-		w := bufs
-		_, err := w.WriteTo(l.nc)
-		for _, b := range batch {
-			if cap(b) <= 64<<10 {
-				framePool.Put(b[:0])
-			}
-		}
-		clear(bufs)
-		l.wmu.Lock()
-		l.qBytes -= size
-		l.space.Broadcast()
-		if err != nil {
-			l.dead = true
-		}
-		l.wmu.Unlock()
-		if err != nil {
-			l.nc.Close()
-			return
-		}
-	}
 }
 
 // serve reads the gateway's frames until the connection ends.
@@ -405,10 +336,7 @@ func (l *link) serve() {
 			s.log().Error("producer connection panicked", "panic", v, "stack", string(debug.Stack()))
 		}
 		l.nc.Close()
-		l.wmu.Lock()
-		l.dead = true
-		l.space.Broadcast()
-		l.wmu.Unlock()
+		l.sender.Close()
 		l.cmu.Lock()
 		clients := l.clients
 		l.clients = nil
@@ -431,7 +359,9 @@ func (l *link) serve() {
 		return
 	}
 	l.route, l.mode = hello.Route, hello.Mode
-	if err := l.send(wire.AppendHelloReply(l.frame(8), wire.Version)); err != nil {
+	hb := getFrame(8)
+	*hb = wire.AppendHelloReply(*hb, wire.Version)
+	if err := l.send(hb); err != nil {
 		return
 	}
 	for {
@@ -510,7 +440,9 @@ func (l *link) open(c *Client) {
 		if errors.As(err, &re) && re.Status >= 400 && re.Status <= 599 {
 			status = re.Status
 		}
-		l.send(wire.AppendRefuse(l.frame(32+len(err.Error())), c.ID, uint16(status), err.Error()))
+		b := getFrame(32 + len(err.Error()))
+		*b = wire.AppendRefuse(*b, c.ID, uint16(status), err.Error())
+		l.send(b)
 		return
 	}
 	var hs []wire.Header
@@ -519,7 +451,9 @@ func (l *link) open(c *Client) {
 			hs = append(hs, wire.Header{Name: k, Value: v})
 		}
 	}
-	l.send(wire.AppendAccept(l.frame(64), c.ID, a.Subprotocol, hs))
+	b := getFrame(64)
+	*b = wire.AppendAccept(*b, c.ID, a.Subprotocol, hs)
+	l.send(b)
 }
 
 func (l *link) ended(c *Client, code uint16, reason string) {

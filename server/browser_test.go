@@ -33,7 +33,7 @@ func chromium(t *testing.T) string {
 func TestDemoPageInChromium(t *testing.T) {
 	bin := chromium(t)
 	ts := start(t, baseConfig)
-	listener, _, err := websocket.DefaultDialer.Dial(ts.url("/chat"), nil)
+	listener, _, err := websocket.DefaultDialer.Dial(ts.URL("/chat"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

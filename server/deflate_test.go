@@ -179,7 +179,7 @@ func TestDeflateGorillaPeer(t *testing.T) {
 	ts := start(t, deflateConfig)
 	d := websocket.Dialer{EnableCompression: true}
 	for _, path := range []string{"/deflate", "/deflate-default", "/deflate-small"} {
-		c, resp, err := d.Dial(ts.url(path), nil)
+		c, resp, err := d.Dial(ts.URL(path), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +209,7 @@ func TestDeflateCoderPeer(t *testing.T) {
 	ts := start(t, deflateConfig)
 	for _, mode := range []coder.CompressionMode{coder.CompressionContextTakeover, coder.CompressionNoContextTakeover} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		c, resp, err := coder.Dial(ctx, ts.url("/deflate"), &coder.DialOptions{CompressionMode: mode, CompressionThreshold: 1})
+		c, resp, err := coder.Dial(ctx, ts.URL("/deflate"), &coder.DialOptions{CompressionMode: mode, CompressionThreshold: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

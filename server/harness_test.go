@@ -1,21 +1,14 @@
 package server_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	_ "github.com/wsgate/wsgate/apps"
-	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
-	"github.com/wsgate/wsgate/server"
+	"github.com/wsgate/wsgate/internal/testserver"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -111,30 +104,6 @@ func (hello) OnConnect(c *gateway.Conn) error {
 	return nil
 }
 
-// testServer is a daemon running in the test process.
-type testServer struct {
-	*server.Server
-	Addr string
-	Logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 const baseConfig = `
 listen:
   - address: 127.0.0.1:0
@@ -158,56 +127,8 @@ routes:
     app: echo
 `
 
-// start runs a daemon for cfg (YAML) until the test ends.
-func start(t testing.TB, yaml string) *testServer {
-	t.Helper()
-	cfg, err := config.Parse(t.Name()+".yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	var w io.Writer = logs
-	if os.Getenv("WSGATE_TEST_LOG") != "" {
-		w = io.MultiWriter(logs, os.Stderr)
-	}
-	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := server.New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	s.Serve()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	addr := s.Addrs()[0]
-	ts := &testServer{Server: s, Logs: logs}
-	if addr.Network() == "tcp" {
-		ts.Addr = addr.String()
-	} else {
-		ts.Addr = addr.String()
-	}
-	return ts
-}
-
-func (ts *testServer) url(path string) string { return "ws://" + ts.Addr + path }
+// start runs a daemon for yaml until the test ends.
+func start(t testing.TB, yaml string) *testserver.Server { return testserver.Start(t, yaml) }
 
 // waitFor polls cond for up to d.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return cond()
-}
-
-var _ = net.Dial
+func waitFor(d time.Duration, cond func() bool) bool { return testserver.WaitFor(d, cond) }

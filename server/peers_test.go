@@ -30,7 +30,7 @@ var echoSizes = []int{0, 1, 125, 126, 65535, 65536, 1 << 20}
 func TestGorillaPeer(t *testing.T) {
 	ts := start(t, baseConfig)
 	d := websocket.Dialer{WriteBufferSize: 4096} // small buffer: large messages go out fragmented
-	c, _, err := d.Dial(ts.url("/echo"), nil)
+	c, _, err := d.Dial(ts.URL("/echo"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestGorillaPeer(t *testing.T) {
 
 func TestGorillaCloseCodes(t *testing.T) {
 	ts := start(t, baseConfig)
-	c, _, err := websocket.DefaultDialer.Dial(ts.url("/control"), nil)
+	c, _, err := websocket.DefaultDialer.Dial(ts.URL("/control"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestCoderPeer(t *testing.T) {
 	ts := start(t, baseConfig)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, resp, err := coder.Dial(ctx, ts.url("/dumb-increment"), &coder.DialOptions{Subprotocols: []string{"dumb-increment-protocol"}})
+	c, resp, err := coder.Dial(ctx, ts.URL("/dumb-increment"), &coder.DialOptions{Subprotocols: []string{"dumb-increment-protocol"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestCoderPeer(t *testing.T) {
 	}
 	c.Close(coder.StatusNormalClosure, "")
 
-	e, _, err := coder.Dial(ctx, ts.url("/echo"), nil)
+	e, _, err := coder.Dial(ctx, ts.URL("/echo"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,23 +18,17 @@ import (
 )
 
 // link is one connection to a producer. A reader goroutine dispatches the
-// producer's frames; what the gateway sends goes through a bounded queue
-// drained by a writer goroutine that exists only while there is something
-// to write.
+// producer's frames; what the gateway sends goes through a wire.Sender.
 type link struct {
-	b    *Backend
-	nc   net.Conn
-	mode uint8
-	log  *slog.Logger
+	b      *Backend
+	nc     net.Conn
+	mode   uint8
+	log    *slog.Logger
+	sender *wire.Sender
 
-	// Send queue: byte-bounded; senders wait while it is full.
-	mu      sync.Mutex
-	space   *sync.Cond
-	q       []*[]byte
-	qBytes  int
-	writing bool
-	closed  bool
-	err     error
+	mu     sync.Mutex
+	closed bool
+	err    error
 
 	// Clients on this link and OPENs waiting for an answer.
 	cmu     sync.Mutex
@@ -80,7 +74,7 @@ func (b *Backend) dialLink(ctx context.Context, mode uint8, first []byte) (*link
 		clients: map[uint64]*client{}, pending: map[uint64]*pendingOpen{},
 		helloed: make(chan struct{}), done: make(chan struct{}),
 	}
-	l.space = sync.NewCond(&l.mu)
+	l.sender = wire.NewSender(nc, b.cfg.QueueBytes, websocket.PutBuffer, l.fail)
 	buf := websocket.GetBuffer(64 + len(first))
 	*buf = append(wire.AppendHello(*buf, mode, b.route, b.software), first...)
 	l.enqueue(buf, false)
@@ -92,90 +86,16 @@ func (b *Backend) dialLink(ctx context.Context, mode uint8, first []byte) (*link
 	return l, nil
 }
 
-// enqueue queues a frame buffer, whose ownership passes to the link. With
+// enqueue sends a frame buffer, whose ownership passes to the link. With
 // wait, it blocks while the queue is full (backpressure on the client
-// whose reader is sending); without, it queues anyway (control frames
-// that must not be lost: OPEN, CLOSED).
+// whose reader is sending) and writes inline when the link is idle;
+// without, it queues anyway (frames that must not be lost: OPEN, CLOSED)
+// and never blocks.
 func (l *link) enqueue(buf *[]byte, wait bool) error {
-	l.mu.Lock()
-	for wait && !l.closed && l.qBytes > 0 && l.qBytes+len(*buf) > l.b.cfg.QueueBytes {
-		l.space.Wait()
-	}
-	if l.closed {
-		l.mu.Unlock()
-		websocket.PutBuffer(buf)
+	if err := l.sender.Send(buf, wait); err != nil {
 		return errLinkDown
 	}
-	if wait && !l.writing {
-		// Nothing queued: write on this goroutine (a client's reader, which
-		// may block) instead of starting a writer for one frame.
-		l.writing = true
-		l.qBytes += len(*buf)
-		l.mu.Unlock()
-		_, err := l.nc.Write(*buf)
-		n := len(*buf)
-		websocket.PutBuffer(buf)
-		l.mu.Lock()
-		l.qBytes -= n
-		l.space.Broadcast()
-		more := len(l.q) > 0 && !l.closed
-		if !more {
-			l.writing = false
-		}
-		l.mu.Unlock()
-		if err != nil {
-			l.fail(err)
-			return errLinkDown
-		}
-		if more {
-			go l.writeLoop()
-		}
-		return nil
-	}
-	l.q = append(l.q, buf)
-	l.qBytes += len(*buf)
-	start := !l.writing
-	l.writing = true
-	l.mu.Unlock()
-	if start {
-		go l.writeLoop()
-	}
 	return nil
-}
-
-func (l *link) writeLoop() {
-	defer l.recoverLink("writer")
-	var iov net.Buffers
-	for {
-		l.mu.Lock()
-		if len(l.q) == 0 || l.closed {
-			l.writing = false
-			l.mu.Unlock()
-			return
-		}
-		batch := l.q
-		l.q = nil
-		l.mu.Unlock()
-		iov = iov[:0]
-		size := 0
-		for _, b := range batch {
-			iov = append(iov, *b)
-			size += len(*b)
-		}
-		w := iov
-		_, err := w.WriteTo(l.nc)
-		for _, b := range batch {
-			websocket.PutBuffer(b)
-		}
-		clear(iov)
-		l.mu.Lock()
-		l.qBytes -= size
-		l.space.Broadcast()
-		l.mu.Unlock()
-		if err != nil {
-			l.fail(err)
-		}
-	}
 }
 
 // fail takes the link down: every client on it is closed with 1011 and
@@ -188,13 +108,8 @@ func (l *link) fail(err error) {
 	}
 	l.closed = true
 	l.err = err
-	for _, b := range l.q {
-		websocket.PutBuffer(b)
-	}
-	l.q = nil
-	l.qBytes = 0
-	l.space.Broadcast()
 	l.mu.Unlock()
+	l.sender.Close()
 	l.nc.Close()
 	l.cmu.Lock()
 	clients := l.clients
@@ -213,13 +128,7 @@ func (l *link) fail(err error) {
 // closeGracefully closes a per-client link once its queue is written.
 func (l *link) closeGracefully() {
 	deadline := time.Now().Add(l.b.cfg.OpenTimeout)
-	for {
-		l.mu.Lock()
-		idle := !l.writing || l.closed
-		l.mu.Unlock()
-		if idle || time.Now().After(deadline) {
-			break
-		}
+	for !l.sender.Idle() && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	if cw, ok := l.nc.(interface{ CloseWrite() error }); ok {

@@ -23,20 +23,8 @@ class Accept:
         self.headers = headers or {}
 
 
-class Client:
-    def __init__(self, link, f):
-        self._link = link
-        self.id = f.conn
-        self.path = f.path
-        self.query = f.query
-        self.host = f.host
-        self.remote = f.remote
-        self.tls = f.tls
-        self.protocols = list(f.protocols)
-        self.headers = dict(f.headers)
-        self.route = link.route
-        self.closed = False
-        self.state = None
+class Client(p.ClientInfo):
+    """One WebSocket client; its methods are coroutines."""
 
     async def send(self, data):
         if self.closed:

@@ -13,22 +13,8 @@ IO = "io"
 CLOSE = "close"
 
 
-class Client:
+class Client(p.ClientInfo):
     """One WebSocket client, as the gateway described it."""
-
-    def __init__(self, link, f):
-        self._link = link
-        self.id = f.conn
-        self.path = f.path
-        self.query = f.query
-        self.host = f.host
-        self.remote = f.remote
-        self.tls = f.tls
-        self.protocols = list(f.protocols)
-        self.headers = dict(f.headers)
-        self.route = link.route
-        self.closed = False
-        self.state = None
 
     def send(self, data):
         """Send a message: str as text, bytes as binary."""

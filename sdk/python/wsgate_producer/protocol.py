@@ -214,3 +214,22 @@ def read_frame(read_exactly, max_size=64 << 20):
     if n > max_size:
         raise ProtocolError("frame of %d bytes over the limit" % n)
     return decode(read_exactly(n))
+
+
+class ClientInfo:
+    """What the gateway said about a client in its OPEN frame; the blocking
+    and asyncio clients both start from it."""
+
+    def __init__(self, link, f):
+        self._link = link
+        self.id = f.conn
+        self.path = f.path
+        self.query = f.query
+        self.host = f.host
+        self.remote = f.remote
+        self.tls = f.tls
+        self.protocols = list(f.protocols)
+        self.headers = dict(f.headers)
+        self.route = link.route
+        self.closed = False
+        self.state = None

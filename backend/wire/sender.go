@@ -1,0 +1,145 @@
+package wire
+
+import (
+	"io"
+	"net"
+	"sync"
+)
+
+// Sender writes frames to a connection from any goroutine, both for the
+// gateway's side of a producer connection and for the producer SDK's.
+//
+// A frame sent when nothing is queued is written at once by the sending
+// goroutine; otherwise it joins a queue that a writer goroutine drains in
+// batches (one vectored write each) and that exists only while there is
+// something to write. The queue is bounded in bytes: Send with wait blocks
+// while it is full, which is how a slow peer slows down whoever feeds it.
+type Sender struct {
+	w       io.Writer
+	limit   int
+	release func(*[]byte)
+	onError func(error)
+
+	mu      sync.Mutex
+	space   *sync.Cond
+	q       []*[]byte
+	qBytes  int
+	writing bool
+	dead    bool
+}
+
+// NewSender writes to w with a queue of limit bytes. release gets each
+// frame's buffer back once written or dropped; onError is called once
+// with the first write error (after which every Send fails).
+func NewSender(w io.Writer, limit int, release func(*[]byte), onError func(error)) *Sender {
+	s := &Sender{w: w, limit: limit, release: release, onError: onError}
+	s.space = sync.NewCond(&s.mu)
+	return s
+}
+
+// Send queues or writes one frame; its buffer passes to the Sender. With
+// wait, a full queue blocks the caller, and an idle connection is written
+// inline. Without, the frame is queued whatever the queue holds (for the
+// few frames that must not be lost) and never written by the caller,
+// which may be a goroutine that must not block on the connection.
+func (s *Sender) Send(frame *[]byte, wait bool) error {
+	s.mu.Lock()
+	for wait && !s.dead && s.qBytes > 0 && s.qBytes+len(*frame) > s.limit {
+		s.space.Wait()
+	}
+	if s.dead {
+		s.mu.Unlock()
+		s.release(frame)
+		return net.ErrClosed
+	}
+	s.qBytes += len(*frame)
+	if wait && !s.writing {
+		s.writing = true
+		s.mu.Unlock()
+		_, err := s.w.Write(*frame)
+		if s.done([]*[]byte{frame}, err) {
+			go s.writeLoop()
+		}
+		return err
+	}
+	s.q = append(s.q, frame)
+	start := !s.writing
+	s.writing = true
+	s.mu.Unlock()
+	if start {
+		go s.writeLoop()
+	}
+	return nil
+}
+
+// done accounts for written frames and reports whether more are queued,
+// in which case the caller stays the writer.
+func (s *Sender) done(batch []*[]byte, err error) bool {
+	n := 0
+	for _, b := range batch {
+		n += len(*b)
+		s.release(b)
+	}
+	s.mu.Lock()
+	s.qBytes -= n
+	s.space.Broadcast()
+	first := err != nil && !s.dead
+	if err != nil {
+		s.dead = true
+	}
+	more := len(s.q) > 0 && !s.dead
+	if !more {
+		s.writing = false
+	}
+	s.mu.Unlock()
+	if first {
+		s.onError(err)
+	}
+	return more
+}
+
+func (s *Sender) writeLoop() {
+	var bufs net.Buffers
+	for {
+		s.mu.Lock()
+		if len(s.q) == 0 || s.dead {
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
+		batch := s.q
+		s.q = nil
+		s.mu.Unlock()
+		bufs = bufs[:0]
+		for _, b := range batch {
+			bufs = append(bufs, *b)
+		}
+		w := bufs
+		_, err := w.WriteTo(s.w)
+		clear(bufs)
+		if !s.done(batch, err) {
+			return
+		}
+	}
+}
+
+// Close fails every waiting and later Send and drops what is queued.
+func (s *Sender) Close() {
+	s.mu.Lock()
+	s.dead = true
+	q := s.q
+	s.q = nil
+	s.qBytes = 0
+	s.space.Broadcast()
+	s.mu.Unlock()
+	for _, b := range q {
+		s.release(b)
+	}
+}
+
+// Idle reports whether nothing is queued or being written.
+func (s *Sender) Idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.writing || s.dead
+}

@@ -1,0 +1,106 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// slowWriter takes a few bytes per call, slowly, so frames queue up.
+type slowWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(10 * time.Microsecond)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func TestSenderOrderAndRelease(t *testing.T) {
+	w := &slowWriter{}
+	var released atomic.Int64
+	s := NewSender(w, 256, func(*[]byte) { released.Add(1) }, func(err error) { t.Error(err) })
+	const senders, per = 8, 200
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				b := make([]byte, 8)
+				binary.BigEndian.PutUint32(b, uint32(g))
+				binary.BigEndian.PutUint32(b[4:], uint32(i))
+				if err := s.Send(&b, g%2 == 0); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for !s.Idle() {
+		time.Sleep(time.Millisecond)
+	}
+	if released.Load() != senders*per {
+		t.Fatalf("%d buffers released, want %d", released.Load(), senders*per)
+	}
+	next := make([]uint32, senders)
+	data := w.buf.Bytes()
+	for len(data) >= 8 {
+		g, i := binary.BigEndian.Uint32(data), binary.BigEndian.Uint32(data[4:])
+		if i != next[g] {
+			t.Fatalf("sender %d: frame %d after %d", g, i, next[g])
+		}
+		next[g]++
+		data = data[8:]
+	}
+	for g, n := range next {
+		if n != per {
+			t.Fatalf("sender %d: %d frames written", g, n)
+		}
+	}
+}
+
+type blockedWriter struct{ unblock chan struct{} }
+
+func (w *blockedWriter) Write(p []byte) (int, error) {
+	<-w.unblock
+	return 0, errors.New("closed")
+}
+
+func TestSenderBackpressureAndClose(t *testing.T) {
+	w := &blockedWriter{unblock: make(chan struct{})}
+	var failed atomic.Int32
+	s := NewSender(w, 100, func(*[]byte) {}, func(error) { failed.Add(1) })
+	b := make([]byte, 60)
+	go s.Send(&b, true) // written inline: blocks in Write
+	time.Sleep(20 * time.Millisecond)
+	c := make([]byte, 60)
+	waited := make(chan error, 1)
+	go func() { waited <- s.Send(&c, true) }()
+	select {
+	case <-waited:
+		t.Fatal("Send did not wait on a full queue")
+	case <-time.After(50 * time.Millisecond):
+	}
+	// A frame that must not be lost is queued even so.
+	d := make([]byte, 60)
+	if err := s.Send(&d, false); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := <-waited; err == nil {
+		t.Fatal("a waiting Send succeeded after Close")
+	}
+	close(w.unblock)
+	time.Sleep(20 * time.Millisecond)
+	if failed.Load() != 0 {
+		t.Fatal("onError after Close")
+	}
+}

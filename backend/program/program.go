@@ -108,11 +108,12 @@ func (p *Program) Cleanup() error {
 }
 
 type proc struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	wmu   sync.Mutex
-	gone  chan struct{} // closed when the process has exited
-	ended atomic.Bool   // the client has gone
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	wmu    sync.Mutex
+	gone   chan struct{} // closed when the process has exited
+	ended  atomic.Bool   // the client has gone
+	stderr chan struct{} // closed when stderr has been read to EOF
 }
 
 // env builds the CGI-like environment of a client's process.
@@ -173,11 +174,14 @@ func (p *Program) OnConnect(c *gateway.Conn) error {
 		p.log.Error("cannot start program", "err", err)
 		return gateway.Refuse(http.StatusServiceUnavailable, "program cannot start")
 	}
-	pr := &proc{cmd: cmd, stdin: stdin, gone: make(chan struct{})}
+	pr := &proc{cmd: cmd, stdin: stdin, gone: make(chan struct{}), stderr: make(chan struct{})}
 	c.SetState(pr)
 	log := p.log.With("pid", cmd.Process.Pid, "conn", c.ID())
 	p.wg.Add(1)
-	go p.logStderr(stderr, log)
+	go func() {
+		defer close(pr.stderr)
+		p.logStderr(stderr, log)
+	}()
 	go p.run(c, pr, stdout, log)
 	return nil
 }
@@ -199,6 +203,9 @@ func (p *Program) run(c *gateway.Conn, pr *proc, stdout io.Reader, log *slog.Log
 		c.Close(closeCode, reason)
 		io.Copy(io.Discard, stdout)
 	}
+	// Wait closes the pipes: every read from them must be over first
+	// (os/exec), or the last lines of stderr are lost.
+	<-pr.stderr
 	err := pr.cmd.Wait()
 	p.running.Add(-1)
 	close(pr.gone)

@@ -110,11 +110,10 @@ func (p *Pending) ResponseHeader() http.Header {
 	return h
 }
 
-// Start registers the connection and attaches its transport. The front
-// door calls it once the 101 is written, then feeds the engine.
+// Start attaches the connection's transport. The front door calls it once
+// the 101 is written, then feeds the engine.
 func (p *Pending) Start(t websocket.Transport) {
 	c := p.Conn
-	c.route.hub.add(c)
 	c.gw.log.Debug("websocket open", c.logAttrs()...)
 	c.ws.Start(t)
 }
@@ -198,6 +197,10 @@ func (g *Gateway) Accept(route *Route, ur *websocket.UpgradeRequest, req *Reques
 			}
 		}
 	}
+	// In the route's hub from now on, before the 101 is written: a client
+	// that has its 101 must get every broadcast sent after it. What is sent
+	// to the connection before Start is held and follows the 101.
+	route.hub.add(c)
 	return &Pending{Conn: c, hs: hs, extensions: extensions}, nil
 }
 

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,15 +43,26 @@ func TestDemoPageInChromium(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	profile, err := os.MkdirTemp("", "chromium-profile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Chromium's helper processes may still write to the profile after the
+	// browser is killed; removing it is best-effort.
+	defer os.RemoveAll(profile)
 	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
-		"--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "--user-data-dir="+t.TempDir(),
+		"--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "--user-data-dir="+profile,
 		"http://"+ts.Addr+"/")
 	stderr, _ := cmd.StderrPipe()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	defer func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the browser and its helpers
+		cmd.Wait()
+	}()
 	devtools := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)

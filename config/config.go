@@ -87,8 +87,16 @@ type Route struct {
 	Backend *unix.Config
 	Docroot *docroot.Config
 	Program *program.Config
+	Plugin  *Plugin
 	Policy  gateway.Policy
 	Line    int
+}
+
+// Plugin is an apache-websocket C plugin: a shared library and the name
+// of its initialization function (WebSocketHandler's two arguments).
+type Plugin struct {
+	Library string
+	Init    string
 }
 
 // Kind names the route's kind of application, for logs.
@@ -100,6 +108,8 @@ func (r *Route) Kind() string {
 		return "docroot"
 	case r.Program != nil:
 		return "program"
+	case r.Plugin != nil:
+		return "plugin"
 	}
 	return r.App
 }
@@ -143,6 +153,12 @@ func (r *Route) handler() (gateway.Handler, string, error) {
 	case r.Program != nil:
 		h, err := program.New(*r.Program)
 		return h, "program", err
+	case r.Plugin != nil:
+		if gateway.CPluginLoader == nil {
+			return nil, "plugin", fmt.Errorf("this wsgate was built without cgo (no C compiler): C plugins are not available")
+		}
+		h, err := gateway.CPluginLoader(r.Plugin.Library, r.Plugin.Init)
+		return h, "plugin", err
 	}
 	info, ok := gateway.LookupApp(r.App)
 	if !ok {

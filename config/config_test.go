@@ -299,7 +299,7 @@ routes:
 		{"docroot: {root: /tmp, allow: ['[']}", "routes[0].docroot.allow[0]: bad glob"},
 		{"program: {mode: line}", "routes[0].program.command: needs the program to run"},
 		{"program: {command: [cat], max_processes: 0}", "routes[0].program.max_processes: must be a number from 1"},
-		{"app: echo\n    program: {command: [cat]}", "b.yaml:2: routes[0]: set only one of app, backend, docroot and program"},
+		{"app: echo\n    program: {command: [cat]}", "b.yaml:2: routes[0]: set only one of app, backend, docroot, program and plugin"},
 	} {
 		_, err := config.Parse("b.yaml", []byte("routes:\n  - path: /a\n    "+strings.Replace(tc.yaml, "\n", "\n", -1)+"\n"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

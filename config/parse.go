@@ -543,7 +543,17 @@ func (p *parser) routes(n *yaml.Node, key string, defaults *policyNode) []Route 
 			"backend": func(v *yaml.Node, kk string) { r.Backend = p.backend(v, kk) },
 			"docroot": func(v *yaml.Node, kk string) { r.Docroot = p.docroot(v, kk) },
 			"program": func(v *yaml.Node, kk string) { r.Program = p.program(v, kk) },
-			"path":    func(v *yaml.Node, kk string) { pathNode = v; p.str(v, kk, &r.Path) },
+			"plugin": func(v *yaml.Node, kk string) {
+				r.Plugin = &Plugin{}
+				p.fields(v, kk, map[string]func(*yaml.Node, string){
+					"library": func(v *yaml.Node, k string) { p.str(v, k, &r.Plugin.Library) },
+					"init":    func(v *yaml.Node, k string) { p.str(v, k, &r.Plugin.Init) },
+				})
+				if (r.Plugin.Library == "" || r.Plugin.Init == "") && v.Kind == yaml.MappingNode {
+					p.errorf(v, kk, "needs library (the .so) and init (its initialization function)")
+				}
+			},
+			"path": func(v *yaml.Node, kk string) { pathNode = v; p.str(v, kk, &r.Path) },
 			"app": func(v *yaml.Node, kk string) {
 				p.str(v, kk, &r.App)
 				if r.App != "" {
@@ -569,16 +579,16 @@ func (p *parser) routes(n *yaml.Node, key string, defaults *policyNode) []Route 
 			paths[r.Path] = i
 		}
 		kinds := 0
-		for _, set := range []bool{r.App != "", r.Backend != nil, r.Docroot != nil, r.Program != nil} {
+		for _, set := range []bool{r.App != "", r.Backend != nil, r.Docroot != nil, r.Program != nil, r.Plugin != nil} {
 			if set {
 				kinds++
 			}
 		}
 		switch {
-		case kinds == 0 && !p.hasKey(item, "backend", "docroot", "program"):
-			p.errorf(item, k+".app", "route has no application: set app (one of %s), backend, docroot or program", strings.Join(gateway.AppNames(), ", "))
+		case kinds == 0 && !p.hasKey(item, "backend", "docroot", "program", "plugin"):
+			p.errorf(item, k+".app", "route has no application: set app (one of %s), backend, docroot, program or plugin", strings.Join(gateway.AppNames(), ", "))
 		case kinds > 1:
-			p.errorf(item, k, "set only one of app, backend, docroot and program")
+			p.errorf(item, k, "set only one of app, backend, docroot, program and plugin")
 		}
 		if err := r.Policy.Validate(); err != nil {
 			for _, e := range splitJoined(err) {

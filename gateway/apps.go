@@ -111,3 +111,8 @@ func (g *Gateway) Cleanup() {
 		}
 	}
 }
+
+// CPluginLoader loads an apache-websocket C plugin (library and init
+// function) as a Handler. Package cplugin sets it; a wsgate built without
+// cgo has none, and routes that name a plugin are configuration errors.
+var CPluginLoader func(library, init string) (Handler, error)

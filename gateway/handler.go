@@ -91,4 +91,7 @@ type Request struct {
 	Protocols []string
 	// Origin is Origin, or Sec-WebSocket-Origin for version 7.
 	Origin string
+	// Extra carries what a front door knows beyond HTTP, such as httpd's
+	// request_rec for C plugins in mod_wsgate.
+	Extra map[string]any
 }

@@ -176,6 +176,20 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	return c.sendClose(payload, CloseStatus{Code: code, Reason: reason}, true)
 }
 
+// SendCloseFrame starts the closing handshake with a close frame whose body
+// is given as it goes on the wire (a code and a reason, or nothing), as
+// apache-websocket's send(MESSAGE_TYPE_CLOSE, ...) does. The body must be
+// empty or a valid code followed by UTF-8 of at most 123 bytes.
+func (c *Conn) SendCloseFrame(body []byte) error {
+	switch {
+	case len(body) == 0:
+		return c.Close(0, "")
+	case len(body) == 1:
+		return fmt.Errorf("%w: a 1-byte close body", ErrInvalidCloseCode)
+	}
+	return c.Close(StatusCode(body[0])<<8|StatusCode(body[1]), string(body[2:]))
+}
+
 // sendClose queues a close frame unless one was already queued. wait arms
 // the close timer: the connection is aborted if the peer has not answered
 // within CloseTimeout.

@@ -1,0 +1,5 @@
+//go:build cgo
+
+package testserver
+
+import _ "github.com/wsgate/wsgate/plugin/cplugin"

@@ -1,0 +1,30 @@
+/* The C side of package cplugin: the WebSocketServer handed to plugins and
+ * trampolines for calling a plugin's function pointers from Go. */
+#ifndef WSGATE_CPLUGIN_H
+#define WSGATE_CPLUGIN_H
+
+#include <stdint.h>
+#include "websocket_plugin.h"
+
+struct _WebSocketState {
+    uintptr_t handle;      /* cgo.Handle of the Go connection */
+    struct request_rec *r; /* httpd's request in mod_wsgate, NULL otherwise */
+};
+
+WebSocketServer *ws_new_server(uintptr_t handle, void *r);
+void ws_free_server(WebSocketServer *s);
+
+WebSocketPlugin *call_init(void *fn);
+int has_on_connect(WebSocketPlugin *p);
+void *call_on_connect(WebSocketPlugin *p, WebSocketServer *s);
+void call_on_message(WebSocketPlugin *p, void *priv, WebSocketServer *s, int type,
+                     unsigned char *buf, size_t n);
+void call_on_disconnect(WebSocketPlugin *p, void *priv, WebSocketServer *s);
+void call_destroy(WebSocketPlugin *p);
+int plugin_version(WebSocketPlugin *p);
+int plugin_size_ok(WebSocketPlugin *p);
+int plugin_has_on_message(WebSocketPlugin *p);
+
+extern unsigned char empty_message[1];
+
+#endif

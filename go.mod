@@ -1,6 +1,6 @@
 module github.com/wsgate/wsgate
 
-go 1.26
+go 1.26.0
 
 require (
 	// Test peer only: a second, independent WebSocket implementation the
@@ -15,4 +15,7 @@ require (
 	// The configuration file: its node tree keeps every key's line, so
 	// errors name file, line and key (see package config).
 	go.yaml.in/yaml/v3 v3.0.6
+	// eventfd and poll for mod_wsgate's worker loop (apache/libwsgate),
+	// which the standard library's syscall package lacks.
+	golang.org/x/sys v0.49.0
 )

@@ -138,6 +138,15 @@ func (c *Config) GatewayRoutes(log *slog.Logger) ([]*gateway.Route, error) {
 	return out, nil
 }
 
+// Handler builds the route's application (nil when it has none) and
+// names the key it came from, for errors.
+func (r *Route) Handler() (gateway.Handler, string, error) {
+	if r.App == "" && r.Backend == nil && r.Docroot == nil && r.Program == nil && r.Plugin == nil {
+		return nil, "", nil
+	}
+	return r.handler()
+}
+
 // handler builds the route's application and names the key it came from.
 func (r *Route) handler() (gateway.Handler, string, error) {
 	switch {

@@ -78,8 +78,9 @@ func Parse(name string, data []byte) (*Config, error) {
 }
 
 type parser struct {
-	file string
-	errs []error
+	file       string
+	errs       []error
+	allowNoApp bool // ParseRoute: a route may lack an application
 }
 
 var lineRE = regexp.MustCompile(`line (\d+): `)
@@ -527,6 +528,31 @@ func (p *parser) deflate(n *yaml.Node, key string) *websocket.DeflatePolicy {
 	return d
 }
 
+// ParseRoute parses one route given as a mapping (YAML or JSON), as
+// mod_wsgate turns a <Location>'s directives into one. A route without
+// an application is accepted here: like apache-websocket, mod_wsgate
+// answers such a location's upgrades with 500, after the 400 checks.
+func ParseRoute(name string, data []byte) (*Route, error) {
+	p := &parser{file: name}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, p.syntaxError(err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, &Error{File: name, Msg: "empty route"}
+	}
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{doc.Content[0]}}
+	p.allowNoApp = true
+	routes := p.routes(seq, "route", &policyNode{})
+	if err := errors.Join(p.errs...); err != nil {
+		return nil, err
+	}
+	if len(routes) != 1 {
+		return nil, &Error{File: name, Msg: "not a route"}
+	}
+	return &routes[0], nil
+}
+
 func (p *parser) routes(n *yaml.Node, key string, defaults *policyNode) []Route {
 	if n.Kind != yaml.SequenceNode {
 		p.errorf(n, key, "must be a list of routes")
@@ -585,7 +611,7 @@ func (p *parser) routes(n *yaml.Node, key string, defaults *policyNode) []Route 
 			}
 		}
 		switch {
-		case kinds == 0 && !p.hasKey(item, "backend", "docroot", "program", "plugin"):
+		case kinds == 0 && !p.allowNoApp && !p.hasKey(item, "backend", "docroot", "program", "plugin"):
 			p.errorf(item, k+".app", "route has no application: set app (one of %s), backend, docroot, program or plugin", strings.Join(gateway.AppNames(), ", "))
 		case kinds > 1:
 			p.errorf(item, k, "set only one of app, backend, docroot, program and plugin")

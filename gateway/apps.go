@@ -101,6 +101,14 @@ func ProvisionApp(r *Route, log *slog.Logger) error {
 	return nil
 }
 
+// EnsureHub gives a route built outside New (mod_wsgate builds routes as
+// httpd's locations are first used) its registry of connections.
+func EnsureHub(r *Route) {
+	if r.hub == nil {
+		r.hub = newHub()
+	}
+}
+
 // Cleanup runs the Cleanup hook of every route's application.
 func (g *Gateway) Cleanup() {
 	for _, r := range g.routes {

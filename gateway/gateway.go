@@ -110,6 +110,17 @@ func (p *Pending) ResponseHeader() http.Header {
 	return h
 }
 
+// Headers is the complete header set of the 101, Upgrade, Connection and
+// Sec-WebSocket-Accept included, for front doors whose server writes the
+// response itself (httpd).
+func (p *Pending) Headers() http.Header {
+	h := p.ResponseHeader().Clone()
+	h.Set("Upgrade", "websocket")
+	h.Set("Connection", "Upgrade")
+	h.Set("Sec-WebSocket-Accept", websocket.AcceptKey(p.hs.Key))
+	return h
+}
+
 // Start attaches the connection's transport. The front door calls it once
 // the 101 is written, then feeds the engine.
 func (p *Pending) Start(t websocket.Transport) {

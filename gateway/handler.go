@@ -91,6 +91,11 @@ type Request struct {
 	Protocols []string
 	// Origin is Origin, or Sec-WebSocket-Origin for version 7.
 	Origin string
+	// SelfOrigin, when a front door sets it, is the origin the server
+	// serves under, for origin_check same. mod_wsgate builds it as
+	// apache-websocket does (scheme, r->hostname, ap_get_server_port);
+	// the daemon leaves it empty and derives it from the Host header.
+	SelfOrigin string
 	// Extra carries what a front door knows beyond HTTP, such as httpd's
 	// request_rec for C plugins in mod_wsgate.
 	Extra map[string]any

@@ -38,7 +38,11 @@ func (p *Policy) requestOrigin(req *Request) string {
 		scheme = "https"
 	}
 	host := req.Host
-	if p.trustedPeer(req.RemoteAddr) {
+	trusted := p.trustedPeer(req.RemoteAddr)
+	if req.SelfOrigin != "" && (!trusted || !hasForwarded(req)) {
+		return req.SelfOrigin
+	}
+	if trusted {
 		if fs, fh := forwarded(req); fs != "" || fh != "" {
 			if fs != "" {
 				scheme = strings.ToLower(fs)
@@ -120,4 +124,9 @@ func forwarded(req *Request) (scheme, host string) {
 		return strings.TrimSpace(v)
 	}
 	return first(req.Header.Get("X-Forwarded-Proto")), first(req.Header.Get("X-Forwarded-Host"))
+}
+
+func hasForwarded(req *Request) bool {
+	h := req.Header
+	return h.Get("Forwarded") != "" || h.Get("X-Forwarded-Proto") != "" || h.Get("X-Forwarded-Host") != ""
 }

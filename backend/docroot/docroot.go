@@ -213,9 +213,11 @@ func (d *Docroot) handler(sock string) (gateway.Handler, error) {
 // OnConnect resolves the socket for the request and hands the client to
 // its producer.
 func (d *Docroot) OnConnect(c *gateway.Conn) error {
+	// The name below the route: /ws/ and /ws both serve /ws/chat as
+	// "chat" (httpd's <Location /ws> matches /ws/chat too).
 	name := strings.TrimPrefix(c.Request().Path, c.Route().Path)
 	if !strings.HasSuffix(c.Route().Path, "/") {
-		name = ""
+		name = strings.TrimPrefix(name, "/") // one separator, not "//"
 	}
 	sock, proto, status := d.Resolve(name, c.Request().Protocols)
 	if status != 0 {

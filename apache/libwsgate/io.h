@@ -1,0 +1,11 @@
+/* Calls from Go through the function pointers mod_wsgate.c provides. */
+#ifndef WSGATE_LIBWSGATE_IO_H
+#define WSGATE_LIBWSGATE_IO_H
+#include "../wsgate_module.h"
+
+long wsgate_io_read(wsgate_io *io, char *buf, long len);
+int wsgate_io_write(wsgate_io *io, const char *buf, long len);
+int wsgate_io_flush(wsgate_io *io);
+int wsgate_io_stopping(wsgate_io *io);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * wsgate_module.h: the interface between mod_wsgate.c (the C shim httpd
+ * loads) and libwsgate.so (the Go engine, a c-shared library the shim
+ * loads in each child after fork). The shim makes every httpd API call;
+ * Go reaches the connection only through the functions in wsgate_io,
+ * always on the worker thread that serves the request.
+ */
+#ifndef WSGATE_MODULE_H
+#define WSGATE_MODULE_H
+
+#include <stdint.h>
+
+/* A request asking to become a WebSocket, described for the Go side. */
+typedef struct wsgate_request {
+    const char *method;
+    int proto_major, proto_minor;
+    const char *host;        /* the Host header, NULL if absent */
+    const char *path;        /* decoded path (r->uri) */
+    const char *query;       /* r->args, NULL if none */
+    const char *remote;      /* client "ip:port" */
+    const char *self_origin; /* scheme://host[:port] as apache-websocket builds it */
+    int tls;
+    int nheaders;
+    const char **header_names;
+    const char **header_values;
+    void *request_rec;       /* for plugins' request() */
+    /* The merged directives as one route of wsgate's configuration (JSON),
+     * and the C plugin WebSocketHandler loaded, if any. */
+    const char *route;
+    void *plugin;
+    const char *plugin_init;
+} wsgate_request;
+
+/* The answer. status 0 means "not a WebSocket upgrade": decline. Header
+ * names and values are malloc'ed by Go; the shim copies them and calls
+ * WsgateFreeResponse. */
+typedef struct wsgate_response {
+    int status;
+    int nheaders;
+    char **header_names;
+    char **header_values;
+    uintptr_t conn; /* for WsgateServe when status is 101 */
+} wsgate_response;
+
+/* The connection's I/O, called by Go on the worker thread only. */
+typedef struct wsgate_io {
+    void *ctx;
+    /* >0 bytes read, 0 nothing available now, <0 end of stream or error */
+    long (*read)(void *ctx, char *buf, long len);
+    /* 0 when written to the output filters, -1 on error */
+    int (*write)(void *ctx, const char *buf, long len);
+    int (*flush)(void *ctx);
+    /* 1 when the MPM is stopping this child */
+    int (*stopping)(void);
+    int fd; /* the client socket, for poll() */
+} wsgate_io;
+
+/* Exported by libwsgate.so. */
+typedef int (*wsgate_init_fn)(char *software, int mpm_threaded);
+typedef void (*wsgate_handle_fn)(wsgate_request *req, wsgate_response *resp);
+typedef void (*wsgate_free_response_fn)(wsgate_response *resp);
+typedef void (*wsgate_serve_fn)(uintptr_t conn, wsgate_io *io);
+typedef void (*wsgate_stopping_fn)(int graceful);
+
+#endif

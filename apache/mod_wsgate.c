@@ -599,6 +599,12 @@ static int io_flush(void *ctx)
     return ap_fflush(io->c->output_filters, io->obb) == APR_SUCCESS ? 0 : -1;
 }
 
+static void io_shutdown_write(void *ctx)
+{
+    conn_io *io = ctx;
+    apr_socket_shutdown(ap_get_conn_socket(io->c), APR_SHUTDOWN_WRITE);
+}
+
 static int io_stopping(void)
 {
     int state = AP_MPMQ_RUNNING;
@@ -715,6 +721,7 @@ static int wsgate_handler(request_rec *r)
     gio.read = io_read;
     gio.write = io_write;
     gio.flush = io_flush;
+    gio.shutdown_write = io_shutdown_write;
     gio.stopping = io_stopping;
     gio.fd = (int)fd;
     go.serve(resp.conn, &gio);

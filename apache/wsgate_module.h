@@ -50,6 +50,8 @@ typedef struct wsgate_io {
     /* 0 when written to the output filters, -1 on error */
     int (*write)(void *ctx, const char *buf, long len);
     int (*flush)(void *ctx);
+    /* shut the socket's write side: the client reads EOF after our close */
+    void (*shutdown_write)(void *ctx);
     /* 1 when the MPM is stopping this child */
     int (*stopping)(void);
     int fd; /* the client socket, for poll() */

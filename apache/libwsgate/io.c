@@ -3,4 +3,5 @@
 long wsgate_io_read(wsgate_io *io, char *buf, long len) { return io->read(io->ctx, buf, len); }
 int wsgate_io_write(wsgate_io *io, const char *buf, long len) { return io->write(io->ctx, buf, len); }
 int wsgate_io_flush(wsgate_io *io) { return io->flush(io->ctx); }
+void wsgate_io_shutdown_write(wsgate_io *io) { io->shutdown_write(io->ctx); }
 int wsgate_io_stopping(wsgate_io *io) { return io->stopping(); }

@@ -6,6 +6,7 @@
 long wsgate_io_read(wsgate_io *io, char *buf, long len);
 int wsgate_io_write(wsgate_io *io, const char *buf, long len);
 int wsgate_io_flush(wsgate_io *io);
+void wsgate_io_shutdown_write(wsgate_io *io);
 int wsgate_io_stopping(wsgate_io *io);
 
 #endif

@@ -28,7 +28,6 @@ import (
 	"os"
 	"runtime/cgo"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -352,9 +351,12 @@ func serve(ws *websocket.Conn, t *transport, cio *C.wsgate_io) (err error) {
 	}
 }
 
-// drain reads and discards the client's input for a while after this side
-// failed the connection, so the close frame is not lost to a reset.
+// drain half-closes the connection, then reads and discards the client's
+// input until it closes or the timeout passes, after this side failed the
+// connection: closing with unread input would reset it and could destroy
+// the close frame at the client.
 func drain(t *transport, cio *C.wsgate_io, timeout time.Duration) {
+	C.wsgate_io_shutdown_write(cio)
 	deadline := time.Now().Add(timeout)
 	fds := []unix.PollFd{{Fd: int32(cio.fd), Events: unix.POLLIN}}
 	buf := websocket.GetBuffer(4096)
@@ -371,4 +373,3 @@ func drain(t *transport, cio *C.wsgate_io, timeout time.Duration) {
 	}
 }
 
-var _ = strings.TrimSpace

@@ -68,7 +68,7 @@ typedef struct {
     const char *backend_mode;
     const char *docroot;
     apr_array_header_t *allow, *deny;
-    const char *program;
+    apr_array_header_t *program; /* the command's words */
     int deflate;
     const char *idle_timeout;
     const char *keepalive;
@@ -300,13 +300,23 @@ static const char *add_deny(cmd_parms *cmd, void *confv, const char *glob)
     return add_string(cmd->pool, &((wsgate_dir_conf *)confv)->deny, glob);
 }
 
+/* WebSocketProgram <program> [args...]: split with httpd's own quoting
+ * rules, as every directive's arguments are. */
 static const char *set_program(cmd_parms *cmd, void *confv, const char *args)
 {
-    (void)cmd;
-    if (!*args) {
+    wsgate_dir_conf *conf = confv;
+    apr_array_header_t *words = NULL;
+
+    while (*args) {
+        const char *w = ap_getword_conf(cmd->pool, &args);
+        if (*w) {
+            add_string(cmd->pool, &words, w);
+        }
+    }
+    if (!words) {
         return "WebSocketProgram needs the program to run";
     }
-    ((wsgate_dir_conf *)confv)->program = args;
+    conf->program = words;
     return NULL;
 }
 
@@ -317,17 +327,52 @@ static const char *set_deflate(cmd_parms *cmd, void *confv, int on)
     return NULL;
 }
 
-/* A duration: Go's syntax (30s, 1m30s) or a number of seconds. */
+/* A duration: Go's syntax (30s, 1m30s, 1.5h, 250ms) or a number of
+ * seconds. It is checked here, with Go's grammar, so that a mistake is a
+ * configuration error at httpd -t rather than a 500 at the first request:
+ * the Go engine is not loaded in the parent. */
 static const char *duration(cmd_parms *cmd, const char *arg, const char **dst)
 {
+    static const char *const units[] = {"ns", "us", "\xc2\xb5s", "\xce\xbcs", "ms", "s", "m", "h", NULL};
     const char *p = arg;
-    if (!*p) {
-        return apr_pstrcat(cmd->pool, cmd->cmd->name, " needs a duration such as 30s", NULL);
-    }
+
     while (apr_isdigit(*p)) {
         p++;
     }
-    *dst = *p ? arg : apr_pstrcat(cmd->pool, arg, "s", NULL);
+    if (*arg && !*p) {
+        *dst = apr_pstrcat(cmd->pool, arg, "s", NULL);
+        return NULL;
+    }
+    p = arg;
+    while (*p) {
+        const char *unit;
+        size_t digits = 0, len;
+        int known = 0;
+        for (; apr_isdigit(*p); p++) {
+            digits++;
+        }
+        if (*p == '.') {
+            for (p++; apr_isdigit(*p); p++) {
+                digits++;
+            }
+        }
+        unit = p;
+        while (*p && !apr_isdigit(*p) && *p != '.') {
+            p++;
+        }
+        len = (size_t)(p - unit);
+        for (int i = 0; units[i] && !known; i++) {
+            known = len == strlen(units[i]) && !strncmp(unit, units[i], len);
+        }
+        if (!digits || !known) {
+            return apr_psprintf(cmd->pool, "%s: invalid duration \"%s\"; use a number of seconds or Go's syntax, such as 30s or 1m30s",
+                                cmd->cmd->name, arg);
+        }
+    }
+    if (!*arg) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, " needs a duration such as 30s", NULL);
+    }
+    *dst = arg;
     return NULL;
 }
 
@@ -390,9 +435,10 @@ static const command_rec wsgate_cmds[] = {
  * The route, as JSON, from the merged directives
  */
 
-static void json_str(apr_pool_t *p, struct iovec *out, int *n, const char *s)
+/* The JSON is built as a list of pieces, joined once at the end. */
+static void json_str(apr_array_header_t *j, const char *s)
 {
-    char *buf = apr_palloc(p, strlen(s) * 6 + 3), *d = buf;
+    char *buf = apr_palloc(j->pool, strlen(s) * 6 + 3), *d = buf;
     *d++ = '"';
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
@@ -406,52 +452,44 @@ static void json_str(apr_pool_t *p, struct iovec *out, int *n, const char *s)
         }
     }
     *d++ = '"';
-    out[*n].iov_base = buf;
-    out[(*n)++].iov_len = (size_t)(d - buf);
+    *d = '\0';
+    APR_ARRAY_PUSH(j, const char *) = buf;
 }
 
-#define LIT(s)                                 \
-    do {                                       \
-        v[n].iov_base = (void *)(s);           \
-        v[n++].iov_len = sizeof(s) - 1;        \
-    } while (0)
+#define LIT(s) (APR_ARRAY_PUSH(j, const char *) = (s))
 
-static void json_list(apr_pool_t *p, struct iovec *v, int *pn, apr_array_header_t *list)
+static void json_list(apr_array_header_t *j, apr_array_header_t *list)
 {
-    int n = *pn;
     LIT("[");
     for (int i = 0; list && i < list->nelts; i++) {
         if (i) {
             LIT(",");
         }
-        json_str(p, v, &n, APR_ARRAY_IDX(list, i, const char *));
+        json_str(j, APR_ARRAY_IDX(list, i, const char *));
     }
     LIT("]");
-    *pn = n;
 }
 
 static const char *route_json(request_rec *r, wsgate_dir_conf *conf)
 {
-    struct iovec v[96];
-    int n = 0;
+    apr_array_header_t *j = apr_array_make(r->pool, 32, sizeof(const char *));
     const char *loc = conf->location && strncmp(r->uri, conf->location, strlen(conf->location)) == 0
                           ? conf->location : r->uri;
 
     LIT("{\"path\":");
-    json_str(r->pool, v, &n, loc);
+    json_str(j, loc);
     if (conf->max_message_size) {
         LIT(",\"max_message_size\":");
-        json_str(r->pool, v, &n, apr_psprintf(r->pool, "%" APR_INT64_T_FMT, conf->max_message_size));
+        json_str(j, apr_psprintf(r->pool, "%" APR_INT64_T_FMT, conf->max_message_size));
     }
     if (conf->origin_check != UNSET) {
         static const char *modes[] = {"\"off\"", "\"same\"", "\"trusted\""};
         LIT(",\"origin_check\":");
-        v[n].iov_base = (void *)modes[conf->origin_check];
-        v[n++].iov_len = strlen(modes[conf->origin_check]);
+        LIT(modes[conf->origin_check]);
     }
     if (conf->trusted) {
         LIT(",\"trusted_origins\":");
-        json_list(r->pool, v, &n, conf->trusted);
+        json_list(j, conf->trusted);
     }
     if (conf->allow_reserved == 1) {
         LIT(",\"allow_reserved_status_codes\":true");
@@ -461,54 +499,54 @@ static const char *route_json(request_rec *r, wsgate_dir_conf *conf)
     }
     if (conf->idle_timeout) {
         LIT(",\"idle_timeout\":");
-        json_str(r->pool, v, &n, conf->idle_timeout);
+        json_str(j, conf->idle_timeout);
     }
     if (conf->keepalive) {
         LIT(",\"keepalive_interval\":");
-        json_str(r->pool, v, &n, conf->keepalive);
+        json_str(j, conf->keepalive);
     }
     /* The application: a plugin goes separately, as a pointer. */
     if (!conf->plugin) {
         if (conf->app) {
             LIT(",\"app\":");
-            json_str(r->pool, v, &n, conf->app);
+            json_str(j, conf->app);
         } else if (conf->backend) {
             const char *addr = conf->backend;
             LIT(",\"backend\":{");
             if (!strncmp(addr, "tcp:", 4)) {
                 LIT("\"address\":");
-                json_str(r->pool, v, &n, addr + 4);
+                json_str(j, addr + 4);
             } else {
                 LIT("\"socket\":");
-                json_str(r->pool, v, &n, !strncmp(addr, "unix:", 5) ? addr + 5 : addr);
+                json_str(j, !strncmp(addr, "unix:", 5) ? addr + 5 : addr);
             }
             if (conf->backend_mode && !strcmp(conf->backend_mode, "raw")) {
                 LIT(",\"protocol\":\"raw\"");
             } else if (conf->backend_mode) {
                 LIT(",\"mode\":");
-                json_str(r->pool, v, &n, conf->backend_mode);
+                json_str(j, conf->backend_mode);
             }
             LIT("}");
         } else if (conf->docroot) {
             LIT(",\"docroot\":{\"root\":");
-            json_str(r->pool, v, &n, conf->docroot);
+            json_str(j, conf->docroot);
             if (conf->allow) {
                 LIT(",\"allow\":");
-                json_list(r->pool, v, &n, conf->allow);
+                json_list(j, conf->allow);
             }
             if (conf->deny) {
                 LIT(",\"deny\":");
-                json_list(r->pool, v, &n, conf->deny);
+                json_list(j, conf->deny);
             }
             LIT("}");
         } else if (conf->program) {
             LIT(",\"program\":{\"command\":");
-            json_str(r->pool, v, &n, conf->program);
+            json_list(j, conf->program);
             LIT("}");
         }
     }
     LIT("}");
-    return apr_pstrcatv(r->pool, v, n, NULL);
+    return apr_array_pstrcat(r->pool, j, 0);
 }
 
 /*

@@ -1,19 +1,33 @@
 #!/usr/bin/env bash
 # Runs every wsgate test. On a fresh Debian machine with Go, it first
-# installs the packages the tests use as real peers: Python's websockets and
-# headless Chromium (with apt-get, through sudo when not root).
+# installs what the tests use as real peers, with apt-get (through sudo when
+# not root): Python's websockets, headless Chromium, and Apache httpd with
+# apxs (apache2-dev) and make, which build and run mod_wsgate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
 command -v chromium >/dev/null || need+=(chromium)
+[ -x /usr/sbin/apache2 ] || need+=(apache2)
+command -v apxs >/dev/null || need+=(apache2-dev)
+command -v make >/dev/null || need+=(make)
+command -v cc >/dev/null || need+=(gcc)
 if ((${#need[@]})); then
   echo "test.sh: installing ${need[*]}"
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
+  # Installing apache2 would start the system's httpd on port 80; the
+  # tests run their own on loopback, so services are not started.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee $policy >/dev/null
+    $sudo chmod +x $policy
+  fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  [ -z "$policy" ] || $sudo rm -f "$policy"
 fi
 
 # Tests that need a peer fail instead of skipping when it is missing.

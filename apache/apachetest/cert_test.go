@@ -15,10 +15,8 @@ import (
 	"time"
 )
 
-var certPool *x509.CertPool
-
 // selfSigned writes a certificate for 127.0.0.1 into dir.
-func selfSigned(t *testing.T, dir string) (cert, key string) {
+func selfSigned(t *testing.T, dir string) (cert, key string, pool *x509.CertPool) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +36,7 @@ func selfSigned(t *testing.T, dir string) (cert, key string) {
 	kb, _ := x509.MarshalECPrivateKey(k)
 	os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o644)
 	c, _ := x509.ParseCertificate(der)
-	certPool = x509.NewCertPool()
-	certPool.AddCert(c)
-	return cert, key
+	pool = x509.NewCertPool()
+	pool.AddCert(c)
+	return cert, key, pool
 }

@@ -6,6 +6,7 @@ package apachetest
 
 import (
 	"bufio"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -19,7 +20,7 @@ import (
 )
 
 var (
-	build   string // the Makefile's output: libwsgate.so, mod_wsgate.so, plugins/
+	build   string // the Makefile's output: libwsgate.so, mod_wsgate.so, plugins/, and the echo producer
 	apache2 = "/usr/sbin/apache2"
 	modules = "/usr/lib/apache2/modules"
 	skipWhy string
@@ -38,10 +39,14 @@ func TestMain(m *testing.M) {
 		}
 		os.Chmod(dir, 0o755)
 		build = dir
-		cmd := exec.Command("make", "-C", "..", "OUT="+dir)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building mod_wsgate: %v\n%s", err, out)
-			os.Exit(1)
+		for _, cmd := range []*exec.Cmd{
+			exec.Command("make", "-C", "..", "OUT="+dir),
+			exec.Command("go", "build", "-o", filepath.Join(dir, "echo-producer"), "../../examples/producers/echo"),
+		} {
+			if out, err := cmd.CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n%s", cmd, err, out)
+				os.Exit(1)
+			}
 		}
 		code := m.Run()
 		os.RemoveAll(dir)
@@ -67,6 +72,7 @@ type httpd struct {
 	conf    string
 	Port    int
 	TLSPort int
+	Pool    *x509.CertPool // trusts the TLS listener's certificate
 	log     string
 }
 
@@ -98,22 +104,26 @@ type options struct {
 	Global string
 }
 
-// start writes the configuration, checks it with -t, starts httpd and
-// waits for its ports. It is stopped when the test ends, with -k stop; a
-// server that needs SIGKILL fails the test.
-func start(t *testing.T, o options) *httpd {
+// configure writes the configuration into a new ServerRoot.
+func configure(t *testing.T, o options) *httpd {
 	t.Helper()
 	need(t)
 	root, err := os.MkdirTemp("", "httpd-root")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	// httpd's children run as www-data when the tests run as root; they
+	// read and connect below the root.
 	os.Chmod(root, 0o755)
 	h := &httpd{t: t, root: root, conf: filepath.Join(root, "httpd.conf"), Port: freePort(t), log: filepath.Join(root, "error.log")}
 	if o.MPM == "" {
 		o.MPM = "event"
 	}
-	body := strings.ReplaceAll(o.Body, "{{BUILD}}", build)
+	expand := func(s string) string {
+		return strings.NewReplacer("{{BUILD}}", build, "{{ROOT}}", root).Replace(s)
+	}
+	body := expand(o.Body)
 	var c strings.Builder
 	fmt.Fprintf(&c, "ServerRoot %s\nServerName 127.0.0.1\nListen 127.0.0.1:%d\n", root, h.Port)
 	fmt.Fprintf(&c, "PidFile %s/httpd.pid\nErrorLog %s\nLogLevel info\nTimeout 30\n", root, h.log)
@@ -135,11 +145,12 @@ func start(t *testing.T, o options) *httpd {
 		fmt.Fprintf(&c, "LoadModule %s_module %s/mod_%s.so\n", m, modules, m)
 	}
 	fmt.Fprintf(&c, "LoadModule wsgate_module %s/mod_wsgate.so\nWsgateLibrary %s/libwsgate.so\n", build, build)
-	c.WriteString(strings.ReplaceAll(o.Global, "{{BUILD}}", build) + "\n")
+	c.WriteString(expand(o.Global) + "\n")
 	c.WriteString(body + "\n")
 	if o.TLS {
 		h.TLSPort = freePort(t)
-		cert, key := selfSigned(t, root)
+		cert, key, pool := selfSigned(t, root)
+		h.Pool = pool
 		fmt.Fprintf(&c, "Listen 127.0.0.1:%d https\nSSLSessionCache shmcb:%s/ssl_scache(512000)\n", h.TLSPort, root)
 		fmt.Fprintf(&c, "<VirtualHost 127.0.0.1:%d>\nServerName 127.0.0.1\nSSLEngine on\nSSLCertificateFile %s\nSSLCertificateKeyFile %s\n%s\n</VirtualHost>\n",
 			h.TLSPort, cert, key, body)
@@ -147,13 +158,30 @@ func start(t *testing.T, o options) *httpd {
 	if err := os.WriteFile(h.conf, []byte(c.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(apache2, "-f", h.conf, "-t").CombinedOutput(); err != nil {
-		t.Fatalf("httpd -t: %v\n%s\n%s", err, out, c.String())
+	return h
+}
+
+// check runs httpd -t on the configuration: what a configuration error
+// looks like to an administrator.
+func (h *httpd) check() (string, error) {
+	out, err := exec.Command(apache2, "-f", h.conf, "-t").CombinedOutput()
+	return string(out), err
+}
+
+// start writes the configuration, checks it with -t, starts httpd and
+// waits for its ports. It is stopped when the test ends, with -k stop; a
+// server that needs SIGKILL fails the test.
+func start(t *testing.T, o options) *httpd {
+	t.Helper()
+	h := configure(t, o)
+	if out, err := h.check(); err != nil {
+		conf, _ := os.ReadFile(h.conf)
+		t.Fatalf("httpd -t: %v\n%s\n%s", err, out, conf)
 	}
 	if out, err := exec.Command(apache2, "-f", h.conf, "-k", "start").CombinedOutput(); err != nil {
 		t.Fatalf("httpd -k start: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { h.stop(); os.RemoveAll(root) })
+	t.Cleanup(h.stop)
 	for _, p := range []int{h.Port, h.TLSPort} {
 		if p == 0 {
 			continue
@@ -280,3 +308,19 @@ func rss(pid int) int {
 }
 
 var _ = rss
+
+// lineOf returns the line of the configuration that contains s.
+func lineOf(t *testing.T, h *httpd, s string) int {
+	t.Helper()
+	b, err := os.ReadFile(h.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, s) {
+			return i + 1
+		}
+	}
+	t.Fatalf("%q is not in the configuration", s)
+	return 0
+}

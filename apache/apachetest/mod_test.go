@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -72,16 +73,16 @@ func TestMPMs(t *testing.T) {
 				}
 			}
 			for _, url := range []string{"ws://" + h.Addr() + "/echo", "wss://" + h.TLSAddr() + "/echo"} {
-				echoMany(t, url, 10, 200)
+				echoMany(t, h.Pool, url, 10, 200)
 			}
 		})
 	}
 }
 
 // echoMany runs conns clients each echoing n messages of growing sizes.
-func echoMany(t *testing.T, url string, conns, n int) {
+func echoMany(t *testing.T, pool *x509.CertPool, url string, conns, n int) {
 	t.Helper()
-	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: certPool}}
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	errs := make(chan error, conns)
 	for i := range conns {
 		go func() {

@@ -372,4 +372,3 @@ func drain(t *transport, cio *C.wsgate_io, timeout time.Duration) {
 		}
 	}
 }
-

@@ -61,6 +61,10 @@ type Conn struct {
 	t  Transport
 	nb NonblockingWriter
 	wk Waker
+	// feeding is set while a Waker transport's owner is inside Feed: a frame
+	// sent meanwhile (by the handler Feed calls, or by another goroutine)
+	// needs no Wake, because the owner calls Flush after Feed returns.
+	feeding atomic.Bool
 
 	r reader // owned by the goroutine calling Feed
 	z *deflateState

@@ -57,6 +57,10 @@ func (c *Conn) Feed(p []byte) error {
 		return r.err
 	}
 	c.activity.Add(1)
+	if c.wk != nil {
+		c.feeding.Store(true)
+		defer c.feeding.Store(false)
+	}
 	for len(p) > 0 {
 		if !r.inFrame {
 			h, rest, ok := r.takeHeader(p)

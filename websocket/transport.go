@@ -27,7 +27,8 @@ type NonblockingWriter interface {
 // thread, such as an httpd worker whose filters and mod_ssl state may not be
 // touched concurrently, or an event loop. The engine never writes from a
 // sending goroutine; it queues the frame and calls Wake, and the owner calls
-// Conn.Flush.
+// Conn.Flush. The owner must also call Flush after each Feed returns: frames
+// sent while it is inside Feed do not call Wake.
 type Waker interface {
 	// Wake asks the owner to call Flush soon. It must not block.
 	Wake()

@@ -19,7 +19,9 @@ import (
 //     the queue and a writer goroutine started, which blocks until the queue
 //     drains and then gives the token up.
 //   - Waker: the frame is always queued and the owner thread is woken; it
-//     calls Flush, which drains the queue.
+//     calls Flush, which drains the queue. While the owner is inside Feed
+//     it is not woken: it must call Flush after every Feed anyway, and an
+//     echo answered from OnMessage then costs no wake-up at all.
 //   - neither (TLS): the frame is queued and a writer goroutine drains it.
 //
 // The queue is bounded by Options.MaxQueue in bytes, counted until written.
@@ -269,7 +271,11 @@ func (c *Conn) releaseToken() {
 // kick hands the token, already taken, to whoever drains the queue.
 func (c *Conn) kick() {
 	if c.wk != nil {
-		c.wk.Wake()
+		// The frame was queued before this load; if the owner is still
+		// feeding, its Flush after Feed comes later and finds the frame.
+		if !c.feeding.Load() {
+			c.wk.Wake()
+		}
 		return
 	}
 	c.spawnWriter()

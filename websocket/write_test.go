@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,5 +307,57 @@ func TestPreparedMessage(t *testing.T) {
 		if fs := tr.frames(t); len(fs) != 1 || string(fs[0].Payload) != "to all" {
 			t.Fatalf("frames %v", fs)
 		}
+	}
+}
+
+// wakeRecorder is a Waker transport that counts wake-ups.
+type wakeRecorder struct {
+	recorder
+	wakes atomic.Int32
+}
+
+func (w *wakeRecorder) Wake() { w.wakes.Add(1) }
+
+// TestWakerContract: a send from outside Feed wakes the owner; a send made
+// while the owner is inside Feed (an echo from OnMessage) does not, and
+// the owner's Flush after Feed writes it; nothing is written by a sending
+// goroutine.
+func TestWakerContract(t *testing.T) {
+	h := newHandler()
+	h.onMsg = func(c *Conn, typ MessageType, p []byte) { c.Send(typ, p) }
+	c := NewConn(h, Options{})
+	w := &wakeRecorder{}
+	c.Start(w)
+
+	if err := c.Feed(ws.Text("echo me")); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.wakes.Load(); n != 0 {
+		t.Fatalf("%d wake-ups for a send inside Feed", n)
+	}
+	if got := w.frames(t); len(got) != 0 {
+		t.Fatalf("written before Flush: %v", got)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.frames(t); len(got) != 1 || string(got[0].Payload) != "echo me" {
+		t.Fatalf("after Flush: %v", got)
+	}
+
+	done := make(chan error)
+	go func() { done <- c.Send(TextMessage, []byte("from elsewhere")) }()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := w.wakes.Load(); n != 1 {
+		t.Fatalf("%d wake-ups for a send from another goroutine, want 1", n)
+	}
+	if got := w.frames(t); len(got) != 1 {
+		t.Fatalf("a sending goroutine wrote: %v", got)
+	}
+	c.Flush()
+	if got := w.frames(t); len(got) != 2 || string(got[1].Payload) != "from elsewhere" {
+		t.Fatalf("after the owner's Flush: %v", got)
 	}
 }

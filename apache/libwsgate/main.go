@@ -326,6 +326,10 @@ func serve(ws *websocket.Conn, t *transport, cio *C.wsgate_io) (err error) {
 				if ferr != nil {
 					return ferr
 				}
+				// What Feed's handlers sent did not wake us (see Waker).
+				if err := ws.Flush(); err != nil {
+					return io.ErrClosedPipe
+				}
 				continue
 			}
 			websocket.PutBuffer(buf)

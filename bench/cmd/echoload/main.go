@@ -82,6 +82,9 @@ func Run(target string, conns, size int, duration time.Duration, binaryMsg bool)
 		go func() {
 			defer wg.Done()
 			lat := make([]time.Duration, 0, 1<<16)
+			// Kept however the loop ends: the deadline that stops a run
+			// fails the read in progress.
+			defer func() { hists[i] = lat }()
 			for !stop.Load() {
 				t0 := time.Now()
 				if _, err := c.nc.Write(frame); err != nil {
@@ -95,7 +98,6 @@ func Run(target string, conns, size int, duration time.Duration, binaryMsg bool)
 				}
 				total.Add(1)
 			}
-			hists[i] = lat
 		}()
 	}
 	start := time.Now()

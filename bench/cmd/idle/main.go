@@ -5,6 +5,10 @@
 //	go build -o /tmp/wsgate ./cmd/wsgate
 //	cd bench && go run ./cmd/idle -server /tmp/wsgate -n 10000
 //
+// With -addr and -pidfile it measures a server that is already running
+// instead, such as httpd with mod_wsgate: the process in the pid file and
+// its children.
+//
 // Connections come from several loopback source addresses (127.0.0.2 and
 // up) so that no single address runs out of ports.
 package main
@@ -32,29 +36,38 @@ func main() {
 	path := flag.String("path", "/echo", "route to connect to")
 	settle := flag.Duration("settle", 5*time.Second, "wait after the last connection before measuring")
 	cfgFile := flag.String("config", "", "wsgate configuration to run (default: an echo route); it must listen on 127.0.0.1:0 first")
+	addr := flag.String("addr", "", "a running server's address (host:port on loopback), instead of -server")
+	pidfile := flag.String("pidfile", "", "with -addr: the server's pid file; its process and children are measured")
 	flag.Parse()
-	if *server == "" {
-		fmt.Fprintln(os.Stderr, "idle: -server is required")
+	var measure func() int64
+	switch {
+	case *addr != "" && *pidfile != "":
+		*server = *addr
+		measure = func() int64 { return treeRSS(*pidfile) }
+	case *server != "":
+		dir, _ := os.MkdirTemp("", "idle")
+		defer os.RemoveAll(dir)
+		cfg := filepath.Join(dir, "wsgate.yaml")
+		cmd := exec.Command(*server, "-config", cfg)
+		os.WriteFile(cfg, []byte("listen:\n  - address: 127.0.0.1:0\nroutes:\n  - path: /echo\n    app: echo\n"), 0o600)
+		if *cfgFile != "" {
+			cmd = exec.Command(*server, "-config", *cfgFile)
+		}
+		stderr, _ := cmd.StderrPipe()
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer cmd.Process.Kill()
+		*addr = waitAddr(stderr)
+		go io.Copy(io.Discard, stderr)
+		time.Sleep(500 * time.Millisecond)
+		measure = func() int64 { return rss(cmd.Process.Pid) }
+	default:
+		fmt.Fprintln(os.Stderr, "idle: -server, or -addr and -pidfile, is required")
 		os.Exit(2)
 	}
-	dir, _ := os.MkdirTemp("", "idle")
-	defer os.RemoveAll(dir)
-	cfg := filepath.Join(dir, "wsgate.yaml")
-	cmd := exec.Command(*server, "-config", cfg)
-	os.WriteFile(cfg, []byte("listen:\n  - address: 127.0.0.1:0\nroutes:\n  - path: /echo\n    app: echo\n"), 0o600)
-	if *cfgFile != "" {
-		cmd = exec.Command(*server, "-config", *cfgFile)
-	}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	defer cmd.Process.Kill()
-	addr := waitAddr(stderr)
-	go io.Copy(io.Discard, stderr)
-	time.Sleep(500 * time.Millisecond)
-	before := rss(cmd.Process.Pid)
+	before := measure()
 
 	var opened atomic.Int64
 	conns := make([]net.Conn, *n)
@@ -67,7 +80,7 @@ func main() {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := dial(addr, i, *path)
+			c, err := dial(*addr, i, *path)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "connection %d: %v\n", i, err)
 				return
@@ -79,7 +92,7 @@ func main() {
 	wg.Wait()
 	took := time.Since(start)
 	time.Sleep(*settle)
-	after := rss(cmd.Process.Pid)
+	after := measure()
 	got := opened.Load()
 	fmt.Printf("server           %s\n", *server)
 	fmt.Printf("connections      %d (opened in %v)\n", got, took.Round(time.Millisecond))
@@ -158,4 +171,34 @@ func rss(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// treeRSS sums the resident set sizes of the process in pidfile and of its
+// children.
+func treeRSS(pidfile string) int64 {
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "idle:", err)
+		os.Exit(1)
+	}
+	parent := strings.TrimSpace(string(b))
+	pid, _ := strconv.Atoi(parent)
+	total := rss(pid)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		if err != nil {
+			continue
+		}
+		// The fields after the command name: state, then the parent's pid.
+		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+		if len(f) > 1 && f[1] == parent {
+			total += rss(child)
+		}
+	}
+	return total
 }

@@ -54,7 +54,8 @@ typedef struct {
 } wsgate_server_conf;
 
 typedef struct {
-    const char *location;
+    const char *location; /* the section's path: a URL path for <Location> */
+    const char *section;  /* where the section is: "file:line" */
     /* apache-websocket's */
     WebSocketPlugin *plugin;
     const char *plugin_init;
@@ -111,6 +112,27 @@ static void *create_dir_conf(apr_pool_t *p, char *path)
     return c;
 }
 
+/* Every directive records the section it appears in (its parent node in
+ * the configuration tree; in .htaccess, the file). */
+static wsgate_dir_conf *in_section(cmd_parms *cmd, void *confv)
+{
+    wsgate_dir_conf *conf = confv;
+    const ap_directive_t *d = cmd->directive;
+    if (d && d->parent) {
+        conf->section = apr_psprintf(cmd->pool, "%s:%d", d->parent->filename, d->parent->line_num);
+    } else if (d) {
+        conf->section = d->filename;
+    }
+    return conf;
+}
+
+/* Whether the directive is being read from an .htaccess file: there the
+ * override bits are AllowOverride's, without ACCESS_CONF or RSRC_CONF. */
+static int in_htaccess(cmd_parms *cmd)
+{
+    return !(cmd->override & (ACCESS_CONF | RSRC_CONF));
+}
+
 #define MERGE_PTR(f) c->f = add->f ? add->f : base->f
 #define MERGE_INT(f) c->f = add->f != UNSET ? add->f : base->f
 
@@ -120,6 +142,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 {
     wsgate_dir_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
     MERGE_PTR(location);
+    MERGE_PTR(section);
     if (add->plugin) {
         c->plugin = add->plugin;
         c->plugin_init = add->plugin_init;
@@ -162,13 +185,19 @@ static apr_status_t plugin_cleanup(void *data)
  * phase, with mod_websocket's checks and messages. */
 static const char *set_handler(cmd_parms *cmd, void *confv, const char *path, const char *name)
 {
-    wsgate_dir_conf *conf = confv;
+    wsgate_dir_conf *conf = in_section(cmd, confv);
     apr_dso_handle_t *dso = NULL;
     apr_dso_handle_sym_t sym;
     WebSocketPlugin *plugin;
     const char *problem = NULL;
     char err[256];
 
+    /* Loading code into httpd is the server administrator's decision;
+     * mod_websocket allowed it in .htaccess, where a plugin would also be
+     * loaded and destroyed on every request. */
+    if (in_htaccess(cmd)) {
+        return "WebSocketHandler is not allowed in .htaccess files: load plugins in the server configuration";
+    }
     if (apr_dso_load(&dso, ap_server_root_relative(cmd->pool, path), cmd->pool) != APR_SUCCESS) {
         return apr_pstrcat(cmd->pool, "Could not load WebSocketHandler ", path, ": ",
                            apr_dso_error(dso, err, sizeof(err)), NULL);
@@ -202,7 +231,7 @@ static const char *set_handler(cmd_parms *cmd, void *confv, const char *path, co
 
 static const char *set_max_message_size(cmd_parms *cmd, void *confv, const char *arg)
 {
-    wsgate_dir_conf *conf = confv;
+    wsgate_dir_conf *conf = in_section(cmd, confv);
     apr_int64_t limit;
 
     if (cmd->cmd->name[0] == 'M') {
@@ -224,8 +253,7 @@ static const char *set_max_message_size(cmd_parms *cmd, void *confv, const char 
 
 static const char *set_origin_check(cmd_parms *cmd, void *confv, const char *mode)
 {
-    wsgate_dir_conf *conf = confv;
-    (void)cmd;
+    wsgate_dir_conf *conf = in_section(cmd, confv);
     if (!strcasecmp(mode, "Off")) {
         conf->origin_check = 0;
     } else if (!strcasecmp(mode, "Same")) {
@@ -249,7 +277,7 @@ static const char *add_string(apr_pool_t *p, apr_array_header_t **list, const ch
 
 static const char *add_trusted_origin(cmd_parms *cmd, void *confv, const char *origin)
 {
-    wsgate_dir_conf *conf = confv;
+    wsgate_dir_conf *conf = in_section(cmd, confv);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, cmd->server, "added Origin '%s' to the Trusted list for %s", origin,
                  cmd->path ? cmd->path : "null");
     return add_string(cmd->pool, &conf->trusted, origin);
@@ -257,24 +285,22 @@ static const char *add_trusted_origin(cmd_parms *cmd, void *confv, const char *o
 
 static const char *set_allow_reserved(cmd_parms *cmd, void *confv, int on)
 {
-    (void)cmd;
-    ((wsgate_dir_conf *)confv)->allow_reserved = on;
+    in_section(cmd, confv)->allow_reserved = on;
     return NULL;
 }
 
 static const char *set_app(cmd_parms *cmd, void *confv, const char *name)
 {
-    (void)cmd;
     if (strcmp(name, "echo") && strcmp(name, "dumb-increment") && strcmp(name, "chat")) {
         return "WebSocketApp must be echo, dumb-increment or chat";
     }
-    ((wsgate_dir_conf *)confv)->app = name;
+    in_section(cmd, confv)->app = name;
     return NULL;
 }
 
 static const char *set_backend(cmd_parms *cmd, void *confv, const char *address, const char *mode)
 {
-    wsgate_dir_conf *conf = confv;
+    wsgate_dir_conf *conf = in_section(cmd, confv);
     (void)cmd;
     if (mode && strcmp(mode, "mux") && strcmp(mode, "per-client") && strcmp(mode, "raw")) {
         return "WebSocketBackend's mode must be mux, per-client or raw";
@@ -286,25 +312,25 @@ static const char *set_backend(cmd_parms *cmd, void *confv, const char *address,
 
 static const char *set_docroot(cmd_parms *cmd, void *confv, const char *dir)
 {
-    ((wsgate_dir_conf *)confv)->docroot = ap_server_root_relative(cmd->pool, dir);
+    in_section(cmd, confv)->docroot = ap_server_root_relative(cmd->pool, dir);
     return NULL;
 }
 
 static const char *add_allow(cmd_parms *cmd, void *confv, const char *glob)
 {
-    return add_string(cmd->pool, &((wsgate_dir_conf *)confv)->allow, glob);
+    return add_string(cmd->pool, &in_section(cmd, confv)->allow, glob);
 }
 
 static const char *add_deny(cmd_parms *cmd, void *confv, const char *glob)
 {
-    return add_string(cmd->pool, &((wsgate_dir_conf *)confv)->deny, glob);
+    return add_string(cmd->pool, &in_section(cmd, confv)->deny, glob);
 }
 
 /* WebSocketProgram <program> [args...]: split with httpd's own quoting
  * rules, as every directive's arguments are. */
 static const char *set_program(cmd_parms *cmd, void *confv, const char *args)
 {
-    wsgate_dir_conf *conf = confv;
+    wsgate_dir_conf *conf = in_section(cmd, confv);
     apr_array_header_t *words = NULL;
 
     while (*args) {
@@ -322,8 +348,7 @@ static const char *set_program(cmd_parms *cmd, void *confv, const char *args)
 
 static const char *set_deflate(cmd_parms *cmd, void *confv, int on)
 {
-    (void)cmd;
-    ((wsgate_dir_conf *)confv)->deflate = on;
+    in_section(cmd, confv)->deflate = on;
     return NULL;
 }
 
@@ -378,12 +403,12 @@ static const char *duration(cmd_parms *cmd, const char *arg, const char **dst)
 
 static const char *set_idle_timeout(cmd_parms *cmd, void *confv, const char *arg)
 {
-    return duration(cmd, arg, &((wsgate_dir_conf *)confv)->idle_timeout);
+    return duration(cmd, arg, &in_section(cmd, confv)->idle_timeout);
 }
 
 static const char *set_keepalive(cmd_parms *cmd, void *confv, const char *arg)
 {
-    return duration(cmd, arg, &((wsgate_dir_conf *)confv)->keepalive);
+    return duration(cmd, arg, &in_section(cmd, confv)->keepalive);
 }
 
 static const char *set_library(cmd_parms *cmd, void *confv, const char *path)
@@ -470,11 +495,38 @@ static void json_list(apr_array_header_t *j, apr_array_header_t *list)
     LIT("]");
 }
 
+/* The route's URL prefix, which docroot names and programs' SCRIPT_NAME
+ * are relative to: a <Location>'s path; for a <Directory> or .htaccess,
+ * the URL the directory is reached by; otherwise "/" (a regex or <Files>
+ * section has no fixed prefix). Never the request's own URI, which would
+ * make one route per URL. */
+static const char *route_path(request_rec *r, const char *section_path)
+{
+    size_t len;
+
+    if (!section_path || *section_path != '/') {
+        return "/";
+    }
+    len = strlen(section_path);
+    if (!strncmp(r->uri, section_path, len)) {
+        return section_path;
+    }
+    if (r->filename && !strncmp(r->filename, section_path, len)) {
+        /* uri = prefix + (filename below the directory) + path_info */
+        const char *below = r->filename + len;
+        size_t nb = strlen(below), ni = r->path_info ? strlen(r->path_info) : 0, nu = strlen(r->uri);
+        if (nu >= nb + ni && !strncmp(r->uri + nu - ni - nb, below, nb) &&
+            (!ni || !strcmp(r->uri + nu - ni, r->path_info))) {
+            return apr_pstrndup(r->pool, r->uri, nu - ni - nb);
+        }
+    }
+    return "/";
+}
+
 static const char *route_json(request_rec *r, wsgate_dir_conf *conf)
 {
     apr_array_header_t *j = apr_array_make(r->pool, 32, sizeof(const char *));
-    const char *loc = conf->location && strncmp(r->uri, conf->location, strlen(conf->location)) == 0
-                          ? conf->location : r->uri;
+    const char *loc = route_path(r, conf->location);
 
     LIT("{\"path\":");
     json_str(j, loc);
@@ -573,7 +625,7 @@ static void child_init(apr_pool_t *p, server_rec *s)
     go.serve = (wsgate_serve_fn)dlsym(go.dl, "WsgateServe");
     go.stopping = (wsgate_stopping_fn)dlsym(go.dl, "WsgateStopping");
     if (!go.init || !go.handle || !go.free_response || !go.serve || !go.stopping ||
-        go.init((char *)ap_get_server_banner(), threaded != 0) != 0) {
+        go.init(WSGATE_MODULE_ABI, (char *)ap_get_server_banner(), threaded != 0) != 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "mod_wsgate: %s is not a usable libwsgate", lib);
         go.handle = NULL;
     }
@@ -721,6 +773,7 @@ static int wsgate_handler(request_rec *r)
         req.header_values[i] = e[i].val ? e[i].val : "";
     }
     req.request_rec = r;
+    req.section = conf->section ? conf->section : "";
     req.route = route_json(r, conf);
     req.plugin = conf->plugin;
     req.plugin_init = conf->plugin_init;

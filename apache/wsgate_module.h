@@ -10,6 +10,11 @@
 
 #include <stdint.h>
 
+/* Bumped whenever a structure or function below changes: a mod_wsgate.so
+ * and a libwsgate.so from different builds refuse each other at child
+ * start instead of misreading each other's structures. */
+#define WSGATE_MODULE_ABI 2
+
 /* A request asking to become a WebSocket, described for the Go side. */
 typedef struct wsgate_request {
     const char *method;
@@ -25,7 +30,13 @@ typedef struct wsgate_request {
     const char **header_values;
     void *request_rec;       /* for plugins' request() */
     /* The merged directives as one route of wsgate's configuration (JSON),
-     * and the C plugin WebSocketHandler loaded, if any. */
+     * and the C plugin WebSocketHandler loaded, if any. section names the
+     * configuration section the directives come from ("file:line", or the
+     * .htaccess file): with the JSON it identifies the route, so that
+     * every request of one section shares one route (its hub, its
+     * producer pool) and the number of routes is bounded by the
+     * configuration, not by the URLs clients ask for. */
+    const char *section;
     const char *route;
     void *plugin;
     const char *plugin_init;
@@ -58,7 +69,7 @@ typedef struct wsgate_io {
 } wsgate_io;
 
 /* Exported by libwsgate.so. */
-typedef int (*wsgate_init_fn)(char *software, int mpm_threaded);
+typedef int (*wsgate_init_fn)(int abi, char *software, int mpm_threaded);
 typedef void (*wsgate_handle_fn)(wsgate_request *req, wsgate_response *resp);
 typedef void (*wsgate_free_response_fn)(wsgate_response *resp);
 typedef void (*wsgate_serve_fn)(uintptr_t conn, wsgate_io *io);

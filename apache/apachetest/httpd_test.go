@@ -102,6 +102,9 @@ type options struct {
 	Body string
 	// Global is configuration outside the virtual hosts.
 	Global string
+	// Files are written below the ServerRoot first (name: content), with
+	// {{ROOT}} expanded; directories are made readable by the children.
+	Files map[string]string
 }
 
 // configure writes the configuration into a new ServerRoot.
@@ -124,6 +127,15 @@ func configure(t *testing.T, o options) *httpd {
 		return strings.NewReplacer("{{BUILD}}", build, "{{ROOT}}", root).Replace(s)
 	}
 	body := expand(o.Body)
+	for name, content := range o.Files {
+		path := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(expand(content)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var c strings.Builder
 	fmt.Fprintf(&c, "ServerRoot %s\nServerName 127.0.0.1\nListen 127.0.0.1:%d\n", root, h.Port)
 	fmt.Fprintf(&c, "PidFile %s/httpd.pid\nErrorLog %s\nLogLevel info\nTimeout 30\n", root, h.log)

@@ -56,7 +56,11 @@ var (
 // httpd sends to the ErrorLog.
 //
 //export WsgateInit
-func WsgateInit(software *C.char, threaded C.int) C.int {
+func WsgateInit(abi C.int, software *C.char, threaded C.int) C.int {
+	if abi != C.WSGATE_MODULE_ABI {
+		fmt.Fprintf(os.Stderr, "mod_wsgate: libwsgate.so speaks interface %d, mod_wsgate.so %d: install both from one build\n", int(C.WSGATE_MODULE_ABI), int(abi))
+		return 1
+	}
 	level := slog.LevelInfo
 	if v := os.Getenv("WSGATE_LOG_LEVEL"); v != "" {
 		level.UnmarshalText([]byte(v))
@@ -91,10 +95,12 @@ func recoverLog(where string) {
 	}
 }
 
-// route returns the gateway route for a location's directives, building
-// it the first time; the JSON is the key.
-func route(spec string, plugin unsafe.Pointer, pluginInit string) (*gateway.Route, error) {
-	key := fmt.Sprintf("%s\x00%p", spec, plugin)
+// route returns the gateway route for a section's directives, building it
+// the first time. The section, the JSON and the plugin are the key: the
+// routes are as many as the configuration's sections (times the URL
+// prefixes a <Directory> is reached by), whatever URLs clients ask for.
+func route(section, spec string, plugin unsafe.Pointer, pluginInit string) (*gateway.Route, error) {
+	key := fmt.Sprintf("%s\x00%s\x00%p", section, spec, plugin)
 	routesMu.Lock()
 	defer routesMu.Unlock()
 	if r, ok := routes[key]; ok {
@@ -159,7 +165,7 @@ func WsgateHandle(req *C.wsgate_request, resp *C.wsgate_response) {
 		resp.status = 0
 		return
 	}
-	rt, err := route(gostr(req.route), req.plugin, gostr(req.plugin_init))
+	rt, err := route(gostr(req.section), gostr(req.route), req.plugin, gostr(req.plugin_init))
 	if err != nil {
 		log.Error("this location's WebSocket configuration is unusable", "path", gostr(req.path), "err", err)
 		resp.status = http.StatusInternalServerError

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -197,7 +198,11 @@ func (s *Server) log() *slog.Logger {
 
 // Listen listens on a UNIX socket path, replacing a stale socket file and
 // making the socket accessible to the gateway's user (mode 0777, as
-// ouistiti's sample servers do, unless mode is given).
+// ouistiti's sample servers do, unless mode is given). The socket is bound
+// under a temporary name, listening and given its mode before it is
+// renamed into place, so a gateway that finds the path never finds it
+// refusing connections (which it counts as the producer being down).
+// Closing the listener removes the path.
 func Listen(path string, mode ...os.FileMode) (net.Listener, error) {
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		if c, err := net.Dial("unix", path); err == nil {
@@ -206,20 +211,45 @@ func Listen(path string, mode ...os.FileMode) (net.Listener, error) {
 		}
 		os.Remove(path)
 	}
-	ln, err := net.Listen("unix", path)
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".wsgate-%d.sock", os.Getpid()))
+	os.Remove(tmp)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, err
 	}
+	ln.SetUnlinkOnClose(false)
 	m := os.FileMode(0o777)
 	if len(mode) > 0 {
 		m = mode[0]
 	}
-	if err := os.Chmod(path, m); err != nil {
+	if err := os.Chmod(tmp, m); err != nil {
 		ln.Close()
+		os.Remove(tmp)
 		return nil, err
 	}
-	return ln, nil
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	return &unixListener{UnixListener: ln, path: path}, nil
 }
+
+// unixListener removes its path when closed, as a net.UnixListener does
+// for the name it was bound to.
+type unixListener struct {
+	*net.UnixListener
+	path string
+	once sync.Once
+}
+
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() { os.Remove(l.path) })
+	return err
+}
+
+func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
 
 // Serve accepts gateway connections on ln until Shutdown or an error.
 func (s *Server) Serve(ln net.Listener) error {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -284,5 +286,50 @@ func TestEventLoop(t *testing.T) {
 	}
 	if !testserver.WaitFor(3*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(closes) == 2 }) {
 		t.Fatalf("close events: %v", closes)
+	}
+}
+
+// TestListenPublishesListening: the socket path appears only once the
+// socket accepts connections, with its mode and no temporary file left;
+// closing removes it. A watcher dials the moment the path appears.
+func TestListenPublishesListening(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.sock")
+	for i := range 20 {
+		found := make(chan error, 1)
+		go func() {
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+				if _, err := os.Lstat(path); err == nil {
+					c, err := net.Dial("unix", path)
+					if err == nil {
+						c.Close()
+					}
+					found <- err
+					return
+				}
+			}
+			found <- errors.New("the path never appeared")
+		}()
+		ln, err := producer.Listen(path, 0o660)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-found; err != nil {
+			t.Fatalf("round %d: dialing as soon as the path exists: %v", i, err)
+		}
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o660 {
+			t.Fatalf("%v %v", fi, err)
+		}
+		if ln.Addr().String() != path {
+			t.Fatalf("Addr %s", ln.Addr())
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+			t.Fatalf("left in the directory: %v", entries)
+		}
+		ln.Close()
+		if _, err := os.Lstat(path); !os.IsNotExist(err) {
+			t.Fatalf("after Close: %v", err)
+		}
 	}
 }

@@ -2,6 +2,9 @@ package apachetest
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -111,5 +114,35 @@ func TestNestedLocationsInherit(t *testing.T) {
 		if err != nil {
 			t.Errorf("%s: %v", c.Name, err)
 		}
+	}
+}
+
+// TestInstallLayout: make install-apache puts the module, the engine, the
+// plugins, the header and the a2enmod files where Debian's httpd and
+// wsgate.conf expect them.
+func TestInstallLayout(t *testing.T) {
+	need(t)
+	dest := t.TempDir()
+	out, err := exec.Command("make", "-s", "-C", "..", "OUT="+build, "DESTDIR="+dest, "install-apache").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	libexec, _ := exec.Command("apxs", "-q", "LIBEXECDIR").Output()
+	sysconf, _ := exec.Command("apxs", "-q", "SYSCONFDIR").Output()
+	mods := filepath.Join(dest, strings.TrimSpace(string(libexec)))
+	avail := filepath.Join(dest, strings.TrimSpace(string(sysconf)), "..", "mods-available")
+	for _, f := range []string{
+		filepath.Join(mods, "mod_wsgate.so"), filepath.Join(mods, "libwsgate.so"),
+		filepath.Join(dest, "usr/lib/wsgate/plugins/echo.so"), filepath.Join(dest, "usr/lib/wsgate/plugins/dumb_increment.so"),
+		filepath.Join(dest, "usr/include/wsgate/websocket_plugin.h"),
+		filepath.Join(avail, "wsgate.load"), filepath.Join(avail, "wsgate.conf"),
+	} {
+		if _, err := os.Stat(f); err != nil {
+			t.Error(err)
+		}
+	}
+	load, _ := os.ReadFile(filepath.Join(avail, "wsgate.load"))
+	if !strings.Contains(string(load), "LoadModule wsgate_module "+strings.TrimSpace(string(libexec))+"/mod_wsgate.so") {
+		t.Errorf("wsgate.load: %s", load)
 	}
 }

@@ -78,3 +78,26 @@ class BlockingTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ListenTest(unittest.TestCase):
+    def test_published_listening(self):
+        import socket
+        import stat
+        from wsgate_producer.blocking import listen_unix
+
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "p.sock")
+            s = listen_unix(path, 0o640)
+            try:
+                st = os.lstat(path)
+                self.assertTrue(stat.S_ISSOCK(st.st_mode))
+                self.assertEqual(stat.S_IMODE(st.st_mode), 0o640)
+                self.assertEqual(os.listdir(d), ["p.sock"])
+                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                c.connect(path)
+                c.close()
+                with self.assertRaises(OSError):
+                    listen_unix(path)  # in use
+            finally:
+                s.close()

@@ -1,9 +1,8 @@
 """The asyncio API: subclass Handler and serve it."""
 import asyncio
-import os
 
 from . import protocol as p
-from .blocking import _remove_stale
+from .blocking import listen_unix
 
 
 class Refused(Exception):
@@ -161,10 +160,7 @@ async def start(address, handler, max_clients=0, mode=0o777, max_frame=64 << 20)
     s = _Server(handler, max_clients, max_frame)
     if isinstance(address, tuple):
         return await asyncio.start_server(s.connected, address[0], address[1])
-    _remove_stale(address)
-    srv = await asyncio.start_unix_server(s.connected, path=address)
-    os.chmod(address, mode)
-    return srv
+    return await asyncio.start_unix_server(s.connected, sock=listen_unix(address, mode))
 
 
 async def serve(address, handler, max_clients=0, mode=0o777):

@@ -158,12 +158,8 @@ class Server:
         if isinstance(address, tuple):
             self.sock = socket.create_server(address)
         else:
-            _remove_stale(address)
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.bind(address)
-            os.chmod(address, mode)
-            self.sock.listen(128)
-        self.address = self.sock.getsockname()
+            self.sock = listen_unix(address, mode)
+        self.address = address if not isinstance(address, tuple) else self.sock.getsockname()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -209,6 +205,33 @@ class Server:
                 l.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def listen_unix(path, mode=0o777, backlog=128):
+    """Returns a socket listening at path. It is bound under a temporary
+    name in the same directory, listening and given its mode, then renamed
+    into place: a gateway that finds the path never finds it refusing
+    connections, which it would count as the producer being down."""
+    _remove_stale(path)
+    tmp = os.path.join(os.path.dirname(path), ".wsgate-%d.sock" % os.getpid())
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        s.bind(tmp)
+        s.listen(backlog)
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    except BaseException:
+        s.close()
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return s
 
 
 def _remove_stale(path):

@@ -427,7 +427,9 @@ func TestIdleAndKeepalive(t *testing.T) {
 		if err != nil || cl.Code() != 1001 {
 			t.Fatalf("%v %v", cl, err)
 		}
-		if el := time.Since(start); el < 200*time.Millisecond || el > 2*time.Second {
+		// Only a lower bound: nothing else would close this connection, and
+		// a loaded machine may be late.
+		if el := time.Since(start); el < 200*time.Millisecond {
 			t.Fatalf("closed after %v with idle_timeout 200ms", el)
 		}
 	})

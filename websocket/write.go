@@ -309,17 +309,17 @@ func (c *Conn) drain() error {
 	for {
 		c.mu.Lock()
 		if len(c.q) == 0 || c.aborted {
-			q := c.q
+			// Frames left behind by an abort are released here, outside
+			// the lock; c.aborted may only be read under it.
+			var dropped []outItem
 			if c.aborted {
-				c.q = nil
+				dropped, c.q = c.q, nil
 			}
 			c.writing = false
 			c.notifyFlushed()
 			c.mu.Unlock()
-			if c.aborted {
-				for i := range q {
-					q[i].release()
-				}
+			for i := range dropped {
+				dropped[i].release()
 			}
 			return nil
 		}

@@ -361,3 +361,23 @@ func TestWakerContract(t *testing.T) {
 		t.Fatalf("after the owner's Flush: %v", got)
 	}
 }
+
+// TestAbortAfterWriterDrained: a writer goroutine that has drained the
+// queue and an abort that comes later (the close timer firing, in the
+// daemon) must not race; under -race this failed when the writer read
+// the aborted flag outside the lock.
+func TestAbortAfterWriterDrained(t *testing.T) {
+	for range 20 {
+		c := NewConn(newHandler(), Options{})
+		tr := &nbRecorder{recorder: recorder{limit: 3}} // partial inline writes: a writer goroutine finishes
+		c.Start(tr)
+		c.SendText("a message longer than three bytes")
+		if !c.WaitFlushed(5 * time.Second) {
+			t.Fatal("queue did not drain")
+		}
+		c.Abort()
+		if !tr.isClosed() {
+			t.Fatal("abort did not close the transport")
+		}
+	}
+}

@@ -147,16 +147,15 @@ func TestSlowClient(t *testing.T) {
 	fast := dial(t, gw.URL("/p"))
 	slow.WriteMessage(websocket.TextMessage, []byte("flood"))
 	time.Sleep(200 * time.Millisecond)
+	// Were the link held up by the slow client, these would wait for ever
+	// (the read deadline); no bound tighter than that, which a loaded
+	// machine could break.
 	for i := range 20 {
-		start := time.Now()
 		fast.WriteMessage(websocket.TextMessage, []byte(fmt.Sprint("ping ", i)))
 		fast.SetReadDeadline(time.Now().Add(5 * time.Second))
 		_, p, err := fast.ReadMessage()
 		if err != nil || string(p) != fmt.Sprint("ping ", i) {
 			t.Fatalf("fast client: %q %v", p, err)
-		}
-		if el := time.Since(start); el > time.Second {
-			t.Fatalf("round trip took %v next to a slow client", el)
 		}
 	}
 	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -182,12 +181,10 @@ func TestOpenTimeout(t *testing.T) {
 		closed: func(c *producer.Client, code uint16, _ string) { closed <- c.ID },
 	})
 	gw := testserver.Start(t, fmt.Sprintf("listen: [{address: 127.0.0.1:0}]\nroutes:\n  - {path: /p, backend: {socket: %s, open_timeout: 200ms}}\n", sock))
-	start := time.Now()
+	// Without the timeout the producer's ACCEPT, 600ms later, would make
+	// this a 101.
 	if got := status(gw.URL("/p")); got != 504 {
 		t.Fatalf("status %d, want 504", got)
-	}
-	if el := time.Since(start); el > 2*time.Second {
-		t.Fatalf("refusal took %v", el)
 	}
 	// The late ACCEPT is answered with CLOSED, so the producer forgets the
 	// client.

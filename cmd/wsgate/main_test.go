@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/internal/testserver"
 )
 
 var binary string
@@ -99,7 +101,7 @@ func TestDefaultConfigPrints(t *testing.T) {
 }
 
 // daemon starts the binary and returns the address it reports listening on.
-func daemon(t *testing.T, args ...string) (*exec.Cmd, string, *bytes.Buffer) {
+func daemon(t *testing.T, args ...string) (*exec.Cmd, string, *testserver.Logs) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	pr, pw := io.Pipe()
@@ -108,13 +110,13 @@ func daemon(t *testing.T, args ...string) (*exec.Cmd, string, *bytes.Buffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	logs := &bytes.Buffer{}
+	logs := &testserver.Logs{}
 	addrCh := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		re := regexp.MustCompile(`msg=listening address=(\S+)`)
 		for sc.Scan() {
-			logs.WriteString(sc.Text() + "\n")
+			logs.Write([]byte(sc.Text() + "\n"))
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case addrCh <- m[1]:
@@ -140,7 +142,7 @@ func TestReadmeRunCommand(t *testing.T) {
 	} else {
 		ln.Close()
 	}
-	cmd, addr, _ := daemon(t)
+	cmd, addr, logs := daemon(t)
 	if addr != "127.0.0.1:8080" {
 		t.Fatalf("listening on %s", addr)
 	}
@@ -180,18 +182,19 @@ func TestReadmeRunCommand(t *testing.T) {
 	}
 	cmd.Process.Signal(syscall.SIGINT)
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGINT: %v", err)
+		t.Fatalf("exit after SIGINT: %v\n%s", err, logs)
 	}
 }
 
 // TestGracefulShutdown checks that SIGTERM closes every client with 1001
-// and that the daemon exits 0 within its shutdown timeout.
+// and that the daemon exits 0 once they have closed, before its shutdown
+// timeout.
 func TestGracefulShutdown(t *testing.T) {
 	cfg := writeFile(t, "wsgate.yaml", `
 listen:
   - address: 127.0.0.1:0
 server:
-  shutdown_timeout: 3s
+  shutdown_timeout: 10s
 routes:
   - path: /echo
     app: echo
@@ -230,7 +233,9 @@ routes:
 			break
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Every client answered, so the daemon must not wait for its
+	// shutdown_timeout (10s).
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -240,10 +245,7 @@ routes:
 			t.Fatalf("exit: %v\n%s", err, logs)
 		}
 	case <-ctx.Done():
-		t.Fatal("daemon still running 5s after SIGTERM")
-	}
-	if el := time.Since(start); el > 3*time.Second {
-		t.Errorf("shutdown took %v", el)
+		t.Fatalf("daemon still running %v after SIGTERM although every client closed", time.Since(start))
 	}
 	// New connections are refused once shutdown starts: the port is closed.
 	if _, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/echo", nil); err == nil {
@@ -281,7 +283,8 @@ routes:
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
-	if el := time.Since(start); el > 4*time.Second {
+	// The client's close_timeout is 30s; 15s leaves a loaded machine room.
+	if el := time.Since(start); el > 15*time.Second {
 		t.Fatalf("shutdown took %v with shutdown_timeout 1s", el)
 	}
 }

@@ -58,18 +58,26 @@ func TestSameSemanticsInBothForms(t *testing.T) {
 }
 
 // TestMPMs runs the frame table and a burst of traffic under each MPM,
-// over ws and wss.
+// over ws and over wss (mod_ssl).
 func TestMPMs(t *testing.T) {
 	for _, mpm := range []string{"event", "worker", "prefork"} {
 		t.Run(mpm, func(t *testing.T) {
 			h := start(t, options{MPM: mpm, TLS: true, Body: conformance.ApacheLocations})
+			tlsConfig := &tls.Config{RootCAs: h.Pool}
 			for _, c := range conformance.Frames() {
 				r, err := c.Run(h.Addr())
 				if err == nil {
 					err = c.Check(r)
 				}
 				if err != nil {
-					t.Errorf("%s: %v", c.Name, err)
+					t.Errorf("ws %s: %v", c.Name, err)
+				}
+				r, err = c.RunTLS(h.TLSAddr(), tlsConfig)
+				if err == nil {
+					err = c.Check(r)
+				}
+				if err != nil {
+					t.Errorf("wss %s: %v", c.Name, err)
 				}
 			}
 			for _, url := range []string{"ws://" + h.Addr() + "/echo", "wss://" + h.TLSAddr() + "/echo"} {

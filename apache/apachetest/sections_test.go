@@ -16,7 +16,21 @@ import (
 // load plugins into the server.
 func TestSections(t *testing.T) {
 	h := start(t, options{
-		Global: "DocumentRoot {{ROOT}}/htdocs\n<Directory {{ROOT}}/htdocs>\n  AllowOverride All\n  Require all granted\n</Directory>\n",
+		// .htaccess files may hold the WebSocket directives with
+		// AllowOverride AuthConfig, as apache-websocket's; SetHandler
+		// needs FileInfo, so it is in the server configuration.
+		Global: `DocumentRoot {{ROOT}}/htdocs
+<Directory {{ROOT}}/htdocs>
+  AllowOverride AuthConfig
+  Require all granted
+</Directory>
+<Directory {{ROOT}}/htdocs/ht>
+  SetHandler websocket-handler
+</Directory>
+<Directory {{ROOT}}/htdocs/htplugin>
+  SetHandler websocket-handler
+</Directory>
+`,
 		Body: `
 <LocationMatch "^/rooms/[a-z]+$">
   SetHandler websocket-handler
@@ -30,8 +44,8 @@ func TestSections(t *testing.T) {
 		Files: map[string]string{
 			"htdocs/index.html":         "hello",
 			"htdocs/progs/.keep":        "",
-			"htdocs/ht/.htaccess":       "SetHandler websocket-handler\nWebSocketApp echo\nWebSocketMaxMessageSize 10\n",
-			"htdocs/htplugin/.htaccess": "SetHandler websocket-handler\nWebSocketHandler {{BUILD}}/plugins/echo.so echo_init\n",
+			"htdocs/ht/.htaccess":       "WebSocketApp echo\nWebSocketMaxMessageSize 10\n",
+			"htdocs/htplugin/.htaccess": "WebSocketHandler {{BUILD}}/plugins/echo.so echo_init\n",
 		},
 	})
 	base := "ws://" + h.Addr()

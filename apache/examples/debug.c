@@ -11,6 +11,7 @@
  *                    last thread is done
  *   request          answers "yes" when server->request is not NULL
  *   ping             sends a ping, then "pinged"
+ *   sent: TEXT       sends TEXT, then what send() returned (its length)
  *   anything else    is echoed
  *
  * A request header X-Refuse-Connection makes on_connect refuse; with
@@ -116,6 +117,10 @@ static size_t CALLBACK debug_on_message(void *plugin_private, const WebSocketSer
         send_text(server, out);
     } else if (strcmp(cmd, "request") == 0) {
         send_text(server, server->request(server) ? "yes" : "no");
+    } else if (strncmp(cmd, "sent: ", 6) == 0) {
+        size_t r = server->send(server, MESSAGE_TYPE_TEXT, (const unsigned char *)cmd + 6, strlen(cmd + 6));
+        snprintf(out, sizeof(out), "%zu", r);
+        send_text(server, out);
     } else if (strcmp(cmd, "ping") == 0) {
         server->send(server, MESSAGE_TYPE_PING, (const unsigned char *)"hi", 2);
         send_text(server, "pinged");

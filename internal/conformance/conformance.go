@@ -4,6 +4,7 @@
 package conformance
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"strings"
@@ -17,7 +18,7 @@ const DaemonRoutes = `
 routes:
   - {path: /echo, app: echo}
   - {path: /off, app: echo, origin_check: off}
-  - {path: /trusted, app: echo, origin_check: trusted, trusted_origins: [https://app.example, "http://localhost:3000"]}
+  - {path: /trusted, app: echo, origin_check: trusted, trusted_origins: [https://app.example, "http://localhost:3000", https://third.example]}
   - {path: /reserved, app: echo, allow_reserved_status_codes: true}
   - {path: /small, app: echo, max_message_size: 30}
 `
@@ -39,6 +40,7 @@ const ApacheLocations = `
   WebSocketApp echo
   WebSocketOriginCheck Trusted
   WebSocketTrustedOrigin https://app.example http://localhost:3000
+  WebSocketTrustedOrigin https://third.example
 </Location>
 <Location /reserved>
   SetHandler websocket-handler
@@ -91,6 +93,7 @@ func Handshakes() []Handshake {
 		{"default port omitted", ws.Request("/echo", "Host: example.com:80", "Origin: http://example.com"), 101, nil},
 		{"trusted origin", ws.Request("/trusted", h, "Origin: https://app.example"), 101, nil},
 		{"second trusted origin", ws.Request("/trusted", h, "Origin: http://localhost:3000"), 101, nil},
+		{"trusted origin from a second line", ws.Request("/trusted", h, "Origin: https://third.example"), 101, nil},
 		{"untrusted origin", ws.Request("/trusted", h, "Origin: "+self), 403, nil},
 		{"origin check off", ws.Request("/off", h, "Origin: http://evil.example"), 101, nil},
 	}
@@ -177,9 +180,26 @@ type FrameResult struct {
 	EOF    bool
 }
 
-// Run sends the frames and collects the answer.
+// Run sends the frames to addr and collects the answer.
 func (c Frame) Run(addr string) (FrameResult, error) {
-	conn, err := ws.Upgrade(addr, c.Path, append([]string{"Host: " + addr}, c.Extra...)...)
+	conn, err := ws.Dial(addr)
+	if err != nil {
+		return FrameResult{}, err
+	}
+	return c.run(conn, addr)
+}
+
+// RunTLS is Run over TLS.
+func (c Frame) RunTLS(addr string, cfg *tls.Config) (FrameResult, error) {
+	conn, err := ws.DialTLS(addr, cfg)
+	if err != nil {
+		return FrameResult{}, err
+	}
+	return c.run(conn, addr)
+}
+
+func (c Frame) run(conn *ws.Conn, addr string) (FrameResult, error) {
+	conn, err := conn.Upgrade(c.Path, append([]string{"Host: " + addr}, c.Extra...)...)
 	if err != nil {
 		return FrameResult{}, err
 	}

@@ -111,6 +111,11 @@ func PluginDebug(t testing.TB, base string, hasRequest bool) {
 			t.Errorf("%s: %q, want %q", tc.cmd, got, tc.want)
 		}
 	}
+	// send returns the number of bytes it queued.
+	c.WriteMessage(websocket.TextMessage, []byte("sent: twelve bytes"))
+	if got, n := readText(t, c), readText(t, c); got != "twelve bytes" || n != "12" {
+		t.Errorf("send: %q, returned %s", got, n)
+	}
 	pinged := make(chan string, 1)
 	c.SetPingHandler(func(s string) error { pinged <- s; return nil })
 	c.WriteMessage(websocket.TextMessage, []byte("ping"))

@@ -7,6 +7,7 @@ package wstest
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -198,6 +199,23 @@ func Upgrade(addr, path string, extra ...string) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.Upgrade(path, extra...)
+}
+
+// DialTLS connects to addr over TLS.
+func DialTLS(addr string, cfg *tls.Config) (*Conn, error) {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	nc, err := tls.DialWithDialer(d, "tcp", addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	return &Conn{Conn: nc, R: bufio.NewReader(nc)}, nil
+}
+
+// Upgrade completes a handshake for path on a dialed connection, failing
+// (and closing it) unless the answer is 101.
+func (c *Conn) Upgrade(path string, extra ...string) (*Conn, error) {
 	resp, err := c.Handshake(Request(path, extra...))
 	if err != nil {
 		c.Close()

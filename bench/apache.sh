@@ -14,7 +14,11 @@ secs=${1:-3}
 threads=${THREADS:-64}
 work=$(mktemp -d)
 chmod 755 "$work"
-stop_httpd() { [ -f "$work/conf" ] && /usr/sbin/apache2 -f "$work/conf" -k stop 2>/dev/null || true; }
+stop_httpd() {
+  for c in conf plain.conf; do
+    [ -f "$work/$c" ] && /usr/sbin/apache2 -f "$work/$c" -k stop >/dev/null 2>&1 || true
+  done
+}
 trap 'stop_httpd; kill $(jobs -p) 2>/dev/null; sleep 1; rm -rf "$work"' EXIT
 
 make -s -C "$root/apache" OUT="$work/build" >"$work/make.log" 2>&1 || { cat "$work/make.log"; exit 1; }
@@ -64,7 +68,28 @@ WsgateLibrary $work/build/libwsgate.so
 ProxyPass /proxied/echo http://$daemon/echo upgrade=websocket
 CONF
 /usr/sbin/apache2 -f "$work/conf" -k start
-sleep 1
+# The same server without mod_wsgate, for what the engine adds to a child.
+port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+grep -v -i 'wsgate\|^<Location\|^</Location\|WebSocket' "$work/conf" |
+  sed -e "s/^Listen .*/Listen 127.0.0.1:$port2/" -e "s#^PidFile .*#PidFile $work/plain.pid#" -e "s#^ErrorLog .*#ErrorLog $work/plain.log#" >"$work/plain.conf"
+/usr/sbin/apache2 -f "$work/plain.conf" -k start
+sleep 1.5
+get() { exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && cat <&3 >/dev/null; exec 3>&-; }
+get "$port"; get "$port2"
+# Per child: resident, and private (not shared with the other children:
+# libwsgate.so's file pages are shared through the page cache).
+child_mem() {
+  local rss=0 priv=0 n=0 k
+  for k in $(pgrep -P "$(cat "$1")"); do
+    rss=$((rss + $(awk '/^Rss:/{print $2}' /proc/$k/smaps_rollup)))
+    priv=$((priv + $(awk '/^Private_(Clean|Dirty):/{s+=$2} END{print s}' /proc/$k/smaps_rollup)))
+    n=$((n + 1))
+  done
+  echo "$n children, per child: RSS $((rss / n)) KiB, private $((priv / n)) KiB"
+}
+echo "idle httpd with mod_wsgate:    $(child_mem "$work/httpd.pid")"
+echo "idle httpd without mod_wsgate: $(child_mem "$work/plain.pid")"
+/usr/sbin/apache2 -f "$work/plain.conf" -k stop
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(/usr/sbin/apache2 -v | head -1)"
 for conns in 1 50; do

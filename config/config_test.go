@@ -197,6 +197,31 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// FuzzParseRoute feeds arbitrary text to ParseRoute, which reads the
+// route mod_wsgate builds (as JSON) from httpd's directives: no panic, and
+// every error is a *config.Error naming the file.
+func FuzzParseRoute(f *testing.F) {
+	f.Add(`{"path":"/echo","app":"echo"}`)
+	f.Add(`{"path":"/x","max_message_size":"30","origin_check":"trusted","trusted_origins":["https://a.example"],"deflate":true,"idle_timeout":"90s","keepalive_interval":"250ms"}`)
+	f.Add(`{"path":"/b","backend":{"socket":"/run/x","mode":"per-client"}}`)
+	f.Add(`{"path":"/d","docroot":{"root":"/run","allow":["a*"],"deny":["*"]}}`)
+	f.Add(`{"path":"/p","program":{"command":["sh","-c","echo \u0001"]}}`)
+	f.Add(`{"path":"/"}`)
+	f.Fuzz(func(t *testing.T, text string) {
+		r, err := config.ParseRoute("httpd.conf", []byte(text))
+		if err != nil {
+			var ce *config.Error
+			if !errors.As(err, &ce) || ce.File != "httpd.conf" {
+				t.Fatalf("error without file: %T %v", err, err)
+			}
+			return
+		}
+		if !strings.HasPrefix(r.Path, "/") {
+			t.Fatalf("accepted route %+v", r)
+		}
+	})
+}
+
 func TestDeflateConfig(t *testing.T) {
 	cfg, err := config.Parse("d.yaml", []byte(`
 defaults:

@@ -1,0 +1,339 @@
+// Command bench runs the benchmark matrix: every scenario against wsgate
+// and its peers, in one run, on this machine, with one load generator.
+//
+//	cd bench && go run ./cmd/bench -out ../docs     # the whole matrix (make bench)
+//	cd bench && go run ./cmd/bench -quick           # a smoke test of the harness (CI)
+//
+// Each measurement starts a fresh server process pinned to the server's
+// cores and runs the load generator (cmd/load) pinned to the others. The
+// servers take turns within each case, round after round (A B C, A B C),
+// so that a machine that slows down for a while slows everyone down. It
+// writes BENCHMARKS.md (tables with wsgate's ratio to each peer),
+// benchmarks.png (the plot) and benchmarks.json (every raw result).
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wsgate/wsgate/bench/load"
+)
+
+type harness struct {
+	work       string
+	root       string // the wsgate repository
+	serverCPUs string
+	clientCPUs string
+	quick      bool
+	verbose    bool
+}
+
+// benchCase is one row of a table: a scenario with its parameters, run
+// against each of servers.
+type benchCase struct {
+	group    string // the table it belongs to
+	scenario string // echo, deflate, idle, storm, broadcast
+	conns    int
+	size     int
+	servers  []server
+	args     []string // extra load generator flags
+	path     string
+}
+
+func (c benchCase) label() string {
+	switch c.scenario {
+	case "idle":
+		return fmt.Sprintf("%d idle connections", c.conns)
+	case "storm":
+		return fmt.Sprintf("handshakes, %d concurrent clients", c.conns)
+	case "broadcast":
+		return fmt.Sprintf("1 message × %d subscribers, %s", c.conns, size(c.size))
+	}
+	return fmt.Sprintf("%d conn × %s", c.conns, size(c.size))
+}
+
+func size(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// measurement is what the tables and the plot are built from.
+type measurement struct {
+	Case    string        `json:"case"`
+	Group   string        `json:"group"`
+	Server  string        `json:"server"`
+	Results []load.Result `json:"results"`
+	Error   string        `json:"error,omitempty"`
+}
+
+func main() {
+	quick := flag.Bool("quick", false, "smoke test: tiny counts, one round, a few seconds per scenario")
+	out := flag.String("out", "", "directory for BENCHMARKS.md, benchmarks.png and benchmarks.json (default: a temporary directory)")
+	rounds := flag.Int("rounds", 2, "rounds of each case (each server once per round)")
+	secs := flag.Duration("duration", 3*time.Second, "length of each echo and storm measurement")
+	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, storm, broadcast, apache)")
+	apache := flag.String("apache", "auto", "the Apache group: on, off, or auto (on when apache2 and apxs are installed)")
+	verbose := flag.Bool("v", false, "print each result as it comes")
+	flag.Parse()
+
+	h := &harness{quick: *quick, verbose: *verbose}
+	var err error
+	if h.work, err = os.MkdirTemp("", "wsgate-bench"); err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(h.work)
+	os.Chmod(h.work, 0o755) // httpd's children run as www-data
+	wd, _ := os.Getwd()
+	h.root = filepath.Dir(wd)
+	if _, err := os.Stat(filepath.Join(h.root, "cmd", "wsgate")); err != nil {
+		fatal(fmt.Errorf("run bench from the repository's bench directory"))
+	}
+	if *quick {
+		*rounds = 1
+		*secs = 300 * time.Millisecond
+	}
+	if *out == "" {
+		*out = h.work + "-out"
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fatal(err)
+	}
+	h.pin()
+	useApache := *apache == "on" || (*apache == "auto" && haveApache())
+	if err := h.build(useApache); err != nil {
+		fatal(err)
+	}
+	cases := h.matrix(*secs, useApache)
+	want := map[string]bool{}
+	for _, g := range strings.Split(*only, ",") {
+		if g != "" {
+			want[g] = true
+		}
+	}
+	started := time.Now()
+	var all []*measurement
+	failed := 0
+	for _, c := range cases {
+		if len(want) > 0 && !want[c.group] {
+			continue
+		}
+		ms := make([]*measurement, len(c.servers))
+		for i, s := range c.servers {
+			ms[i] = &measurement{Case: c.label(), Group: c.group, Server: s.name}
+			all = append(all, ms[i])
+		}
+		for round := range *rounds {
+			for i, s := range c.servers {
+				r, err := h.measure(c, s)
+				if err != nil {
+					ms[i].Error = err.Error()
+					fmt.Fprintf(os.Stderr, "%s / %s / %s: %v\n", c.group, c.label(), s.name, err)
+					failed++
+					continue
+				}
+				ms[i].Results = append(ms[i].Results, r)
+				if h.verbose {
+					fmt.Printf("round %d %-9s %-40s %-12s %12.0f\n", round+1, c.group, c.label(), s.name, value(r))
+				}
+			}
+		}
+		printCase(c, ms)
+	}
+	took := time.Since(started)
+	m := describe(h, *rounds, *secs, took)
+	if err := writeReport(*out, m, all); err != nil {
+		fatal(err)
+	}
+	fmt.Printf("\n%s\nwrote %s in %v\n", m, filepath.Join(*out, "BENCHMARKS.md"), took.Round(time.Second))
+	if failed > 0 {
+		fmt.Fprintf(os.Stderr, "bench: %d measurements failed\n", failed)
+		os.Exit(1)
+	}
+}
+
+// pin splits the machine: the server gets the first core, the load
+// generator the rest, so that neither steals the other's time slices.
+func (h *harness) pin() {
+	n := runtime.NumCPU()
+	if _, err := exec.LookPath("taskset"); err != nil || n < 2 {
+		return
+	}
+	h.serverCPUs = "0"
+	if n >= 4 {
+		h.serverCPUs = fmt.Sprintf("0-%d", n/2-1)
+	}
+	half := 1
+	if n >= 4 {
+		half = n / 2
+	}
+	h.clientCPUs = fmt.Sprintf("%d-%d", half, n-1)
+}
+
+func haveApache() bool {
+	_, e1 := os.Stat("/usr/sbin/apache2")
+	_, e2 := exec.LookPath("apxs")
+	if e2 != nil {
+		_, e2 = os.Stat("/usr/bin/apxs")
+	}
+	return e1 == nil && e2 == nil
+}
+
+func (h *harness) build(apache bool) error {
+	run := func(dir string, argv ...string) error {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+		}
+		return nil
+	}
+	bench := filepath.Join(h.root, "bench")
+	if err := run(h.root, "go", "build", "-o", filepath.Join(h.work, "wsgate"), "./cmd/wsgate"); err != nil {
+		return err
+	}
+	for _, cmd := range []string{"peers", "load"} {
+		if err := run(bench, "go", "build", "-o", filepath.Join(h.work, cmd), "./cmd/"+cmd); err != nil {
+			return err
+		}
+	}
+	if apache {
+		return run(h.root, "make", "-s", "-C", "apache", "OUT="+filepath.Join(h.work, "build"))
+	}
+	return nil
+}
+
+func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
+	servers := h.servers()
+	wsFor := func(scenario string) []server {
+		var l []server
+		for _, s := range servers {
+			if !s.skip[scenario] {
+				l = append(l, s)
+			}
+		}
+		return l
+	}
+	d := []string{"-duration", secs.String()}
+	conns, sizes := []int{1, 100, 1000}, []int{16, 1 << 10, 64 << 10}
+	idleN, bcastN, bcastMsgs, settle := 10000, 10000, 20, "3s"
+	zConns, zSizes := []int{100}, []int{1 << 10, 64 << 10}
+	aConns, aSizes := []int{1, 100}, []int{16, 1 << 10}
+	if h.quick {
+		conns, sizes = []int{1, 10}, []int{16, 1 << 10}
+		idleN, bcastN, bcastMsgs, settle = 200, 100, 5, "500ms"
+		zConns, zSizes = []int{10}, []int{1 << 10}
+		aConns, aSizes = []int{1, 10}, []int{16}
+	}
+	var cs []benchCase
+	for _, c := range conns {
+		for _, s := range sizes {
+			cs = append(cs, benchCase{group: "echo", scenario: "echo", conns: c, size: s, path: "/echo", servers: wsFor("echo"), args: d})
+		}
+	}
+	for _, c := range zConns {
+		for _, s := range zSizes {
+			cs = append(cs, benchCase{group: "deflate", scenario: "deflate", conns: c, size: s, path: "/echo-deflate", servers: wsFor("deflate"), args: d})
+		}
+	}
+	cs = append(cs,
+		benchCase{group: "idle", scenario: "idle", conns: idleN, path: "/echo", servers: wsFor("idle"), args: []string{"-settle", settle}},
+		benchCase{group: "storm", scenario: "storm", conns: 64, path: "/echo", servers: wsFor("storm"), args: d},
+		benchCase{group: "broadcast", scenario: "broadcast", conns: bcastN, size: 64, path: "/broadcast", servers: wsFor("broadcast"),
+			args: []string{"-msgs", strconv.Itoa(bcastMsgs)}},
+	)
+	if apache {
+		as := append([]server{servers[0]}, h.apacheServers()...)
+		for _, c := range aConns {
+			for _, s := range aSizes {
+				cs = append(cs, benchCase{group: "apache", scenario: "echo", conns: c, size: s, path: "/echo", servers: as, args: d})
+			}
+		}
+	}
+	return cs
+}
+
+// measure starts s, runs c's load against it, and stops it.
+func (h *harness) measure(c benchCase, s server) (load.Result, error) {
+	port, err := freePort()
+	if err != nil {
+		return load.Result{}, err
+	}
+	p, err := s.start(h, port)
+	if err != nil {
+		return load.Result{}, err
+	}
+	defer p.stop()
+	url := fmt.Sprintf("ws://127.0.0.1:%d%s", port, c.path)
+	scenario := c.scenario
+	args := []string{"-url", url}
+	switch c.scenario {
+	case "echo", "deflate":
+		scenario = "echo"
+		args = append(args, "-conns", strconv.Itoa(c.conns), "-size", strconv.Itoa(c.size))
+		if s.name == "tcp" {
+			args = append(args, "-raw")
+		}
+		if c.scenario == "deflate" {
+			args = append(args, "-deflate", "-text")
+		}
+	case "idle":
+		args = append(args, "-n", strconv.Itoa(c.conns), "-pid", strconv.Itoa(p.pid))
+		if p.children {
+			args = append(args, "-children")
+		}
+	case "storm":
+		args = append(args, "-conc", strconv.Itoa(c.conns))
+	case "broadcast":
+		args = append(args, "-n", strconv.Itoa(c.conns), "-size", strconv.Itoa(c.size))
+	}
+	args = append(args, c.args...)
+	argv := append([]string{filepath.Join(h.work, "load"), scenario}, args...)
+	if h.clientCPUs != "" {
+		argv = append([]string{"taskset", "-c", h.clientCPUs}, argv...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return load.Result{}, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	var r load.Result
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		return r, fmt.Errorf("load's output: %v: %q", err, stdout.String())
+	}
+	if r.Errors > 0 {
+		return r, fmt.Errorf("%d connections failed during the run", r.Errors)
+	}
+	return r, nil
+}
+
+// value is the figure a table shows: the rate, or for idle the KiB per
+// connection.
+func value(r load.Result) float64 {
+	if r.Scenario == "idle" {
+		return r.PerConnKiB
+	}
+	return r.Rate
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// server is one implementation under test, started fresh for each
+// measurement so that none inherits another run's heap or sockets.
+type server struct {
+	name  string
+	peer  bool // a peer library (wsgate's ratio is printed against it)
+	start func(h *harness, port int) (*proc, error)
+	// skip lists the scenarios the server cannot take part in.
+	skip map[string]bool
+}
+
+// proc is a running server.
+type proc struct {
+	pid      int  // measured for RSS
+	children bool // measure pid's children too (httpd)
+	stop     func()
+}
+
+func wsgateConfig(port int) string {
+	return fmt.Sprintf(`listen: [{address: "127.0.0.1:%d"}]
+log: {level: warn}
+defaults:
+  origin_check: "off"
+routes:
+  - {path: /echo, app: echo}
+  - {path: /echo-deflate, app: echo, deflate: true}
+  - {path: /broadcast, app: chat}
+`, port)
+}
+
+func (h *harness) servers() []server {
+	list := []server{
+		{name: "wsgate", start: func(h *harness, port int) (*proc, error) {
+			cfg := filepath.Join(h.work, "wsgate.yaml")
+			if err := os.WriteFile(cfg, []byte(wsgateConfig(port)), 0o644); err != nil {
+				return nil, err
+			}
+			return h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
+		}},
+	}
+	for _, p := range []string{"gorilla", "coder", "gws", "nbio", "tcp"} {
+		s := server{name: p, peer: p != "tcp", start: func(h *harness, port int) (*proc, error) {
+			return h.spawn(port, filepath.Join(h.work, "peers"), "-server", p, "-addr", "127.0.0.1:"+strconv.Itoa(port))
+		}}
+		if p == "tcp" {
+			s.skip = map[string]bool{"idle": true, "storm": true, "broadcast": true, "deflate": true}
+		}
+		list = append(list, s)
+	}
+	return list
+}
+
+// apacheServers are the Apache deployments: mod_wsgate, and httpd's
+// mod_proxy_http tunnel in front of the daemon.
+func (h *harness) apacheServers() []server {
+	return []server{
+		{name: "mod_wsgate", start: func(h *harness, port int) (*proc, error) { return h.httpd(port, 0) }},
+		{name: "httpd proxy", start: func(h *harness, port int) (*proc, error) {
+			dport, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			cfg := filepath.Join(h.work, "wsgate-proxied.yaml")
+			os.WriteFile(cfg, []byte(wsgateConfig(dport)), 0o644)
+			d, err := h.spawn(dport, filepath.Join(h.work, "wsgate"), "-config", cfg)
+			if err != nil {
+				return nil, err
+			}
+			p, err := h.httpd(port, dport)
+			if err != nil {
+				d.stop()
+				return nil, err
+			}
+			stop := p.stop
+			p.stop = func() { stop(); d.stop() }
+			return p, nil
+		}},
+	}
+}
+
+// spawn starts a server pinned to the server's cores and waits until its
+// port accepts connections.
+func (h *harness) spawn(port int, argv ...string) (*proc, error) {
+	if h.serverCPUs != "" {
+		argv = append([]string{"taskset", "-c", h.serverCPUs}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	log, _ := os.Create(filepath.Join(h.work, "server.log"))
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	p := &proc{pid: cmd.Process.Pid, stop: func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		log.Close()
+	}}
+	if err := waitPort(port, exited); err != nil {
+		p.stop()
+		b, _ := os.ReadFile(filepath.Join(h.work, "server.log"))
+		return nil, fmt.Errorf("%s: %v\n%s", argv, err, b)
+	}
+	return p, nil
+}
+
+func waitPort(port int, exited <-chan struct{}) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("exited before listening")
+		default:
+		}
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("not listening after 15s")
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// httpd starts Apache (event MPM) on port with mod_wsgate's echo route at
+// /echo, or, when daemonPort is not zero, with /echo proxied to the daemon
+// there (mod_proxy_http, upgrade=websocket).
+func (h *harness) httpd(port, daemonPort int) (*proc, error) {
+	mods := "/usr/lib/apache2/modules"
+	user := ""
+	if os.Getuid() == 0 {
+		user = "User www-data\nGroup www-data\n"
+	}
+	route := `<Location /echo>
+  SetHandler websocket-handler
+  WebSocketApp echo
+  WebSocketOriginCheck Off
+</Location>
+`
+	if daemonPort != 0 {
+		route = fmt.Sprintf("ProxyPass /echo http://127.0.0.1:%d/echo upgrade=websocket\n", daemonPort)
+	}
+	dir := filepath.Join(h.work, "httpd-"+strconv.Itoa(port))
+	os.MkdirAll(dir, 0o755)
+	conf := fmt.Sprintf(`ServerRoot %[1]s
+ServerName 127.0.0.1
+Listen 127.0.0.1:%[2]d
+PidFile %[1]s/httpd.pid
+ErrorLog %[1]s/error.log
+Mutex file:%[1]s default
+%[3]sLoadModule mpm_event_module %[4]s/mod_mpm_event.so
+StartServers 2
+ServerLimit 32
+ThreadLimit 64
+ThreadsPerChild 64
+MinSpareThreads 64
+MaxSpareThreads 2048
+MaxRequestWorkers 2048
+LoadModule authz_core_module %[4]s/mod_authz_core.so
+LoadModule proxy_module %[4]s/mod_proxy.so
+LoadModule proxy_http_module %[4]s/mod_proxy_http.so
+LoadModule wsgate_module %[5]s/mod_wsgate.so
+WsgateLibrary %[5]s/libwsgate.so
+%[6]s`, dir, port, user, mods, filepath.Join(h.work, "build"), route)
+	cf := filepath.Join(dir, "httpd.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	argv := []string{"/usr/sbin/apache2", "-f", cf, "-k", "start"}
+	if h.serverCPUs != "" {
+		argv = append([]string{"taskset", "-c", h.serverCPUs}, argv...)
+	}
+	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("httpd: %v: %s", err, out)
+	}
+	stop := func() {
+		exec.Command("/usr/sbin/apache2", "-f", cf, "-k", "stop").Run()
+		// -k stop returns at once; wait for the parent to go.
+		for range 100 {
+			if _, err := os.Stat(filepath.Join(dir, "httpd.pid")); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if err := waitPort(port, nil); err != nil {
+		stop()
+		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return nil, fmt.Errorf("httpd: %v\n%s", err, b)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "httpd.pid"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return &proc{pid: pid, children: true, stop: stop}, nil
+}

@@ -1,0 +1,92 @@
+// Command load is the harness's load generator: one scenario against one
+// server, one JSON result on standard output. The bench command runs it
+// pinned to its own cores; it is also usable by hand:
+//
+//	load echo -url ws://127.0.0.1:8080/echo -conns 100 -size 1024 -duration 5s
+//	load idle -url ws://127.0.0.1:8080/echo -n 10000 -pid 1234
+//	load storm -url ws://127.0.0.1:8080/echo -conc 64 -duration 3s
+//	load broadcast -url ws://127.0.0.1:8080/chat -n 10000 -msgs 20
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wsgate/wsgate/bench/load"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: load echo|idle|storm|broadcast [flags]")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	url := fs.String("url", "ws://127.0.0.1:8080/echo", "WebSocket URL")
+	conns := fs.Int("conns", 1, "echo: connections")
+	size := fs.Int("size", 64, "echo, broadcast: payload bytes")
+	duration := fs.Duration("duration", 5*time.Second, "echo, storm: how long to run")
+	messages := fs.Int64("messages", 0, "echo: stop after this many echoes in all (0: run for -duration)")
+	text := fs.Bool("text", false, "echo: text messages instead of binary")
+	raw := fs.Bool("raw", false, "echo: no handshake (the server is a plain TCP echo)")
+	deflate := fs.Bool("deflate", false, "echo: negotiate permessage-deflate and send compressed messages")
+	n := fs.Int("n", 10000, "idle, broadcast: connections")
+	pid := fs.Int("pid", 0, "idle: the server's pid")
+	pidfile := fs.String("pidfile", "", "idle: the server's pid file, instead of -pid")
+	children := fs.Bool("children", false, "idle: measure the server's children too (httpd)")
+	settle := fs.Duration("settle", 3*time.Second, "idle: wait after the last connection before measuring")
+	conc := fs.Int("conc", 64, "storm: concurrent clients")
+	msgs := fs.Int("msgs", 20, "broadcast: messages")
+	timeout := fs.Duration("timeout", 30*time.Second, "broadcast: longest wait for one fan-out")
+	label := fs.String("label", "", "printed in the result's text form")
+	human := fs.Bool("human", false, "print a line of text instead of JSON")
+	fs.Parse(os.Args[2:])
+
+	var res load.Result
+	var err error
+	switch os.Args[1] {
+	case "echo":
+		res, err = load.Echo(load.EchoOptions{URL: *url, Conns: *conns, Size: *size, Duration: *duration,
+			Messages: *messages, Text: *text, Deflate: *deflate, Raw: *raw})
+	case "idle":
+		if *pidfile != "" {
+			b, rerr := os.ReadFile(*pidfile)
+			if rerr != nil {
+				fail(rerr)
+			}
+			*pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		if *pid == 0 {
+			fail(fmt.Errorf("idle needs -pid or -pidfile"))
+		}
+		res, err = load.Idle(*url, *n, *settle, func() int64 { return load.RSS(*pid, *children) })
+	case "storm":
+		res, err = load.Storm(*url, *conc, *duration)
+	case "broadcast":
+		res, err = load.Broadcast(*url, *n, *msgs, *size, *timeout)
+	default:
+		fail(fmt.Errorf("unknown scenario %q", os.Args[1]))
+	}
+	if err != nil {
+		fail(err)
+	}
+	if *human {
+		fmt.Printf("%s %s conns=%d size=%d rate=%.0f p50=%.0fus p99=%.0fus p999=%.0fus", *label, res.Scenario,
+			res.Conns, res.Size, res.Rate, res.P50, res.P99, res.P999)
+		if res.Scenario == "idle" {
+			fmt.Printf(" rss=%d->%dKiB per_conn=%.2fKiB", res.RSSBefore, res.RSSAfter, res.PerConnKiB)
+		}
+		fmt.Println()
+		return
+	}
+	json.NewEncoder(os.Stdout).Encode(res)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "load:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,414 @@
+package load
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/flate"
+)
+
+// Result is one scenario run against one server. Rate is messages per
+// second for echo, handshakes per second for storm and deliveries per
+// second for broadcast; latencies are in microseconds.
+type Result struct {
+	Scenario string  `json:"scenario"`
+	Conns    int     `json:"conns"`
+	Size     int     `json:"size"`
+	Rate     float64 `json:"rate"`
+	Count    uint64  `json:"count"`
+	Seconds  float64 `json:"seconds"`
+	P50      float64 `json:"p50_us"`
+	P99      float64 `json:"p99_us"`
+	P999     float64 `json:"p999_us"`
+	Errors   int     `json:"errors"`
+	// Idle hold only.
+	RSSBefore  int64   `json:"rss_before_kib,omitempty"`
+	RSSAfter   int64   `json:"rss_after_kib,omitempty"`
+	PerConnKiB float64 `json:"per_conn_kib,omitempty"`
+}
+
+func (r *Result) latencies(h *Hist) {
+	us := func(q float64) float64 { return float64(h.Quantile(q)) / 1e3 }
+	r.P50, r.P99, r.P999 = us(0.50), us(0.99), us(0.999)
+}
+
+// EchoOptions describes an echo run: Conns connections each send a
+// message of Size bytes, wait for the echo, and repeat, until Duration has
+// passed or Messages echoes (if not zero) have come back in all.
+type EchoOptions struct {
+	URL      string
+	Conns    int
+	Size     int
+	Duration time.Duration
+	Messages int64
+	Text     bool
+	Deflate  bool
+	// Raw skips the handshake: the server is the TCP echo baseline.
+	Raw bool
+}
+
+// Echo runs the echo scenario.
+func Echo(o EchoOptions) (Result, error) {
+	res := Result{Scenario: "echo", Conns: o.Conns, Size: o.Size}
+	if o.Deflate {
+		res.Scenario = "deflate"
+	}
+	payload := Payload(o.Size)
+	op := byte(0x2)
+	if o.Text {
+		op = 0x1
+	}
+	var frame []byte
+	ext := ""
+	if o.Deflate {
+		ext = Deflate
+		frame = Frame(op, compress(payload), true)
+	} else {
+		frame = Frame(op, payload, false)
+	}
+	cs := make([]*Conn, o.Conns)
+	defer func() {
+		for _, c := range cs {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	if err := dialAll(cs, o.URL, ext, min(64<<10, o.Size+4096), o.Raw); err != nil {
+		return res, err
+	}
+	// One checked exchange per connection before timing: the echo must
+	// come back intact (and compressed, in the deflate scenario).
+	for i, c := range cs {
+		if o.Deflate && !strings.Contains(c.Extensions, "permessage-deflate") {
+			return res, fmt.Errorf("connection %d: no permessage-deflate in the answer (%q)", i, c.Extensions)
+		}
+		if _, err := c.NC.Write(frame); err != nil {
+			return res, err
+		}
+		c.NC.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b0, p, err := c.ReadPayload()
+		c.NC.SetReadDeadline(time.Time{})
+		if err != nil {
+			return res, fmt.Errorf("connection %d: first echo: %w", i, err)
+		}
+		if b0&0x40 != 0 {
+			if p, err = inflate(p); err != nil {
+				return res, fmt.Errorf("connection %d: first echo: %w", i, err)
+			}
+		}
+		if !bytes.Equal(p, payload) && !bytes.Equal(p, frame) {
+			return res, fmt.Errorf("connection %d: the echo differs from the message (%d bytes back)", i, len(p))
+		}
+	}
+	var total atomic.Int64
+	var stop atomic.Bool
+	var errs atomic.Int64
+	done := make(chan struct{})
+	hists := make([]*Hist, o.Conns)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := new(Hist)
+			hists[i] = h
+			for !stop.Load() {
+				t0 := time.Now()
+				if _, err := c.NC.Write(frame); err != nil {
+					if !stop.Load() {
+						errs.Add(1)
+					}
+					return
+				}
+				if _, err := c.ReadMessage(); err != nil {
+					if !stop.Load() {
+						errs.Add(1)
+					}
+					return
+				}
+				h.Record(time.Since(t0))
+				if n := total.Add(1); o.Messages > 0 && n == o.Messages {
+					close(done)
+				}
+			}
+		}()
+	}
+	select {
+	case <-time.After(o.Duration):
+	case <-done:
+	}
+	stop.Store(true)
+	elapsed := time.Since(start)
+	n := total.Load()
+	for _, c := range cs {
+		c.NC.SetDeadline(time.Now())
+	}
+	wg.Wait()
+	all := new(Hist)
+	for _, h := range hists {
+		if h != nil {
+			all.Merge(h)
+		}
+	}
+	res.Count, res.Seconds = uint64(n), elapsed.Seconds()
+	res.Rate = float64(n) / elapsed.Seconds()
+	res.Errors = int(errs.Load())
+	res.latencies(all)
+	return res, nil
+}
+
+// dialAll opens len(cs) connections, 64 handshakes at a time.
+func dialAll(cs []*Conn, target, ext string, readBuf int, raw bool) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	sem := make(chan struct{}, 64)
+	for i := range cs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := dial(target, ext, readBuf, raw)
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("connection %d: %w", i, err)
+				}
+				mu.Unlock()
+				return
+			}
+			cs[i] = c
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+func compress(p []byte) []byte {
+	var b bytes.Buffer
+	w, _ := flate.NewWriter(&b, flate.BestSpeed)
+	w.Write(p)
+	w.Flush()
+	out := b.Bytes()
+	return bytes.TrimSuffix(out, []byte{0, 0, 0xff, 0xff})
+}
+
+func inflate(p []byte) ([]byte, error) {
+	r := flate.NewReader(io.MultiReader(bytes.NewReader(p), bytes.NewReader([]byte{0, 0, 0xff, 0xff})))
+	var out bytes.Buffer
+	_, err := io.Copy(&out, r)
+	if err == io.ErrUnexpectedEOF {
+		err = nil
+	}
+	return out.Bytes(), err
+}
+
+// Idle opens n connections that then stay silent, waits settle, and
+// reports the growth of the resident set measured by rss (KiB).
+func Idle(target string, n int, settle time.Duration, rss func() int64) (Result, error) {
+	res := Result{Scenario: "idle", Conns: n}
+	before := rss()
+	cs := make([]*Conn, n)
+	defer func() {
+		for _, c := range cs {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	start := time.Now()
+	if err := dialAll(cs, target, "", 256, false); err != nil {
+		return res, err
+	}
+	res.Seconds = time.Since(start).Seconds()
+	time.Sleep(settle)
+	after := rss()
+	// Every connection must still be open: a server that dropped idle
+	// connections would look cheap.
+	for i, c := range cs {
+		c.NC.SetReadDeadline(time.Now().Add(time.Millisecond))
+		var b [1]byte
+		if _, err := c.NC.Read(b[:]); err == nil || !isTimeout(err) {
+			return res, fmt.Errorf("connection %d did not stay open: %v", i, err)
+		}
+	}
+	res.RSSBefore, res.RSSAfter = before, after
+	res.Count = uint64(n)
+	res.PerConnKiB = float64(after-before) / float64(n)
+	return res, nil
+}
+
+func isTimeout(err error) bool {
+	t, ok := err.(interface{ Timeout() bool })
+	return ok && t.Timeout()
+}
+
+// Storm runs conc clients that each connect, complete the handshake and
+// reset the connection, over and over, for d: handshakes per second.
+func Storm(target string, conc int, d time.Duration) (Result, error) {
+	res := Result{Scenario: "storm", Conns: conc}
+	var total, errs atomic.Int64
+	var stop atomic.Bool
+	hists := make([]*Hist, conc)
+	var wg sync.WaitGroup
+	start := time.Now()
+	var firstErr atomic.Value
+	for i := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := new(Hist)
+			hists[i] = h
+			for !stop.Load() {
+				t0 := time.Now()
+				c, err := Dial(target, "", 256)
+				if err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				h.Record(time.Since(t0))
+				c.Close()
+				total.Add(1)
+			}
+		}()
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	elapsed := time.Since(start)
+	n := total.Load()
+	wg.Wait()
+	all := new(Hist)
+	for _, h := range hists {
+		all.Merge(h)
+	}
+	res.Count, res.Seconds, res.Errors = uint64(n), elapsed.Seconds(), int(errs.Load())
+	res.Rate = float64(n) / elapsed.Seconds()
+	res.latencies(all)
+	if n == 0 {
+		err, _ := firstErr.Load().(error)
+		return res, fmt.Errorf("no handshake completed: %v", err)
+	}
+	return res, nil
+}
+
+// Broadcast opens n subscribers to a route that relays every text message
+// to all of its connections, then has one of them send msgs messages of
+// size bytes, each after the previous one reached all n. Rate is
+// deliveries per second; the latencies are those of whole fan-outs.
+func Broadcast(target string, n, msgs, size int, timeout time.Duration) (Result, error) {
+	res := Result{Scenario: "broadcast", Conns: n, Size: size}
+	cs := make([]*Conn, n)
+	defer func() {
+		for _, c := range cs {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	if err := dialAll(cs, target, "", 4096, false); err != nil {
+		return res, err
+	}
+	var got atomic.Int64
+	var target64 atomic.Int64
+	reached := make(chan struct{}, 1)
+	var readErrs atomic.Int64
+	for _, c := range cs {
+		go func() {
+			for {
+				if _, _, err := c.ReadFrame(); err != nil {
+					readErrs.Add(1)
+					return
+				}
+				if got.Add(1) == target64.Load() {
+					reached <- struct{}{}
+				}
+			}
+		}()
+	}
+	frame := Frame(0x1, Payload(size), false)
+	h := new(Hist)
+	send := func(i int) error {
+		target64.Store(int64(n) * int64(i+1))
+		t0 := time.Now()
+		if _, err := cs[0].NC.Write(frame); err != nil {
+			return err
+		}
+		select {
+		case <-reached:
+		case <-time.After(timeout):
+			return fmt.Errorf("message %d reached %d of %d subscribers in %v (%d connections lost)",
+				i, got.Load()-int64(n)*int64(i), n, timeout, readErrs.Load())
+		}
+		h.Record(time.Since(t0))
+		return nil
+	}
+	// The first message is a warm-up, not timed.
+	if err := send(0); err != nil {
+		return res, err
+	}
+	h = new(Hist)
+	start := time.Now()
+	for i := 1; i <= msgs; i++ {
+		if err := send(i); err != nil {
+			return res, err
+		}
+	}
+	elapsed := time.Since(start)
+	res.Count = uint64(n) * uint64(msgs)
+	res.Seconds = elapsed.Seconds()
+	res.Rate = float64(res.Count) / elapsed.Seconds()
+	res.latencies(h)
+	return res, nil
+}
+
+// RSS returns a process's resident set size in KiB, and with children
+// also that of its child processes (httpd's children, say).
+func RSS(pid int, children bool) int64 {
+	total := rssOf(pid)
+	if !children {
+		return total
+	}
+	entries, _ := os.ReadDir("/proc")
+	parent := strconv.Itoa(pid)
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// After the command name: state, then the parent's pid.
+		f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
+		if len(f) > 1 && f[1] == parent {
+			total += rssOf(child)
+		}
+	}
+	return total
+}
+
+func rssOf(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			v, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return v
+		}
+	}
+	return 0
+}

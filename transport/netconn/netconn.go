@@ -9,16 +9,25 @@
 // and payload, no copy); the engine falls back to a writer goroutine when
 // the socket is full.
 //
+// A connection that stays quiet for ParkAfter gives up its goroutine too:
+// it is parked on a process-wide epoll instance and a new goroutine picks
+// it up when bytes arrive (or when it is closed). An idle connection then
+// costs its socket and the engine's state, no stack and no buffer. Active
+// connections never park, so their reads stay on Go's own netpoller with
+// no extra system call.
+//
 // TLS connections go through crypto/tls, which keeps its own record buffers;
-// reads there hold a pooled buffer while blocked.
+// reads there hold a pooled buffer while blocked, and they never park.
 package netconn
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -36,6 +45,21 @@ const readSize = 32 << 10
 // connection does not carry it.
 const maxIovec = 16
 
+// DefaultParkAfter is how long a connection must be quiet before its
+// goroutine is released. Long enough that a connection exchanging
+// messages never parks (parking costs an epoll_ctl and a new goroutine on
+// wake-up), short enough that a server holding many idle connections sheds
+// their stacks quickly.
+const DefaultParkAfter = time.Second
+
+// errParked ends a reading goroutine whose connection is parked.
+var errParked = errors.New("netconn: parked")
+
+const (
+	stateRunning = iota
+	stateParked
+)
+
 // Serve runs ws, already started on t, until the connection ends, then
 // closes the socket and releases ws. buffered holds bytes already read from
 // the socket after the handshake (a client may send frames before it sees
@@ -45,13 +69,27 @@ func (d *Transport) Serve(ws *websocket.Conn, buffered []byte, log *slog.Logger)
 	if log == nil {
 		log = slog.Default()
 	}
+	d.ws, d.log, d.buffered = ws, log, buffered
+	d.serve()
+}
+
+// resume is a parked connection's new reading goroutine.
+func (d *Transport) resume() { d.serve() }
+
+// serve reads until the connection ends or parks; when it ends, it tears
+// the connection down.
+func (d *Transport) serve() {
+	ws, log := d.ws, d.log
 	defer func() {
 		if v := recover(); v != nil {
 			log.Error("websocket connection teardown panicked", "panic", v, "stack", string(debug.Stack()))
 			d.Close()
 		}
 	}()
-	err := d.run(ws, buffered, log)
+	err := d.run(ws, log)
+	if err == errParked {
+		return
+	}
 	opts := ws.Options()
 	linger := ws.Stop(err)
 	ws.WaitFlushed(opts.CloseTimeout)
@@ -88,8 +126,8 @@ type fdTransport struct{ *Transport }
 // TryWriteBuffers implements websocket.NonblockingWriter.
 func (f fdTransport) TryWriteBuffers(bufs [][]byte) (int, error) { return f.tryWriteBuffers(bufs) }
 
-// run feeds ws until reading ends and returns the reason.
-func (d *Transport) run(ws *websocket.Conn, buffered []byte, log *slog.Logger) (err error) {
+// run feeds ws until reading ends and returns the reason, or errParked.
+func (d *Transport) run(ws *websocket.Conn, log *slog.Logger) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			log.Error("websocket connection panicked", "panic", v, "stack", string(debug.Stack()))
@@ -97,15 +135,41 @@ func (d *Transport) run(ws *websocket.Conn, buffered []byte, log *slog.Logger) (
 			err = &websocket.ProtocolError{Code: websocket.StatusInternalError, Reason: fmt.Sprint(v)}
 		}
 	}()
-	if len(buffered) > 0 {
-		if err := ws.Feed(buffered); err != nil {
+	if b := d.buffered; len(b) > 0 {
+		d.buffered = nil
+		if err := ws.Feed(b); err != nil {
 			return err
 		}
 	}
 	for {
-		if err := d.readOnce(ws); err != nil {
-			return err
+		if d.parkAfter > 0 {
+			d.armDeadline()
 		}
+		err := d.readOnce(ws)
+		if err == nil {
+			continue
+		}
+		if d.parkAfter > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			// Quiet for parkAfter: release this goroutine.
+			d.nc.SetReadDeadline(time.Time{})
+			d.deadline = time.Time{}
+			if d.park() {
+				return errParked
+			}
+			continue
+		}
+		return err
+	}
+}
+
+// armDeadline keeps a read deadline parkAfter ahead of the last read,
+// moving it only when half of it has passed, so that a busy connection
+// does not reset a timer on every read.
+func (d *Transport) armDeadline() {
+	now := time.Now()
+	if d.deadline.IsZero() || d.deadline.Sub(now) < d.parkAfter/2 {
+		d.deadline = now.Add(d.parkAfter)
+		d.nc.SetReadDeadline(d.deadline)
 	}
 }
 
@@ -127,6 +191,18 @@ type Transport struct {
 	wbufs [][]byte
 	wn    int
 	werr  error
+
+	// Serving state, kept here so that a parked connection can be resumed
+	// by a new goroutine.
+	ws        *websocket.Conn
+	log       *slog.Logger
+	buffered  []byte
+	parkAfter time.Duration // 0: never park
+	deadline  time.Time
+	state     parkState
+	pollID    uint64
+	// registered: the socket is in the poller's interest list.
+	registered bool
 }
 
 // NewTransport wraps nc for a connection with the given options.
@@ -139,9 +215,21 @@ func NewTransport(nc net.Conn, opts websocket.Options) *Transport {
 			d.rc = rc
 			d.rfn = d.readFD
 			d.wfn = d.writeFD
+			if canPark {
+				d.parkAfter = DefaultParkAfter
+			}
 		}
 	}
 	return d
+}
+
+// SetParkAfter changes how long the connection must be quiet before its
+// goroutine is released; 0 or less never parks. Call it before Serve.
+func (d *Transport) SetParkAfter(after time.Duration) {
+	if d.rc == nil || !canPark || after < 0 {
+		after = 0
+	}
+	d.parkAfter = after
 }
 
 // readOnce waits for input, reads what is there and feeds it.
@@ -287,8 +375,14 @@ func (d *Transport) WriteBuffers(bufs [][]byte) error {
 	return err
 }
 
-// Close implements websocket.Transport.
-func (d *Transport) Close() error { return d.nc.Close() }
+// Close implements websocket.Transport. A parked connection has no reader
+// to notice, so Close resumes it: the new reader finds the socket closed
+// and tears the connection down.
+func (d *Transport) Close() error {
+	err := d.nc.Close()
+	d.unpark()
+	return err
+}
 
 // linger half-closes the connection and discards input until the peer
 // closes or the timeout passes, so the close frame already sent is not lost

@@ -1,0 +1,177 @@
+package netconn
+
+import (
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The parking poller: one epoll instance, shared by every parked
+// connection of the process, and one goroutine blocked in epoll_wait on
+// it. A connection registers with EPOLLONESHOT, so an event disarms it
+// and exactly one resume follows; the registration stays in the interest
+// list (re-armed with EPOLL_CTL_MOD on the next park) until the socket is
+// closed, which removes it (the descriptor is never duplicated).
+//
+// Events carry a connection number, not the descriptor: a descriptor
+// number is reused as soon as a socket closes, a number here never is.
+type poller struct {
+	parked atomic.Int64 // parks since the last shed
+	ep     int
+	mu     sync.Mutex
+	conns  map[uint64]*Transport
+	next   uint64
+}
+
+var (
+	thePoller   *poller
+	pollerOnce  sync.Once
+	pollerError error
+)
+
+func getPoller() *poller {
+	pollerOnce.Do(func() {
+		ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err != nil {
+			pollerError = err
+			return
+		}
+		thePoller = &poller{ep: ep, conns: map[uint64]*Transport{}}
+		go thePoller.loop()
+		go thePoller.shed()
+	})
+	return thePoller
+}
+
+// canPark reports whether this platform parks idle connections.
+const canPark = true
+
+// park registers d for one readability event. It is called on d's reading
+// goroutine, which returns right after; the event (or Close) starts a new
+// one. It reports false when the socket cannot be watched, and the caller
+// keeps waiting the ordinary way.
+func (d *Transport) park() bool {
+	p := getPoller()
+	if p == nil {
+		return false
+	}
+	if d.pollID == 0 {
+		p.mu.Lock()
+		p.next++
+		d.pollID = p.next
+		p.mu.Unlock()
+	}
+	p.mu.Lock()
+	p.conns[d.pollID] = d
+	p.mu.Unlock()
+	d.state.Store(stateParked)
+	p.parked.Add(1)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
+	*(*uint64)(unsafe.Pointer(&ev.Fd)) = d.pollID
+	var cerr error
+	// Inside Control the descriptor cannot be closed under us, so the
+	// number registered is this socket's.
+	err := d.rc.Control(func(fd uintptr) {
+		op := unix.EPOLL_CTL_MOD
+		if !d.registered {
+			op = unix.EPOLL_CTL_ADD
+		}
+		cerr = unix.EpollCtl(p.ep, op, int(fd), &ev)
+		if cerr == nil {
+			d.registered = true
+		}
+	})
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		p.mu.Lock()
+		delete(p.conns, d.pollID)
+		p.mu.Unlock()
+		// Nobody else can have claimed it: no event was armed. Close may
+		// have, and then it has started a resume that will find the socket
+		// closed; the caller must not read on.
+		return !d.state.CompareAndSwap(stateParked, stateRunning)
+	}
+	return true
+}
+
+// unpark claims a parked connection for a new reading goroutine: on an
+// event, or on Close (a parked connection has no reader to notice).
+func (d *Transport) unpark() {
+	if !d.state.CompareAndSwap(stateParked, stateRunning) {
+		return
+	}
+	if p := thePoller; p != nil {
+		p.mu.Lock()
+		delete(p.conns, d.pollID)
+		p.mu.Unlock()
+	}
+	go d.resume()
+}
+
+func (p *poller) loop() {
+	defer func() {
+		if v := recover(); v != nil {
+			// Connections parked now would never resume; the process
+			// cannot serve correctly without this loop.
+			slog.Error("websocket poller panicked", "panic", v, "stack", string(debug.Stack()))
+			panic(v)
+		}
+	}()
+	events := make([]unix.EpollEvent, 128)
+	for {
+		n, err := unix.EpollWait(p.ep, events, -1)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			slog.Error("websocket poller: epoll_wait failed", "err", err)
+			return
+		}
+		for i := range events[:n] {
+			id := *(*uint64)(unsafe.Pointer(&events[i].Fd))
+			p.mu.Lock()
+			d := p.conns[id]
+			p.mu.Unlock()
+			if d != nil {
+				d.unpark()
+			}
+		}
+	}
+}
+
+// shedInterval and shedParks decide when parking has freed enough to be
+// worth handing back to the kernel.
+const (
+	shedInterval = 5 * time.Second
+	shedParks    = 1000
+)
+
+// shed returns freed memory to the kernel after many connections parked.
+// Parking frees each connection's goroutine stack, but the runtime only
+// hands free pages back as its next collections lower the heap goal, and
+// a server that has gone quiet collects rarely: without this, the memory
+// of a burst of connections stays resident for minutes after they go
+// idle. One forced collection per interval at most, and only after at
+// least shedParks parks, keeps the cost away from busy servers.
+func (p *poller) shed() {
+	defer func() {
+		if v := recover(); v != nil {
+			slog.Error("websocket poller: memory shedding panicked", "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	for range time.Tick(shedInterval) {
+		if p.parked.Load() >= shedParks {
+			p.parked.Store(0)
+			debug.FreeOSMemory()
+		}
+	}
+}
+
+type parkState = atomic.Uint32

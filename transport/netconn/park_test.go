@@ -1,0 +1,187 @@
+package netconn
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	ws "github.com/wsgate/wsgate/websocket"
+)
+
+// echoHandler echoes and reports OnClose.
+type echoHandler struct{ closed chan ws.CloseStatus }
+
+func (echoHandler) OnMessage(c *ws.Conn, typ ws.MessageType, p []byte) { c.Send(typ, p) }
+func (h echoHandler) OnClose(c *ws.Conn, s ws.CloseStatus)             { h.closed <- s }
+
+// serveParking accepts WebSocket connections on a loopback listener and
+// serves them through Transport with a short park delay. Each served
+// connection's transport is sent on conns.
+func serveParking(t *testing.T, parkAfter time.Duration, opts ws.Options) (url string, conns chan *Transport, closed chan ws.CloseStatus) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns = make(chan *Transport, 100)
+	closed = make(chan ws.CloseStatus, 100)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ur := &ws.UpgradeRequest{Method: r.Method, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor, Host: r.Host, Header: r.Header}
+		hs, herr := ws.CheckRequest(ur)
+		if herr != nil {
+			http.Error(w, "bad", herr.Status)
+			return
+		}
+		nc, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		nc.Write(ws.AppendResponse(nil, hs, nil))
+		c := ws.NewConn(echoHandler{closed}, opts)
+		d := NewTransport(nc, c.Options())
+		d.SetParkAfter(parkAfter)
+		d.Start(c.Start)
+		conns <- d
+		go d.Serve(c, nil, nil)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "ws://" + ln.Addr().String() + "/", conns, closed
+}
+
+func waitParked(t *testing.T, d *Transport) {
+	t.Helper()
+	for i := 0; d.state.Load() != stateParked; i++ {
+		if i > 1000 {
+			t.Fatal("the connection never parked")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestParkAndResume: a connection that goes quiet parks, and the next
+// message wakes it and is answered; many times over, with messages of
+// every size around the read buffer.
+func TestParkAndResume(t *testing.T) {
+	url, conns, _ := serveParking(t, 20*time.Millisecond, ws.Options{})
+	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d := <-conns
+	for i, n := range []int{1, 125, 126, 4096, readSize - 1, readSize + 1, 3 * readSize, 7} {
+		waitParked(t, d)
+		p := bytes.Repeat([]byte{byte('a' + i)}, n)
+		if err := c.WriteMessage(websocket.BinaryMessage, p); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, got, err := c.ReadMessage()
+		if err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("message %d (%d bytes) after parking: %v", i, n, err)
+		}
+	}
+}
+
+// TestParkedGoroutinesGone: parked connections hold no goroutine.
+func TestParkedGoroutinesGone(t *testing.T) {
+	url, conns, _ := serveParking(t, 20*time.Millisecond, ws.Options{})
+	before := runtime.NumGoroutine()
+	const n = 50
+	var cs []*websocket.Conn
+	for range n {
+		c, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		cs = append(cs, c)
+	}
+	for range n {
+		waitParked(t, <-conns)
+	}
+	// gorilla's clients hold no goroutine either; the server's readers
+	// are gone, and the poller is one goroutine for the process.
+	if after := runtime.NumGoroutine(); after > before+2 {
+		t.Errorf("%d goroutines before %d parked connections, %d after", before, n, after)
+	}
+	for _, c := range cs {
+		if err := c.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, got, err := c.ReadMessage(); err != nil || string(got) != "hi" {
+			t.Fatalf("after waking: %q %v", got, err)
+		}
+	}
+}
+
+// TestCloseWhileParked: closing a parked connection from another
+// goroutine (an idle timeout, shutdown, the application) still ends it
+// properly: the handler hears OnClose and the peer gets the close frame.
+func TestCloseWhileParked(t *testing.T) {
+	for _, how := range []string{"close frame", "abort", "peer goes away"} {
+		t.Run(how, func(t *testing.T) {
+			url, conns, closed := serveParking(t, 20*time.Millisecond, ws.Options{CloseTimeout: time.Second})
+			c, _, err := websocket.DefaultDialer.Dial(url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			d := <-conns
+			waitParked(t, d)
+			switch how {
+			case "close frame":
+				// Sent from outside the reader; the client's answer wakes
+				// the connection, which completes the handshake.
+				d.ws.Close(ws.StatusGoingAway, "bye")
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, _, err := c.ReadMessage()
+				if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != 1001 {
+					t.Fatalf("client read %v, want close 1001", err)
+				}
+			case "abort":
+				d.ws.Abort()
+			case "peer goes away":
+				c.UnderlyingConn().Close()
+			}
+			select {
+			case <-closed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("OnClose never ran for a connection closed while parked")
+			}
+		})
+	}
+}
+
+// TestParkingRace: messages arrive just as the connection parks, over
+// and over; none may be lost or delivered twice.
+func TestParkingRace(t *testing.T) {
+	url, _, _ := serveParking(t, time.Millisecond, ws.Options{})
+	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var sent atomic.Int64
+	for i := range 300 {
+		time.Sleep(time.Duration(i%4) * 500 * time.Microsecond)
+		p := []byte{byte(i), byte(i >> 8)}
+		if err := c.WriteMessage(websocket.BinaryMessage, p); err != nil {
+			t.Fatal(err)
+		}
+		sent.Add(1)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, got, err := c.ReadMessage()
+		if err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("message %d: %v %v", i, got, err)
+		}
+	}
+}

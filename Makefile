@@ -2,9 +2,12 @@
 #
 #   make           the daemon (./wsgate) and mod_wsgate (apache/build/)
 #   make test      every test, as the README's test command
+#   make bench     the benchmark matrix against the peer libraries (about 15
+#                  minutes): docs/BENCHMARKS.md, docs/benchmarks.png
+#   make bench-quick  the harness's smoke test (under a minute)
 #   make install-apache
 #   make clean
-.PHONY: all wsgate apache test install-apache clean
+.PHONY: all wsgate apache test bench bench-quick install-apache clean
 
 all: wsgate apache
 
@@ -16,6 +19,12 @@ apache:
 
 test:
 	./scripts/test.sh
+
+bench:
+	cd bench && go run ./cmd/bench -out ../docs
+
+bench-quick:
+	cd bench && go run ./cmd/bench -quick
 
 install-apache:
 	$(MAKE) -C apache install-apache

@@ -23,7 +23,7 @@ trap 'stop_httpd; kill $(jobs -p) 2>/dev/null; sleep 1; rm -rf "$work"' EXIT
 
 make -s -C "$root/apache" OUT="$work/build" >"$work/make.log" 2>&1 || { cat "$work/make.log"; exit 1; }
 (cd "$root" && go build -o "$work/wsgate" ./cmd/wsgate)
-(cd "$here" && go build -o "$work/echoload" ./cmd/echoload && go build -o "$work/idle" ./cmd/idle)
+(cd "$here" && go build -o "$work/load" ./cmd/load)
 
 cat >"$work/wsgate.yaml" <<YAML
 listen: [{address: 127.0.0.1:0}]
@@ -98,8 +98,8 @@ for conns in 1 50; do
     for round in 1 2; do
       for target in "daemon ws://$daemon/echo" "mod_wsgate ws://127.0.0.1:$port/echo" "proxied ws://127.0.0.1:$port/proxied/echo"; do
         set -- $target
-        r=$("$work/echoload" -url "$2" -conns "$conns" -size "$size" -duration "${secs}s" -label "$1")
-        rate=$(echo "$r" | sed -n 's/.*msgs\/s=\([0-9]*\).*/\1/p')
+        r=$("$work/load" echo -human -url "$2" -conns "$conns" -size "$size" -duration "${secs}s" -label "$1")
+        rate=$(echo "$r" | sed -n 's/.* rate=\([0-9]*\).*/\1/p')
         sum[$1]=$(( ${sum[$1]:-0} + rate ))
         echo "  round $round: $r"
       done
@@ -115,5 +115,5 @@ done
 # Each one holds a worker thread, so n stays within MaxRequestWorkers.
 kids() { pgrep -P "$(cat "$work/httpd.pid")" | wc -l; }
 echo "ThreadsPerChild $threads, $(kids) children:"
-"$work/idle" -addr "127.0.0.1:$port" -pidfile "$work/httpd.pid" -n 500 -settle 3s
+"$work/load" idle -human -url "ws://127.0.0.1:$port/echo" -pidfile "$work/httpd.pid" -children -n 500 -settle 3s
 echo "after: $(kids) children; each child's RSS (KiB): $(for p in $(pgrep -P "$(cat "$work/httpd.pid")"); do awk '/VmRSS/{printf "%s ", $2}' /proc/$p/status; done)"

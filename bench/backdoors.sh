@@ -10,7 +10,7 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 
 (cd "$root" && go build -o "$work/wsgate" ./cmd/wsgate && go build -o "$work/echo" ./examples/producers/echo)
-(cd "$here" && go build -o "$work/echoload" ./cmd/echoload)
+(cd "$here" && go build -o "$work/load" ./cmd/load)
 
 mkdir "$work/sockets"
 "$work/echo" -R "$work/sockets" -n echo -m 100000 2>/dev/null &
@@ -34,8 +34,8 @@ for conns in 1 100; do
     declare -A sum=()
     for round in 1 2; do
       for route in inproc mux pc; do
-        r=$("$work/echoload" -url "ws://$addr/$route" -conns "$conns" -size "$size" -duration "${secs}s" -label "$route")
-        rate=$(echo "$r" | sed -n 's/.*msgs\/s=\([0-9]*\).*/\1/p')
+        r=$("$work/load" echo -human -url "ws://$addr/$route" -conns "$conns" -size "$size" -duration "${secs}s" -label "$route")
+        rate=$(echo "$r" | sed -n 's/.* rate=\([0-9]*\).*/\1/p')
         sum[$route]=$(( ${sum[$route]:-0} + rate ))
         echo "  round $round: $r"
       done

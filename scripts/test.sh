@@ -43,3 +43,6 @@ go test -race -count=1 -timeout 15m ./...
 # The Python producer SDK's own tests (it is also tested through the
 # gateway by the Go tests above).
 (cd sdk/python && /usr/bin/python3 -m unittest discover -s tests -t . -q)
+# The benchmark harness: its own tests, then its quick mode, a smoke test
+# that every server and scenario still runs (the figures mean nothing).
+(cd bench && go test -race -count=1 ./... && go run ./cmd/bench -quick)

@@ -71,9 +71,10 @@ func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws := p.Conn.Engine()
 	t := netconn.NewTransport(nc, ws.Options())
 	t.Start(p.Start)
-	// A fresh goroutine serves the connection, so the stack net/http built
-	// up for this request is freed when this handler returns.
-	go t.Serve(ws, buffered, u.Log)
+	// The connection is parked, or served by a fresh goroutine, so the
+	// stack net/http built up for this request is freed when this handler
+	// returns.
+	t.Go(ws, buffered, u.Log)
 }
 
 func takeBuffered(br *bufio.Reader) []byte {

@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"encoding/binary"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -30,7 +31,10 @@ type reader struct {
 	direct     []byte // a whole single-frame message still in the read buffer
 	utf8       utf8Validator
 
-	ctrl    [maxControlPayload]byte
+	// ctrl holds a control frame's payload while it arrives. It comes from
+	// a pool for that frame only, so an idle connection does not carry
+	// 125 bytes it almost never uses.
+	ctrl    *[maxControlPayload]byte
 	ctrlLen int
 
 	done bool
@@ -41,6 +45,16 @@ func (r *reader) release() {
 	putBuf(r.msg)
 	r.msg = nil
 	r.direct = nil
+	r.putCtrl()
+}
+
+var ctrlPool = sync.Pool{New: func() any { return new([maxControlPayload]byte) }}
+
+func (r *reader) putCtrl() {
+	if r.ctrl != nil {
+		ctrlPool.Put(r.ctrl)
+		r.ctrl = nil
+	}
 }
 
 // Feed parses bytes received from the peer, in order, and delivers complete
@@ -168,6 +182,9 @@ func (c *Conn) beginFrame(h *frameHeader) *ProtocolError {
 			return &ProtocolError{Code: c.opts.tooBigCode(), Reason: "control frame over the message size limit"}
 		}
 		r.ctrlLen = 0
+		if h.length > 0 && r.ctrl == nil {
+			r.ctrl = ctrlPool.Get().(*[maxControlPayload]byte)
+		}
 	} else {
 		if h.length > limit-r.msgLen {
 			return &ProtocolError{Code: c.opts.tooBigCode(), Reason: "message over the size limit"}
@@ -287,7 +304,13 @@ func (c *Conn) endCompressed() error {
 // control handles a complete control frame.
 func (c *Conn) control() error {
 	r := &c.r
-	p := r.ctrl[:r.ctrlLen]
+	var p []byte
+	if r.ctrl != nil {
+		p = r.ctrl[:r.ctrlLen]
+		// Everything below copies what it keeps of p (send copies or
+		// writes it before returning).
+		defer r.putCtrl()
+	}
 	switch r.op {
 	case OpPing:
 		// RFC 6455 §5.5.3: answer with the same payload. Under a full queue

@@ -91,7 +91,7 @@ func Handshake(nc net.Conn, host, path, extensions string, readBuf int) (*Conn, 
 	if readBuf < 16 {
 		readBuf = 4096
 	}
-	br := bufio.NewReaderSize(nc, readBuf)
+	br := newReaderSize(nc, readBuf)
 	line, err := br.ReadString('\n')
 	if err != nil || !strings.Contains(line, " 101 ") {
 		return nil, fmt.Errorf("handshake: %q %v", strings.TrimSpace(line), err)
@@ -110,6 +110,10 @@ func Handshake(nc net.Conn, host, path, extensions string, readBuf int) (*Conn, 
 		}
 	}
 }
+
+func newReader(nc net.Conn) *bufio.Reader { return bufio.NewReaderSize(nc, 64<<10) }
+
+func newReaderSize(nc net.Conn, n int) *bufio.Reader { return bufio.NewReaderSize(nc, n) }
 
 // Reset closes nc with a reset (SO_LINGER 0), so that the client keeps no
 // TIME_WAIT socket: thousands of those slow the next run's connects down.
@@ -178,6 +182,7 @@ func (c *Conn) readFrame() (fin bool, op byte, n int, err error) {
 		return false, 0, 0, err
 	}
 	fin, op = h[0]&0x80 != 0, h[0]&0x0F
+	masked := h[1]&0x80 != 0
 	l := uint64(h[1] & 0x7F)
 	switch l {
 	case 126:
@@ -191,7 +196,7 @@ func (c *Conn) readFrame() (fin bool, op byte, n int, err error) {
 		}
 		l = binary.BigEndian.Uint64(h[:8])
 	}
-	if h[1]&0x80 != 0 {
+	if masked {
 		if _, err := io.ReadFull(c.br, h[:4]); err != nil {
 			return false, 0, 0, err
 		}

@@ -111,6 +111,7 @@ func Echo(o EchoOptions) (Result, error) {
 	var total atomic.Int64
 	var stop atomic.Bool
 	var errs atomic.Int64
+	var firstErr atomic.Value
 	done := make(chan struct{})
 	hists := make([]*Hist, o.Conns)
 	var wg sync.WaitGroup
@@ -132,6 +133,7 @@ func Echo(o EchoOptions) (Result, error) {
 				if _, err := c.ReadMessage(); err != nil {
 					if !stop.Load() {
 						errs.Add(1)
+						firstErr.CompareAndSwap(nil, err)
 					}
 					return
 				}
@@ -163,6 +165,9 @@ func Echo(o EchoOptions) (Result, error) {
 	res.Rate = float64(n) / elapsed.Seconds()
 	res.Errors = int(errs.Load())
 	res.latencies(all)
+	if err, _ := firstErr.Load().(error); err != nil {
+		return res, fmt.Errorf("%d connections failed; the first: %w", res.Errors, err)
+	}
 	return res, nil
 }
 

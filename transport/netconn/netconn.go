@@ -73,6 +73,23 @@ func (d *Transport) Serve(ws *websocket.Conn, buffered []byte, log *slog.Logger)
 	d.serve()
 }
 
+// Go serves ws like Serve but returns at once. A connection with nothing
+// buffered parks right away, before any goroutine is started for it: a
+// burst of new connections that then wait (the usual pattern of clients
+// that subscribe and listen) never has a goroutine each, and the runtime,
+// which keeps the descriptor of every goroutine it ever ran at once, never
+// grows to one per connection. The first bytes start the reader.
+func (d *Transport) Go(ws *websocket.Conn, buffered []byte, log *slog.Logger) {
+	if log == nil {
+		log = slog.Default()
+	}
+	d.ws, d.log, d.buffered = ws, log, buffered
+	if len(buffered) == 0 && d.parkAfter > 0 && d.park() {
+		return
+	}
+	go d.serve()
+}
+
 // resume is a parked connection's new reading goroutine.
 func (d *Transport) resume() { d.serve() }
 

@@ -146,11 +146,11 @@ func (p *poller) loop() {
 	}
 }
 
-// shedInterval and shedParks decide when parking has freed enough to be
-// worth handing back to the kernel.
+// shedParks is how many parks make a shed worthwhile; shedGap is the
+// least time between two.
 const (
-	shedInterval = 5 * time.Second
-	shedParks    = 1000
+	shedParks = 1000
+	shedGap   = 5 * time.Second
 )
 
 // shed returns freed memory to the kernel after many connections parked.
@@ -158,17 +158,25 @@ const (
 // hands free pages back as its next collections lower the heap goal, and
 // a server that has gone quiet collects rarely: without this, the memory
 // of a burst of connections stays resident for minutes after they go
-// idle. One forced collection per interval at most, and only after at
-// least shedParks parks, keeps the cost away from busy servers.
+// idle. It waits for the burst of parks to end (a second with none), or
+// for shedGap while it goes on, and sheds at most once per shedGap, so
+// that the forced collection stays away from busy servers.
 func (p *poller) shed() {
 	defer func() {
 		if v := recover(); v != nil {
 			slog.Error("websocket poller: memory shedding panicked", "panic", v, "stack", string(debug.Stack()))
 		}
 	}()
-	for range time.Tick(shedInterval) {
-		if p.parked.Load() >= shedParks {
-			p.parked.Store(0)
+	var last time.Time
+	var seen int64
+	for now := range time.Tick(time.Second) {
+		n := p.parked.Load()
+		quiet := n == seen
+		seen = n
+		if n >= shedParks && now.Sub(last) >= shedGap && (quiet || now.Sub(last) >= 2*shedGap) {
+			p.parked.Add(-n)
+			seen = 0
+			last = now
 			debug.FreeOSMemory()
 		}
 	}

@@ -108,66 +108,13 @@ func Echo(o EchoOptions) (Result, error) {
 			return res, fmt.Errorf("connection %d: the echo differs from the message (%d bytes back)", i, len(p))
 		}
 	}
-	var total atomic.Int64
-	var stop atomic.Bool
-	var errs atomic.Int64
-	var firstErr atomic.Value
-	done := make(chan struct{})
-	hists := make([]*Hist, o.Conns)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i, c := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h := new(Hist)
-			hists[i] = h
-			for !stop.Load() {
-				t0 := time.Now()
-				if _, err := c.NC.Write(frame); err != nil {
-					if !stop.Load() {
-						errs.Add(1)
-					}
-					return
-				}
-				if _, err := c.ReadMessage(); err != nil {
-					if !stop.Load() {
-						errs.Add(1)
-						firstErr.CompareAndSwap(nil, err)
-					}
-					return
-				}
-				h.Record(time.Since(t0))
-				if n := total.Add(1); o.Messages > 0 && n == o.Messages {
-					close(done)
-				}
-			}
-		}()
-	}
-	select {
-	case <-time.After(o.Duration):
-	case <-done:
-	}
-	stop.Store(true)
-	elapsed := time.Since(start)
-	n := total.Load()
-	for _, c := range cs {
-		c.NC.SetDeadline(time.Now())
-	}
-	wg.Wait()
-	all := new(Hist)
-	for _, h := range hists {
-		if h != nil {
-			all.Merge(h)
-		}
+	n, all, elapsed, err := echoLoop(cs, frame, o.Duration, o.Messages)
+	if err != nil {
+		return res, err
 	}
 	res.Count, res.Seconds = uint64(n), elapsed.Seconds()
 	res.Rate = float64(n) / elapsed.Seconds()
-	res.Errors = int(errs.Load())
 	res.latencies(all)
-	if err, _ := firstErr.Load().(error); err != nil {
-		return res, fmt.Errorf("%d connections failed; the first: %w", res.Errors, err)
-	}
 	return res, nil
 }
 

@@ -2,9 +2,11 @@ package netconn
 
 import (
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -12,8 +14,13 @@ import (
 )
 
 // The parking poller: one epoll instance, shared by every parked
-// connection of the process, and one goroutine blocked in epoll_wait on
-// it. A connection registers with EPOLLONESHOT, so an event disarms it
+// connection of the process, and one goroutine that reads its events. The
+// epoll descriptor is itself pollable (readable while it has events), so
+// that goroutine waits in Go's own netpoller, like any socket read, and
+// asks for events without blocking: it never holds an OS thread in a
+// blocking epoll_wait, and waking it costs what waking a reader costs.
+//
+// A connection registers with EPOLLONESHOT, so an event disarms it
 // and exactly one resume follows; the registration stays in the interest
 // list (re-armed with EPOLL_CTL_MOD on the next park) until the socket is
 // closed, which removes it (the descriptor is never duplicated).
@@ -22,7 +29,10 @@ import (
 // number is reused as soon as a socket closes, a number here never is.
 type poller struct {
 	parked atomic.Int64 // parks since the last shed
+	dead   atomic.Bool  // the loop has stopped: park no more
 	ep     int
+	f      *os.File // keeps ep open and registered with the runtime
+	rc     syscall.RawConn
 	mu     sync.Mutex
 	conns  map[uint64]*Transport
 	next   uint64
@@ -41,7 +51,19 @@ func getPoller() *poller {
 			pollerError = err
 			return
 		}
-		thePoller = &poller{ep: ep, conns: map[uint64]*Transport{}}
+		if err := unix.SetNonblock(ep, true); err != nil {
+			unix.Close(ep)
+			pollerError = err
+			return
+		}
+		f := os.NewFile(uintptr(ep), "wsgate-park-epoll")
+		rc, err := f.SyscallConn()
+		if err != nil {
+			f.Close()
+			pollerError = err
+			return
+		}
+		thePoller = &poller{ep: ep, f: f, rc: rc, conns: map[uint64]*Transport{}}
 		go thePoller.loop()
 		go thePoller.shed()
 	})
@@ -57,7 +79,7 @@ const canPark = true
 // keeps waiting the ordinary way.
 func (d *Transport) park() bool {
 	p := getPoller()
-	if p == nil {
+	if p == nil || p.dead.Load() {
 		return false
 	}
 	if d.pollID == 0 {
@@ -115,35 +137,68 @@ func (d *Transport) unpark() {
 	go d.resume()
 }
 
+// loop reads events until the epoll descriptor fails, which should never
+// happen; then it resumes every parked connection and refuses new parks,
+// so that connections go on being served the ordinary way. A panic while
+// dispatching is logged and the loop goes on.
 func (p *poller) loop() {
+	for {
+		panicked, err := p.poll()
+		if panicked {
+			continue
+		}
+		slog.Error("websocket poller stopped; idle connections will keep their goroutines", "err", err)
+		p.dead.Store(true)
+		p.mu.Lock()
+		parked := make([]*Transport, 0, len(p.conns))
+		for _, d := range p.conns {
+			parked = append(parked, d)
+		}
+		p.mu.Unlock()
+		for _, d := range parked {
+			d.unpark()
+		}
+		return
+	}
+}
+
+func (p *poller) poll() (panicked bool, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			// Connections parked now would never resume; the process
-			// cannot serve correctly without this loop.
 			slog.Error("websocket poller panicked", "panic", v, "stack", string(debug.Stack()))
-			panic(v)
+			panicked = true
 		}
 	}()
 	events := make([]unix.EpollEvent, 128)
-	for {
-		n, err := unix.EpollWait(p.ep, events, -1)
-		if err != nil {
+	var failed error
+	err = p.rc.Read(func(uintptr) bool {
+		for {
+			n, err := unix.EpollWait(p.ep, events, 0)
 			if err == unix.EINTR {
 				continue
 			}
-			slog.Error("websocket poller: epoll_wait failed", "err", err)
-			return
-		}
-		for i := range events[:n] {
-			id := *(*uint64)(unsafe.Pointer(&events[i].Fd))
-			p.mu.Lock()
-			d := p.conns[id]
-			p.mu.Unlock()
-			if d != nil {
-				d.unpark()
+			if err != nil {
+				failed = err
+				return true
+			}
+			if n == 0 {
+				return false // wait for the epoll descriptor to be readable
+			}
+			for i := range events[:n] {
+				id := *(*uint64)(unsafe.Pointer(&events[i].Fd))
+				p.mu.Lock()
+				d := p.conns[id]
+				p.mu.Unlock()
+				if d != nil {
+					d.unpark()
+				}
 			}
 		}
+	})
+	if err == nil {
+		err = failed
 	}
+	return false, err
 }
 
 // shedParks is how many parks make a shed worthwhile; shedGap is the

@@ -230,7 +230,7 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 	}
 	d := []string{"-duration", secs.String()}
 	conns, sizes := []int{1, 100, 1000}, []int{16, 1 << 10, 64 << 10}
-	idleN, bcastN, bcastMsgs, settle := 10000, 10000, 20, "5s"
+	idleN, bcastN, bcastMsgs, settle := 10000, 10000, 50, "5s"
 	zConns, zSizes := []int{100}, []int{1 << 10, 64 << 10}
 	aConns, aSizes := []int{1, 100}, []int{16, 1 << 10}
 	if h.quick {

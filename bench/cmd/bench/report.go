@@ -14,7 +14,6 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
@@ -117,7 +116,7 @@ var groupTitles = map[string]string{
 	"deflate":   "permessage-deflate echo: messages per second (compressible text, no context takeover)",
 	"idle":      "Idle hold: server RSS per idle connection (lower is better)",
 	"storm":     "Connect storm: handshakes per second (connect, upgrade, reset)",
-	"broadcast": "Broadcast: deliveries per second (one message relayed to every subscriber, 20 messages)",
+	"broadcast": "Broadcast: deliveries per second (each message relayed to every subscriber, 50 messages one after another)",
 	"apache":    "Apache httpd: echo messages per second, mod_wsgate and httpd's proxy tunnel (mod_proxy_http) in front of the daemon",
 }
 
@@ -225,15 +224,65 @@ func isPeer(s string) bool {
 // plotThroughput draws, for every throughput case, each server's rate as
 // a share of the fastest server in that case: scenarios have different
 // units, so the plot compares servers within a case and the tables carry
-// the absolute figures.
+// the absolute figures. The Apache cases, which have other servers, get a
+// panel of their own.
 func plotThroughput(file string, all []*measurement) error {
+	var panels []*plot.Plot
+	var heights []float64
+	for _, apache := range []bool{false, true} {
+		var ms []*measurement
+		for _, m := range all {
+			if m.Group != "idle" && (m.Group == "apache") == apache {
+				ms = append(ms, m)
+			}
+		}
+		if len(ms) == 0 {
+			continue
+		}
+		title := "wsgate and the peer libraries"
+		if apache {
+			title = "Apache httpd: mod_wsgate and httpd's proxy in front of the daemon"
+		}
+		p, rows, err := barPanel(title, ms)
+		if err != nil {
+			return err
+		}
+		panels = append(panels, p)
+		heights = append(heights, float64(rows)*6.5+70)
+	}
+	if len(panels) == 0 {
+		return nil
+	}
+	total := 0.0
+	for _, h := range heights {
+		total += h
+	}
+	img := vgimg.New(vg.Points(900), vg.Points(total))
+	dc := draw.New(img)
+	top := 0.0
+	for i, p := range panels {
+		// Crop from the top by what the panels above took, from the bottom
+		// by what the panels below take.
+		below := total - top - heights[i]
+		p.Draw(draw.Crop(dc, 0, 0, vg.Points(below), -vg.Points(top)))
+		top += heights[i]
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = vgimg.PngCanvas{Canvas: img}.WriteTo(f)
+	return err
+}
+
+// barPanel is one horizontal grouped bar chart; it returns the number of
+// bar rows it holds, for sizing.
+func barPanel(title string, ms []*measurement) (*plot.Plot, int, error) {
 	var cases, servers []string
 	type key struct{ c, s string }
 	vals := map[key]float64{}
-	for _, m := range all {
-		if m.Group == "idle" {
-			continue
-		}
+	for _, m := range ms {
 		label := m.Group + ": " + m.Case
 		if !slices.Contains(cases, label) {
 			cases = append(cases, label)
@@ -245,15 +294,12 @@ func plotThroughput(file string, all []*measurement) error {
 			vals[key{label, m.Server}] = v
 		}
 	}
-	if len(cases) == 0 {
-		return nil
-	}
 	p := plot.New()
-	p.Title.Text = "Throughput relative to the fastest server in each case (same run)"
+	p.Title.Text = title + ": rate as a share of the fastest in each case (same run)"
 	p.X.Label.Text = "share of the fastest server's rate"
-	p.X.Min, p.X.Max = 0, 1.05
+	// Room on the right for the legend.
+	p.X.Min, p.X.Max = 0, 1.3
 	p.Legend.Top = true
-	p.Legend.Left = false
 	// Cases top to bottom in table order: the Y axis grows upwards.
 	rev := slices.Clone(cases)
 	slices.Reverse(rev)
@@ -272,32 +318,34 @@ func plotThroughput(file string, all []*measurement) error {
 		}
 		bc, err := plotter.NewBarChart(vs, w)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
 		bc.Horizontal = true
 		bc.LineStyle.Width = 0
-		bc.Color = serverColor(i, s)
+		bc.Color = serverColor(s)
 		bc.Offset = w * vg.Length(float64(n-1)/2-float64(i))
 		p.Add(bc)
 		p.Legend.Add(s, bc)
 	}
 	p.NominalY(rev...)
 	p.Add(plotter.NewGrid())
-	height := vg.Points(float64(len(cases)*n)*6.5 + 120)
-	img := vgimg.New(vg.Points(900), height)
-	p.Draw(draw.New(img))
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = vgimg.PngCanvas{Canvas: img}.WriteTo(f)
-	return err
+	return p, len(cases) * (n + 1), nil
 }
 
-func serverColor(i int, name string) color.Color {
-	if name == "wsgate" {
-		return color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
+// serverColor gives each server the same colour in every panel.
+func serverColor(name string) color.Color {
+	palette := map[string]color.RGBA{
+		"wsgate":      {0xd6, 0x27, 0x28, 0xff},
+		"gorilla":     {0x1f, 0x77, 0xb4, 0xff},
+		"coder":       {0x2c, 0xa0, 0x2c, 0xff},
+		"gws":         {0xff, 0x7f, 0x0e, 0xff},
+		"nbio":        {0x94, 0x67, 0xbd, 0xff},
+		"tcp":         {0x7f, 0x7f, 0x7f, 0xff},
+		"mod_wsgate":  {0xe3, 0x77, 0xc2, 0xff},
+		"httpd proxy": {0x8c, 0x56, 0x4b, 0xff},
 	}
-	return plotutil.Color(i)
+	if c, ok := palette[name]; ok {
+		return c
+	}
+	return color.Black
 }

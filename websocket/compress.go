@@ -242,13 +242,19 @@ func (d *deflateState) compressedFrame(op Opcode, p []byte) (*[]byte, []byte) {
 	return buf, finishFrame(buf, op)
 }
 
+// statelessMax is the largest message the stateless encoder compresses;
+// above it a pooled compressor, reset for the message, is faster and
+// compresses better (BenchmarkStatelessVsPooled: 1.5 times faster at 64
+// KiB, level 1, slightly slower at 16 KiB).
+const statelessMax = 32 << 10
+
 // compressOnce compresses p as a message on its own, for a peer whose
 // window is 2^bits bytes, or returns nil if that does not make it smaller.
 func compressOnce(op Opcode, p []byte, bits, level int) (*[]byte, []byte) {
 	buf := frameBuf(len(p))
 	s := sinks.Get().(*sink)
 	s.buf = buf
-	if bits == 15 || len(p) <= 1<<bits {
+	if len(p) <= statelessMax && (bits == 15 || len(p) <= 1<<bits) {
 		// Back-references cannot reach further than the message itself, so
 		// the stateless encoder is safe for any window the message fits.
 		flate.StatelessDeflate(s, p, false, nil)

@@ -277,3 +277,35 @@ func BenchmarkFlateLibraries(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStatelessVsPooled is the measurement behind how a message is
+// compressed without context takeover: klauspost's stateless encoder
+// needs no state between messages, a pooled level-1 compressor has to be
+// reset for each; which is faster depends on the message's size.
+func BenchmarkStatelessVsPooled(b *testing.B) {
+	for _, n := range []int{1024, 4096, 16384, 65536} {
+		msg := deflateCorpus(n, 1)[0]
+		var out bytes.Buffer
+		b.Run(fmt.Sprintf("stateless/%d", n), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			for b.Loop() {
+				out.Reset()
+				flate.StatelessDeflate(&out, msg, false, nil)
+			}
+			b.ReportMetric(float64(out.Len())/float64(n), "ratio")
+		})
+		w, _ := flate.NewWriter(&out, 1)
+		b.Run(fmt.Sprintf("pooled-L1/%d", n), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			for b.Loop() {
+				out.Reset()
+				w.Reset(&out)
+				w.Write(msg)
+				w.Flush()
+			}
+			b.ReportMetric(float64(out.Len())/float64(n), "ratio")
+		})
+	}
+}

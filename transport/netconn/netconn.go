@@ -38,7 +38,7 @@ import (
 
 // readSize is the read buffer taken per read. It is held only while bytes
 // are parsed, so its size costs nothing on idle connections.
-const readSize = 32 << 10
+const readSize = 128 << 10
 
 // maxIovec bounds one writev call; longer batches loop. The iovec array
 // lives on the write callback's stack, not in the Transport, so an idle

@@ -84,8 +84,8 @@ type measurement struct {
 func main() {
 	quick := flag.Bool("quick", false, "smoke test: tiny counts, one round, a few seconds per scenario")
 	out := flag.String("out", "", "directory for BENCHMARKS.md, benchmarks.png and benchmarks.json (default: a temporary directory)")
-	rounds := flag.Int("rounds", 2, "rounds of each case (each server once per round)")
-	secs := flag.Duration("duration", 3*time.Second, "length of each echo and storm measurement")
+	rounds := flag.Int("rounds", 3, "rounds of each case (each server once per round)")
+	secs := flag.Duration("duration", 2*time.Second, "length of each echo and storm measurement")
 	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, storm, broadcast, apache)")
 	apache := flag.String("apache", "auto", "the Apache group: on, off, or auto (on when apache2 and apxs are installed)")
 	verbose := flag.Bool("v", false, "print each result as it comes")

@@ -17,22 +17,31 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/wsgate/wsgate/bench/load"
 )
 
-// mean is a measurement's figure averaged over its rounds, with the
-// latencies of the same rounds.
+// mean is a measurement's figure over its rounds: the median, which one
+// round disturbed by the machine (a noisy neighbour, a CPU frequency
+// change) cannot move, with the latencies of the same rounds (medians of
+// each percentile).
 func (m *measurement) mean() (v, p50, p99, p999 float64, ok bool) {
 	if len(m.Results) == 0 {
 		return 0, 0, 0, 0, false
 	}
-	for _, r := range m.Results {
-		v += value(r)
-		p50 += r.P50
-		p99 += r.P99
-		p999 += r.P999
+	med := func(f func(r load.Result) float64) float64 {
+		xs := make([]float64, len(m.Results))
+		for i, r := range m.Results {
+			xs[i] = f(r)
+		}
+		slices.Sort(xs)
+		if n := len(xs); n%2 == 0 {
+			return (xs[n/2-1] + xs[n/2]) / 2
+		}
+		return xs[len(xs)/2]
 	}
-	n := float64(len(m.Results))
-	return v / n, p50 / n, p99 / n, p999 / n, true
+	return med(value), med(func(r load.Result) float64 { return r.P50 }),
+		med(func(r load.Result) float64 { return r.P99 }), med(func(r load.Result) float64 { return r.P999 }), true
 }
 
 // advantage is wsgate's ratio to another server, oriented so that above 1
@@ -107,7 +116,7 @@ func describe(h *harness, rounds int, secs, took time.Duration) string {
 	if out, err := exec.Command("/usr/sbin/apache2", "-v").Output(); err == nil {
 		apache = ", " + strings.TrimPrefix(strings.SplitN(string(out), "\n", 2)[0], "Server version: ")
 	}
-	return fmt.Sprintf("- Machine: %d × %s, Linux %s, %s%s\n- Pinning: %s\n- Method: %s; %d round(s), servers interleaved within each case; echo and storm run %v each; figures are means over rounds; run took %v",
+	return fmt.Sprintf("- Machine: %d × %s, Linux %s, %s%s\n- Pinning: %s\n- Method: %s; %d round(s), servers interleaved within each case; echo and storm run %v each; figures are medians over rounds; run took %v",
 		runtime.NumCPU(), model, strings.TrimSpace(string(kernel)), runtime.Version(), apache, pin, mode, rounds, secs, took.Round(time.Second))
 }
 

@@ -357,8 +357,8 @@ func TestDeflateBomb(t *testing.T) {
 }
 
 // TestDeflateSend: the server compresses, with and without context
-// takeover, at window bits 15 and 9, and a client decodes every message.
-// Small messages stay uncompressed.
+// takeover, at window bits 15 and 9, messages from 1 byte to 100 KiB, and a
+// client decodes every message. Small messages stay uncompressed.
 func TestDeflateSend(t *testing.T) {
 	for _, takeover := range []bool{false, true} {
 		for _, bits := range []int{15, 9} {
@@ -371,6 +371,11 @@ func TestDeflateSend(t *testing.T) {
 					p := jsonish(r, 1+r.IntN(3000))
 					if i%100 == 0 {
 						p = bytes.Repeat([]byte{byte(i)}, 5000) // larger than a 9-bit window
+					}
+					if i%100 == 57 {
+						// Above statelessMax: a pooled compressor instead of
+						// the stateless encoder.
+						p = jsonish(r, statelessMax+1+r.IntN(70000))
 					}
 					if err := c.Send(BinaryMessage, p); err != nil {
 						t.Fatal(err)

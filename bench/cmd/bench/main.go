@@ -6,8 +6,10 @@
 //
 // Each measurement starts a fresh server process pinned to the server's
 // cores and runs the load generator (cmd/load) pinned to the others. The
-// servers take turns within each case, round after round (A B C, A B C),
-// so that a machine that slows down for a while slows everyone down. It
+// servers take turns within each case, round after round, each round
+// starting one server later (A B C, B C A, C A B), so that a machine that
+// slows down for a while slows everyone down and no server always runs
+// first. It
 // writes BENCHMARKS.md (tables with wsgate's ratio to each peer),
 // benchmarks.png (the plot) and benchmarks.json (every raw result).
 package main
@@ -89,7 +91,17 @@ func main() {
 	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, storm, broadcast, apache)")
 	apache := flag.String("apache", "auto", "the Apache group: on, off, or auto (on when apache2 and apxs are installed)")
 	verbose := flag.Bool("v", false, "print each result as it comes")
+	report := flag.String("report", "", "write the report again from this benchmarks.json instead of measuring")
 	flag.Parse()
+	if *report != "" {
+		if *out == "" {
+			*out = filepath.Dir(*report)
+		}
+		if err := rewriteReport(*out, *report); err != nil {
+			fatal(err)
+		}
+		return
+	}
 
 	h := &harness{quick: *quick, verbose: *verbose}
 	var err error
@@ -138,7 +150,12 @@ func main() {
 			all = append(all, ms[i])
 		}
 		for round := range *rounds {
-			for i, s := range c.servers {
+			// Each round starts with a different server, so that none is
+			// always first (right after the previous case's teardown) or
+			// always last.
+			for k := range c.servers {
+				i := (k + round) % len(c.servers)
+				s := c.servers[i]
 				r, err := h.measure(c, s)
 				if err != nil {
 					ms[i].Error = err.Error()

@@ -339,7 +339,7 @@ func (d *Transport) tryWriteBuffers(bufs [][]byte) (int, error) {
 	return total, nil
 }
 
-// writeFD is the RawConn write callback: one writev, never waiting.
+// writeFD is the RawConn write callback: one write or writev, never waiting.
 func (d *Transport) writeFD(fd uintptr) bool {
 	var iov [maxIovec]syscall.Iovec
 	cnt := 0
@@ -354,7 +354,14 @@ func (d *Transport) writeFD(fd uintptr) bool {
 	d.wn, d.werr = 0, nil
 	if cnt > 0 {
 		for {
-			r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(cnt))
+			var r uintptr
+			var e syscall.Errno
+			if cnt == 1 {
+				// write(2) spares the kernel the iovec import.
+				r, _, e = syscall.Syscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(iov[0].Base)), uintptr(iov[0].Len))
+			} else {
+				r, _, e = syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(cnt))
+			}
 			if e == syscall.EINTR {
 				continue
 			}

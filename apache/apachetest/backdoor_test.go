@@ -56,18 +56,6 @@ func roundTrip(t *testing.T, c *websocket.Conn, msg string) {
 	}
 }
 
-func statusOf(url string) int {
-	c, resp, err := websocket.DefaultDialer.Dial(url, nil)
-	if err == nil {
-		c.Close()
-		return 101
-	}
-	if resp != nil {
-		return resp.StatusCode
-	}
-	return 0
-}
-
 // TestBackDoorDirectives: wsgate's directives for producers behind UNIX
 // sockets, per-connection programs, permessage-deflate and timers work
 // inside httpd as their YAML equivalents do in the daemon.
@@ -138,7 +126,7 @@ func TestBackDoorDirectives(t *testing.T) {
 		c, _ := dialOK(t, base+"/dir/echo", nil)
 		roundTrip(t, c, "through the docroot")
 		for path, want := range map[string]int{"/dir/other": 403, "/dir/missing": 403, "/dir/../run/echo": 404} {
-			if got := statusOf(base + path); got != want {
+			if got := ws.Status(base + path); got != want {
 				t.Errorf("%s: %d, want %d", path, got, want)
 			}
 		}
@@ -207,7 +195,7 @@ func TestBackDoorDirectives(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Code != 1011 {
 			t.Fatalf("%v, want close 1011", err)
 		}
-		if got := statusOf(base + "/victim"); got != 503 {
+		if got := ws.Status(base + "/victim"); got != 503 {
 			t.Fatalf("while the producer is dead: %d, want 503", got)
 		}
 		roundTrip(t, other, "still here")

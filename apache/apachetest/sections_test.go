@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	ws "github.com/wsgate/wsgate/internal/wstest"
 )
 
 // TestSections: directives work in every section type httpd offers them
@@ -77,7 +79,7 @@ func TestSections(t *testing.T) {
 		}
 	})
 	t.Run("no plugins from .htaccess", func(t *testing.T) {
-		if got := statusOf(base + "/htplugin/x"); got != http.StatusInternalServerError {
+		if got := ws.Status(base + "/htplugin/x"); got != http.StatusInternalServerError {
 			t.Fatalf("status %d", got)
 		}
 		want := "WebSocketHandler is not allowed in .htaccess files"

@@ -19,6 +19,7 @@ import (
 
 	"github.com/wsgate/wsgate/backend/wire"
 	"github.com/wsgate/wsgate/internal/testserver"
+	"github.com/wsgate/wsgate/internal/wstest"
 	"github.com/wsgate/wsgate/producer"
 )
 
@@ -67,18 +68,6 @@ func dial(t *testing.T, url string) *websocket.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-func status(url string) int {
-	c, resp, err := websocket.DefaultDialer.Dial(url, nil)
-	if err == nil {
-		c.Close()
-		return 101
-	}
-	if resp != nil {
-		return resp.StatusCode
-	}
-	return 0
 }
 
 // TestSlowProducer: a producer that stops reading does not grow the
@@ -183,7 +172,7 @@ func TestOpenTimeout(t *testing.T) {
 	gw := testserver.Start(t, fmt.Sprintf("listen: [{address: 127.0.0.1:0}]\nroutes:\n  - {path: /p, backend: {socket: %s, open_timeout: 200ms}}\n", sock))
 	// Without the timeout the producer's ACCEPT, 600ms later, would make
 	// this a 101.
-	if got := status(gw.URL("/p")); got != 504 {
+	if got := wstest.Status(gw.URL("/p")); got != 504 {
 		t.Fatalf("status %d, want 504", got)
 	}
 	// The late ACCEPT is answered with CLOSED, so the producer forgets the
@@ -207,11 +196,11 @@ routes:
   - {path: /fine, app: echo}
 `, missing))
 	for _, p := range []string{"/mux", "/pc", "/raw", "/tcp"} {
-		if got := status(gw.URL(p)); got != 503 {
+		if got := wstest.Status(gw.URL(p)); got != 503 {
 			t.Errorf("%s: %d, want 503", p, got)
 		}
 	}
-	if got := status(gw.URL("/fine")); got != 101 {
+	if got := wstest.Status(gw.URL("/fine")); got != 101 {
 		t.Errorf("other route: %d", got)
 	}
 }
@@ -243,7 +232,7 @@ func TestVersionMismatch(t *testing.T) {
 		}
 	}()
 	gw := testserver.Start(t, fmt.Sprintf("listen: [{address: 127.0.0.1:0}]\nroutes:\n  - {path: /pc, backend: {socket: %s, mode: per-client}}\n", sock))
-	if got := status(gw.URL("/pc")); got != 503 {
+	if got := wstest.Status(gw.URL("/pc")); got != 503 {
 		t.Fatalf("status %d", got)
 	}
 	if !strings.Contains(gw.Logs.String(), "does not speak protocol version 1") {

@@ -168,63 +168,66 @@ func Payload(n int) []byte {
 // ErrClosed is returned when the server sent a close frame.
 var ErrClosed = errors.New("server closed the connection")
 
-// ReadFrame reads one frame and discards its payload, returning its
-// opcode and length. A masked frame is accepted too: the raw TCP echo
-// baseline returns the client's own frames.
-func (c *Conn) ReadFrame() (op byte, n int, err error) {
-	_, op, n, err = c.readFrame()
-	return op, n, err
+// header is a frame header as read from the stream.
+type header struct {
+	b0     byte // FIN, RSV and opcode
+	masked bool
+	mask   [4]byte
+	length uint64
 }
 
-func (c *Conn) readFrame() (fin bool, op byte, n int, err error) {
-	var h [14]byte
-	if _, err := io.ReadFull(c.br, h[:2]); err != nil {
-		return false, 0, 0, err
+func (h header) fin() bool { return h.b0&0x80 != 0 }
+func (h header) op() byte  { return h.b0 & 0x0F }
+
+// readHeader reads one frame header. A masked frame is accepted too: the
+// raw TCP echo baseline returns the client's own frames.
+func (c *Conn) readHeader() (h header, err error) {
+	var b [8]byte
+	if _, err := io.ReadFull(c.br, b[:2]); err != nil {
+		return h, err
 	}
-	fin, op = h[0]&0x80 != 0, h[0]&0x0F
-	masked := h[1]&0x80 != 0
-	l := uint64(h[1] & 0x7F)
-	switch l {
+	h.b0, h.masked, h.length = b[0], b[1]&0x80 != 0, uint64(b[1]&0x7F)
+	switch h.length {
 	case 126:
-		if _, err := io.ReadFull(c.br, h[:2]); err != nil {
-			return false, 0, 0, err
+		if _, err := io.ReadFull(c.br, b[:2]); err != nil {
+			return h, err
 		}
-		l = uint64(binary.BigEndian.Uint16(h[:2]))
+		h.length = uint64(binary.BigEndian.Uint16(b[:2]))
 	case 127:
-		if _, err := io.ReadFull(c.br, h[:8]); err != nil {
-			return false, 0, 0, err
+		if _, err := io.ReadFull(c.br, b[:8]); err != nil {
+			return h, err
 		}
-		l = binary.BigEndian.Uint64(h[:8])
+		h.length = binary.BigEndian.Uint64(b[:8])
 	}
-	if masked {
-		if _, err := io.ReadFull(c.br, h[:4]); err != nil {
-			return false, 0, 0, err
+	if h.masked {
+		if _, err := io.ReadFull(c.br, h.mask[:]); err != nil {
+			return h, err
 		}
 	}
-	if _, err := c.br.Discard(int(l)); err != nil {
-		return false, 0, 0, err
-	}
-	if op == 0x8 {
-		return fin, op, int(l), ErrClosed
-	}
-	return fin, op, int(l), nil
+	return h, nil
 }
 
 // ReadMessage reads frames up to the end of one data message (a server
-// may fragment it; control frames between fragments are skipped) and
-// returns the message's length.
+// may fragment it; control frames between fragments are skipped),
+// discarding their payloads, and returns the message's length.
 func (c *Conn) ReadMessage() (int, error) {
 	total := 0
 	for {
-		fin, op, n, err := c.readFrame()
+		h, err := c.readHeader()
 		if err != nil {
 			return total, err
 		}
-		if op >= 0x8 {
+		if _, err := c.br.Discard(int(h.length)); err != nil {
+			return total, err
+		}
+		if h.op() == 0x8 {
+			return total, ErrClosed
+		}
+		if h.op() >= 0x8 {
 			continue
 		}
-		total += n
-		if fin {
+		total += int(h.length)
+		if h.fin() {
 			return total, nil
 		}
 	}
@@ -236,48 +239,26 @@ func (c *Conn) ReadMessage() (int, error) {
 func (c *Conn) ReadPayload() (b0 byte, p []byte, err error) {
 	first := true
 	for {
-		h0, part, err := c.readPayloadFrame()
+		h, err := c.readHeader()
 		if err != nil {
 			return 0, nil, err
 		}
-		if h0&0x0F >= 0x8 {
+		part := make([]byte, h.length)
+		if _, err := io.ReadFull(c.br, part); err != nil {
+			return 0, nil, err
+		}
+		if h.op() >= 0x8 {
 			continue
 		}
+		for i := range part {
+			part[i] ^= h.mask[i%4]
+		}
 		if first {
-			b0, first = h0, false
+			b0, first = h.b0, false
 		}
 		p = append(p, part...)
-		if h0&0x80 != 0 {
+		if h.fin() {
 			return b0, p, nil
 		}
 	}
-}
-
-func (c *Conn) readPayloadFrame() (b0 byte, p []byte, err error) {
-	var h [8]byte
-	if _, err := io.ReadFull(c.br, h[:2]); err != nil {
-		return 0, nil, err
-	}
-	b0, masked := h[0], h[1]&0x80 != 0
-	l := uint64(h[1] & 0x7F)
-	switch l {
-	case 126:
-		io.ReadFull(c.br, h[:2])
-		l = uint64(binary.BigEndian.Uint16(h[:2]))
-	case 127:
-		io.ReadFull(c.br, h[:8])
-		l = binary.BigEndian.Uint64(h[:8])
-	}
-	var mask [4]byte
-	if masked {
-		io.ReadFull(c.br, mask[:])
-	}
-	p = make([]byte, l)
-	if _, err := io.ReadFull(c.br, p); err != nil {
-		return 0, nil, err
-	}
-	for i := range p {
-		p[i] ^= mask[i%4]
-	}
-	return b0, p, nil
 }

@@ -195,17 +195,8 @@ func (e *echoConn) parse(b []byte) (int, error) {
 			k := copy(e.hdr[e.hdrN:need], b)
 			e.hdrN += k
 			b = b[k:]
-			if e.hdrN < 2 {
+			if e.hdrN < 2 || e.hdrN < hdrSize(e.hdr[0], e.hdr[1]) {
 				continue
-			}
-			need = hdrSize(e.hdr[0], e.hdr[1])
-			if e.hdrN < need {
-				k := copy(e.hdr[e.hdrN:need], b)
-				e.hdrN += k
-				b = b[k:]
-				if e.hdrN < need {
-					continue
-				}
 			}
 			e.fin, e.op = e.hdr[0]&0x80 != 0, e.hdr[0]&0x0F
 			l := int64(e.hdr[1] & 0x7F)

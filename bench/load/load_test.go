@@ -86,3 +86,37 @@ func TestReadFrameMasked(t *testing.T) {
 		b.Close()
 	}
 }
+
+// TestEchoParse: the echo loop's incremental parser counts whole data
+// messages however the reply stream is cut: fragments, a ping between
+// them, extended lengths, masked frames, empty payloads, one byte at a time.
+func TestEchoParse(t *testing.T) {
+	first := Frame(0x1, Payload(300), false)
+	first[0] &^= 0x80 // not final
+	stream := bytes.Join([][]byte{
+		Frame(0x2, Payload(16), false),
+		first, Frame(0x9, nil, false), Frame(0x0, Payload(70000), false),
+		Frame(0x2, nil, false),
+		Frame(0x2, Payload(1024), false),
+	}, nil)
+	for _, step := range []int{1, 7, 4096, len(stream)} {
+		var e echoConn
+		e.inHdr = true
+		done := 0
+		for off := 0; off < len(stream); off += step {
+			n, err := e.parse(stream[off:min(off+step, len(stream))])
+			if err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
+			done += n
+		}
+		if done != 4 || !e.inHdr {
+			t.Errorf("step %d: %d messages (want 4), between frames: %v", step, done, e.inHdr)
+		}
+	}
+	var e echoConn
+	e.inHdr = true
+	if _, err := e.parse(Frame(0x8, []byte{3, 0xE8}, false)); err != ErrClosed {
+		t.Errorf("close frame: %v, want ErrClosed", err)
+	}
+}

@@ -74,13 +74,7 @@ func Echo(o EchoOptions) (Result, error) {
 		frame = Frame(op, payload, false)
 	}
 	cs := make([]*Conn, o.Conns)
-	defer func() {
-		for _, c := range cs {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
+	defer closeAll(cs)
 	if err := dialAll(cs, o.URL, ext, min(64<<10, o.Size+4096), o.Raw); err != nil {
 		return res, err
 	}
@@ -116,6 +110,15 @@ func Echo(o EchoOptions) (Result, error) {
 	res.Rate = float64(n) / elapsed.Seconds()
 	res.latencies(all)
 	return res, nil
+}
+
+// closeAll resets every connection dialAll opened.
+func closeAll(cs []*Conn) {
+	for _, c := range cs {
+		if c != nil {
+			c.Close()
+		}
+	}
 }
 
 // dialAll opens len(cs) connections, 64 handshakes at a time.
@@ -171,13 +174,7 @@ func Idle(target string, n int, settle time.Duration, rss func() int64) (Result,
 	res := Result{Scenario: "idle", Conns: n}
 	before := rss()
 	cs := make([]*Conn, n)
-	defer func() {
-		for _, c := range cs {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
+	defer closeAll(cs)
 	start := time.Now()
 	if err := dialAll(cs, target, "", 256, false); err != nil {
 		return res, err
@@ -265,13 +262,7 @@ func Storm(target string, conc int, d time.Duration) (Result, error) {
 func Broadcast(target string, n, msgs, size int, timeout time.Duration) (Result, error) {
 	res := Result{Scenario: "broadcast", Conns: n, Size: size}
 	cs := make([]*Conn, n)
-	defer func() {
-		for _, c := range cs {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
+	defer closeAll(cs)
 	if err := dialAll(cs, target, "", 256, false); err != nil {
 		return res, err
 	}

@@ -103,19 +103,6 @@ func read(t *testing.T, c *websocket.Conn) string {
 	return string(p)
 }
 
-func status(url string, protos ...string) int {
-	d := websocket.Dialer{Subprotocols: protos}
-	c, resp, err := d.Dial(url, nil)
-	if err == nil {
-		c.Close()
-		return 101
-	}
-	if resp != nil {
-		return resp.StatusCode
-	}
-	return 0
-}
-
 func TestEchoProducers(t *testing.T) {
 	dir := t.TempDir()
 	producer(t, dir, "echo", "echo")
@@ -164,12 +151,12 @@ routes:
 `, dir))
 	for _, route := range []string{"/go", "/py"} {
 		a, b := dial(t, gw.URL(route)), dial(t, gw.URL(route))
-		if got := status(gw.URL(route)); got != 503 {
+		if got := ws.Status(gw.URL(route)); got != 503 {
 			t.Fatalf("%s: third client got %d, want 503", route, got)
 		}
 		a.Close()
 		b.Close()
-		if !testserver.WaitFor(3*time.Second, func() bool { return status(gw.URL(route)) == 101 }) {
+		if !testserver.WaitFor(3*time.Second, func() bool { return ws.Status(gw.URL(route)) == 101 }) {
 			t.Fatalf("%s: no room after two clients left", route)
 		}
 	}
@@ -274,7 +261,7 @@ func TestIncrementPython(t *testing.T) {
 }
 
 func incrementOn(t *testing.T, url string) {
-	if got := status(url); got != 403 {
+	if got := ws.Status(url); got != 403 {
 		t.Fatalf("without the subprotocol: %d", got)
 	}
 	c := dial(t, url, "dumb-increment-protocol")
@@ -406,7 +393,7 @@ routes:
 		}
 	}
 	for _, route := range []string{"/victim", "/victim-pc"} {
-		if got := status(gw.URL(route)); got != 503 {
+		if got := ws.Status(gw.URL(route)); got != 503 {
 			t.Fatalf("%s while the producer is dead: %d, want 503", route, got)
 		}
 	}
@@ -414,7 +401,7 @@ routes:
 	if got := read(t, other); got != "still here" {
 		t.Fatal(got)
 	}
-	if got := status(gw.URL("/inproc")); got != 101 {
+	if got := ws.Status(gw.URL("/inproc")); got != 101 {
 		t.Fatalf("in-process route: %d", got)
 	}
 	// Several reconnect attempts go by; the outage is logged once.
@@ -424,7 +411,7 @@ routes:
 	}
 	os.Remove(filepath.Join(dir, "victim"))
 	producer(t, dir, "victim", "echo")
-	if !testserver.WaitFor(15*time.Second, func() bool { return status(gw.URL("/victim")) == 101 }) {
+	if !testserver.WaitFor(15*time.Second, func() bool { return ws.Status(gw.URL("/victim")) == 101 }) {
 		t.Fatal("the pool did not reconnect")
 	}
 	if n := gw.Logs.Count("producer up"); n < 2 {

@@ -202,6 +202,31 @@ func Upgrade(addr, path string, extra ...string) (*Conn, error) {
 	return c.Upgrade(path, extra...)
 }
 
+// Status opens a WebSocket to url (ws://host:port/path), offering protos
+// as subprotocols, and returns the handshake's HTTP status (101 when it
+// was accepted), or 0 when no answer came. The connection is closed.
+func Status(url string, protos ...string) int {
+	rest, ok := strings.CutPrefix(url, "ws://")
+	if !ok {
+		return 0
+	}
+	host, path, _ := strings.Cut(rest, "/")
+	c, err := Dial(host)
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	extra := []string{"Host: " + host}
+	if len(protos) > 0 {
+		extra = append(extra, "Sec-WebSocket-Protocol: "+strings.Join(protos, ", "))
+	}
+	resp, err := c.Handshake(Request("/"+path, extra...))
+	if err != nil {
+		return 0
+	}
+	return resp.StatusCode
+}
+
 // DialTLS connects to addr over TLS.
 func DialTLS(addr string, cfg *tls.Config) (*Conn, error) {
 	d := &net.Dialer{Timeout: 5 * time.Second}

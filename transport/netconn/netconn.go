@@ -69,11 +69,17 @@ const (
 // the 101); they are parsed first. Serve recovers from panics: the
 // connection is failed with 1011 and the rest of the process is unaffected.
 func (d *Transport) Serve(ws *websocket.Conn, buffered []byte, log *slog.Logger) {
+	d.attach(ws, buffered, log)
+	d.serve()
+}
+
+// attach records what serving needs, so that any goroutine (this one, or
+// a parked connection's next reader) can pick the connection up.
+func (d *Transport) attach(ws *websocket.Conn, buffered []byte, log *slog.Logger) {
 	if log == nil {
 		log = slog.Default()
 	}
 	d.ws, d.log, d.buffered = ws, log, buffered
-	d.serve()
 }
 
 // Go serves ws like Serve but returns at once. A connection with nothing
@@ -83,10 +89,7 @@ func (d *Transport) Serve(ws *websocket.Conn, buffered []byte, log *slog.Logger)
 // which keeps the descriptor of every goroutine it ever ran at once, never
 // grows to one per connection. The first bytes start the reader.
 func (d *Transport) Go(ws *websocket.Conn, buffered []byte, log *slog.Logger) {
-	if log == nil {
-		log = slog.Default()
-	}
-	d.ws, d.log, d.buffered = ws, log, buffered
+	d.attach(ws, buffered, log)
 	if len(buffered) == 0 && d.parkAfter > 0 && d.park() {
 		return
 	}

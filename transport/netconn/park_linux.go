@@ -82,13 +82,11 @@ func (d *Transport) park() bool {
 	if p == nil || p.dead.Load() {
 		return false
 	}
+	p.mu.Lock()
 	if d.pollID == 0 {
-		p.mu.Lock()
 		p.next++
 		d.pollID = p.next
-		p.mu.Unlock()
 	}
-	p.mu.Lock()
 	p.conns[d.pollID] = d
 	p.mu.Unlock()
 	d.state.Store(stateParked)

@@ -30,20 +30,23 @@ func openEcho(t *testing.T, h *httpd, n int) []*websocket.Conn {
 	return conns
 }
 
+// readToEnd reads messages until the connection ends, at most 20 s, and
+// returns the error that ended it.
+func readToEnd(c *websocket.Conn) error {
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			return err
+		}
+	}
+}
+
 // expectGoingAway reads until the close frame, which must be 1001.
 func expectGoingAway(t *testing.T, conns []*websocket.Conn) {
 	t.Helper()
 	for i, c := range conns {
-		c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		for {
-			_, _, err := c.ReadMessage()
-			if err == nil {
-				continue
-			}
-			if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
-				t.Errorf("connection %d: %v, want a 1001 close", i, err)
-			}
-			break
+		if err := readToEnd(c); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+			t.Errorf("connection %d: %v, want a 1001 close", i, err)
 		}
 	}
 }
@@ -52,16 +55,8 @@ func expectGoingAway(t *testing.T, conns []*websocket.Conn) {
 func expectDropped(t *testing.T, conns []*websocket.Conn) {
 	t.Helper()
 	for i, c := range conns {
-		c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		for {
-			_, _, err := c.ReadMessage()
-			if err == nil {
-				continue
-			}
-			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
-				t.Errorf("connection %d is still open after the stop", i)
-			}
-			break
+		if ne, ok := readToEnd(c).(interface{ Timeout() bool }); ok && ne.Timeout() {
+			t.Errorf("connection %d is still open after the stop", i)
 		}
 	}
 }

@@ -97,6 +97,9 @@ func main() {
 		if *out == "" {
 			*out = filepath.Dir(*report)
 		}
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			fatal(err)
+		}
 		if err := rewriteReport(*out, *report); err != nil {
 			fatal(err)
 		}
@@ -320,9 +323,7 @@ func (h *harness) measure(c benchCase, s server) (load.Result, error) {
 	}
 	args = append(args, c.args...)
 	argv := append([]string{filepath.Join(h.work, "load"), scenario}, args...)
-	if h.clientCPUs != "" {
-		argv = append([]string{"taskset", "-c", h.clientCPUs}, argv...)
-	}
+	argv = pinned(h.clientCPUs, argv)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)

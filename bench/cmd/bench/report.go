@@ -21,11 +21,11 @@ import (
 	"github.com/wsgate/wsgate/bench/load"
 )
 
-// mean is a measurement's figure over its rounds: the median, which one
+// median is a measurement's figure over its rounds: the median, which one
 // round disturbed by the machine (a noisy neighbour, a CPU frequency
 // change) cannot move, with the latencies of the same rounds (medians of
 // each percentile).
-func (m *measurement) mean() (v, p50, p99, p999 float64, ok bool) {
+func (m *measurement) median() (v, p50, p99, p999 float64, ok bool) {
 	if len(m.Results) == 0 {
 		return 0, 0, 0, 0, false
 	}
@@ -97,7 +97,7 @@ func printCase(c benchCase, ms []*measurement) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-9s %-40s", c.group, c.label())
 	for _, m := range ms {
-		v, _, _, _, ok := m.mean()
+		v, _, _, _, ok := m.median()
 		if !ok {
 			fmt.Fprintf(&b, " | %s failed", m.Server)
 			continue
@@ -221,7 +221,7 @@ func writeReport(dir, machine string, all []*measurement) error {
 					lat.WriteString(" – |")
 					continue
 				}
-				v, p50, p99, p999, ok := m.mean()
+				v, p50, p99, p999, ok := m.median()
 				switch {
 				case !ok:
 					b.WriteString(" failed |")
@@ -340,7 +340,7 @@ func barPanel(title string, ms []*measurement) (*plot.Plot, int, error) {
 		if !slices.Contains(servers, m.Server) {
 			servers = append(servers, m.Server)
 		}
-		if v, _, _, _, ok := m.mean(); ok {
+		if v, _, _, _, ok := m.median(); ok {
 			vals[key{label, m.Server}] = v
 		}
 	}

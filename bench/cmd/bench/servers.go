@@ -95,9 +95,7 @@ func (h *harness) apacheServers() []server {
 // spawn starts a server pinned to the server's cores and waits until its
 // port accepts connections.
 func (h *harness) spawn(port int, argv ...string) (*proc, error) {
-	if h.serverCPUs != "" {
-		argv = append([]string{"taskset", "-c", h.serverCPUs}, argv...)
-	}
+	argv = pinned(h.serverCPUs, argv)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	log, _ := os.Create(filepath.Join(h.work, "server.log"))
 	cmd.Stdout, cmd.Stderr = log, log
@@ -118,6 +116,14 @@ func (h *harness) spawn(port int, argv ...string) (*proc, error) {
 		return nil, fmt.Errorf("%s: %v\n%s", argv, err, b)
 	}
 	return p, nil
+}
+
+// pinned prefixes argv with taskset for cpus, when there are any.
+func pinned(cpus string, argv []string) []string {
+	if cpus == "" {
+		return argv
+	}
+	return append([]string{"taskset", "-c", cpus}, argv...)
 }
 
 func waitPort(port int, exited <-chan struct{}) error {
@@ -191,10 +197,7 @@ WsgateLibrary %[5]s/libwsgate.so
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	argv := []string{"/usr/sbin/apache2", "-f", cf, "-k", "start"}
-	if h.serverCPUs != "" {
-		argv = append([]string{"taskset", "-c", h.serverCPUs}, argv...)
-	}
+	argv := pinned(h.serverCPUs, []string{"/usr/sbin/apache2", "-f", cf, "-k", "start"})
 	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("httpd: %v: %s", err, out)
 	}

@@ -1,6 +1,6 @@
 # wsgate. The README's two commands need no make; this builds the rest.
 #
-#   make           the daemon (./wsgate) and mod_wsgate (apache/build/)
+#   make           the daemon (./wsgate) and mod_wsgate (frontdoor/apache/build/)
 #   make test      every test, as the README's test command
 #   make bench     the benchmark matrix against the peer libraries (about 15
 #                  minutes): docs/BENCHMARKS.md, docs/benchmarks.png
@@ -15,7 +15,7 @@ wsgate:
 	go build -o wsgate ./cmd/wsgate
 
 apache:
-	$(MAKE) -C apache
+	$(MAKE) -C frontdoor/apache
 
 test:
 	./scripts/test.sh
@@ -27,8 +27,8 @@ bench-quick:
 	cd bench && go run ./cmd/bench -quick
 
 install-apache:
-	$(MAKE) -C apache install-apache
+	$(MAKE) -C frontdoor/apache install-apache
 
 clean:
 	rm -f wsgate
-	$(MAKE) -C apache clean
+	$(MAKE) -C frontdoor/apache clean

@@ -21,7 +21,7 @@ stop_httpd() {
 }
 trap 'stop_httpd; kill $(jobs -p) 2>/dev/null; sleep 1; rm -rf "$work"' EXIT
 
-make -s -C "$root/apache" OUT="$work/build" >"$work/make.log" 2>&1 || { cat "$work/make.log"; exit 1; }
+make -s -C "$root/frontdoor/apache" OUT="$work/build" >"$work/make.log" 2>&1 || { cat "$work/make.log"; exit 1; }
 (cd "$root" && go build -o "$work/wsgate" ./cmd/wsgate)
 (cd "$here" && go build -o "$work/load" ./cmd/load)
 

@@ -18,9 +18,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/wsgate/wsgate/backend/docroot"
-	"github.com/wsgate/wsgate/backend/program"
-	"github.com/wsgate/wsgate/backend/unix"
+	"github.com/wsgate/wsgate/apps/docroot"
+	"github.com/wsgate/wsgate/apps/program"
+	"github.com/wsgate/wsgate/apps/backend"
 	"github.com/wsgate/wsgate/gateway"
 )
 
@@ -84,7 +84,7 @@ type Server struct {
 type Route struct {
 	Path    string
 	App     string
-	Backend *unix.Config
+	Backend *backend.Config
 	Docroot *docroot.Config
 	Program *program.Config
 	Plugin  *Plugin
@@ -151,10 +151,10 @@ func (r *Route) Handler() (gateway.Handler, string, error) {
 func (r *Route) handler() (gateway.Handler, string, error) {
 	switch {
 	case r.Backend != nil && r.Backend.Raw != nil:
-		h, err := unix.NewRaw(*r.Backend)
+		h, err := backend.NewRaw(*r.Backend)
 		return h, "backend", err
 	case r.Backend != nil:
-		h, err := unix.New(*r.Backend)
+		h, err := backend.New(*r.Backend)
 		return h, "backend", err
 	case r.Docroot != nil:
 		h, err := docroot.New(*r.Docroot)

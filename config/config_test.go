@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/wsgate/wsgate/apps"
+	_ "github.com/wsgate/wsgate/apps/builtin"
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/websocket"

@@ -17,9 +17,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/wsgate/wsgate/backend/docroot"
-	"github.com/wsgate/wsgate/backend/program"
-	"github.com/wsgate/wsgate/backend/unix"
+	"github.com/wsgate/wsgate/apps/docroot"
+	"github.com/wsgate/wsgate/apps/program"
+	"github.com/wsgate/wsgate/apps/backend"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/websocket"
 )
@@ -672,8 +672,8 @@ func (p *parser) hasKey(n *yaml.Node, keys ...string) bool {
 // producerKeys are the handlers for the keys that describe how to speak
 // to a producer, shared by backend and docroot. finish checks what can only
 // be checked once the whole mapping is read.
-func (p *parser) producerKeys(dst *unix.Config) (keys map[string]func(*yaml.Node, string), finish func()) {
-	var raw unix.RawConfig
+func (p *parser) producerKeys(dst *backend.Config) (keys map[string]func(*yaml.Node, string), finish func()) {
+	var raw backend.RawConfig
 	var rawOnly []*yaml.Node // delimiter and message_type, which need protocol: raw
 	var rawOnlyKeys []string
 	finish = func() {
@@ -688,9 +688,9 @@ func (p *parser) producerKeys(dst *unix.Config) (keys map[string]func(*yaml.Node
 			if s, ok := p.scalar(v, k); ok {
 				switch s {
 				case "mux":
-					dst.Mode = unix.Mux
+					dst.Mode = backend.Mux
 				case "per-client":
-					dst.Mode = unix.PerClient
+					dst.Mode = backend.PerClient
 				default:
 					p.errorf(v, k, "must be mux or per-client, not %q", s)
 				}
@@ -718,7 +718,7 @@ func (p *parser) producerKeys(dst *unix.Config) (keys map[string]func(*yaml.Node
 					dst.Raw = nil
 				case "raw":
 					dst.Raw = &raw
-					dst.Mode = unix.PerClient
+					dst.Mode = backend.PerClient
 				default:
 					p.errorf(v, k, "must be framed or raw, not %q", s)
 				}
@@ -767,8 +767,8 @@ func (p *parser) integer(n *yaml.Node, key string, lo, hi int, dst *int) {
 }
 
 // backend reads a route's producer.
-func (p *parser) backend(n *yaml.Node, key string) *unix.Config {
-	c := &unix.Config{}
+func (p *parser) backend(n *yaml.Node, key string) *backend.Config {
+	c := &backend.Config{}
 	keys, finish := p.producerKeys(c)
 	keys["socket"] = func(v *yaml.Node, k string) { c.Network = "unix"; p.str(v, k, &c.Address) }
 	keys["address"] = func(v *yaml.Node, k string) {
@@ -783,7 +783,7 @@ func (p *parser) backend(n *yaml.Node, key string) *unix.Config {
 	if c.Address == "" && n.Kind == yaml.MappingNode {
 		p.errorf(n, key, "needs socket (a UNIX socket path) or address (host:port)")
 	}
-	if c.Raw != nil && c.Mode == unix.Mux && p.hasKey(n, "mode") {
+	if c.Raw != nil && c.Mode == backend.Mux && p.hasKey(n, "mode") {
 		p.errorf(n, key+".mode", "protocol: raw needs mode: per-client")
 	}
 	return c

@@ -18,10 +18,10 @@ import (
 	"os/signal"
 	"syscall"
 
-	_ "github.com/wsgate/wsgate/apps"
+	_ "github.com/wsgate/wsgate/apps/builtin"
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
-	"github.com/wsgate/wsgate/server"
+	"github.com/wsgate/wsgate/frontdoor/daemon"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -98,7 +98,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 		// Instantiate the applications too: that is where their own
 		// validation runs.
 		var log = discardLogger()
-		_, err = server.New(cfg, log)
+		_, err = daemon.New(cfg, log)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -109,13 +109,13 @@ func check(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(cfg *config.Config, stderr io.Writer) int {
-	log, closer, err := server.NewLogger(cfg.Log)
+	log, closer, err := daemon.NewLogger(cfg.Log)
 	if err != nil {
 		fmt.Fprintln(stderr, "wsgate:", err)
 		return 1
 	}
 	defer closer.Close()
-	srv, err := server.New(cfg, log)
+	srv, err := daemon.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "wsgate:", err)
 		return 1

@@ -100,8 +100,8 @@ func TestDefaultConfigPrints(t *testing.T) {
 	}
 }
 
-// daemon starts the binary and returns the address it reports listening on.
-func daemon(t *testing.T, args ...string) (*exec.Cmd, string, *testserver.Logs) {
+// startDaemon starts the binary and returns the address it reports listening on.
+func startDaemon(t *testing.T, args ...string) (*exec.Cmd, string, *testserver.Logs) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	pr, pw := io.Pipe()
@@ -142,7 +142,7 @@ func TestReadmeRunCommand(t *testing.T) {
 	} else {
 		ln.Close()
 	}
-	cmd, addr, logs := daemon(t)
+	cmd, addr, logs := startDaemon(t)
 	if addr != "127.0.0.1:8080" {
 		t.Fatalf("listening on %s", addr)
 	}
@@ -201,7 +201,7 @@ routes:
   - path: /dumb-increment
     app: dumb-increment
 `)
-	cmd, addr, logs := daemon(t, "-config", cfg)
+	cmd, addr, logs := startDaemon(t, "-config", cfg)
 	var conns []*websocket.Conn
 	for i := range 20 {
 		var c *websocket.Conn
@@ -266,7 +266,7 @@ routes:
     app: echo
     close_timeout: 30s
 `)
-	cmd, addr, _ := daemon(t, "-config", cfg)
+	cmd, addr, _ := startDaemon(t, "-config", cfg)
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ import (
 
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
-	"github.com/wsgate/wsgate/server"
+	"github.com/wsgate/wsgate/frontdoor/daemon"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -104,7 +104,7 @@ routes:
 		os.Exit(1)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	srv, err := server.New(cfg, log)
+	srv, err := daemon.New(cfg, log)
 	if err == nil {
 		err = srv.Listen()
 	}

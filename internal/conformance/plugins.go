@@ -11,7 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// The plugin cases run the C plugins of apache/examples through a base URL
+// The plugin cases run the C plugins of apps/cplugin/examples through a base URL
 // (ws://host:port) under which /echo, /increment and /debug are the echo,
 // dumb_increment and debug plugins. The daemon's tests and mod_wsgate's
 // run the same cases, so the plugin ABI behaves the same in both forms.

@@ -2,4 +2,4 @@
 
 package testserver
 
-import _ "github.com/wsgate/wsgate/plugin/cplugin"
+import _ "github.com/wsgate/wsgate/apps/cplugin"

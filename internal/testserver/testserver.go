@@ -12,14 +12,14 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/wsgate/wsgate/apps"
+	_ "github.com/wsgate/wsgate/apps/builtin"
 	"github.com/wsgate/wsgate/config"
-	"github.com/wsgate/wsgate/server"
+	"github.com/wsgate/wsgate/frontdoor/daemon"
 )
 
 // Server is a daemon running in the test process.
 type Server struct {
-	*server.Server
+	*daemon.Server
 	// Addr is the first listener's address.
 	Addr string
 	Logs *Logs
@@ -68,7 +68,7 @@ func Start(t testing.TB, yaml string) *Server {
 		w = io.MultiWriter(logs, os.Stderr)
 	}
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := server.New(cfg, log)
+	s, err := daemon.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

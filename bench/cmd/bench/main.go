@@ -232,7 +232,7 @@ func (h *harness) build(apache bool) error {
 		}
 	}
 	if apache {
-		return run(h.root, "make", "-s", "-C", "apache", "OUT="+filepath.Join(h.work, "build"))
+		return run(h.root, "make", "-s", "-C", "frontdoor/apache", "OUT="+filepath.Join(h.work, "build"))
 	}
 	return nil
 }

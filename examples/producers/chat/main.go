@@ -22,7 +22,7 @@ import (
 	"sync"
 
 	"github.com/wsgate/wsgate/examples/producers/sample"
-	"github.com/wsgate/wsgate/producer"
+	"github.com/wsgate/wsgate/sdk/producer"
 )
 
 type chat struct {

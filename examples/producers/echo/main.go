@@ -8,7 +8,7 @@ import (
 	"flag"
 
 	"github.com/wsgate/wsgate/examples/producers/sample"
-	"github.com/wsgate/wsgate/producer"
+	"github.com/wsgate/wsgate/sdk/producer"
 )
 
 type echo struct{}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/wsgate/wsgate/examples/producers/jsonrpc/rpc"
 	"github.com/wsgate/wsgate/examples/producers/sample"
-	"github.com/wsgate/wsgate/producer"
+	"github.com/wsgate/wsgate/sdk/producer"
 )
 
 func main() {

@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wsgate/wsgate/producer"
+	"github.com/wsgate/wsgate/sdk/producer"
 )
 
 // Options are the parsed flags.

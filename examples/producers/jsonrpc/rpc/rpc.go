@@ -8,7 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/wsgate/wsgate/producer"
+	"github.com/wsgate/wsgate/sdk/producer"
 )
 
 // Standard error codes (JSON-RPC 2.0 §5.1).

@@ -1,0 +1,315 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/wsgate/wsgate/apps/backend/wire"
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/websocket"
+)
+
+// Backend is a gateway.Handler that serves a route's clients from a
+// producer speaking the framed protocol.
+type Backend struct {
+	cfg      Config
+	log      *slog.Logger
+	route    string
+	rt       *gateway.Route
+	software string
+	maxMsg   int64
+	pool     *pool
+
+	conns sync.Map // uint64 -> *gateway.Conn, for BROADCAST and ROOM's except
+}
+
+// Software is sent in HELLO.
+var Software = "wsgate"
+
+// New returns a backend for cfg. It connects to nothing until Provision.
+func New(cfg Config) (*Backend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Raw != nil {
+		return nil, errors.New("raw mode is served by NewRaw")
+	}
+	cfg.setDefaults()
+	return &Backend{cfg: cfg, log: slog.Default(), software: Software}, nil
+}
+
+// Provision learns the route and, in mux mode, starts the pool.
+func (b *Backend) Provision(ctx gateway.AppContext) error {
+	b.rt, b.route, b.log = ctx.Route, ctx.Route.Path, ctx.Logger.With("producer", b.cfg.Address)
+	b.maxMsg = ctx.Route.Policy.MaxMessageSize
+	if b.maxMsg <= 0 {
+		b.maxMsg = websocket.DefaultMaxMessageSize
+	}
+	if b.cfg.Mode == Mux {
+		b.pool = newPool(b)
+	}
+	return nil
+}
+
+// Cleanup stops the pool and closes its connections.
+func (b *Backend) Cleanup() error {
+	if b.pool != nil {
+		b.pool.stop()
+	}
+	return nil
+}
+
+func (b *Backend) hub() *gateway.Hub { return b.rt.Hub() }
+
+func (b *Backend) maxFrame() int {
+	if b.cfg.MaxFrame > 0 {
+		return b.cfg.MaxFrame
+	}
+	return int(min(b.maxMsg+64<<10, 1<<31-1))
+}
+
+func (b *Backend) connByID(id uint64) *gateway.Conn {
+	if id == 0 {
+		return nil
+	}
+	if c, ok := b.conns.Load(id); ok {
+		return c.(*gateway.Conn)
+	}
+	return nil
+}
+
+// handshakeHeaders are never forwarded: they are the gateway's business.
+var handshakeHeaders = map[string]bool{
+	"Upgrade": true, "Connection": true, "Sec-Websocket-Key": true, "Sec-Websocket-Version": true,
+	"Sec-Websocket-Extensions": true, "Sec-Websocket-Protocol": true,
+}
+
+func (b *Backend) openFrame(c *gateway.Conn) *[]byte {
+	r := c.Request()
+	o := wire.Open{Conn: c.ID(), Path: r.Path, Query: r.RawQuery, Host: r.Host, Remote: r.RemoteAddr, TLS: r.TLS != nil, Protocols: r.Protocols}
+	if b.cfg.Headers == nil {
+		for k, vs := range r.Header {
+			if !handshakeHeaders[k] {
+				for _, v := range vs {
+					o.Headers = append(o.Headers, wire.Header{Name: k, Value: v})
+				}
+			}
+		}
+	} else {
+		for _, k := range append([]string{"Origin"}, b.cfg.Headers...) {
+			for _, v := range r.Header.Values(k) {
+				o.Headers = append(o.Headers, wire.Header{Name: http.CanonicalHeaderKey(k), Value: v})
+			}
+		}
+	}
+	buf := websocket.GetBuffer(256)
+	*buf = wire.AppendOpen(*buf, &o)
+	return buf
+}
+
+// OnConnect asks the producer, before the 101, whether to accept.
+func (b *Backend) OnConnect(c *gateway.Conn) error {
+	var l *link
+	if b.cfg.Mode == Mux {
+		if l = b.pool.pick(); l == nil && b.pool.starting() {
+			// The gateway has just started and the pool has not connected
+			// yet: give it open_timeout rather than refusing at once.
+			l = b.pool.waitUp(b.cfg.OpenTimeout)
+		}
+		if l == nil {
+			return gateway.Refuse(http.StatusServiceUnavailable, "producer unavailable")
+		}
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.OpenTimeout)
+		var err error
+		l, err = b.dialLink(ctx, wire.ModePerClient, nil)
+		cancel()
+		if err != nil {
+			b.log.Warn("cannot connect to producer", "err", err)
+			return gateway.Refuse(http.StatusServiceUnavailable, "producer unavailable")
+		}
+	}
+	if err := l.open(c, b.cfg.OpenTimeout); err != nil {
+		if b.cfg.Mode == PerClient {
+			l.fail(err)
+		}
+		return err
+	}
+	b.conns.Store(c.ID(), c)
+	return nil
+}
+
+// OnMessage relays a client's message. When the producer connection's
+// queue is full this waits, which stops reading from this client.
+func (b *Backend) OnMessage(c *gateway.Conn, m gateway.Message) {
+	cl, ok := c.State().(*client)
+	if !ok {
+		return
+	}
+	kind := wire.KindText
+	if m.Type == websocket.BinaryMessage {
+		kind = wire.KindBinary
+	}
+	buf := websocket.GetBuffer(wire.MessageHeaderSize + len(m.Data))
+	*buf = wire.AppendMessage(*buf, wire.TypeMessage, c.ID(), kind, m.Data)
+	cl.link.enqueue(buf, true)
+}
+
+// OnDisconnect tells the producer the client has gone.
+func (b *Backend) OnDisconnect(c *gateway.Conn, s websocket.CloseStatus) {
+	cl, ok := c.State().(*client)
+	if !ok {
+		return
+	}
+	b.conns.Delete(c.ID())
+	cl.link.remove(c.ID())
+	cl.link.enqueue(cl.link.closedFrame(c.ID(), s.Code, s.Reason), false)
+	if b.cfg.Mode == PerClient {
+		go cl.link.closeGracefully()
+	}
+}
+
+// pool keeps Connections links to the producer up, reconnecting with
+// backoff, and logs when the producer becomes available or unavailable,
+// not every attempt.
+type pool struct {
+	b      *Backend
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	links []*link // nil where a slot is down
+	state int     // 0 unknown, 1 up, -1 down
+}
+
+func newPool(b *Backend) *pool {
+	p := &pool{b: b, links: make([]*link, b.cfg.Connections)}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	for i := range p.links {
+		p.wg.Add(1)
+		go p.keep(i)
+	}
+	return p
+}
+
+const (
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 10 * time.Second
+)
+
+// keep maintains one slot of the pool.
+func (p *pool) keep(slot int) {
+	defer p.wg.Done()
+	backoff := backoffMin
+	for p.ctx.Err() == nil {
+		l, err := p.connect()
+		if err == nil {
+			backoff = backoffMin
+			p.set(slot, l, nil)
+			select {
+			case <-l.done:
+				p.set(slot, nil, l.err)
+			case <-p.ctx.Done():
+				l.fail(errors.New("gateway stopping"))
+				p.set(slot, nil, nil)
+				return
+			}
+		} else {
+			p.set(slot, nil, err)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-p.ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, backoffMax)
+	}
+}
+
+func (p *pool) connect() (*link, error) {
+	ctx, cancel := context.WithTimeout(p.ctx, p.b.cfg.OpenTimeout)
+	defer cancel()
+	l, err := p.b.dialLink(ctx, wire.ModeMux, nil)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-l.helloed:
+		return l, nil
+	case <-l.done:
+		return nil, l.err
+	case <-ctx.Done():
+		l.fail(ctx.Err())
+		return nil, errors.New("producer did not answer HELLO")
+	}
+}
+
+// set records a slot's link and logs a change of availability.
+func (p *pool) set(slot int, l *link, err error) {
+	p.mu.Lock()
+	p.links[slot] = l
+	up := 0
+	for _, x := range p.links {
+		if x != nil {
+			up++
+		}
+	}
+	old := p.state
+	switch {
+	case up > 0:
+		p.state = 1
+	case err != nil:
+		p.state = -1
+	}
+	now := p.state
+	p.mu.Unlock()
+	if now != old {
+		if now == 1 {
+			p.b.log.Info("producer up", "connections", up)
+		} else if now == -1 {
+			p.b.log.Warn("producer down: new clients get 503 until it is back", "err", err)
+		}
+	}
+}
+
+// pick returns the up link carrying the fewest clients, or nil.
+func (p *pool) pick() *link {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var best *link
+	for _, l := range p.links {
+		if l != nil && (best == nil || l.load.Load() < best.load.Load()) {
+			best = l
+		}
+	}
+	return best
+}
+
+// starting reports whether the pool has never been up or down yet.
+func (p *pool) starting() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state == 0
+}
+
+// waitUp waits up to d for a link to be up, for routes whose pool has just
+// started.
+func (p *pool) waitUp(d time.Duration) *link {
+	deadline := time.Now().Add(d)
+	for {
+		if l := p.pick(); l != nil || time.Now().After(deadline) {
+			return l
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (p *pool) stop() {
+	p.cancel()
+	p.wg.Wait()
+}

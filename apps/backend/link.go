@@ -1,0 +1,290 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsgate/wsgate/apps/backend/wire"
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/websocket"
+)
+
+// link is one connection to a producer. A reader goroutine dispatches the
+// producer's frames; what the gateway sends goes through a wire.Sender.
+type link struct {
+	b      *Backend
+	nc     net.Conn
+	mode   uint8
+	log    *slog.Logger
+	sender *wire.Sender
+
+	mu     sync.Mutex
+	closed bool
+	err    error
+
+	// Clients on this link and OPENs waiting for an answer.
+	cmu     sync.Mutex
+	clients map[uint64]*client
+	pending map[uint64]*pendingOpen
+
+	helloed chan struct{} // closed when the producer's HELLO arrives
+	done    chan struct{} // closed when the link is down
+	load    atomic.Int64  // clients carried, for the pool's choice
+}
+
+// client is one WebSocket client carried by a link.
+type client struct {
+	c    *gateway.Conn
+	link *link
+}
+
+type openReply struct {
+	f   wire.Frame // ACCEPT or REFUSE; Type 0 if the link went down
+	err error
+}
+
+// pendingOpen is an OPEN waiting for its answer. The client exists before
+// OPEN is sent, so that the reader can make it live the moment ACCEPT
+// arrives: SEND frames right behind the ACCEPT then find it.
+type pendingOpen struct {
+	ch chan openReply
+	cl *client
+}
+
+var errLinkDown = errors.New("producer connection lost")
+
+// dialLink connects, sends HELLO (and any frames in first, in the same
+// write) and starts the reader.
+func (b *Backend) dialLink(ctx context.Context, mode uint8, first []byte) (*link, error) {
+	d := net.Dialer{}
+	nc, err := d.DialContext(ctx, b.cfg.Network, b.cfg.Address)
+	if err != nil {
+		return nil, err
+	}
+	l := &link{
+		b: b, nc: nc, mode: mode, log: b.log,
+		clients: map[uint64]*client{}, pending: map[uint64]*pendingOpen{},
+		helloed: make(chan struct{}), done: make(chan struct{}),
+	}
+	l.sender = wire.NewSender(nc, b.cfg.QueueBytes, websocket.PutBuffer, l.fail)
+	buf := websocket.GetBuffer(64 + len(first))
+	*buf = append(wire.AppendHello(*buf, mode, b.route, b.software), first...)
+	l.enqueue(buf, false)
+	bufSize := 4 << 10
+	if mode == wire.ModeMux {
+		bufSize = 64 << 10
+	}
+	go l.readLoop(wire.NewReader(nc, bufSize, b.maxFrame()))
+	return l, nil
+}
+
+// enqueue sends a frame buffer, whose ownership passes to the link. With
+// wait, it blocks while the queue is full (backpressure on the client
+// whose reader is sending) and writes inline when the link is idle;
+// without, it queues anyway (frames that must not be lost: OPEN, CLOSED)
+// and never blocks.
+func (l *link) enqueue(buf *[]byte, wait bool) error {
+	if err := l.sender.Send(buf, wait); err != nil {
+		return errLinkDown
+	}
+	return nil
+}
+
+// fail takes the link down: every client on it is closed with 1011 and
+// every pending OPEN answered with an error.
+func (l *link) fail(err error) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	l.err = err
+	l.mu.Unlock()
+	l.sender.Close()
+	l.nc.Close()
+	l.cmu.Lock()
+	clients := l.clients
+	pending := l.pending
+	l.clients, l.pending = map[uint64]*client{}, map[uint64]*pendingOpen{}
+	l.cmu.Unlock()
+	for _, p := range pending {
+		p.ch <- openReply{err: errLinkDown}
+	}
+	for _, c := range clients {
+		c.c.Close(websocket.StatusInternalError, "backend connection lost")
+	}
+	close(l.done)
+}
+
+// closeGracefully closes a per-client link once its queue is written.
+func (l *link) closeGracefully() {
+	deadline := time.Now().Add(l.b.cfg.OpenTimeout)
+	for !l.sender.Idle() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if cw, ok := l.nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	l.fail(io.EOF)
+}
+
+func (l *link) recoverLink(where string) {
+	if v := recover(); v != nil {
+		l.log.Error("producer link panicked", "in", where, "panic", v, "stack", string(debug.Stack()))
+		l.fail(errors.New("internal error"))
+	}
+}
+
+// readLoop dispatches the producer's frames until the link fails.
+func (l *link) readLoop(r *wire.Reader) {
+	defer l.recoverLink("reader")
+	helloDone := false
+	for {
+		f, err := r.Next()
+		if err != nil {
+			l.fail(err)
+			return
+		}
+		if !helloDone {
+			if f.Type != wire.TypeHelloReply || f.Version != wire.Version {
+				l.log.Warn("producer does not speak protocol version 1", "got", f.Type.String(), "version", f.Version)
+				l.fail(errors.New("protocol version mismatch"))
+				return
+			}
+			helloDone = true
+			close(l.helloed)
+			continue
+		}
+		l.dispatch(&f)
+	}
+}
+
+func kindType(k uint8) websocket.MessageType {
+	if k == wire.KindBinary {
+		return websocket.BinaryMessage
+	}
+	return websocket.TextMessage
+}
+
+func (l *link) clientOf(conn uint64) *client {
+	l.cmu.Lock()
+	c := l.clients[conn]
+	l.cmu.Unlock()
+	return c
+}
+
+func (l *link) dispatch(f *wire.Frame) {
+	switch f.Type {
+	case wire.TypeAccept, wire.TypeRefuse:
+		l.cmu.Lock()
+		p := l.pending[f.Conn]
+		delete(l.pending, f.Conn)
+		if p != nil && f.Type == wire.TypeAccept {
+			// Live before OnConnect returns, so SEND frames that follow the
+			// ACCEPT reach the client (they queue until the 101 is out).
+			l.clients[f.Conn] = p.cl
+		}
+		l.cmu.Unlock()
+		if p == nil {
+			if f.Type == wire.TypeAccept {
+				// The client is gone (the answer came after open_timeout).
+				l.enqueue(l.closedFrame(f.Conn, websocket.StatusAbnormalClosure, "open timed out"), false)
+			}
+			return
+		}
+		p.ch <- openReply{f: *f}
+	case wire.TypeSend:
+		if c := l.clientOf(f.Conn); c != nil {
+			c.c.Send(kindType(f.Kind), f.Payload)
+		}
+	case wire.TypeBroadcast:
+		l.b.hub().Broadcast(kindType(f.Kind), f.Payload, l.b.connByID(f.Except))
+	case wire.TypeRoom:
+		l.b.hub().SendRoom(f.Room, kindType(f.Kind), f.Payload, l.b.connByID(f.Except))
+	case wire.TypeJoin:
+		if c := l.clientOf(f.Conn); c != nil {
+			c.c.Join(f.Room)
+		}
+	case wire.TypeLeave:
+		if c := l.clientOf(f.Conn); c != nil {
+			c.c.Leave(f.Room)
+		}
+	case wire.TypeClose:
+		if c := l.clientOf(f.Conn); c != nil {
+			if err := c.c.Close(websocket.StatusCode(f.Code), f.Reason); err != nil {
+				// A code the gateway may not send: close with 1011 instead.
+				c.c.Close(websocket.StatusInternalError, "")
+			}
+		}
+	}
+	// Unknown frame types, and frames about clients already gone, are
+	// ignored (docs/backend-protocol.md).
+}
+
+func (l *link) closedFrame(conn uint64, code websocket.StatusCode, reason string) *[]byte {
+	buf := websocket.GetBuffer(32 + len(reason))
+	*buf = wire.AppendClosed(*buf, wire.TypeClosed, conn, uint16(code), reason)
+	return buf
+}
+
+// open sends OPEN for c and waits for the answer.
+func (l *link) open(c *gateway.Conn, timeout time.Duration) error {
+	p := &pendingOpen{ch: make(chan openReply, 1), cl: &client{c: c, link: l}}
+	c.SetState(p.cl)
+	l.cmu.Lock()
+	l.pending[c.ID()] = p
+	l.cmu.Unlock()
+	if err := l.enqueue(l.b.openFrame(c), false); err != nil {
+		return gateway.Refuse(http.StatusServiceUnavailable, "producer unavailable")
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-p.ch:
+		if r.err != nil {
+			return gateway.Refuse(http.StatusServiceUnavailable, r.err.Error())
+		}
+		if r.f.Type == wire.TypeRefuse {
+			return gateway.Refuse(int(r.f.Status), "producer refused: "+r.f.Reason)
+		}
+		l.load.Add(1)
+		if r.f.Subprotocol != "" {
+			c.SetSubprotocol(r.f.Subprotocol)
+		}
+		for _, h := range r.f.Headers {
+			c.ResponseHeader().Add(h.Name, h.Value)
+		}
+		return nil
+	case <-t.C:
+		l.cmu.Lock()
+		_, answered := l.clients[c.ID()]
+		delete(l.pending, c.ID())
+		delete(l.clients, c.ID())
+		l.cmu.Unlock()
+		if answered {
+			// ACCEPT raced the timer: tell the producer the client is gone.
+			l.enqueue(l.closedFrame(c.ID(), websocket.StatusAbnormalClosure, "open timed out"), false)
+		}
+		return gateway.Refuse(http.StatusGatewayTimeout, "producer did not answer OPEN in time")
+	}
+}
+
+// remove forgets a client that has ended.
+func (l *link) remove(id uint64) {
+	l.cmu.Lock()
+	_, ok := l.clients[id]
+	delete(l.clients, id)
+	l.cmu.Unlock()
+	if ok {
+		l.load.Add(-1)
+	}
+}

@@ -1,0 +1,251 @@
+// Package docroot serves a URL prefix from a directory of producer
+// sockets, as ouistiti's mod_websocket does: with the route /ws/, the
+// client of /ws/chat is served by the producer listening on <root>/chat.
+package docroot
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/wsgate/wsgate/apps/backend"
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/websocket"
+)
+
+// Config is a socket docroot.
+type Config struct {
+	Root string
+	// Allow and Deny are glob patterns (path.Match) on the socket's name
+	// relative to Root. A name matching Allow is served; otherwise one
+	// matching Deny is refused; otherwise, when Allow is set, the name is
+	// refused for not being on it. Without either, everything is served.
+	// This keeps ouistiti's deny="*" allow="echo" meaning "only echo".
+	Allow, Deny []string
+	// Producer is how each socket is spoken to; its Address is ignored.
+	Producer backend.Config
+}
+
+// Docroot is a gateway.Handler that picks a producer per request.
+type Docroot struct {
+	cfg  Config
+	root string // absolute, symlinks resolved
+	log  *slog.Logger
+	ctx  gateway.AppContext
+
+	mu       sync.Mutex
+	handlers map[string]gateway.Handler // by socket path, created on first use
+	byConn   sync.Map                   // conn id -> gateway.Handler
+}
+
+// New checks the configuration; the root must exist and be a directory.
+func New(cfg Config) (*Docroot, error) {
+	var errs []error
+	for _, p := range append(append([]string{}, cfg.Allow...), cfg.Deny...) {
+		if _, err := path.Match(p, ""); err != nil {
+			errs = append(errs, fmt.Errorf("bad pattern %q: %v", p, err))
+		}
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err == nil {
+		root, err = filepath.EvalSymlinks(root)
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("docroot: %w", err))
+	} else if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		errs = append(errs, fmt.Errorf("docroot %s is not a directory", cfg.Root))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &Docroot{cfg: cfg, root: root, log: slog.Default(), handlers: map[string]gateway.Handler{}}, nil
+}
+
+// Provision keeps the route for the producers it will create.
+func (d *Docroot) Provision(ctx gateway.AppContext) error {
+	d.ctx, d.log = ctx, ctx.Logger
+	return nil
+}
+
+// Cleanup stops every producer pool.
+func (d *Docroot) Cleanup() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, h := range d.handlers {
+		if cu, ok := h.(gateway.CleanerUpper); ok {
+			cu.Cleanup()
+		}
+	}
+	return nil
+}
+
+func match(patterns []string, name string) bool {
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Docroot) allowed(name string) bool {
+	if match(d.cfg.Allow, name) {
+		return true
+	}
+	if match(d.cfg.Deny, name) {
+		return false
+	}
+	return len(d.cfg.Allow) == 0
+}
+
+// within reports whether p, absolute and resolved, is inside the root.
+func (d *Docroot) within(p string) bool {
+	return p == d.root || strings.HasPrefix(p, d.root+string(filepath.Separator))
+}
+
+// Resolve maps a name under the route to a socket, choosing one inside a
+// directory by the offered subprotocols. It returns an HTTP status (403 or
+// 404) instead of a path when the name cannot be served.
+func (d *Docroot) Resolve(name string, protocols []string) (sock, protocol string, status int) {
+	if strings.IndexByte(name, 0) >= 0 || strings.Contains(name, "\\") {
+		return "", "", http.StatusForbidden
+	}
+	if name != "" {
+		for _, seg := range strings.Split(name, "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				return "", "", http.StatusForbidden
+			}
+		}
+	}
+	if name != "" && !d.allowed(name) {
+		return "", "", http.StatusForbidden
+	}
+	full, status := d.socketOrDir(filepath.Join(d.root, filepath.FromSlash(name)))
+	if status != 0 {
+		return "", "", status
+	}
+	if full.dir {
+		// As in ouistiti, a directory is served by the socket named after a
+		// subprotocol the client offers, in its order of preference.
+		for _, p := range protocols {
+			if strings.ContainsAny(p, "/\\") || p == "." || p == ".." {
+				continue
+			}
+			sub := path.Join(name, p)
+			if !d.allowed(sub) {
+				continue
+			}
+			if s, st := d.socketOrDir(filepath.Join(full.path, p)); st == 0 && !s.dir {
+				return s.path, p, 0
+			}
+		}
+		return "", "", http.StatusNotFound
+	}
+	return full.path, "", 0
+}
+
+type entry struct {
+	path string
+	dir  bool
+}
+
+// socketOrDir resolves p's symlinks, refusing anything that leads out of
+// the root, and accepts only sockets and directories.
+func (d *Docroot) socketOrDir(p string) (entry, int) {
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return entry{}, http.StatusNotFound
+		}
+		return entry{}, http.StatusForbidden
+	}
+	if !d.within(real) {
+		return entry{}, http.StatusForbidden
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return entry{}, http.StatusNotFound
+	}
+	switch {
+	case fi.IsDir():
+		return entry{path: real, dir: true}, 0
+	case fi.Mode()&os.ModeSocket != 0:
+		return entry{path: real}, 0
+	}
+	return entry{}, http.StatusForbidden // only sockets are served
+}
+
+// handler returns the producer handler for a socket, creating it on
+// first use.
+func (d *Docroot) handler(sock string) (gateway.Handler, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if h, ok := d.handlers[sock]; ok {
+		return h, nil
+	}
+	cfg := d.cfg.Producer
+	cfg.Network, cfg.Address = "unix", sock
+	var h gateway.Handler
+	var err error
+	if cfg.Raw != nil {
+		h, err = backend.NewRaw(cfg)
+	} else {
+		h, err = backend.New(cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if p, ok := h.(gateway.Provisioner); ok {
+		if err := p.Provision(d.ctx); err != nil {
+			return nil, err
+		}
+	}
+	d.handlers[sock] = h
+	return h, nil
+}
+
+// OnConnect resolves the socket for the request and hands the client to
+// its producer.
+func (d *Docroot) OnConnect(c *gateway.Conn) error {
+	// The name below the route: /ws/ and /ws both serve /ws/chat as
+	// "chat" (httpd's <Location /ws> matches /ws/chat too).
+	name := strings.TrimPrefix(c.Request().Path, c.Route().Path)
+	if !strings.HasSuffix(c.Route().Path, "/") {
+		name = strings.TrimPrefix(name, "/") // one separator, not "//"
+	}
+	sock, proto, status := d.Resolve(name, c.Request().Protocols)
+	if status != 0 {
+		return gateway.Refuse(status, fmt.Sprintf("no socket for %q", name))
+	}
+	if proto != "" {
+		c.SetSubprotocol(proto)
+	}
+	h, err := d.handler(sock)
+	if err != nil {
+		d.log.Error("cannot use producer socket", "socket", sock, "err", err)
+		return gateway.Refuse(http.StatusServiceUnavailable, "producer unavailable")
+	}
+	if err := h.OnConnect(c); err != nil {
+		return err
+	}
+	d.byConn.Store(c.ID(), h)
+	return nil
+}
+
+func (d *Docroot) OnMessage(c *gateway.Conn, m gateway.Message) {
+	if h, ok := d.byConn.Load(c.ID()); ok {
+		h.(gateway.Handler).OnMessage(c, m)
+	}
+}
+
+func (d *Docroot) OnDisconnect(c *gateway.Conn, s websocket.CloseStatus) {
+	if h, ok := d.byConn.LoadAndDelete(c.ID()); ok {
+		h.(gateway.Handler).OnDisconnect(c, s)
+	}
+}

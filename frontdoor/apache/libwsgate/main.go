@@ -1,0 +1,384 @@
+// Command libwsgate is wsgate's engine as a c-shared library for
+// mod_wsgate: `go build -buildmode=c-shared -o libwsgate.so`. httpd's
+// children load it after fork; mod_wsgate.c calls the exported functions
+// below and provides the connection's I/O (see ../wsgate_module.h).
+//
+// Threads: WsgateServe runs on the httpd worker thread that serves the
+// request, and only that goroutine calls the I/O functions, so httpd's
+// filters, pool and mod_ssl state are only ever touched by that thread.
+// Any other goroutine that sends queues its frame and writes to the
+// connection's eventfd; the worker wakes from poll() and writes.
+package main
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/.. -Wall -Wextra
+#include <stdlib.h>
+#include "io.h"
+*/
+import "C"
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime/cgo"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	_ "github.com/wsgate/wsgate/apps/builtin"
+	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/apps/cplugin"
+	"github.com/wsgate/wsgate/websocket"
+)
+
+func main() {}
+
+var (
+	log *slog.Logger
+	gw  *gateway.Gateway
+
+	routesMu sync.Mutex
+	routes   = map[string]*gateway.Route{}
+)
+
+// WsgateInit sets the engine up in a child. Its log goes to stderr, which
+// httpd sends to the ErrorLog.
+//
+//export WsgateInit
+func WsgateInit(abi C.int, software *C.char, threaded C.int) C.int {
+	if abi != C.WSGATE_MODULE_ABI {
+		fmt.Fprintf(os.Stderr, "mod_wsgate: libwsgate.so speaks interface %d, mod_wsgate.so %d: install both from one build\n", int(C.WSGATE_MODULE_ABI), int(abi))
+		return 1
+	}
+	level := slog.LevelInfo
+	if v := os.Getenv("WSGATE_LOG_LEVEL"); v != "" {
+		level.UnmarshalText([]byte(v))
+	}
+	log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("module", "mod_wsgate", "pid", os.Getpid())
+	var err error
+	if gw, err = gateway.New(log); err != nil {
+		return 1
+	}
+	log.Debug("engine loaded", "server", C.GoString(software), "threaded", threaded != 0)
+	return 0
+}
+
+// WsgateStopping closes every WebSocket of the child with 1001.
+//
+//export WsgateStopping
+func WsgateStopping(graceful C.int) {
+	if gw == nil {
+		return
+	}
+	go func() {
+		defer recoverLog("stopping")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		gw.Shutdown(ctx)
+	}()
+}
+
+func recoverLog(where string) {
+	if v := recover(); v != nil {
+		log.Error("panic", "in", where, "panic", v, "stack", string(debug.Stack()))
+	}
+}
+
+// route returns the gateway route for a section's directives, building it
+// the first time. The section, the JSON and the plugin are the key: the
+// routes are as many as the configuration's sections (times the URL
+// prefixes a <Directory> is reached by), whatever URLs clients ask for.
+func route(section, spec string, plugin unsafe.Pointer, pluginInit string) (*gateway.Route, error) {
+	key := fmt.Sprintf("%s\x00%s\x00%p", section, spec, plugin)
+	routesMu.Lock()
+	defer routesMu.Unlock()
+	if r, ok := routes[key]; ok {
+		return r, nil
+	}
+	cr, err := config.ParseRoute("httpd.conf", []byte(spec))
+	if err != nil {
+		return nil, err
+	}
+	h, _, err := cr.Handler()
+	if err != nil {
+		return nil, err
+	}
+	name := cr.Kind()
+	if plugin != nil {
+		if h, err = cplugin.FromPointer(plugin, pluginInit); err != nil {
+			return nil, err
+		}
+		name = "plugin " + pluginInit
+	}
+	r := &gateway.Route{Path: cr.Path, App: name, Handler: h, Policy: cr.Policy}
+	if h == nil {
+		// apache-websocket's message for a location without a handler; the
+		// gateway answers its upgrades 500, after the 400 checks.
+		log.Error(fmt.Sprintf("no WebSocket plugin is assigned for location %s (did you forget to define a WebSocketHandler?)", cr.Path))
+	} else if err := gateway.ProvisionApp(r, log); err != nil {
+		return nil, err
+	}
+	if err := r.Policy.Validate(); err != nil {
+		return nil, err
+	}
+	gateway.EnsureHub(r)
+	routes[key] = r
+	return r, nil
+}
+
+func gostr(s *C.char) string {
+	if s == nil {
+		return ""
+	}
+	return C.GoString(s)
+}
+
+// WsgateHandle runs the opening handshake for a request.
+//
+//export WsgateHandle
+func WsgateHandle(req *C.wsgate_request, resp *C.wsgate_response) {
+	defer func() {
+		if v := recover(); v != nil {
+			log.Error("panic in the handshake", "panic", v, "stack", string(debug.Stack()))
+			resp.status = http.StatusInternalServerError
+		}
+	}()
+	h := http.Header{}
+	n := int(req.nheaders)
+	names := unsafe.Slice(req.header_names, n)
+	values := unsafe.Slice(req.header_values, n)
+	for i := range n {
+		h.Add(C.GoString(names[i]), C.GoString(values[i]))
+	}
+	if !websocket.IsUpgrade(h) {
+		resp.status = 0
+		return
+	}
+	rt, err := route(gostr(req.section), gostr(req.route), req.plugin, gostr(req.plugin_init))
+	if err != nil {
+		log.Error("this location's WebSocket configuration is unusable", "path", gostr(req.path), "err", err)
+		resp.status = http.StatusInternalServerError
+		return
+	}
+	ur := &websocket.UpgradeRequest{Method: gostr(req.method), ProtoMajor: int(req.proto_major), ProtoMinor: int(req.proto_minor),
+		Host: gostr(req.host), Header: h}
+	gr := &gateway.Request{Path: gostr(req.path), RawQuery: gostr(req.query), Host: gostr(req.host), Header: h,
+		RemoteAddr: gostr(req.remote), SelfOrigin: gostr(req.self_origin),
+		Extra: map[string]any{cplugin.RequestKey: req.request_rec}}
+	if req.tls != 0 {
+		gr.TLS = &tls.ConnectionState{}
+	}
+	p, herr := gw.Accept(rt, ur, gr)
+	var out http.Header
+	if herr != nil {
+		resp.status = C.int(herr.Status)
+		out = herr.Header
+	} else {
+		resp.status = http.StatusSwitchingProtocols
+		out = p.Headers()
+		resp.conn = C.uintptr_t(cgo.NewHandle(p))
+	}
+	setHeaders(resp, out)
+}
+
+func setHeaders(resp *C.wsgate_response, h http.Header) {
+	count := 0
+	for _, vs := range h {
+		count += len(vs)
+	}
+	if count == 0 {
+		return
+	}
+	size := C.size_t(count) * C.size_t(unsafe.Sizeof((*C.char)(nil)))
+	resp.header_names = (**C.char)(C.malloc(size))
+	resp.header_values = (**C.char)(C.malloc(size))
+	names := unsafe.Slice(resp.header_names, count)
+	values := unsafe.Slice(resp.header_values, count)
+	i := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			names[i], values[i] = C.CString(k), C.CString(v)
+			i++
+		}
+	}
+	resp.nheaders = C.int(count)
+}
+
+// WsgateFreeResponse frees what WsgateHandle allocated.
+//
+//export WsgateFreeResponse
+func WsgateFreeResponse(resp *C.wsgate_response) {
+	n := int(resp.nheaders)
+	if n > 0 {
+		for _, s := range unsafe.Slice(resp.header_names, n) {
+			C.free(unsafe.Pointer(s))
+		}
+		for _, s := range unsafe.Slice(resp.header_values, n) {
+			C.free(unsafe.Pointer(s))
+		}
+		C.free(unsafe.Pointer(resp.header_names))
+		C.free(unsafe.Pointer(resp.header_values))
+	}
+	resp.nheaders, resp.header_names, resp.header_values = 0, nil, nil
+}
+
+// transport is the engine's view of an httpd connection: a Waker, so the
+// engine never writes from a sending goroutine. WriteBuffers is only
+// called from Flush, which only the worker thread calls.
+type transport struct {
+	io      *C.wsgate_io
+	efd     int
+	aborted atomic.Bool
+}
+
+func (t *transport) WriteBuffers(bufs [][]byte) error {
+	for _, b := range bufs {
+		if len(b) == 0 {
+			continue
+		}
+		// Go memory for the duration of the call: ap_fwrite copies what it
+		// does not write at once (transient buckets are set aside).
+		if C.wsgate_io_write(t.io, (*C.char)(unsafe.Pointer(&b[0])), C.long(len(b))) != 0 {
+			return errors.New("write to the client failed")
+		}
+	}
+	if C.wsgate_io_flush(t.io) != 0 {
+		return errors.New("flush to the client failed")
+	}
+	return nil
+}
+
+// Wake interrupts the worker's poll.
+func (t *transport) Wake() {
+	var one = [8]byte{1}
+	unix.Write(t.efd, one[:])
+}
+
+// Close asks the worker to end the connection; it may be called from any
+// goroutine, so it touches nothing of httpd's.
+func (t *transport) Close() error {
+	t.aborted.Store(true)
+	t.Wake()
+	return nil
+}
+
+const (
+	readSize     = 32 << 10
+	pollInterval = time.Second // how often a quiet connection checks the MPM's state
+)
+
+// WsgateServe serves an upgraded connection on the calling (worker)
+// thread until it ends.
+//
+//export WsgateServe
+func WsgateServe(h C.uintptr_t, cio *C.wsgate_io) {
+	handle := cgo.Handle(h)
+	p := handle.Value().(*gateway.Pending)
+	handle.Delete()
+	ws := p.Conn.Engine()
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		log.Error("eventfd", "err", err)
+		p.Abandon()
+		return
+	}
+	defer unix.Close(efd)
+	t := &transport{io: cio, efd: efd}
+	p.Start(t)
+	readErr := serve(ws, t, cio)
+	opts := ws.Options()
+	linger := ws.Stop(readErr)
+	ws.Flush()
+	if linger && !t.aborted.Load() {
+		drain(t, cio, opts.CloseTimeout)
+	}
+	ws.Release()
+}
+
+// serve is the worker's loop: write what is queued, read until the
+// filters have nothing more (which also drains what mod_ssl has
+// decrypted), then poll the socket and the eventfd.
+func serve(ws *websocket.Conn, t *transport, cio *C.wsgate_io) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			log.Error("panic serving a WebSocket", "panic", v, "stack", string(debug.Stack()))
+			ws.Close(websocket.StatusInternalError, "internal error")
+			err = &websocket.ProtocolError{Code: websocket.StatusInternalError, Reason: fmt.Sprint(v)}
+		}
+	}()
+	fds := []unix.PollFd{{Fd: int32(cio.fd), Events: unix.POLLIN}, {Fd: int32(t.efd), Events: unix.POLLIN}}
+	var drainBuf [8]byte
+	for {
+		if err := ws.Flush(); err != nil || t.aborted.Load() {
+			return io.ErrClosedPipe
+		}
+		for {
+			buf := websocket.GetBuffer(readSize)
+			n := C.wsgate_io_read(cio, (*C.char)(unsafe.Pointer(unsafe.SliceData((*buf)[:1]))), C.long(cap(*buf)))
+			if n > 0 {
+				ferr := ws.Feed((*buf)[:n])
+				websocket.PutBuffer(buf)
+				if ferr != nil {
+					return ferr
+				}
+				// What Feed's handlers sent did not wake us (see Waker).
+				if err := ws.Flush(); err != nil {
+					return io.ErrClosedPipe
+				}
+				continue
+			}
+			websocket.PutBuffer(buf)
+			if n < 0 {
+				return io.EOF
+			}
+			break
+		}
+		if err := ws.Flush(); err != nil {
+			return io.ErrClosedPipe
+		}
+		if C.wsgate_io_stopping(cio) != 0 && !ws.Closing() {
+			ws.Close(websocket.StatusGoingAway, "server shutting down")
+			continue
+		}
+		fds[0].Revents, fds[1].Revents = 0, 0
+		if _, err := unix.Poll(fds, int(pollInterval/time.Millisecond)); err != nil && !errors.Is(err, unix.EINTR) {
+			return err
+		}
+		if fds[1].Revents != 0 {
+			unix.Read(t.efd, drainBuf[:])
+		}
+	}
+}
+
+// drain half-closes the connection, then reads and discards the client's
+// input until it closes or the timeout passes, after this side failed the
+// connection: closing with unread input would reset it and could destroy
+// the close frame at the client.
+func drain(t *transport, cio *C.wsgate_io, timeout time.Duration) {
+	C.wsgate_io_shutdown_write(cio)
+	deadline := time.Now().Add(timeout)
+	fds := []unix.PollFd{{Fd: int32(cio.fd), Events: unix.POLLIN}}
+	buf := websocket.GetBuffer(4096)
+	defer websocket.PutBuffer(buf)
+	for time.Now().Before(deadline) {
+		n := C.wsgate_io_read(cio, (*C.char)(unsafe.Pointer(unsafe.SliceData((*buf)[:1]))), C.long(cap(*buf)))
+		if n < 0 {
+			return
+		}
+		if n == 0 {
+			left := time.Until(deadline)
+			unix.Poll(fds, int(max(left, time.Millisecond)/time.Millisecond))
+		}
+	}
+}

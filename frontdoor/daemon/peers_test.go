@@ -1,0 +1,261 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	coder "github.com/coder/websocket"
+	"github.com/gorilla/websocket"
+)
+
+var echoSizes = []int{0, 1, 125, 126, 65535, 65536, 1 << 20}
+
+func TestGorillaPeer(t *testing.T) {
+	ts := start(t, baseConfig)
+	d := websocket.Dialer{WriteBufferSize: 4096} // small buffer: large messages go out fragmented
+	c, _, err := d.Dial(ts.URL("/echo"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, n := range echoSizes {
+		for _, typ := range []int{websocket.TextMessage, websocket.BinaryMessage} {
+			p := bytes.Repeat([]byte("wsgate κόσμε "), n/15+1)
+			p = bytes.ToValidUTF8(p[:n], nil)
+			if err := c.WriteMessage(typ, p); err != nil {
+				t.Fatal(err)
+			}
+			gt, got, err := c.ReadMessage()
+			if err != nil || gt != typ || !bytes.Equal(got, p) {
+				t.Fatalf("%d bytes type %d: got type %d, %d bytes, %v", len(p), typ, gt, len(got), err)
+			}
+		}
+	}
+	pong := make(chan string, 1)
+	c.SetPongHandler(func(s string) error { pong <- s; return nil })
+	c.WriteControl(websocket.PingMessage, []byte("gorilla"), time.Now().Add(time.Second))
+	go c.ReadMessage()
+	select {
+	case s := <-pong:
+		if s != "gorilla" {
+			t.Fatalf("pong %q", s)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no pong")
+	}
+}
+
+func TestGorillaCloseCodes(t *testing.T) {
+	ts := start(t, baseConfig)
+	c, _, err := websocket.DefaultDialer.Dial(ts.URL("/control"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.WriteMessage(websocket.TextMessage, []byte("close 4321 app says bye"))
+	_, _, err = c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != 4321 || ce.Text != "app says bye" {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestCoderPeer(t *testing.T) {
+	ts := start(t, baseConfig)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, resp, err := coder.Dial(ctx, ts.URL("/dumb-increment"), &coder.DialOptions{Subprotocols: []string{"dumb-increment-protocol"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if c.Subprotocol() != "dumb-increment-protocol" || resp.StatusCode != 101 {
+		t.Fatalf("subprotocol %q", c.Subprotocol())
+	}
+	for i := range 3 {
+		typ, p, err := c.Read(ctx)
+		if err != nil || typ != coder.MessageText || string(p) != fmt.Sprint(i) {
+			t.Fatalf("%v %q %v", typ, p, err)
+		}
+	}
+	c.Close(coder.StatusNormalClosure, "")
+
+	e, _, err := coder.Dial(ctx, ts.URL("/echo"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.CloseNow()
+	e.SetReadLimit(-1)
+	for _, n := range echoSizes {
+		p := bytes.Repeat([]byte{0x5A}, n)
+		if err := e.Write(ctx, coder.MessageBinary, p); err != nil {
+			t.Fatal(err)
+		}
+		typ, got, err := e.Read(ctx)
+		if err != nil || typ != coder.MessageBinary || !bytes.Equal(got, p) {
+			t.Fatalf("%d bytes: %v %d %v", n, typ, len(got), err)
+		}
+	}
+	if err := e.Close(coder.StatusNormalClosure, "done"); err != nil {
+		t.Fatalf("close handshake: %v", err)
+	}
+}
+
+// missingPeer fails the test when WSGATE_REQUIRE_PEERS is set (as the
+// test script sets it, so CI never skips a peer) and skips it otherwise.
+func missingPeer(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
+		t.Fatalf("%s is required: run ./scripts/test.sh, which installs it", what)
+	}
+	t.Skipf("%s is not installed", what)
+}
+
+// python finds a Python 3 with the websockets package: Debian's
+// python3-websockets.
+func python(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/python3", "python3"} {
+		if path, err := exec.LookPath(p); err == nil {
+			if exec.Command(path, "-c", "import websockets").Run() == nil {
+				return path
+			}
+		}
+	}
+	missingPeer(t, "python3 with websockets (Debian python3-websockets)")
+	return ""
+}
+
+func TestPythonPeer(t *testing.T) {
+	py := python(t)
+	ts := start(t, baseConfig)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, py, "testdata/peer.py", "ws://"+ts.Addr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("peer.py: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and returns its paths and
+// a pool that trusts it.
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "wsgate test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	kb, _ := x509.MarshalECPrivateKey(key)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func TestTLSListener(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	ts := start(t, fmt.Sprintf(`
+listen:
+  - address: 127.0.0.1:0
+    tls: {cert: %s, key: %s}
+routes:
+  - path: /echo
+    app: echo
+  - path: /control
+    app: test-control
+`, certFile, keyFile))
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}, WriteBufferSize: 4096}
+	// Same-origin check with the https scheme.
+	h := http.Header{"Origin": {"https://" + ts.Addr}}
+	c, _, err := d.Dial("wss://"+ts.Addr+"/echo", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, n := range echoSizes {
+		p := bytes.Repeat([]byte{7}, n)
+		c.WriteMessage(websocket.BinaryMessage, p)
+		_, got, err := c.ReadMessage()
+		if err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("%d bytes over TLS: %v", n, err)
+		}
+	}
+	if _, _, err := d.Dial("wss://"+ts.Addr+"/echo", http.Header{"Origin": {"http://" + ts.Addr}}); err == nil {
+		t.Fatal("http origin accepted on a TLS listener")
+	}
+	// Many writers over TLS, and a clean close.
+	cc, _, err := d.Dial("wss://"+ts.Addr+"/control", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	cc.WriteMessage(websocket.TextMessage, []byte("burst 4 200"))
+	for range 800 {
+		if _, _, err := cc.ReadMessage(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cc.WriteMessage(websocket.TextMessage, []byte("close 1000 tls bye"))
+	_, _, err = cc.ReadMessage()
+	if !websocket.IsCloseError(err, 1000) {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestUnixListener(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "wsgate.sock")
+	ts := start(t, fmt.Sprintf(`
+listen:
+  - unix: %s
+    mode: "0600"
+routes:
+  - path: /echo
+    app: echo
+`, sock))
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %v %v", fi, err)
+	}
+	d := websocket.Dialer{NetDial: func(string, string) (net.Conn, error) { return net.Dial("unix", sock) }}
+	c, _, err := d.Dial("ws://localhost/echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.WriteMessage(websocket.TextMessage, []byte("over a UNIX socket"))
+	if _, p, err := c.ReadMessage(); err != nil || string(p) != "over a UNIX socket" {
+		t.Fatalf("%q %v", p, err)
+	}
+	_ = ts
+}

@@ -1,0 +1,495 @@
+// Package producer is the Go SDK for programs that serve WebSocket
+// clients from behind wsgate, over the producer protocol
+// (docs/backend-protocol.md). A producer listens on a UNIX socket (or TCP
+// on loopback); the gateway connects to it, one connection per client or
+// a few multiplexed ones, as its route says. The same producer code serves
+// both: every frame names its client.
+//
+// Two styles are offered: a Handler (OnOpen, OnMessage, OnClose), and an
+// event loop in the spirit of apache-ws (Server.Next returns Accept,
+// Message and Close events).
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsgate/wsgate/apps/backend/wire"
+)
+
+// MessageType is a message's type.
+type MessageType uint8
+
+// Message types, with the protocol's values.
+const (
+	Text   MessageType = MessageType(wire.KindText)
+	Binary MessageType = MessageType(wire.KindBinary)
+)
+
+// Handler serves clients. Calls for the clients of one gateway connection
+// are made one at a time, in order, from that connection's goroutine:
+// return quickly, and hand long work to a goroutine of your own (any
+// goroutine may call Client.Send). OnOpen runs in a goroutine of its own
+// so that a slow authorization does not hold up other clients.
+type Handler interface {
+	// OnOpen decides, before the client's handshake completes, whether to
+	// accept it. Set a.Subprotocol or a.Header to answer with them; return
+	// an error to refuse (Refuse picks the HTTP status, 403 otherwise).
+	OnOpen(c *Client, a *Accept) error
+	// OnMessage receives a complete message. data is valid only until
+	// OnMessage returns.
+	OnMessage(c *Client, typ MessageType, data []byte)
+	// OnClose is called once when the client has gone, with its close code.
+	OnClose(c *Client, code uint16, reason string)
+}
+
+// Accept is the answer to a client being opened.
+type Accept struct {
+	// Subprotocol must be one the client offered, or empty.
+	Subprotocol string
+	// Header is added to the 101 response.
+	Header http.Header
+}
+
+// RefuseError refuses a client with an HTTP status.
+type RefuseError struct {
+	Status int
+	Reason string
+}
+
+func (e *RefuseError) Error() string { return fmt.Sprintf("refused with %d: %s", e.Status, e.Reason) }
+
+// Refuse returns an error for OnOpen that refuses the client with status.
+func Refuse(status int, reason string) error { return &RefuseError{Status: status, Reason: reason} }
+
+// ErrClosed is returned when sending to a client that has gone.
+var ErrClosed = errors.New("producer: client closed")
+
+// Client is one WebSocket client, as the gateway described it.
+type Client struct {
+	ID        uint64
+	Path      string
+	Query     string
+	Host      string
+	Remote    string
+	TLS       bool
+	Protocols []string
+	Header    http.Header
+	// Route is the gateway route the client came through.
+	Route string
+
+	link   *link
+	closed atomic.Bool
+	state  atomic.Pointer[any]
+}
+
+// SetState attaches application state to the client.
+func (c *Client) SetState(v any) { c.state.Store(&v) }
+
+// State returns what SetState attached.
+func (c *Client) State() any {
+	if p := c.state.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Send sends a message to the client. It is safe from any goroutine. It
+// waits while the gateway connection's send queue is full.
+func (c *Client) Send(typ MessageType, data []byte) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	b := getFrame(wire.MessageHeaderSize + len(data))
+	*b = wire.AppendMessage(*b, wire.TypeSend, c.ID, uint8(typ), data)
+	return c.link.send(b)
+}
+
+// SendText sends a text message.
+func (c *Client) SendText(s string) error { return c.Send(Text, []byte(s)) }
+
+// Close closes the client with a code (0 for an empty close frame) and a
+// reason. OnClose follows when the gateway confirms.
+func (c *Client) Close(code uint16, reason string) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	b := getFrame(16 + len(reason))
+	*b = wire.AppendClosed(*b, wire.TypeClose, c.ID, code, reason)
+	return c.link.send(b)
+}
+
+// Join adds the client to a room of its route.
+func (c *Client) Join(room string) error {
+	b := getFrame(16 + len(room))
+	*b = wire.AppendMembership(*b, wire.TypeJoin, c.ID, room)
+	return c.link.send(b)
+}
+
+// Leave removes the client from a room.
+func (c *Client) Leave(room string) error {
+	b := getFrame(16 + len(room))
+	*b = wire.AppendMembership(*b, wire.TypeLeave, c.ID, room)
+	return c.link.send(b)
+}
+
+// Broadcast sends a message to every client of this client's route,
+// this one included unless exceptSelf.
+func (c *Client) Broadcast(typ MessageType, data []byte, exceptSelf bool) error {
+	var except uint64
+	if exceptSelf {
+		except = c.ID
+	}
+	b := getFrame(16 + len(data))
+	*b = wire.AppendBroadcast(*b, except, uint8(typ), data)
+	return c.link.send(b)
+}
+
+// SendRoom sends a message to every client in a room of this client's
+// route, this one included unless exceptSelf.
+func (c *Client) SendRoom(room string, typ MessageType, data []byte, exceptSelf bool) error {
+	var except uint64
+	if exceptSelf {
+		except = c.ID
+	}
+	b := getFrame(32 + len(room) + len(data))
+	*b = wire.AppendRoom(*b, room, except, uint8(typ), data)
+	return c.link.send(b)
+}
+
+// Server accepts the gateway's connections and serves their clients.
+type Server struct {
+	Handler Handler
+	// Log receives errors; nil means slog.Default().
+	Log *slog.Logger
+	// MaxClients refuses clients beyond this many with 503; 0 is no limit.
+	MaxClients int
+	// MaxFrame bounds a frame from the gateway (default 64 MiB).
+	MaxFrame int
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	links     map[*link]struct{}
+	clients   atomic.Int64
+	closing   bool
+	wg        sync.WaitGroup
+}
+
+// Clients returns the number of clients open.
+func (s *Server) Clients() int { return int(s.clients.Load()) }
+
+func (s *Server) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
+
+// Listen listens on a UNIX socket path, replacing a stale socket file and
+// making the socket accessible to the gateway's user (mode 0777, as
+// ouistiti's sample servers do, unless mode is given). The socket is bound
+// under a temporary name, listening and given its mode before it is
+// renamed into place, so a gateway that finds the path never finds it
+// refusing connections (which it counts as the producer being down).
+// Closing the listener removes the path.
+func Listen(path string, mode ...os.FileMode) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s is in use", path)
+		}
+		os.Remove(path)
+	}
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".wsgate-%d.sock", os.Getpid()))
+	os.Remove(tmp)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(false)
+	m := os.FileMode(0o777)
+	if len(mode) > 0 {
+		m = mode[0]
+	}
+	if err := os.Chmod(tmp, m); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	return &unixListener{UnixListener: ln, path: path}, nil
+}
+
+// unixListener removes its path when closed, as a net.UnixListener does
+// for the name it was bound to.
+type unixListener struct {
+	*net.UnixListener
+	path string
+	once sync.Once
+}
+
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() { os.Remove(l.path) })
+	return err
+}
+
+func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+
+// Serve accepts gateway connections on ln until Shutdown or an error.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.listeners = append(s.listeners, ln)
+	if s.links == nil {
+		s.links = map[*link]struct{}{}
+	}
+	s.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return nil
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		l := s.newLink(nc)
+		s.mu.Lock()
+		s.links[l] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go l.serve()
+	}
+}
+
+// Shutdown stops accepting, closes every gateway connection (the gateway
+// closes their clients with 1011) and waits for handlers to finish.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	for l := range s.links {
+		l.nc.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// link is one connection from the gateway.
+type link struct {
+	s      *Server
+	nc     net.Conn
+	route  string
+	mode   uint8
+	sender *wire.Sender
+
+	cmu     sync.Mutex
+	clients map[uint64]*Client
+}
+
+const queueLimit = 4 << 20
+
+func (s *Server) newLink(nc net.Conn) *link {
+	l := &link{s: s, nc: nc, clients: map[uint64]*Client{}}
+	l.sender = wire.NewSender(nc, queueLimit, putFrame, func(error) { nc.Close() })
+	return l
+}
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// getFrame returns an empty buffer with room for n bytes.
+func getFrame(n int) *[]byte {
+	b := framePool.Get().(*[]byte)
+	if cap(*b) < n {
+		nb := make([]byte, 0, n)
+		return &nb
+	}
+	*b = (*b)[:0]
+	return b
+}
+
+func putFrame(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		framePool.Put(b)
+	}
+}
+
+// send writes or queues a frame (see wire.Sender). The gateway never stops
+// reading a producer, so waiting here is short.
+func (l *link) send(b *[]byte) error {
+	if err := l.sender.Send(b, true); err != nil {
+		return ErrClosed
+	}
+	return nil
+}
+
+// serve reads the gateway's frames until the connection ends.
+func (l *link) serve() {
+	s := l.s
+	defer s.wg.Done()
+	defer func() {
+		if v := recover(); v != nil {
+			s.log().Error("producer connection panicked", "panic", v, "stack", string(debug.Stack()))
+		}
+		l.nc.Close()
+		l.sender.Close()
+		l.cmu.Lock()
+		clients := l.clients
+		l.clients = nil
+		l.cmu.Unlock()
+		for _, c := range clients {
+			l.ended(c, 1006, "gateway connection lost")
+		}
+		s.mu.Lock()
+		delete(s.links, l)
+		s.mu.Unlock()
+	}()
+	max := s.MaxFrame
+	if max <= 0 {
+		max = 64 << 20
+	}
+	bufSize := 64 << 10
+	r := wire.NewReader(l.nc, bufSize, max)
+	hello, err := r.Next()
+	if err != nil || hello.Type != wire.TypeHello {
+		return
+	}
+	l.route, l.mode = hello.Route, hello.Mode
+	hb := getFrame(8)
+	*hb = wire.AppendHelloReply(*hb, wire.Version)
+	if err := l.send(hb); err != nil {
+		return
+	}
+	for {
+		f, err := r.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.log().Debug("gateway connection ended", "err", err)
+			}
+			return
+		}
+		switch f.Type {
+		case wire.TypeOpen:
+			c := &Client{ID: f.Conn, Path: f.Path, Query: f.Query, Host: f.Host, Remote: f.Remote, TLS: f.TLS,
+				Protocols: f.Protocols, Header: http.Header{}, Route: l.route, link: l}
+			for _, h := range f.Headers {
+				c.Header.Add(h.Name, h.Value)
+			}
+			l.cmu.Lock()
+			l.clients[c.ID] = c
+			l.cmu.Unlock()
+			go l.open(c)
+		case wire.TypeMessage:
+			if c := l.client(f.Conn); c != nil {
+				l.call(func() { s.Handler.OnMessage(c, MessageType(f.Kind), f.Payload) })
+			}
+		case wire.TypeClosed:
+			l.cmu.Lock()
+			c := l.clients[f.Conn]
+			delete(l.clients, f.Conn)
+			l.cmu.Unlock()
+			if c != nil {
+				l.ended(c, f.Code, f.Reason)
+			}
+		}
+	}
+}
+
+func (l *link) client(id uint64) *Client {
+	l.cmu.Lock()
+	defer l.cmu.Unlock()
+	return l.clients[id]
+}
+
+// call runs handler code, turning a panic into a log entry.
+func (l *link) call(fn func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.s.log().Error("producer handler panicked", "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	fn()
+}
+
+// open asks the handler about a new client and answers the gateway.
+func (l *link) open(c *Client) {
+	s := l.s
+	var err error
+	a := &Accept{Header: http.Header{}}
+	if n := s.clients.Add(1); s.MaxClients > 0 && n > int64(s.MaxClients) {
+		err = Refuse(http.StatusServiceUnavailable, "too many clients")
+	} else {
+		err = errors.New("handler panicked")
+		l.call(func() { err = s.Handler.OnOpen(c, a) })
+	}
+	if err != nil {
+		l.cmu.Lock()
+		if l.clients != nil {
+			delete(l.clients, c.ID)
+		}
+		l.cmu.Unlock()
+		if !c.closed.Swap(true) {
+			s.clients.Add(-1)
+		}
+		status := http.StatusForbidden
+		var re *RefuseError
+		if errors.As(err, &re) && re.Status >= 400 && re.Status <= 599 {
+			status = re.Status
+		}
+		b := getFrame(32 + len(err.Error()))
+		*b = wire.AppendRefuse(*b, c.ID, uint16(status), err.Error())
+		l.send(b)
+		return
+	}
+	var hs []wire.Header
+	for k, vs := range a.Header {
+		for _, v := range vs {
+			hs = append(hs, wire.Header{Name: k, Value: v})
+		}
+	}
+	b := getFrame(64)
+	*b = wire.AppendAccept(*b, c.ID, a.Subprotocol, hs)
+	l.send(b)
+}
+
+func (l *link) ended(c *Client, code uint16, reason string) {
+	if c.closed.Swap(true) {
+		return
+	}
+	l.s.clients.Add(-1)
+	l.call(func() { l.s.Handler.OnClose(c, code, reason) })
+}

@@ -18,9 +18,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/wsgate/wsgate/apps/backend"
 	"github.com/wsgate/wsgate/apps/docroot"
 	"github.com/wsgate/wsgate/apps/program"
-	"github.com/wsgate/wsgate/apps/backend"
 	"github.com/wsgate/wsgate/gateway"
 )
 

@@ -17,9 +17,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/wsgate/wsgate/apps/backend"
 	"github.com/wsgate/wsgate/apps/docroot"
 	"github.com/wsgate/wsgate/apps/program"
-	"github.com/wsgate/wsgate/apps/backend"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/websocket"
 )

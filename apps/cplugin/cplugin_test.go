@@ -11,9 +11,9 @@ import (
 	"testing"
 
 	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/frontdoor/daemon"
 	"github.com/wsgate/wsgate/internal/conformance"
 	"github.com/wsgate/wsgate/internal/testserver"
-	"github.com/wsgate/wsgate/frontdoor/daemon"
 )
 
 var libs = map[string]string{}

@@ -20,8 +20,8 @@ import (
 
 	_ "github.com/wsgate/wsgate/apps/builtin"
 	"github.com/wsgate/wsgate/config"
-	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/frontdoor/daemon"
+	"github.com/wsgate/wsgate/gateway"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

@@ -25,8 +25,8 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/config"
-	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/frontdoor/daemon"
+	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/websocket"
 )
 

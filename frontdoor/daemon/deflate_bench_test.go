@@ -17,8 +17,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/klauspost/compress/flate"
 
-	ws "github.com/wsgate/wsgate/internal/wstest"
 	"github.com/wsgate/wsgate/frontdoor/netconn"
+	ws "github.com/wsgate/wsgate/internal/wstest"
 	wsg "github.com/wsgate/wsgate/websocket"
 )
 

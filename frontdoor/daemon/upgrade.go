@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/frontdoor/netconn"
+	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/websocket"
 )
 

@@ -36,9 +36,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	_ "github.com/wsgate/wsgate/apps/builtin"
+	"github.com/wsgate/wsgate/apps/cplugin"
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
-	"github.com/wsgate/wsgate/apps/cplugin"
 	"github.com/wsgate/wsgate/websocket"
 )
 

@@ -21,6 +21,7 @@ import (
 	"github.com/wsgate/wsgate/apps/docroot"
 	"github.com/wsgate/wsgate/apps/program"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/httptoken"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -425,7 +426,7 @@ func (p *parser) policy(n *yaml.Node, key string, base *policyNode, extra map[st
 			vals, nodes := p.list(v, k)
 			pol.Subprotocols = nil
 			for i, s := range vals {
-				if toks, e := websocket.ParseTokenList(s); e != "" || len(toks) != 1 || toks[0] != s {
+				if !httptoken.IsToken(s) {
 					p.errorf(nodes[i], fmt.Sprintf("%s[%d]", k, i), "%q is not a valid subprotocol token", s)
 					continue
 				}

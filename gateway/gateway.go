@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -81,67 +82,42 @@ func (g *Gateway) Len() int {
 	return len(g.conns)
 }
 
-// Pending is an accepted handshake whose 101 has not been sent yet.
+// Pending is an accepted handshake whose 101 has not been sent yet. The
+// front door writes the 101 (AppendResponse, or Header for a server that
+// writes responses itself) and then calls Serve, or Abandon if it could
+// not write it.
 type Pending struct {
-	Conn *Conn
-	hs   *websocket.Handshake
-	// extensions is the negotiated Sec-WebSocket-Extensions answer.
-	extensions string
+	Conn   *Conn
+	hs     *websocket.Handshake
+	header http.Header
 }
 
 // AppendResponse appends the 101 response to dst.
-func (p *Pending) AppendResponse(dst []byte) []byte {
-	return websocket.AppendResponse(dst, p.hs, p.ResponseHeader())
-}
+func (p *Pending) AppendResponse(dst []byte) []byte { return p.hs.AppendResponse(dst, p.header) }
 
-// ResponseHeader is the header of the 101: what the application set, the
-// selected subprotocol and the negotiated extensions. Front doors that
-// write the 101 themselves (Apache) send exactly these.
-func (p *Pending) ResponseHeader() http.Header {
-	h := p.Conn.header
-	if p.Conn.proto != "" {
-		h.Set("Sec-WebSocket-Protocol", p.Conn.proto)
-	}
-	if p.extensions != "" {
-		h.Set("Sec-WebSocket-Extensions", p.extensions)
-	} else {
-		h.Del("Sec-WebSocket-Extensions")
-	}
-	return h
-}
+// Header is the complete header of the 101: Upgrade, Connection,
+// Sec-WebSocket-Accept, the selected subprotocol, the negotiated
+// extensions and what the application set.
+func (p *Pending) Header() http.Header { return p.header }
 
-// Headers is the complete header set of the 101, Upgrade, Connection and
-// Sec-WebSocket-Accept included, for front doors whose server writes the
-// response itself (httpd).
-func (p *Pending) Headers() http.Header {
-	h := p.ResponseHeader().Clone()
-	h.Set("Upgrade", "websocket")
-	h.Set("Connection", "Upgrade")
-	h.Set("Sec-WebSocket-Accept", websocket.AcceptKey(p.hs.Key))
-	return h
-}
-
-// Start attaches the connection's transport. The front door calls it once
-// the 101 is written, then feeds the engine.
-func (p *Pending) Start(t websocket.Transport) {
+// Serve runs the connection over t until it ends (see websocket.Conn.Serve).
+func (p *Pending) Serve(t websocket.Transport) {
 	c := p.Conn
 	c.gw.log.Debug("websocket open", c.logAttrs()...)
-	c.ws.Start(t)
+	c.ws.Serve(t)
 }
 
 // Abandon ends a connection whose 101 could not be written. The
 // application, which accepted it in OnConnect, gets OnDisconnect with 1006.
-func (p *Pending) Abandon() {
-	p.Conn.ws.Abort()
-	p.Conn.ws.Release()
-}
+func (p *Pending) Abandon() { p.Conn.ws.Discard() }
 
 // Accept runs the opening handshake for a request on route: the RFC 6455
 // checks, the Origin policy, then the application's OnConnect. On success
-// the front door writes p.AppendResponse and calls p.Start.
-func (g *Gateway) Accept(route *Route, ur *websocket.UpgradeRequest, req *Request) (p *Pending, herr *websocket.HandshakeError) {
-	hs, herr := websocket.CheckRequest(ur)
-	if herr != nil {
+// the front door writes the 101 and calls p.Serve.
+func (g *Gateway) Accept(route *Route, req *Request) (p *Pending, herr *websocket.HandshakeError) {
+	hs, err := websocket.CheckUpgrade(&http.Request{Method: req.Method, ProtoMajor: req.ProtoMajor, ProtoMinor: req.ProtoMinor, Host: req.Host, Header: req.Header})
+	if err != nil {
+		herr = err.(*websocket.HandshakeError)
 		g.log.Info("websocket handshake refused", "route", route.Path, "peer", req.RemoteAddr, "status", herr.Status, "reason", herr.Reason)
 		return nil, herr
 	}
@@ -150,16 +126,11 @@ func (g *Gateway) Accept(route *Route, ur *websocket.UpgradeRequest, req *Reques
 		return nil, &websocket.HandshakeError{Status: http.StatusInternalServerError, Reason: "no application for route " + route.Path}
 	}
 	req.Version, req.Protocols, req.Origin = hs.Version, hs.Protocols, hs.Origin
-	opts := route.Policy.engineOptions(hs.Version)
-	var extensions string
 	if dp := route.Policy.Deflate; dp != nil {
-		d, resp, herr := websocket.NegotiateDeflate(ur.Header, *dp)
-		if herr != nil {
+		if err := hs.NegotiateDeflate(req.Header, *dp); err != nil {
+			herr = err.(*websocket.HandshakeError)
 			g.log.Info("websocket handshake refused", "route", route.Path, "peer", req.RemoteAddr, "status", herr.Status, "reason", herr.Reason)
 			return nil, herr
-		}
-		if d != nil {
-			opts.Deflate, extensions = d, resp
 		}
 	}
 	if ok, want := route.Policy.checkOrigin(hs.Origin, req); !ok {
@@ -171,17 +142,17 @@ func (g *Gateway) Accept(route *Route, ur *websocket.UpgradeRequest, req *Reques
 	}
 	c := &Conn{id: g.nextID.Add(1), req: req, route: route, gw: g, header: http.Header{}}
 	c.proto = selectSubprotocol(route.Policy.Subprotocols, hs.Protocols)
-	c.ws = websocket.NewConn((*connHandler)(c), opts)
+	c.ws = hs.NewConn((*connHandler)(c), route.Policy.engineOptions())
 	g.register(c)
 
 	accepted := false
 	refuse := func(status int, reason string) (*Pending, *websocket.HandshakeError) {
-		c.ws.Abort()
 		if accepted {
 			// The application accepted the connection and may hold resources
 			// for it: it gets its OnDisconnect, which also unregisters.
-			c.ws.Release()
+			c.ws.Discard()
 		} else {
+			c.ws.Abort()
 			g.unregister(c)
 			g.connDone()
 		}
@@ -196,23 +167,16 @@ func (g *Gateway) Accept(route *Route, ur *websocket.UpgradeRequest, req *Reques
 		return refuse(refuseStatus(err), err.Error())
 	}
 	accepted = true
-	if c.proto != "" && !contains(hs.Protocols, c.proto) {
-		g.log.Error("application selected a subprotocol the client did not offer", "route", route.Path, "subprotocol", c.proto)
-		return refuse(http.StatusInternalServerError, "bad subprotocol selection")
-	}
-	for k, vs := range c.header {
-		for _, v := range vs {
-			if !websocket.ValidHeaderName(k) || !websocket.ValidHeaderValue(v) {
-				g.log.Error("application set an invalid response header", "route", route.Path, "header", k)
-				return refuse(http.StatusInternalServerError, "invalid response header")
-			}
-		}
+	header, err := hs.Header(c.header, c.proto)
+	if err != nil {
+		g.log.Error("application chose a response the handshake cannot send", "route", route.Path, "err", err)
+		return refuse(http.StatusInternalServerError, err.Error())
 	}
 	// In the route's hub from now on, before the 101 is written: a client
 	// that has its 101 must get every broadcast sent after it. What is sent
-	// to the connection before Start is held and follows the 101.
+	// to the connection before Serve is held and follows the 101.
 	route.hub.add(c)
-	return &Pending{Conn: c, hs: hs, extensions: extensions}, nil
+	return &Pending{Conn: c, hs: hs, header: header}, nil
 }
 
 type panicError struct{ v any }
@@ -231,20 +195,11 @@ func (g *Gateway) onConnect(c *Conn) (err error) {
 
 func selectSubprotocol(supported, offered []string) string {
 	for _, o := range offered {
-		if contains(supported, o) {
+		if slices.Contains(supported, o) {
 			return o
 		}
 	}
 	return ""
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // admit counts a new connection unless the gateway is draining.

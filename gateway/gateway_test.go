@@ -13,8 +13,9 @@ import (
 	"github.com/wsgate/wsgate/websocket"
 )
 
-func upgradeReq() *websocket.UpgradeRequest {
-	return &websocket.UpgradeRequest{Method: "GET", ProtoMajor: 1, ProtoMinor: 1, Host: "example.com", Header: http.Header{
+// upgradeReq is a valid upgrade request for path.
+func upgradeReq(path string) *Request {
+	return &Request{Method: "GET", ProtoMajor: 1, ProtoMinor: 1, Host: "example.com", Path: path, Header: http.Header{
 		"Upgrade": {"websocket"}, "Connection": {"Upgrade"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}, "Sec-Websocket-Version": {"13"},
 	}}
 }
@@ -75,7 +76,7 @@ func TestAcceptStatuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]int{"/none": 500, "/teapot": 418, "/plain-error": 403, "/panics": 500, "/bad-header": 500} {
-		_, herr := g.Accept(g.Route(path), upgradeReq(), &Request{Path: path})
+		_, herr := g.Accept(g.Route(path), upgradeReq(path))
 		if herr == nil || herr.Status != want {
 			t.Errorf("%s: %v, want %d", path, herr, want)
 		}
@@ -91,7 +92,7 @@ func TestAcceptStatuses(t *testing.T) {
 	if g.Len() != 0 {
 		t.Errorf("%d connections registered after refusals", g.Len())
 	}
-	p, herr := g.Accept(g.Route("/ok"), upgradeReq(), &Request{Path: "/ok"})
+	p, herr := g.Accept(g.Route("/ok"), upgradeReq("/ok"))
 	if herr != nil {
 		t.Fatal(herr)
 	}
@@ -100,7 +101,7 @@ func TestAcceptStatuses(t *testing.T) {
 	defer cancel()
 	go g.Shutdown(ctx)
 	time.Sleep(20 * time.Millisecond)
-	if _, herr := g.Accept(g.Route("/ok"), upgradeReq(), &Request{Path: "/ok"}); herr == nil || herr.Status != 503 {
+	if _, herr := g.Accept(g.Route("/ok"), upgradeReq("/ok")); herr == nil || herr.Status != 503 {
 		t.Errorf("during shutdown: %v, want 503", herr)
 	}
 	if !p.Conn.Engine().Closing() {
@@ -115,7 +116,7 @@ func TestRoomsCleanedUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, herr := g.Accept(r, upgradeReq(), &Request{Path: "/r"})
+	p, herr := g.Accept(r, upgradeReq("/r"))
 	if herr != nil {
 		t.Fatal(herr)
 	}

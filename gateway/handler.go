@@ -76,10 +76,13 @@ func refuseStatus(err error) int {
 
 // Request is what a connection was opened with.
 type Request struct {
-	Path     string
-	RawQuery string
-	Host     string
-	Header   http.Header
+	Method     string
+	ProtoMajor int
+	ProtoMinor int
+	Path       string
+	RawQuery   string
+	Host       string
+	Header     http.Header
 	// RemoteAddr is "ip:port" for TCP, the listener's path (or "@") for a
 	// UNIX socket.
 	RemoteAddr string

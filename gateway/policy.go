@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/httptoken"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -90,7 +91,7 @@ func (p *Policy) Validate() error {
 		}
 	}
 	for _, s := range p.Subprotocols {
-		if toks, e := websocket.ParseTokenList(s); e != "" || len(toks) != 1 {
+		if !httptoken.IsToken(s) {
 			errs = append(errs, fmt.Errorf("subprotocol %q is not a token", s))
 		}
 	}
@@ -134,12 +135,11 @@ func validOrigin(s string) error {
 }
 
 // engineOptions converts the policy to the engine's options for one
-// connection speaking the given protocol version.
-func (p *Policy) engineOptions(version int) websocket.Options {
+// connection.
+func (p *Policy) engineOptions() websocket.Options {
 	return websocket.Options{
 		MaxMessageSize:           p.MaxMessageSize,
 		AllowReservedStatusCodes: p.AllowReservedStatusCodes,
-		Version:                  version,
 		MaxQueue:                 p.MaxQueue,
 		SlowConsumer:             p.SlowConsumer,
 		CloseTimeout:             p.CloseTimeout,

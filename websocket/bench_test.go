@@ -2,8 +2,10 @@ package websocket
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	ws "github.com/wsgate/wsgate/internal/wstest"
 )
@@ -19,6 +21,8 @@ type discard struct{}
 
 func (discard) WriteBuffers([][]byte) error { return nil }
 func (discard) Close() error                { return nil }
+func (discard) ReadTo(io.Writer) error      { return io.EOF }
+func (discard) Linger(time.Duration)        {}
 func (discard) TryWriteBuffers(bufs [][]byte) (int, error) {
 	n := 0
 	for _, b := range bufs {
@@ -40,14 +44,14 @@ func BenchmarkReadFrame(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("binary-%d", n), func(b *testing.B) {
 			frame := ws.Binary(make([]byte, n))
-			c := NewConn(&nopHandler{}, Options{})
-			c.Start(discard{})
+			c := newConn(&nopHandler{}, Options{})
+			c.start(discard{})
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
 			for b.Loop() {
 				// Unmasking twice restores the bytes, so the same buffer can
 				// be fed again without a copy.
-				if err := c.Feed(frame); err != nil {
+				if err := c.feed(frame); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -57,13 +61,13 @@ func BenchmarkReadFrame(b *testing.B) {
 		b.Run(fmt.Sprintf("text-%d", n), func(b *testing.B) {
 			tmpl := ws.Text(strings.ToValidUTF8(strings.Repeat("wsgate κόσμε ", n/15+1)[:n], ""))
 			frame := make([]byte, len(tmpl))
-			c := NewConn(&nopHandler{}, Options{})
-			c.Start(discard{})
+			c := newConn(&nopHandler{}, Options{})
+			c.start(discard{})
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
 			for b.Loop() {
 				copy(frame, tmpl)
-				if err := c.Feed(frame); err != nil {
+				if err := c.feed(frame); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -78,13 +82,13 @@ func BenchmarkReadFrame(b *testing.B) {
 			}
 			parts = append(parts, ws.Frame{Fin: i == 15, Op: op, Masked: true, Payload: make([]byte, 4096)}.Bytes())
 		}
-		c := NewConn(&nopHandler{}, Options{})
-		c.Start(discard{})
+		c := newConn(&nopHandler{}, Options{})
+		c.start(discard{})
 		b.SetBytes(64 << 10)
 		b.ReportAllocs()
 		for b.Loop() {
 			for _, p := range parts {
-				if err := c.Feed(p); err != nil {
+				if err := c.feed(p); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -99,8 +103,8 @@ func BenchmarkWriteFrame(b *testing.B) {
 	for _, n := range benchSizes {
 		p := make([]byte, n)
 		b.Run(fmt.Sprintf("inline-%d", n), func(b *testing.B) {
-			c := NewConn(&nopHandler{}, Options{})
-			c.Start(discard{})
+			c := newConn(&nopHandler{}, Options{})
+			c.start(discard{})
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -110,21 +114,21 @@ func BenchmarkWriteFrame(b *testing.B) {
 			}
 		})
 		b.Run(fmt.Sprintf("queued-%d", n), func(b *testing.B) {
-			c := NewConn(&nopHandler{}, Options{})
-			c.Start(ownerLoop{})
+			c := newConn(&nopHandler{}, Options{})
+			c.start(ownerLoop{})
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := c.Send(BinaryMessage, p); err != nil {
 					b.Fatal(err)
 				}
-				c.Flush()
+				c.flush()
 			}
 		})
 	}
 	b.Run("prepared-1024", func(b *testing.B) {
-		c := NewConn(&nopHandler{}, Options{})
-		c.Start(discard{})
+		c := newConn(&nopHandler{}, Options{})
+		c.start(discard{})
 		pm := NewPreparedMessage(BinaryMessage, make([]byte, 1024))
 		defer pm.Release()
 		b.ReportAllocs()

@@ -44,7 +44,7 @@ var inflaters sync.Pool // io.ReadCloser that is also a flate.Resetter
 
 // deflateState is one connection's compression state.
 type deflateState struct {
-	p Deflate
+	p deflateParams
 
 	// Receive side, owned by the reader.
 	dict *[]byte // sliding window of the client's stream, when it keeps context
@@ -61,7 +61,7 @@ type deflateState struct {
 	closed  bool
 }
 
-func newDeflateState(p Deflate) *deflateState { return &deflateState{p: p} }
+func newDeflateState(p deflateParams) *deflateState { return &deflateState{p: p} }
 
 // inflateInput presents a compressed message followed by deflateTail as
 // an io.ByteReader, so the inflater reads it without a bufio wrapper.
@@ -103,7 +103,7 @@ func (r *inflateInput) Read(p []byte) (int, error) {
 // inflate decompresses one message. Inflation stops as soon as the output
 // passes limit, so a small frame that would expand to gigabytes costs at
 // most limit bytes of output.
-func (d *deflateState) inflate(src []byte, limit int64, tooBig StatusCode) (*[]byte, *ProtocolError) {
+func (d *deflateState) inflate(src []byte, limit int64, tooBig StatusCode) (*[]byte, *protoError) {
 	var fr io.ReadCloser
 	if v := inflaters.Get(); v != nil {
 		fr = v.(io.ReadCloser)
@@ -118,7 +118,7 @@ func (d *deflateState) inflate(src []byte, limit int64, tooBig StatusCode) (*[]b
 	d.in.reset(src)
 	defer d.in.reset(nil) // do not keep the read buffer alive
 	if err := fr.(flate.Resetter).Reset(&d.in, dict); err != nil {
-		return nil, &ProtocolError{Code: StatusInvalidPayload, Reason: "cannot start inflating"}
+		return nil, &protoError{Code: StatusInvalidPayload, Reason: "cannot start inflating"}
 	}
 	out := getBuf(int(min(limit+1, max(int64(4*len(src)), 1024))))
 	var total int64
@@ -135,14 +135,14 @@ func (d *deflateState) inflate(src []byte, limit int64, tooBig StatusCode) (*[]b
 		total += int64(n)
 		if total > limit {
 			putBuf(out)
-			return nil, &ProtocolError{Code: tooBig, Reason: "inflated message over the size limit"}
+			return nil, &protoError{Code: tooBig, Reason: "inflated message over the size limit"}
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			putBuf(out)
-			return nil, &ProtocolError{Code: StatusInvalidPayload, Reason: "invalid compressed data: " + err.Error()}
+			return nil, &protoError{Code: StatusInvalidPayload, Reason: "invalid compressed data: " + err.Error()}
 		}
 	}
 	if !d.p.ClientNoContextTakeover {
@@ -223,7 +223,7 @@ func putWriter(w *flate.Writer, bits, level int) {
 // it is then sent as it is).
 //
 // With context takeover the caller holds d.zmu until the frame is queued.
-func (d *deflateState) compressedFrame(op Opcode, p []byte) (*[]byte, []byte) {
+func (d *deflateState) compressedFrame(op opcode, p []byte) (*[]byte, []byte) {
 	if d.p.ServerNoContextTakeover {
 		return compressOnce(op, p, d.p.ServerWindowBits, d.p.Level)
 	}
@@ -250,7 +250,7 @@ const statelessMax = 32 << 10
 
 // compressOnce compresses p as a message on its own, for a peer whose
 // window is 2^bits bytes, or returns nil if that does not make it smaller.
-func compressOnce(op Opcode, p []byte, bits, level int) (*[]byte, []byte) {
+func compressOnce(op opcode, p []byte, bits, level int) (*[]byte, []byte) {
 	buf := frameBuf(len(p))
 	s := sinks.Get().(*sink)
 	s.buf = buf
@@ -284,7 +284,7 @@ func frameBuf(n int) *[]byte {
 
 // finishFrame strips the flush marker the compressor left at the end (RFC
 // 7692 §7.2.1) and writes the header, with RSV1, in front of the payload.
-func finishFrame(buf *[]byte, op Opcode) []byte {
+func finishFrame(buf *[]byte, op opcode) []byte {
 	out := *buf
 	if n := len(out); n >= maxHeaderSize+4 && out[n-4] == 0 && out[n-3] == 0 && out[n-2] == 0xff && out[n-1] == 0xff {
 		out = out[:n-4]

@@ -23,19 +23,19 @@ type Handler interface {
 	OnClose(c *Conn, s CloseStatus)
 }
 
-// PongHandler is implemented by handlers that want to see pongs.
-type PongHandler interface {
+// pongHandler is implemented by handlers that want to see pongs.
+type pongHandler interface {
 	OnPong(c *Conn, p []byte)
 }
 
-// ProtocolError is a violation by the peer. The connection was failed with
+// protoError is a violation by the peer. The connection was failed with
 // Code (RFC 6455 §7.1.7).
-type ProtocolError struct {
+type protoError struct {
 	Code   StatusCode
 	Reason string
 }
 
-func (e *ProtocolError) Error() string {
+func (e *protoError) Error() string {
 	return fmt.Sprintf("websocket: peer violated the protocol (%v): %s", e.Code, e.Reason)
 }
 
@@ -45,15 +45,15 @@ var errPeerClosed = errors.New("websocket: peer sent close")
 
 var errCloseTimeout = errors.New("websocket: peer did not complete the closing handshake")
 
-// IsPeerClose reports whether err, returned by Feed, means the peer closed
+// isPeerClose reports whether err, returned by Feed, means the peer closed
 // the connection cleanly.
-func IsPeerClose(err error) bool { return err == errPeerClosed }
+func isPeerClose(err error) bool { return err == errPeerClosed }
 
-// Conn is the server side of one WebSocket connection.
-//
-// Create it with NewConn before the 101 is sent, so the application can
-// queue frames from its connect hook, then attach the transport with Start
-// once the 101 is on the wire.
+// Conn is the server side of one WebSocket connection. Handshake.NewConn
+// creates it before the 101 is sent, so that the application can queue
+// frames from its connect hook; Serve runs it once the 101 is on the wire.
+// Send, Close and the other sending methods may be called from any
+// goroutine at any time.
 type Conn struct {
 	h    Handler
 	opts Options
@@ -105,12 +105,12 @@ type Conn struct {
 	lastPing   time.Time
 }
 
-// NewConn returns a connection that queues what is sent to it until Start.
-func NewConn(h Handler, opts Options) *Conn {
+// newConn returns a connection that queues what is sent to it until Start.
+func newConn(h Handler, opts Options) *Conn {
 	opts.setDefaults()
 	c := &Conn{h: h, opts: opts, writing: true}
-	if opts.Deflate != nil {
-		c.z = newDeflateState(*opts.Deflate)
+	if opts.deflate != nil {
+		c.z = newDeflateState(*opts.deflate)
 	}
 	return c
 }
@@ -119,8 +119,8 @@ func NewConn(h Handler, opts Options) *Conn {
 func (c *Conn) Options() Options { return c.opts }
 
 // Start attaches the transport, after the front door has written the 101,
-// and flushes anything queued since NewConn.
-func (c *Conn) Start(t Transport) {
+// and flushes anything queued since newConn.
+func (c *Conn) start(t Transport) {
 	c.mu.Lock()
 	c.t = t
 	c.wk, _ = t.(Waker)
@@ -211,7 +211,7 @@ func (c *Conn) sendClose(payload []byte, s CloseStatus, wait bool) error {
 		})
 	}
 	c.mu.Unlock()
-	return c.send(OpClose, payload, kindClose)
+	return c.send(opClose, payload, kindClose)
 }
 
 // abort closes the transport at once: the close timer fired, a write
@@ -234,16 +234,24 @@ func (c *Conn) abort(err error) {
 	}
 }
 
-// Abort closes the transport without a closing handshake.
+// Abort closes the transport without a closing handshake. Serve then
+// ends the connection as if the peer had gone away (1006).
 func (c *Conn) Abort() { c.abort(errors.New("websocket: aborted")) }
 
-// Stop is called by the front door once it stops feeding the connection,
-// with the error that ended reading: Feed's error or the transport's. It
-// reports whether the front door should linger: half-close its side and
+// Discard ends a connection that will never be served: its 101 could not
+// be written, or the application refused it after accepting it. What was
+// queued is dropped, and the handler's OnClose runs with 1006.
+func (c *Conn) Discard() {
+	c.abort(errors.New("websocket: discarded before it was served"))
+	c.release()
+}
+
+// stop is called once reading has ended, with the error that ended it:
+// feed's error or the transport's. It reports whether to linger: half-close its side and
 // drain the peer's input until EOF or CloseTimeout, because this side sent a
 // close the peer has not answered, and closing a socket with unread input
 // resets it and can destroy that close frame at the peer.
-func (c *Conn) Stop(readErr error) (linger bool) {
+func (c *Conn) stop(readErr error) (linger bool) {
 	if !c.r.done {
 		c.r.done, c.r.err = true, readErr
 	}
@@ -257,16 +265,16 @@ func (c *Conn) Stop(readErr error) (linger bool) {
 		c.tickTimer.Stop()
 	}
 	c.setStatus(CloseStatus{Code: StatusAbnormalClosure, Remote: true})
-	var pe *ProtocolError
+	var pe *protoError
 	linger = !c.aborted && !c.closeRecvd && errors.As(readErr, &pe)
 	c.sendClosed = true
 	c.closing.Store(true)
 	return linger
 }
 
-// WaitFlushed waits up to d for everything queued to be written and
+// waitFlushed waits up to d for everything queued to be written and
 // reports whether it was.
-func (c *Conn) WaitFlushed(d time.Duration) bool {
+func (c *Conn) waitFlushed(d time.Duration) bool {
 	c.mu.Lock()
 	if (!c.writing && len(c.q) == 0) || c.aborted || !c.started {
 		c.mu.Unlock()
@@ -287,7 +295,7 @@ func (c *Conn) WaitFlushed(d time.Duration) bool {
 	}
 }
 
-// notifyFlushed wakes WaitFlushed. Callers hold c.mu.
+// notifyFlushed wakes waitFlushed. Callers hold c.mu.
 func (c *Conn) notifyFlushed() {
 	if c.flushCh != nil {
 		close(c.flushCh)
@@ -295,9 +303,9 @@ func (c *Conn) notifyFlushed() {
 	}
 }
 
-// Release is the last call the front door makes, after closing the
-// transport. It returns every buffer and calls the handler's OnClose.
-func (c *Conn) Release() {
+// release is the last step of a connection, after its transport is
+// closed: it returns every buffer and calls the handler's OnClose.
+func (c *Conn) release() {
 	c.mu.Lock()
 	if c.released {
 		c.mu.Unlock()
@@ -354,7 +362,7 @@ func (c *Conn) tick() {
 	}
 	if k := c.opts.KeepaliveInterval; k > 0 && idle >= k && now.Sub(c.lastPing) >= k {
 		c.lastPing = now
-		c.send(OpPing, nil, kindControl)
+		c.send(opPing, nil, kindControl)
 	}
 	c.mu.Lock()
 	if !c.stopped && !c.sendClosed {

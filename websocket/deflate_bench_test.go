@@ -39,10 +39,10 @@ func BenchmarkDeflateSend(b *testing.B) {
 		for _, n := range []int{128, 1024, 16384} {
 			msgs := deflateCorpus(n, 256)
 			b.Run(fmt.Sprintf("%s/%d", m.name, n), func(b *testing.B) {
-				d := Deflate{ServerNoContextTakeover: !m.takeover, ServerWindowBits: m.bits, ClientWindowBits: 15, Threshold: 1, Level: 1}
+				d := deflateParams{ServerNoContextTakeover: !m.takeover, ServerWindowBits: m.bits, ClientWindowBits: 15, Threshold: 1, Level: 1}
 				c, _, _ := deflateConn(d, Options{})
 				c.nb = nil // measure compression, not the recorder
-				c.Start(discard{})
+				c.start(discard{})
 				b.SetBytes(int64(n))
 				b.ReportAllocs()
 				i := 0
@@ -71,7 +71,7 @@ func BenchmarkDeflateReceive(b *testing.B) {
 				frames[i] = compressedFrames(ws.OpText, cl.compress(p), 0)
 			}
 			b.Run(fmt.Sprintf("%s/%d", m.name, n), func(b *testing.B) {
-				d := Deflate{ServerNoContextTakeover: true, ClientNoContextTakeover: !m.takeover, ServerWindowBits: 15, ClientWindowBits: m.bits, Threshold: 1 << 30}
+				d := deflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: !m.takeover, ServerWindowBits: 15, ClientWindowBits: m.bits, Threshold: 1 << 30}
 				var c *Conn
 				buf := make([]byte, 0, 2*n)
 				b.SetBytes(int64(n))
@@ -81,14 +81,14 @@ func BenchmarkDeflateReceive(b *testing.B) {
 					if i%len(frames) == 0 {
 						b.StopTimer()
 						if c != nil {
-							c.Release()
+							c.release()
 						}
-						c = NewConn(&nopHandler{}, Options{Deflate: &d})
-						c.Start(discard{})
+						c = newConn(&nopHandler{}, Options{deflate: &d})
+						c.start(discard{})
 						b.StartTimer()
 					}
 					buf = append(buf[:0], frames[i%len(frames)]...)
-					if err := c.Feed(buf); err != nil {
+					if err := c.feed(buf); err != nil {
 						b.Fatal(err)
 					}
 					i++
@@ -109,7 +109,7 @@ func BenchmarkDeflateReceive(b *testing.B) {
 func BenchmarkDeflateRetainedMemory(b *testing.B) {
 	const conns = 200
 	msgs := deflateCorpus(2048, 3)
-	measure := func(d *Deflate, clientTakeover bool, cbits int) float64 {
+	measure := func(d *deflateParams, clientTakeover bool, cbits int) float64 {
 		var before, after runtime.MemStats
 		// Two collections empty the sync.Pools, so pooled inflaters and
 		// compressors are not counted against connections.
@@ -118,8 +118,8 @@ func BenchmarkDeflateRetainedMemory(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		keep := make([]*Conn, conns)
 		for i := range keep {
-			c := NewConn(&nopHandler{}, Options{Deflate: d})
-			c.Start(discard{})
+			c := newConn(&nopHandler{}, Options{deflate: d})
+			c.start(discard{})
 			cl := newClient(clientTakeover, cbits)
 			for _, p := range msgs {
 				c.Send(TextMessage, p)
@@ -127,7 +127,7 @@ func BenchmarkDeflateRetainedMemory(b *testing.B) {
 				if d != nil {
 					in = compressedFrames(ws.OpText, cl.compress(p), 0)
 				}
-				if err := c.Feed(in); err != nil {
+				if err := c.feed(in); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -138,7 +138,7 @@ func BenchmarkDeflateRetainedMemory(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		per := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / conns / 1024
 		for _, c := range keep {
-			c.Release()
+			c.release()
 		}
 		return per
 	}
@@ -157,7 +157,7 @@ func BenchmarkDeflateRetainedMemory(b *testing.B) {
 		b.Run(m.name, func(b *testing.B) {
 			var added float64
 			for b.Loop() {
-				d := &Deflate{ServerNoContextTakeover: !m.server, ClientNoContextTakeover: !m.client, ServerWindowBits: m.sbits, ClientWindowBits: m.cbits, Threshold: 1, Level: 1}
+				d := &deflateParams{ServerNoContextTakeover: !m.server, ClientNoContextTakeover: !m.client, ServerWindowBits: m.sbits, ClientWindowBits: m.cbits, Threshold: 1, Level: 1}
 				added = measure(d, m.client, m.cbits) - measure(nil, false, 15)
 			}
 			b.ReportMetric(added, "KiB/conn")
@@ -176,13 +176,13 @@ func TestDeflateRetains(t *testing.T) {
 		cbits          int
 	}{{false, false, 15}, {false, true, 15}, {false, true, 9}, {true, false, 15}, {true, true, 12}} {
 		t.Run(fmt.Sprintf("server=%v/client=%v/bits=%d", m.server, m.client, m.cbits), func(t *testing.T) {
-			d := &Deflate{ServerNoContextTakeover: !m.server, ClientNoContextTakeover: !m.client, ServerWindowBits: 15, ClientWindowBits: m.cbits, Threshold: 1, Level: 1}
-			c := NewConn(&nopHandler{}, Options{Deflate: d})
-			c.Start(discard{})
+			d := &deflateParams{ServerNoContextTakeover: !m.server, ClientNoContextTakeover: !m.client, ServerWindowBits: 15, ClientWindowBits: m.cbits, Threshold: 1, Level: 1}
+			c := newConn(&nopHandler{}, Options{deflate: d})
+			c.start(discard{})
 			cl := newClient(m.client, m.cbits)
 			for _, p := range msgs {
 				c.Send(TextMessage, p)
-				if err := c.Feed(compressedFrames(ws.OpText, cl.compress(p), 0)); err != nil {
+				if err := c.feed(compressedFrames(ws.OpText, cl.compress(p), 0)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -211,7 +211,7 @@ func TestDeflateRetains(t *testing.T) {
 			if z.zw != nil {
 				t.Error("compressor kept after idling")
 			}
-			c.Release()
+			c.release()
 		})
 	}
 }

@@ -35,7 +35,7 @@ func TestParseExtensions(t *testing.T) {
 		{"(a)", "error"},
 	}
 	for _, tc := range cases {
-		exts, err := ParseExtensions([]string{tc.in})
+		exts, err := parseExtensions([]string{tc.in})
 		got := "error"
 		if err == "" {
 			var parts []string
@@ -99,7 +99,7 @@ func TestNegotiateDeflate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d, resp, herr := NegotiateDeflate(http.Header{"Sec-Websocket-Extensions": tc.offers}, tc.policy)
+			d, resp, herr := negotiateDeflate(http.Header{"Sec-Websocket-Extensions": tc.offers}, tc.policy)
 			if tc.resp == "400" {
 				if herr == nil || herr.Status != 400 {
 					t.Fatalf("got %v %q, want 400", herr, resp)
@@ -204,12 +204,12 @@ func jsonish(r *rand.Rand, n int) []byte {
 	return b.Bytes()[:n]
 }
 
-func deflateConn(d Deflate, opts Options) (*Conn, *handler, *nbRecorder) {
+func deflateConn(d deflateParams, opts Options) (*Conn, *handler, *nbRecorder) {
 	h := newHandler()
-	opts.Deflate = &d
-	c := NewConn(h, opts)
+	opts.deflate = &d
+	c := newConn(h, opts)
 	tr := &nbRecorder{}
-	c.Start(tr)
+	c.start(tr)
 	return c, h, tr
 }
 
@@ -220,7 +220,7 @@ func TestDeflateReceive(t *testing.T) {
 	for _, takeover := range []bool{false, true} {
 		for _, frag := range []int{0, 7, 300} {
 			t.Run(fmt.Sprintf("takeover=%v/frag=%d", takeover, frag), func(t *testing.T) {
-				c, h, tr := deflateConn(Deflate{ClientNoContextTakeover: !takeover, ClientWindowBits: 15, ServerWindowBits: 15, ServerNoContextTakeover: true, Threshold: 1 << 30}, Options{})
+				c, h, tr := deflateConn(deflateParams{ClientNoContextTakeover: !takeover, ClientWindowBits: 15, ServerWindowBits: 15, ServerNoContextTakeover: true, Threshold: 1 << 30}, Options{})
 				cl := newClient(takeover, 15)
 				r := rand.New(rand.NewPCG(7, 7))
 				var want []msg
@@ -228,14 +228,14 @@ func TestDeflateReceive(t *testing.T) {
 					p := jsonish(r, 1+r.IntN(2000))
 					if i%10 == 3 {
 						// An uncompressed message on a compressed connection.
-						if err := c.Feed(ws.Binary(p)); err != nil {
+						if err := c.feed(ws.Binary(p)); err != nil {
 							t.Fatal(err)
 						}
 						want = append(want, binMsg(string(p)))
 						continue
 					}
 					in := compressedFrames(ws.OpText, cl.compress(p), frag)
-					if err := c.Feed(in); err != nil {
+					if err := c.feed(in); err != nil {
 						t.Fatalf("message %d: %v", i, err)
 					}
 					want = append(want, textMsg(string(p)))
@@ -261,7 +261,7 @@ func firstDiff(a, b []msg) int {
 }
 
 func TestDeflateInterleavedControl(t *testing.T) {
-	c, h, tr := deflateConn(Deflate{ServerNoContextTakeover: true, ClientWindowBits: 15, ServerWindowBits: 15, Threshold: 1 << 30}, Options{})
+	c, h, tr := deflateConn(deflateParams{ServerNoContextTakeover: true, ClientWindowBits: 15, ServerWindowBits: 15, Threshold: 1 << 30}, Options{})
 	cl := newClient(true, 15)
 	p := bytes.Repeat([]byte("interleaved "), 100)
 	z := cl.compress(p)
@@ -271,7 +271,7 @@ func TestDeflateInterleavedControl(t *testing.T) {
 		ws.Ping([]byte("in the middle")),
 		ws.Cont(true, z[half:]),
 	)
-	if err := c.Feed(in); err != nil {
+	if err := c.feed(in); err != nil {
 		t.Fatal(err)
 	}
 	if got := h.messages(); len(got) != 1 || got[0].data != string(p) {
@@ -283,7 +283,7 @@ func TestDeflateInterleavedControl(t *testing.T) {
 }
 
 func TestDeflateFrameRules(t *testing.T) {
-	d := Deflate{ClientWindowBits: 15, ServerWindowBits: 15, ServerNoContextTakeover: true}
+	d := deflateParams{ClientWindowBits: 15, ServerWindowBits: 15, ServerNoContextTakeover: true}
 	z := newClient(false, 15).compress([]byte("hello hello hello"))
 	cases := []struct {
 		name string
@@ -301,7 +301,7 @@ func TestDeflateFrameRules(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _, tr := deflateConn(d, Options{})
-			if err := c.Feed(tc.in); err == nil {
+			if err := c.feed(tc.in); err == nil {
 				t.Fatal("accepted")
 			}
 			if fs := tr.frames(t); len(fs) != 1 || fs[0].Code() != tc.code {
@@ -312,7 +312,7 @@ func TestDeflateFrameRules(t *testing.T) {
 	// Without deflate negotiated, RSV1 is a protocol error.
 	c, _, tr := deflateConn(d, Options{})
 	c.z = nil
-	c.Feed(compressedFrames(ws.OpText, z, 0))
+	c.feed(compressedFrames(ws.OpText, z, 0))
 	if fs := tr.frames(t); len(fs) != 1 || fs[0].Code() != 1002 {
 		t.Fatalf("frames %v", fs)
 	}
@@ -333,12 +333,12 @@ func TestDeflateBomb(t *testing.T) {
 	t.Logf("1 GiB of zeros compresses to %d bytes", len(z))
 	for _, limit := range []int64{64 << 10, 4 << 20} {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {
-			c, h, tr := deflateConn(Deflate{ServerNoContextTakeover: true, ClientWindowBits: 15, ServerWindowBits: 15}, Options{MaxMessageSize: limit})
+			c, h, tr := deflateConn(deflateParams{ServerNoContextTakeover: true, ClientWindowBits: 15, ServerWindowBits: 15}, Options{MaxMessageSize: limit})
 			in := ws.Frame{Fin: true, RSV: 0x40, Op: ws.OpBinary, Masked: true, Payload: z[:min(len(z), int(limit))]}.Bytes()
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			err := c.Feed(in)
+			err := c.feed(in)
 			runtime.ReadMemStats(&after)
 			if err == nil {
 				t.Fatal("accepted")
@@ -363,7 +363,7 @@ func TestDeflateSend(t *testing.T) {
 	for _, takeover := range []bool{false, true} {
 		for _, bits := range []int{15, 9} {
 			t.Run(fmt.Sprintf("takeover=%v/bits=%d", takeover, bits), func(t *testing.T) {
-				d := Deflate{ServerNoContextTakeover: !takeover, ServerWindowBits: bits, ClientWindowBits: 15, Threshold: 64, Level: 1}
+				d := deflateParams{ServerNoContextTakeover: !takeover, ServerWindowBits: bits, ClientWindowBits: 15, Threshold: 64, Level: 1}
 				c, _, tr := deflateConn(d, Options{})
 				r := rand.New(rand.NewPCG(3, 3))
 				var sent [][]byte
@@ -408,7 +408,7 @@ func TestDeflateSend(t *testing.T) {
 // TestDeflateTakeoverAcrossIdle: after the compressor is released for
 // idleness, the stream continues correctly for a peer that kept its window.
 func TestDeflateTakeoverAcrossIdle(t *testing.T) {
-	c, _, tr := deflateConn(Deflate{ServerWindowBits: 15, ClientWindowBits: 15, Threshold: 1, Level: 1}, Options{})
+	c, _, tr := deflateConn(deflateParams{ServerWindowBits: 15, ClientWindowBits: 15, Threshold: 1, Level: 1}, Options{})
 	p := []byte("the same sentence, over and over; the same sentence, over and over")
 	c.Send(TextMessage, p)
 	c.z.zmu.Lock()
@@ -431,7 +431,7 @@ func TestDeflatePreparedCompressedOnce(t *testing.T) {
 	pm := NewPreparedMessage(TextMessage, bytes.Repeat([]byte("broadcast "), 100))
 	var trs []*nbRecorder
 	for range 10 {
-		c, _, tr := deflateConn(Deflate{ServerNoContextTakeover: true, ServerWindowBits: 15, ClientWindowBits: 15, Threshold: 64}, Options{})
+		c, _, tr := deflateConn(deflateParams{ServerNoContextTakeover: true, ServerWindowBits: 15, ClientWindowBits: 15, Threshold: 64}, Options{})
 		c.SendPrepared(pm)
 		trs = append(trs, tr)
 	}
@@ -455,7 +455,7 @@ func FuzzInflate(f *testing.F) {
 	f.Add([]byte{0xff, 0x00}, false)
 	f.Add(newClient(false, 15).compress(make([]byte, 100000)), true)
 	f.Fuzz(func(t *testing.T, z []byte, takeover bool) {
-		d := newDeflateState(Deflate{ClientNoContextTakeover: !takeover, ClientWindowBits: 9})
+		d := newDeflateState(deflateParams{ClientNoContextTakeover: !takeover, ClientWindowBits: 9})
 		for range 2 {
 			out, err := d.inflate(z, 4096, StatusMessageTooBig)
 			if err == nil {
@@ -475,7 +475,7 @@ func FuzzParseExtensions(f *testing.F) {
 	f.Add("permessage-deflate; client_max_window_bits, permessage-deflate; server_max_window_bits=10")
 	f.Add(`a; b="x\"y", c`)
 	f.Fuzz(func(t *testing.T, s string) {
-		exts, err := ParseExtensions([]string{s})
+		exts, err := parseExtensions([]string{s})
 		if err != "" {
 			return
 		}
@@ -489,10 +489,10 @@ func FuzzParseExtensions(f *testing.F) {
 				}
 			}
 		}
-		d, resp, herr := NegotiateDeflate(http.Header{"Sec-Websocket-Extensions": {s}}, DeflatePolicy{ServerContextTakeover: true})
+		d, resp, herr := negotiateDeflate(http.Header{"Sec-Websocket-Extensions": {s}}, DeflatePolicy{ServerContextTakeover: true})
 		if herr == nil && d != nil {
 			// The response must itself parse and name permessage-deflate.
-			back, err := ParseExtensions([]string{resp})
+			back, err := parseExtensions([]string{resp})
 			if err != "" || len(back) != 1 || back[0].Name != "permessage-deflate" {
 				t.Fatalf("response %q does not parse", resp)
 			}

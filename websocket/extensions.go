@@ -4,28 +4,30 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/wsgate/wsgate/internal/httptoken"
 )
 
-// Extension is one element of a Sec-WebSocket-Extensions header (RFC 6455
+// extension is one element of a Sec-WebSocket-Extensions header (RFC 6455
 // §9.1): a name and its parameters, in order.
-type Extension struct {
+type extension struct {
 	Name   string
-	Params []ExtensionParam
+	Params []extensionParam
 }
 
-// ExtensionParam is one parameter; HasValue is false for a bare name.
-type ExtensionParam struct {
+// extensionParam is one parameter; HasValue is false for a bare name.
+type extensionParam struct {
 	Name     string
 	Value    string
 	HasValue bool
 }
 
-// ParseExtensions parses every Sec-WebSocket-Extensions line in order. A
+// parseExtensions parses every Sec-WebSocket-Extensions line in order. A
 // header that does not follow the RFC 6455 §9.1 grammar is an error (the
 // request is malformed and gets 400); whether an extension's parameters
 // make sense is for that extension to judge.
-func ParseExtensions(lines []string) ([]Extension, string) {
-	var out []Extension
+func parseExtensions(lines []string) ([]extension, string) {
+	var out []extension
 	for _, line := range lines {
 		p := extParser{s: line}
 		for {
@@ -41,7 +43,7 @@ func ParseExtensions(lines []string) ([]Extension, string) {
 			if name == "" {
 				return nil, "extension name expected at " + p.where()
 			}
-			ext := Extension{Name: name}
+			ext := extension{Name: name}
 			for {
 				p.ows()
 				if p.done() || p.peek() == ',' {
@@ -56,7 +58,7 @@ func ParseExtensions(lines []string) ([]Extension, string) {
 				if pn == "" {
 					return nil, "parameter name expected at " + p.where()
 				}
-				param := ExtensionParam{Name: pn}
+				param := extensionParam{Name: pn}
 				p.ows()
 				if !p.done() && p.peek() == '=' {
 					p.i++
@@ -92,7 +94,7 @@ func (p *extParser) ows() {
 
 func (p *extParser) token() string {
 	start := p.i
-	for p.i < len(p.s) && isTokenChar(p.s[p.i]) {
+	for p.i < len(p.s) && httptoken.IsTokenChar(p.s[p.i]) {
 		p.i++
 	}
 	return p.s[start:p.i]
@@ -150,12 +152,6 @@ type DeflatePolicy struct {
 	Level int
 }
 
-// Defaults for zero DeflatePolicy fields.
-const (
-	DefaultDeflateThreshold = 256
-	DefaultDeflateLevel     = 1
-)
-
 func (p *DeflatePolicy) setDefaults() {
 	if p.ServerMaxWindowBits == 0 {
 		p.ServerMaxWindowBits = 15
@@ -172,7 +168,7 @@ func (p *DeflatePolicy) setDefaults() {
 }
 
 // Deflate is permessage-deflate as negotiated for one connection.
-type Deflate struct {
+type deflateParams struct {
 	ServerNoContextTakeover bool
 	ClientNoContextTakeover bool
 	// ServerWindowBits is the window this side compresses with;
@@ -184,18 +180,18 @@ type Deflate struct {
 	Level            int
 }
 
-// NegotiateDeflate picks the first permessage-deflate offer in
+// negotiateDeflate picks the first permessage-deflate offer in
 // Sec-WebSocket-Extensions that the policy can meet, in the client's order
 // of preference, and returns the connection's parameters and the response
 // header value. It returns nil when there is no acceptable offer: the
 // connection then proceeds without compression. A header that does not
 // parse is a *HandshakeError (400).
-func NegotiateDeflate(h http.Header, policy DeflatePolicy) (*Deflate, string, *HandshakeError) {
+func negotiateDeflate(h http.Header, policy DeflatePolicy) (*deflateParams, string, *HandshakeError) {
 	lines := h.Values("Sec-WebSocket-Extensions")
 	if len(lines) == 0 {
 		return nil, "", nil
 	}
-	exts, perr := ParseExtensions(lines)
+	exts, perr := parseExtensions(lines)
 	if perr != "" {
 		return nil, "", badRequest("invalid Sec-WebSocket-Extensions: " + perr)
 	}
@@ -214,7 +210,7 @@ func NegotiateDeflate(h http.Header, policy DeflatePolicy) (*Deflate, string, *H
 // acceptDeflate answers one offer, or declines it (RFC 7692 §5): unknown
 // or repeated parameters and invalid values decline the offer, not the
 // handshake.
-func acceptDeflate(params []ExtensionParam, p DeflatePolicy) (*Deflate, string, bool) {
+func acceptDeflate(params []extensionParam, p DeflatePolicy) (*deflateParams, string, bool) {
 	var (
 		seen                   = map[string]bool{}
 		serverNoCT, clientNoCT bool
@@ -258,7 +254,7 @@ func acceptDeflate(params []ExtensionParam, p DeflatePolicy) (*Deflate, string, 
 			return nil, "", false
 		}
 	}
-	d := &Deflate{Threshold: p.Threshold, Level: p.Level}
+	d := &deflateParams{Threshold: p.Threshold, Level: p.Level}
 	resp := []string{"permessage-deflate"}
 
 	// Our own direction (RFC 7692 §7.1.1.1, §7.1.2.1). We may always refrain
@@ -296,7 +292,7 @@ func acceptDeflate(params []ExtensionParam, p DeflatePolicy) (*Deflate, string, 
 
 // windowBits parses a window-bits value: a decimal integer from 8 to 15
 // without leading zeros (RFC 7692 §7.1.2), possibly quoted.
-func windowBits(p ExtensionParam) (int, bool) {
+func windowBits(p extensionParam) (int, bool) {
 	v := p.Value
 	if len(v) == 0 || len(v) > 2 || v[0] == '0' {
 		return 0, false

@@ -13,18 +13,18 @@ type feedResult struct {
 	failed bool
 }
 
-func runFeed(t *testing.T, data []byte, cuts []int, d *Deflate) feedResult {
+func runFeed(t *testing.T, data []byte, cuts []int, d *deflateParams) feedResult {
 	h := newHandler()
-	c := NewConn(h, Options{MaxMessageSize: 1 << 16, Deflate: d})
+	c := newConn(h, Options{MaxMessageSize: 1 << 16, deflate: d})
 	tr := &nbRecorder{}
-	c.Start(tr)
+	c.start(tr)
 	var err error
 	prev := 0
 	for _, cut := range append(cuts, len(data)) {
 		if cut < prev || cut > len(data) {
 			continue
 		}
-		if err = c.Feed(append([]byte(nil), data[prev:cut]...)); err != nil {
+		if err = c.feed(append([]byte(nil), data[prev:cut]...)); err != nil {
 			break
 		}
 		prev = cut
@@ -59,11 +59,11 @@ func FuzzFeedDeflate(f *testing.F) {
 	f.Add(ws.Concat(compressedFrames(ws.OpBinary, cl.compress(make([]byte, 500)), 4), ws.Text("plain")), uint16(1), uint16(20))
 	f.Add(ws.Frame{Fin: true, RSV: 0x40, Op: ws.OpCont, Masked: true, Payload: []byte{1, 2}}.Bytes(), uint16(0), uint16(2))
 	f.Fuzz(func(t *testing.T, data []byte, a, b uint16) {
-		splitInvariance(t, data, a, b, &Deflate{ServerNoContextTakeover: true, ServerWindowBits: 15, ClientWindowBits: 15, Threshold: 1 << 30})
+		splitInvariance(t, data, a, b, &deflateParams{ServerNoContextTakeover: true, ServerWindowBits: 15, ClientWindowBits: 15, Threshold: 1 << 30})
 	})
 }
 
-func splitInvariance(t *testing.T, data []byte, a, b uint16, d *Deflate) {
+func splitInvariance(t *testing.T, data []byte, a, b uint16, d *deflateParams) {
 	whole := runFeed(t, data, nil, d)
 	cuts := []int{int(a) % (len(data) + 1), int(b) % (len(data) + 1)}
 	slices.Sort(cuts)

@@ -3,40 +3,46 @@ package websocket
 import (
 	"crypto/sha1"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/wsgate/wsgate/internal/httptoken"
 )
 
-// SupportedVersions are the protocol versions wsgate speaks, in the order
+// The opening handshake (RFC 6455 §4.2), with apache-websocket's rules
+// and order. A front door calls CheckUpgrade on a request IsUpgrade
+// accepted; the gateway negotiates extensions and applies its own
+// policies (Origin, the application's consent) to the Handshake, builds
+// the connection with Handshake.NewConn, and the front door writes the 101
+// from Handshake.Header or Handshake.AppendResponse before calling
+// Conn.Serve.
+
+// supportedVersions are the protocol versions wsgate speaks, in the order
 // they are advertised: RFC 6455 (13), hybi-08 and hybi-07, as
 // apache-websocket does.
-var SupportedVersions = []int{13, 8, 7}
+var supportedVersions = []int{13, 8, 7}
 
 // supportedVersionsHeader is sent with a 400 for an unsupported version.
 // apache-websocket joins the versions with a bare comma.
 const supportedVersionsHeader = "13,8,7"
 
-// UpgradeRequest is the part of an HTTP request the opening handshake looks
-// at. Front doors fill it from net/http or from Apache's request_rec.
-type UpgradeRequest struct {
-	Method     string
-	ProtoMajor int
-	ProtoMinor int
-	// Host is the Host header (net/http moves it out of Header).
-	Host   string
-	Header http.Header
-}
-
-// Handshake is what a valid opening handshake asked for.
+// Handshake is a valid opening handshake: what the client asked for, and
+// what has been agreed so far.
 type Handshake struct {
+	// Version is the protocol version: 13, 8 or 7.
 	Version int
-	Key     string
 	// Protocols are the offered subprotocols in the client's order.
 	Protocols []string
 	// Origin comes from Origin (versions 8 and 13) or Sec-WebSocket-Origin
 	// (version 7). Empty when the client sent none.
 	Origin string
+
+	key        string
+	deflate    *deflateParams
+	extensions string // the Sec-WebSocket-Extensions answer
 }
 
 // HandshakeError is a refused opening handshake: the HTTP status to answer
@@ -61,30 +67,24 @@ func badRequest(reason string) *HandshakeError {
 // an upgrade falls through to whatever else serves the path; one that is an
 // upgrade gets a WebSocket answer, 101 or an error.
 func IsUpgrade(h http.Header) bool {
-	return headerHasToken(h, "Connection", "upgrade") && headerHasToken(h, "Upgrade", "websocket")
+	return httptoken.HasToken(h, "Connection", "upgrade") && httptoken.HasToken(h, "Upgrade", "websocket")
 }
 
-// headerHasToken reports whether any comma-separated element of any line of
-// header name equals token, ignoring case, whitespace and ";params".
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, line := range h[http.CanonicalHeaderKey(name)] {
-		for line != "" {
-			var item string
-			item, line, _ = strings.Cut(line, ",")
-			item, _, _ = strings.Cut(item, ";")
-			if strings.EqualFold(strings.TrimSpace(item), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// CheckRequest validates an upgrade request with the rules and the order of
+// CheckUpgrade validates an upgrade request with the rules and the order of
 // apache-websocket's handler (seed-modules.md §1.3), with one difference
 // required by wsgate: a request below HTTP/1.1 is answered 400 instead of
-// falling through.
-func CheckRequest(r *UpgradeRequest) (*Handshake, *HandshakeError) {
+// falling through. It reads r's Method, protocol version, Host and Header
+// only, so a front door that is not net/http (mod_wsgate) fills just
+// those. A refusal is a *HandshakeError.
+func CheckUpgrade(r *http.Request) (*Handshake, error) {
+	hs, herr := checkUpgrade(r)
+	if herr != nil {
+		return nil, herr
+	}
+	return hs, nil
+}
+
+func checkUpgrade(r *http.Request) (*Handshake, *HandshakeError) {
 	if r.Method != http.MethodGet {
 		// HEAD is refused too: a HEAD response has no room for a 101.
 		return nil, badRequest("method " + r.Method + " is not GET")
@@ -96,7 +96,7 @@ func CheckRequest(r *UpgradeRequest) (*Handshake, *HandshakeError) {
 		return nil, badRequest("no Host header")
 	}
 	key := r.Header.Get("Sec-WebSocket-Key")
-	if len(r.Header.Values("Sec-WebSocket-Key")) > 1 || !ValidKey(key) {
+	if len(r.Header.Values("Sec-WebSocket-Key")) > 1 || !validKey(key) {
 		return nil, badRequest("invalid Sec-WebSocket-Key")
 	}
 	version, ok := parseVersion(r.Header.Values("Sec-WebSocket-Version"))
@@ -108,7 +108,7 @@ func CheckRequest(r *UpgradeRequest) (*Handshake, *HandshakeError) {
 	var protocols []string
 	if lines := r.Header.Values("Sec-WebSocket-Protocol"); len(lines) > 0 {
 		var err string
-		protocols, err = ParseTokenList(strings.Join(lines, ","))
+		protocols, err = httptoken.ParseList(strings.Join(lines, ","))
 		if err == "" && len(protocols) == 0 {
 			err = "header contains no subprotocols"
 		}
@@ -116,7 +116,7 @@ func CheckRequest(r *UpgradeRequest) (*Handshake, *HandshakeError) {
 			return nil, badRequest("invalid Sec-WebSocket-Protocol: " + err)
 		}
 	}
-	hs := &Handshake{Version: version, Key: key, Protocols: protocols}
+	hs := &Handshake{Version: version, key: key, Protocols: protocols}
 	if version < 8 {
 		hs.Origin = r.Header.Get("Sec-WebSocket-Origin")
 	} else {
@@ -125,10 +125,10 @@ func CheckRequest(r *UpgradeRequest) (*Handshake, *HandshakeError) {
 	return hs, nil
 }
 
-// ValidKey reports whether key is exactly 24 characters of base64 that
+// validKey reports whether key is exactly 24 characters of base64 that
 // decode to 16 bytes: 22 alphabet characters, the 22nd one of "AQgw" (the
 // only values whose low four bits are zero), then "==".
-func ValidKey(key string) bool {
+func validKey(key string) bool {
 	if len(key) != 24 || key[22] != '=' || key[23] != '=' {
 		return false
 	}
@@ -162,7 +162,7 @@ func parseVersion(lines []string) (int, bool) {
 		}
 		v = v*10 + int(s[i]-'0')
 	}
-	for _, sv := range SupportedVersions {
+	for _, sv := range supportedVersions {
 		if v == sv {
 			return v, true
 		}
@@ -170,83 +170,87 @@ func parseVersion(lines []string) (int, bool) {
 	return 0, false
 }
 
-// ParseTokenList parses a comma-separated list of RFC 7230 tokens with
-// optional whitespace. Empty elements are allowed (RFC 7230 §7) and skipped;
-// anything else that is not a token is an error, described by the returned
-// string. This is the strict parser apache-websocket uses for
-// Sec-WebSocket-Protocol.
-func ParseTokenList(s string) ([]string, string) {
-	var out []string
-	for s != "" {
-		item, rest, _ := strings.Cut(s, ",")
-		s = rest
-		item = strings.Trim(item, " \t")
-		if item == "" {
-			continue
+// NegotiateDeflate picks the first permessage-deflate offer in the
+// request's Sec-WebSocket-Extensions that policy can meet, in the client's
+// order of preference (RFC 7692 §5). Without an acceptable offer the
+// connection proceeds uncompressed. A header that does not parse is a
+// *HandshakeError (400).
+func (hs *Handshake) NegotiateDeflate(h http.Header, policy DeflatePolicy) error {
+	d, resp, herr := negotiateDeflate(h, policy)
+	if herr != nil {
+		return herr
+	}
+	hs.deflate, hs.extensions = d, resp
+	return nil
+}
+
+// NewConn returns the connection the handshake opens, speaking its
+// protocol version and negotiated extensions under opts. It queues what is
+// sent to it until Serve, so an application may send from its connect
+// hook, before the 101 is written.
+func (hs *Handshake) NewConn(h Handler, opts Options) *Conn {
+	opts.version, opts.deflate = hs.Version, hs.deflate
+	return newConn(h, opts)
+}
+
+// errBadHeader is Header's error for a field the application set that
+// cannot go on the wire.
+var errBadHeader = errors.New("websocket: invalid response header")
+
+// Header returns the complete header of the 101 response: the fields of
+// extra (what the application set), the selected subprotocol (none when
+// protocol is empty), the negotiated extensions, and Upgrade, Connection
+// and Sec-WebSocket-Accept. It refuses a subprotocol the client did not
+// offer, which the client would fail the connection for (RFC 6455
+// §4.1), and a field whose name is not a token or whose value holds
+// control characters.
+func (hs *Handshake) Header(extra http.Header, protocol string) (http.Header, error) {
+	h := make(http.Header, len(extra)+5)
+	for k, vs := range extra {
+		if !httptoken.IsToken(k) {
+			return nil, fmt.Errorf("%w: name %q", errBadHeader, k)
 		}
-		for i := 0; i < len(item); i++ {
-			if !isTokenChar(item[i]) {
-				return nil, "illegal character " + strconv.QuoteRune(rune(item[i])) + " in token list"
+		for _, v := range vs {
+			if !httptoken.ValidValue(v) {
+				return nil, fmt.Errorf("%w: %s: %q", errBadHeader, k, v)
 			}
 		}
-		out = append(out, item)
-	}
-	return out, ""
-}
-
-// isTokenChar reports whether c is a tchar (RFC 7230 §3.2.6).
-func isTokenChar(c byte) bool {
-	if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
-
-// websocketGUID is appended to the key before hashing (RFC 6455 §1.3).
-const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-// AcceptKey computes Sec-WebSocket-Accept for a client key.
-func AcceptKey(key string) string {
-	var buf [64]byte
-	b := append(append(buf[:0], key...), websocketGUID...)
-	sum := sha1.Sum(b)
-	return base64.StdEncoding.EncodeToString(sum[:])
-}
-
-// ValidHeaderValue reports whether v can be sent as a header value without
-// breaking the response: no control characters except horizontal tab.
-func ValidHeaderValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7F {
-			return false
-		}
-	}
-	return true
-}
-
-// ValidHeaderName reports whether k is a token, as field names must be.
-func ValidHeaderName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if !isTokenChar(k[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// AppendResponse appends the 101 response for a handshake to dst. The
-// header set is the caller's: Upgrade, Connection and Sec-WebSocket-Accept
-// are always written first and any copies of them in h are skipped.
-func AppendResponse(dst []byte, hs *Handshake, h http.Header) []byte {
-	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	dst = append(dst, AcceptKey(hs.Key)...)
-	dst = append(dst, "\r\n"...)
-	for k, vs := range h {
 		switch http.CanonicalHeaderKey(k) {
-		case "Upgrade", "Connection", "Sec-Websocket-Accept", "Content-Length", "Transfer-Encoding":
+		case "Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions",
+			"Content-Length", "Transfer-Encoding":
+			continue
+		}
+		h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+	}
+	if protocol != "" {
+		offered := false
+		for _, p := range hs.Protocols {
+			offered = offered || p == protocol
+		}
+		if !offered {
+			return nil, fmt.Errorf("websocket: subprotocol %q was not offered by the client", protocol)
+		}
+		h.Set("Sec-WebSocket-Protocol", protocol)
+	}
+	if hs.extensions != "" {
+		h.Set("Sec-WebSocket-Extensions", hs.extensions)
+	}
+	h.Set("Upgrade", "websocket")
+	h.Set("Connection", "Upgrade")
+	h.Set("Sec-WebSocket-Accept", acceptKey(hs.key))
+	return h, nil
+}
+
+// AppendResponse appends the 101 response with header, as Header built
+// it, to dst, for front doors that write the response themselves.
+// Upgrade, Connection and Sec-WebSocket-Accept are written first.
+func (hs *Handshake) AppendResponse(dst []byte, header http.Header) []byte {
+	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	dst = append(dst, acceptKey(hs.key)...)
+	dst = append(dst, "\r\n"...)
+	for k, vs := range header {
+		switch http.CanonicalHeaderKey(k) {
+		case "Upgrade", "Connection", "Sec-Websocket-Accept":
 			continue
 		}
 		for _, v := range vs {
@@ -257,4 +261,15 @@ func AppendResponse(dst []byte, hs *Handshake, h http.Header) []byte {
 		}
 	}
 	return append(dst, "\r\n"...)
+}
+
+// websocketGUID is appended to the key before hashing (RFC 6455 §1.3).
+const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// acceptKey computes Sec-WebSocket-Accept for a client key.
+func acceptKey(key string) string {
+	var buf [64]byte
+	b := append(append(buf[:0], key...), websocketGUID...)
+	sum := sha1.Sum(b)
+	return base64.StdEncoding.EncodeToString(sum[:])
 }

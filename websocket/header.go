@@ -41,7 +41,7 @@ func headerSize(b1 byte) int {
 type frameHeader struct {
 	fin    bool
 	rsv    byte // the three RSV bits, still in place (0x70 mask)
-	op     Opcode
+	op     opcode
 	masked bool
 	// length is the declared payload length. A 64-bit length with its most
 	// significant bit set is reported as -1, which RFC 6455 §5.2 forbids.
@@ -55,7 +55,7 @@ func decodeHeader(b []byte) frameHeader {
 	h := frameHeader{
 		fin:    b[0]&bitFIN != 0,
 		rsv:    b[0] & (bitRSV1 | bitRSV2 | bitRSV3),
-		op:     Opcode(b[0] & 0x0F),
+		op:     opcode(b[0] & 0x0F),
 		masked: b[1]&bitMask != 0,
 	}
 	i := 2
@@ -82,7 +82,7 @@ func decodeHeader(b []byte) frameHeader {
 
 // putHeader writes an unmasked server frame header for a payload of n bytes
 // into b and returns its size. Servers never mask (RFC 6455 §5.1).
-func putHeader(b *[maxHeaderSize]byte, fin bool, rsv byte, op Opcode, n int) int {
+func putHeader(b *[maxHeaderSize]byte, fin bool, rsv byte, op opcode, n int) int {
 	b0 := byte(op) | rsv
 	if fin {
 		b0 |= bitFIN

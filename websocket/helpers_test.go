@@ -3,6 +3,7 @@ package websocket
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,31 @@ type recorder struct {
 	// block makes blocking writes wait until unblocked (a peer that does
 	// not read); nonblocking writes then accept nothing.
 	block chan struct{}
+	// in is what ReadTo delivers, one chunk per call; a nil chunk makes
+	// ReadTo return ErrSuspended, and a closed channel io.EOF.
+	in       chan []byte
+	lingered time.Duration
+}
+
+func (r *recorder) ReadTo(w io.Writer) error {
+	if r.in == nil {
+		return io.EOF
+	}
+	p, ok := <-r.in
+	switch {
+	case !ok:
+		return io.EOF
+	case p == nil:
+		return ErrSuspended
+	}
+	_, err := w.Write(p)
+	return err
+}
+
+func (r *recorder) Linger(d time.Duration) {
+	r.mu.Lock()
+	r.lingered = d
+	r.mu.Unlock()
 }
 
 func (r *recorder) WriteBuffers(bufs [][]byte) error {
@@ -160,7 +186,7 @@ func (h *handler) waitClosed(t testing.TB, d time.Duration) CloseStatus {
 // feedAll feeds chunks until Feed fails and returns the error.
 func feedAll(c *Conn, chunks ...[]byte) error {
 	for _, ch := range chunks {
-		if err := c.Feed(append([]byte(nil), ch...)); err != nil {
+		if err := c.feed(append([]byte(nil), ch...)); err != nil {
 			return err
 		}
 	}

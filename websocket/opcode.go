@@ -1,54 +1,56 @@
 package websocket
 
-// Opcode is a frame's opcode (RFC 6455 §5.2).
-type Opcode byte
+// MessageType is the type of a data message: TextMessage or
+// BinaryMessage. Its values are the opcodes that start such a message
+// (RFC 6455 §5.2).
+type MessageType byte
+
+// The data message types an application sees.
+const (
+	TextMessage   MessageType = 0x1
+	BinaryMessage MessageType = 0x2
+)
+
+// opcode is a frame's opcode. The data opcodes are the MessageType values,
+// so a message's type is its first frame's opcode.
+type opcode = MessageType
 
 // Opcodes defined by RFC 6455 §11.8. The others are reserved and close the
 // connection with 1002 when a peer uses them.
 const (
-	OpContinuation Opcode = 0x0
-	OpText         Opcode = 0x1
-	OpBinary       Opcode = 0x2
-	OpClose        Opcode = 0x8
-	OpPing         Opcode = 0x9
-	OpPong         Opcode = 0xA
+	opContinuation opcode = 0x0
+	opText                = TextMessage
+	opBinary              = BinaryMessage
+	opClose        opcode = 0x8
+	opPing         opcode = 0x9
+	opPong         opcode = 0xA
 )
 
-// IsControl reports whether op is a control opcode (RFC 6455 §5.5).
-func (op Opcode) IsControl() bool { return op&0x8 != 0 }
+// isControl reports whether op is a control opcode (RFC 6455 §5.5).
+func (op opcode) isControl() bool { return op&0x8 != 0 }
 
-func (op Opcode) known() bool {
+func (op opcode) known() bool {
 	switch op {
-	case OpContinuation, OpText, OpBinary, OpClose, OpPing, OpPong:
+	case opContinuation, opText, opBinary, opClose, opPing, opPong:
 		return true
 	}
 	return false
 }
 
-func (op Opcode) String() string {
+func (op opcode) String() string {
 	switch op {
-	case OpContinuation:
+	case opContinuation:
 		return "continuation"
-	case OpText:
+	case opText:
 		return "text"
-	case OpBinary:
+	case opBinary:
 		return "binary"
-	case OpClose:
+	case opClose:
 		return "close"
-	case OpPing:
+	case opPing:
 		return "ping"
-	case OpPong:
+	case opPong:
 		return "pong"
 	}
 	return "reserved"
 }
-
-// MessageType is the type of a complete data message. Its values are the
-// opcodes that start such a message.
-type MessageType = Opcode
-
-// The data message types an application sees.
-const (
-	TextMessage   MessageType = OpText
-	BinaryMessage MessageType = OpBinary
-)

@@ -21,12 +21,14 @@ func (p SlowConsumerPolicy) String() string {
 	return "close"
 }
 
-// Defaults for zero Options fields.
+// Defaults for zero Options and DeflatePolicy fields.
 const (
-	DefaultMaxMessageSize = 32 << 20 // apache-websocket's default
-	DefaultMaxQueue       = 4 << 20
-	DefaultCloseTimeout   = 5 * time.Second
-	DefaultWriteTimeout   = 30 * time.Second
+	DefaultMaxMessageSize   = 32 << 20 // apache-websocket's default
+	DefaultMaxQueue         = 4 << 20
+	DefaultCloseTimeout     = 5 * time.Second
+	DefaultWriteTimeout     = 30 * time.Second
+	DefaultDeflateThreshold = 256
+	DefaultDeflateLevel     = 1
 )
 
 // Options are one connection's protocol limits and policies. A route's
@@ -39,8 +41,6 @@ type Options struct {
 	// AllowReservedStatusCodes accepts close codes 1004, 1014 and 1016-2999
 	// from the peer.
 	AllowReservedStatusCodes bool
-	// Version is the protocol version from the handshake (13, 8 or 7).
-	Version int
 	// MaxQueue bounds the bytes queued for the peer. One message is always
 	// accepted into an empty queue whatever its size.
 	MaxQueue     int
@@ -58,17 +58,20 @@ type Options struct {
 	// KeepaliveInterval sends a ping after this long without a byte from the
 	// peer. Zero disables keepalive pings.
 	KeepaliveInterval time.Duration
-	// Deflate is the negotiated permessage-deflate, nil when the connection
-	// does not compress.
-	Deflate *Deflate
+
+	// version is the protocol version from the handshake (13, 8 or 7), and
+	// deflate the negotiated permessage-deflate (nil: none). Handshake.NewConn
+	// sets both.
+	version int
+	deflate *deflateParams
 }
 
 func (o *Options) setDefaults() {
 	if o.MaxMessageSize <= 0 {
 		o.MaxMessageSize = DefaultMaxMessageSize
 	}
-	if o.Version == 0 {
-		o.Version = 13
+	if o.version == 0 {
+		o.version = 13
 	}
 	if o.MaxQueue <= 0 {
 		o.MaxQueue = DefaultMaxQueue
@@ -87,7 +90,7 @@ func (o *Options) setDefaults() {
 // tooBigCode is the close code for a message over the limit: 1009 since
 // RFC 6455, 1004 in hybi-07/08, as apache-websocket sends.
 func (o *Options) tooBigCode() StatusCode {
-	if o.Version < 13 {
+	if o.version < 13 {
 		return StatusFrameTooLarge
 	}
 	return StatusMessageTooBig

@@ -118,12 +118,12 @@ func validPrefix(p []byte) bool {
 func TestHeaderRoundTrip(t *testing.T) {
 	for _, n := range []int{0, 1, 125, 126, 127, 0xFFFF, 0x10000, 1 << 24} {
 		var b [maxHeaderSize]byte
-		hn := putHeader(&b, true, 0, OpBinary, n)
+		hn := putHeader(&b, true, 0, opBinary, n)
 		if hn != headerSize(b[1]) || hn+n != frameSize(n) {
 			t.Fatalf("n=%d: header size %d, headerSize %d, frameSize %d", n, hn, headerSize(b[1]), frameSize(n))
 		}
 		h := decodeHeader(b[:hn])
-		if !h.fin || h.op != OpBinary || h.length != int64(n) || h.masked {
+		if !h.fin || h.op != opBinary || h.length != int64(n) || h.masked {
 			t.Fatalf("n=%d: decoded %+v", n, h)
 		}
 	}
@@ -131,8 +131,8 @@ func TestHeaderRoundTrip(t *testing.T) {
 
 func TestAcceptKey(t *testing.T) {
 	// RFC 6455 §1.3.
-	if got := AcceptKey("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
-		t.Fatalf("AcceptKey = %q", got)
+	if got := acceptKey("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("acceptKey = %q", got)
 	}
 }
 
@@ -144,7 +144,7 @@ func hdr(kv ...string) http.Header {
 	return h
 }
 
-func TestCheckRequest(t *testing.T) {
+func TestCheckUpgrade(t *testing.T) {
 	good := func(extra ...string) http.Header {
 		h := hdr("Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version", "13")
 		for i := 0; i+1 < len(extra); i += 2 {
@@ -195,7 +195,7 @@ func TestCheckRequest(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &UpgradeRequest{Method: "GET", ProtoMajor: 1, ProtoMinor: 1, Host: "example.com", Header: tc.h}
+			r := &http.Request{Method: "GET", ProtoMajor: 1, ProtoMinor: 1, Host: "example.com", Header: tc.h}
 			if tc.method != "" {
 				r.Method = tc.method
 			}
@@ -205,7 +205,7 @@ func TestCheckRequest(t *testing.T) {
 			if tc.host == "-" {
 				r.Host = ""
 			}
-			hs, err := CheckRequest(r)
+			hs, err := checkUpgrade(r)
 			if tc.status != 0 {
 				if err == nil || err.Status != tc.status {
 					t.Fatalf("err = %v, want status %d", err, tc.status)
@@ -251,23 +251,23 @@ func TestIsUpgrade(t *testing.T) {
 	}
 }
 
-// FuzzCheckRequest feeds arbitrary header values to the handshake checks:
+// FuzzCheckUpgrade feeds arbitrary header values to the handshake checks:
 // they must never panic, and whatever they accept must satisfy the rules.
-func FuzzCheckRequest(f *testing.F) {
+func FuzzCheckUpgrade(f *testing.F) {
 	f.Add("GET", "dGhlIHNhbXBsZSBub25jZQ==", "13", "chat, superchat", "Upgrade", "websocket")
 	f.Add("GET", "x", "8", ",,", "keep-alive, upgrade", "WebSocket")
 	f.Add("HEAD", "AAAAAAAAAAAAAAAAAAAAAA==", "7", "a b", "upgrade;q", "websocket, h2c")
 	f.Fuzz(func(t *testing.T, method, key, version, protos, conn, up string) {
 		h := hdr("Sec-WebSocket-Key", key, "Sec-WebSocket-Version", version, "Sec-WebSocket-Protocol", protos, "Connection", conn, "Upgrade", up)
 		IsUpgrade(h)
-		hs, err := CheckRequest(&UpgradeRequest{Method: method, ProtoMajor: 1, ProtoMinor: 1, Host: "h", Header: h})
+		hs, err := checkUpgrade(&http.Request{Method: method, ProtoMajor: 1, ProtoMinor: 1, Host: "h", Header: h})
 		if err != nil {
 			if err.Status != 400 {
 				t.Fatalf("status %d", err.Status)
 			}
 			return
 		}
-		if method != "GET" || !ValidKey(key) || (hs.Version != 13 && hs.Version != 8 && hs.Version != 7) {
+		if method != "GET" || !validKey(key) || (hs.Version != 13 && hs.Version != 8 && hs.Version != 7) {
 			t.Fatalf("accepted method=%q key=%q version=%q", method, key, version)
 		}
 		for _, p := range hs.Protocols {
@@ -275,7 +275,11 @@ func FuzzCheckRequest(f *testing.F) {
 				t.Fatalf("bad protocol token %q", p)
 			}
 		}
-		resp := string(AppendResponse(nil, hs, nil))
+		hdr, herr := hs.Header(nil, "")
+		if herr != nil {
+			t.Fatal(herr)
+		}
+		resp := string(hs.AppendResponse(nil, hdr))
 		if !strings.HasPrefix(resp, "HTTP/1.1 101 ") || !strings.HasSuffix(resp, "\r\n\r\n") {
 			t.Fatalf("bad response %q", resp)
 		}

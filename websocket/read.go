@@ -17,14 +17,14 @@ type reader struct {
 	// The frame being read.
 	inFrame   bool
 	fin       bool
-	op        Opcode
+	op        opcode
 	frameLen  int64
 	remaining int64
 	key       uint32
 	maskPos   int
 
 	// The data message being reassembled; msgOp is 0 between messages.
-	msgOp      Opcode
+	msgOp      opcode
 	compressed bool // RSV1 on its first frame: permessage-deflate
 	msgLen     int64
 	msg        *[]byte
@@ -57,17 +57,17 @@ func (r *reader) putCtrl() {
 	}
 }
 
-// Feed parses bytes received from the peer, in order, and delivers complete
+// feed parses bytes received from the peer, in order, and delivers complete
 // messages to the handler before it returns. It unmasks p in place, so p
 // belongs to the engine for the duration of the call.
 //
 // A non-nil error means the reader is done: the peer's close frame was
-// handled (IsPeerClose), or the peer broke the protocol (*ProtocolError) and
-// a close frame with the right code is queued. Either way the front door
-// stops feeding and calls Stop.
-func (c *Conn) Feed(p []byte) error {
+// handled (errPeerClosed), or the peer broke the protocol (*protoError)
+// and a close frame with the right code is queued. Either way Serve stops
+// reading.
+func (c *Conn) feed(p []byte) error {
 	r := &c.r
-	if r.done {
+	if r.done || len(p) == 0 {
 		return r.err
 	}
 	c.activity.Add(1)
@@ -140,46 +140,46 @@ func (r *reader) takeHeader(p []byte) (frameHeader, []byte, bool) {
 	return decodeHeader(r.hdr[:need]), p, true
 }
 
-func protocolError(reason string) *ProtocolError {
-	return &ProtocolError{Code: StatusProtocolError, Reason: reason}
+func protocolError(reason string) *protoError {
+	return &protoError{Code: StatusProtocolError, Reason: reason}
 }
 
 // beginFrame applies every rule that can be decided from a header, before
 // any payload byte is read or any memory is committed to it.
-func (c *Conn) beginFrame(h *frameHeader) *ProtocolError {
+func (c *Conn) beginFrame(h *frameHeader) *protoError {
 	r := &c.r
 	switch {
 	case h.rsv != 0 && (h.rsv != bitRSV1 || c.z == nil):
 		return protocolError("reserved bits set without a negotiated extension")
-	case h.rsv != 0 && h.op.IsControl():
+	case h.rsv != 0 && h.op.isControl():
 		return protocolError("RSV1 on a control frame")
-	case h.rsv != 0 && h.op == OpContinuation:
+	case h.rsv != 0 && h.op == opContinuation:
 		// RFC 7692 §6.1: only the first frame of a message says whether it
 		// is compressed.
 		return protocolError("RSV1 on a continuation frame")
 	case !h.op.known():
 		return protocolError("reserved opcode " + h.op.String())
-	case h.op.IsControl() && !h.fin:
+	case h.op.isControl() && !h.fin:
 		return protocolError("fragmented control frame")
-	case h.op.IsControl() && h.length > maxControlPayload:
+	case h.op.isControl() && h.length > maxControlPayload:
 		return protocolError("control frame payload over 125 bytes")
-	case h.op == OpClose && h.length == 1:
+	case h.op == opClose && h.length == 1:
 		return protocolError("close frame with a 1-byte payload")
 	case !h.masked:
 		return protocolError("unmasked client frame")
 	case h.length < 0:
 		return protocolError("payload length with the most significant bit set")
-	case h.op == OpContinuation && r.msgOp == 0:
+	case h.op == opContinuation && r.msgOp == 0:
 		return protocolError("continuation frame with no message started")
-	case h.op == OpText || h.op == OpBinary:
+	case h.op == opText || h.op == opBinary:
 		if r.msgOp != 0 {
 			return protocolError("new data frame inside a fragmented message")
 		}
 	}
 	limit := c.opts.MaxMessageSize
-	if h.op.IsControl() {
+	if h.op.isControl() {
 		if h.length > limit {
-			return &ProtocolError{Code: c.opts.tooBigCode(), Reason: "control frame over the message size limit"}
+			return &protoError{Code: c.opts.tooBigCode(), Reason: "control frame over the message size limit"}
 		}
 		r.ctrlLen = 0
 		if h.length > 0 && r.ctrl == nil {
@@ -187,9 +187,9 @@ func (c *Conn) beginFrame(h *frameHeader) *ProtocolError {
 		}
 	} else {
 		if h.length > limit-r.msgLen {
-			return &ProtocolError{Code: c.opts.tooBigCode(), Reason: "message over the size limit"}
+			return &protoError{Code: c.opts.tooBigCode(), Reason: "message over the size limit"}
 		}
-		if h.op != OpContinuation {
+		if h.op != opContinuation {
 			r.msgOp = h.op
 			r.compressed = h.rsv == bitRSV1
 			r.utf8.reset()
@@ -208,16 +208,16 @@ func (c *Conn) beginFrame(h *frameHeader) *ProtocolError {
 
 // payload consumes an unmasked chunk of the current frame. whole is true
 // when the chunk is the entire frame.
-func (c *Conn) payload(chunk []byte, whole bool) *ProtocolError {
+func (c *Conn) payload(chunk []byte, whole bool) *protoError {
 	r := &c.r
-	if r.op.IsControl() {
+	if r.op.isControl() {
 		r.ctrlLen += copy(r.ctrl[r.ctrlLen:], chunk)
 		return nil
 	}
-	if r.msgOp == OpText && !r.compressed && !r.utf8.write(chunk) {
-		return &ProtocolError{Code: StatusInvalidPayload, Reason: "invalid UTF-8 in text message"}
+	if r.msgOp == opText && !r.compressed && !r.utf8.write(chunk) {
+		return &protoError{Code: StatusInvalidPayload, Reason: "invalid UTF-8 in text message"}
 	}
-	if whole && r.fin && r.op != OpContinuation {
+	if whole && r.fin && r.op != opContinuation {
 		// A whole single-frame message in one read: deliver it from the read
 		// buffer without copying.
 		r.direct = chunk
@@ -248,7 +248,7 @@ func (r *reader) appendMsg(b []byte) {
 func (c *Conn) endFrame() error {
 	r := &c.r
 	r.inFrame = false
-	if r.op.IsControl() {
+	if r.op.isControl() {
 		return c.control()
 	}
 	if !r.fin {
@@ -257,8 +257,8 @@ func (c *Conn) endFrame() error {
 	if r.compressed {
 		return c.endCompressed()
 	}
-	if r.msgOp == OpText && !r.utf8.complete() {
-		return c.fail(&ProtocolError{Code: StatusInvalidPayload, Reason: "text message ends inside a UTF-8 sequence"})
+	if r.msgOp == opText && !r.utf8.complete() {
+		return c.fail(&protoError{Code: StatusInvalidPayload, Reason: "text message ends inside a UTF-8 sequence"})
 	}
 	typ := r.msgOp
 	data := r.direct
@@ -292,8 +292,8 @@ func (c *Conn) endCompressed() error {
 		return c.fail(perr)
 	}
 	defer putBuf(out)
-	if typ == OpText && !utf8.Valid(*out) {
-		return c.fail(&ProtocolError{Code: StatusInvalidPayload, Reason: "invalid UTF-8 in text message"})
+	if typ == opText && !utf8.Valid(*out) {
+		return c.fail(&protoError{Code: StatusInvalidPayload, Reason: "invalid UTF-8 in text message"})
 	}
 	if !c.closing.Load() {
 		c.h.OnMessage(c, typ, *out)
@@ -312,24 +312,24 @@ func (c *Conn) control() error {
 		defer r.putCtrl()
 	}
 	switch r.op {
-	case OpPing:
+	case opPing:
 		// RFC 6455 §5.5.3: answer with the same payload. Under a full queue
 		// the pong is dropped, which §5.5.3 allows when a later ping will be
 		// answered anyway; a ping flood cannot grow the queue.
-		c.send(OpPong, p, kindControl)
-	case OpPong:
-		if ph, ok := c.h.(PongHandler); ok {
+		c.send(opPong, p, kindControl)
+	case opPong:
+		if ph, ok := c.h.(pongHandler); ok {
 			ph.OnPong(c, p)
 		}
-	case OpClose:
+	case opClose:
 		code, reason := StatusNoStatusReceived, ""
 		if len(p) >= 2 {
 			code = StatusCode(binary.BigEndian.Uint16(p))
-			if !ValidPeerCode(code, c.opts.AllowReservedStatusCodes) {
+			if !validPeerCode(code, c.opts.AllowReservedStatusCodes) {
 				return c.fail(protocolError("invalid close code " + code.String()))
 			}
 			if !utf8.Valid(p[2:]) {
-				return c.fail(&ProtocolError{Code: StatusInvalidPayload, Reason: "invalid UTF-8 in close reason"})
+				return c.fail(&protoError{Code: StatusInvalidPayload, Reason: "invalid UTF-8 in close reason"})
 			}
 			reason = string(p[2:])
 		}
@@ -350,7 +350,7 @@ func (c *Conn) control() error {
 
 // fail fails the connection (RFC 6455 §7.1.7): it queues a close frame
 // with the violation's code and stops the reader.
-func (c *Conn) fail(e *ProtocolError) error {
+func (c *Conn) fail(e *protoError) error {
 	r := &c.r
 	r.done, r.err = true, e
 	payload := []byte{byte(e.Code >> 8), byte(e.Code)}

@@ -23,8 +23,8 @@ type ruleCase struct {
 	close uint16   // code of the server's close frame; 0 means none
 }
 
-func textMsg(s string) msg    { return msg{OpText, s} }
-func binMsg(s string) msg     { return msg{OpBinary, s} }
+func textMsg(s string) msg    { return msg{opText, s} }
+func binMsg(s string) msg     { return msg{opBinary, s} }
 func frame(f ws.Frame) []byte { return f.Bytes() }
 
 func TestFrameRules(t *testing.T) {
@@ -89,8 +89,8 @@ func TestFrameRules(t *testing.T) {
 		{name: "message at the limit", opts: Options{MaxMessageSize: 10}, in: ws.Text("0123456789"), msgs: []msg{textMsg("0123456789")}},
 		{name: "message over the limit", opts: Options{MaxMessageSize: 10}, in: ws.Text("0123456789A"), close: 1009},
 		{name: "fragments over the limit", opts: Options{MaxMessageSize: 10}, in: ws.Concat(frame(ws.Frame{Op: ws.OpText, Masked: true, Payload: []byte("012345")}), ws.Cont(true, []byte("6789A"))), close: 1009},
-		{name: "version 8 gets 1004", opts: Options{MaxMessageSize: 10, Version: 8}, in: ws.Text("0123456789A"), close: 1004},
-		{name: "version 7 gets 1004", opts: Options{MaxMessageSize: 10, Version: 7}, in: ws.Text("0123456789A"), close: 1004},
+		{name: "version 8 gets 1004", opts: Options{MaxMessageSize: 10, version: 8}, in: ws.Text("0123456789A"), close: 1004},
+		{name: "version 7 gets 1004", opts: Options{MaxMessageSize: 10, version: 7}, in: ws.Text("0123456789A"), close: 1004},
 		{name: "limit applies to control frames", opts: Options{MaxMessageSize: 30}, in: ws.Close(1000, strings.Repeat("r", 29)), close: 1009},
 		{name: "close reason at the limit", opts: Options{MaxMessageSize: 30}, in: ws.Close(1000, strings.Repeat("r", 28)), close: 1000},
 		{name: "ping over the limit", opts: Options{MaxMessageSize: 4}, in: ws.Ping([]byte("12345")), close: 1009},
@@ -113,9 +113,9 @@ func TestFrameRules(t *testing.T) {
 func checkRule(t *testing.T, tc ruleCase, chunks [][]byte) {
 	t.Helper()
 	h := newHandler()
-	c := NewConn(h, tc.opts)
+	c := newConn(h, tc.opts)
 	tr := &nbRecorder{}
-	c.Start(tr)
+	c.start(tr)
 	err := feedAll(c, chunks...)
 	if got := h.messages(); !slices.Equal(got, tc.msgs) {
 		t.Errorf("messages = %v, want %v", short(got), short(tc.msgs))
@@ -201,10 +201,10 @@ func TestUTF8FailsFast(t *testing.T) {
 	cut := 6 + 13
 	t.Run("mid-frame", func(t *testing.T) {
 		h := newHandler()
-		c := NewConn(h, Options{})
+		c := newConn(h, Options{})
 		tr := &nbRecorder{}
-		c.Start(tr)
-		err := c.Feed(append([]byte(nil), full[:cut]...))
+		c.start(tr)
+		err := c.feed(append([]byte(nil), full[:cut]...))
 		if err == nil {
 			t.Fatal("Feed accepted an invalid sequence; the rest of the frame has not even arrived")
 		}
@@ -214,11 +214,11 @@ func TestUTF8FailsFast(t *testing.T) {
 	})
 	t.Run("first fragment", func(t *testing.T) {
 		h := newHandler()
-		c := NewConn(h, Options{})
+		c := newConn(h, Options{})
 		tr := &nbRecorder{}
-		c.Start(tr)
+		c.start(tr)
 		first := frame(ws.Frame{Op: ws.OpText, Masked: true, Payload: []byte("ok\xff")})
-		if err := c.Feed(first); err == nil {
+		if err := c.feed(first); err == nil {
 			t.Fatal("Feed accepted an invalid first fragment")
 		}
 		if fs := tr.frames(t); len(fs) != 1 || fs[0].Code() != 1007 {
@@ -236,9 +236,9 @@ func TestHugeHeaderCostsNothing(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for range 100 {
-		c := NewConn(newHandler(), Options{})
-		c.Start(&nbRecorder{})
-		if err := c.Feed(append([]byte(nil), in...)); err == nil {
+		c := newConn(newHandler(), Options{})
+		c.start(&nbRecorder{})
+		if err := c.feed(append([]byte(nil), in...)); err == nil {
 			t.Fatal("a 2^63-1 byte frame was accepted")
 		}
 	}

@@ -49,8 +49,8 @@ func (code StatusCode) reserved() bool {
 	return code == 1004 || code == 1014 || (code >= 1016 && code < 3000)
 }
 
-// ValidPeerCode reports whether a close frame from a peer may carry code.
-func ValidPeerCode(code StatusCode, allowReserved bool) bool {
+// validPeerCode reports whether a close frame from a peer may carry code.
+func validPeerCode(code StatusCode, allowReserved bool) bool {
 	if code.prohibited() {
 		return false
 	}
@@ -58,7 +58,7 @@ func ValidPeerCode(code StatusCode, allowReserved bool) bool {
 }
 
 // validLocalCode reports whether this server may send code. It is stricter
-// than ValidPeerCode: wsgate only sends codes with a registered meaning or in
+// than validPeerCode: wsgate only sends codes with a registered meaning or in
 // the application range 3000-4999.
 func validLocalCode(code StatusCode) bool {
 	switch {
@@ -98,7 +98,8 @@ type CloseStatus struct {
 	Remote bool
 }
 
-// Errors returned by Conn's send methods.
+// Errors returned by Conn's send methods, and ErrSuspended, which a
+// Transport returns from ReadTo.
 var (
 	// ErrClosed means the connection's closing handshake has started; no
 	// further data can be queued.
@@ -116,6 +117,9 @@ var (
 	ErrInvalidCloseCode = errors.New("websocket: invalid close code")
 	// ErrInvalidUTF8 means a text message or close reason was not UTF-8.
 	ErrInvalidUTF8 = errors.New("websocket: text is not valid UTF-8")
+	// ErrSuspended is returned by Transport.ReadTo when the transport has
+	// parked the connection (see Conn.Serve).
+	ErrSuspended = errors.New("websocket: reading suspended")
 )
 
 // closePayload encodes a close frame body. Code 0 encodes an empty body,

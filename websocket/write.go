@@ -66,7 +66,7 @@ func (c *Conn) Send(typ MessageType, p []byte) error {
 
 // SendText sends a text message without copying s first.
 func (c *Conn) SendText(s string) error {
-	return c.send(OpText, unsafe.Slice(unsafe.StringData(s), len(s)), kindData)
+	return c.send(opText, unsafe.Slice(unsafe.StringData(s), len(s)), kindData)
 }
 
 // Ping sends a ping; the payload must be at most 125 bytes.
@@ -74,7 +74,7 @@ func (c *Conn) Ping(p []byte) error {
 	if len(p) > maxControlPayload {
 		return ErrControlTooLong
 	}
-	return c.send(OpPing, p, kindControl)
+	return c.send(opPing, p, kindControl)
 }
 
 // Pong sends an unsolicited pong (RFC 6455 §5.5.3 allows it as a
@@ -83,7 +83,7 @@ func (c *Conn) Pong(p []byte) error {
 	if len(p) > maxControlPayload {
 		return ErrControlTooLong
 	}
-	return c.send(OpPong, p, kindControl)
+	return c.send(opPong, p, kindControl)
 }
 
 var errBadType = errorString("websocket: message type must be text or binary")
@@ -92,7 +92,7 @@ type errorString string
 
 func (e errorString) Error() string { return string(e) }
 
-func (c *Conn) send(op Opcode, p []byte, kind sendKind) error {
+func (c *Conn) send(op opcode, p []byte, kind sendKind) error {
 	if kind == kindData && c.z != nil && len(p) >= c.z.p.Threshold {
 		return c.sendCompressed(op, p)
 	}
@@ -106,7 +106,7 @@ const coalesceMax = 2048
 
 // sendPlain sends p uncompressed. p is the caller's: it is written in place
 // or copied, never kept.
-func (c *Conn) sendPlain(op Opcode, p []byte, kind sendKind) error {
+func (c *Conn) sendPlain(op opcode, p []byte, kind sendKind) error {
 	size := frameSize(len(p))
 	c.mu.Lock()
 	if c.sendClosed {
@@ -174,7 +174,7 @@ func (c *Conn) sendFrame(frame []byte, own outItem) error {
 // frames reach the wire in the order they were compressed; a message that
 // is compressed and then not sent resets the context, since the peer never
 // saw what the compressor now remembers.
-func (c *Conn) sendCompressed(op Opcode, p []byte) error {
+func (c *Conn) sendCompressed(op opcode, p []byte) error {
 	z := c.z
 	if z.p.ServerNoContextTakeover {
 		buf, frame := z.compressedFrame(op, p)
@@ -312,7 +312,7 @@ func (c *Conn) spawnWriter() {
 
 // Flush writes everything queued, blocking. A Waker transport's owner calls
 // it after Wake; it returns once the queue is empty or the write failed.
-func (c *Conn) Flush() error {
+func (c *Conn) flush() error {
 	return c.drain()
 }
 

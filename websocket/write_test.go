@@ -20,9 +20,9 @@ func TestConcurrentSends(t *testing.T) {
 	for _, limit := range []int{0, 7, 1000} {
 		t.Run(fmt.Sprintf("limit=%d", limit), func(t *testing.T) {
 			h := newHandler()
-			c := NewConn(h, Options{MaxQueue: 64 << 20})
+			c := newConn(h, Options{MaxQueue: 64 << 20})
 			tr := &nbRecorder{recorder: recorder{limit: limit}}
-			c.Start(tr)
+			c.start(tr)
 			const senders, per = 8, 300
 			var wg sync.WaitGroup
 			for g := range senders {
@@ -41,7 +41,7 @@ func TestConcurrentSends(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			if !c.WaitFlushed(5 * time.Second) {
+			if !c.waitFlushed(5 * time.Second) {
 				t.Fatal("queue did not drain")
 			}
 			next := make([]uint32, senders)
@@ -65,12 +65,12 @@ func TestConcurrentSends(t *testing.T) {
 }
 
 func TestSendQueuedBeforeStart(t *testing.T) {
-	c := NewConn(newHandler(), Options{})
+	c := newConn(newHandler(), Options{})
 	c.SendText("early")
 	tr := &nbRecorder{}
-	c.Start(tr)
+	c.start(tr)
 	c.SendText("late")
-	c.WaitFlushed(time.Second)
+	c.waitFlushed(time.Second)
 	fs := tr.frames(t)
 	if len(fs) != 2 || string(fs[0].Payload) != "early" || string(fs[1].Payload) != "late" {
 		t.Fatalf("frames = %v", fs)
@@ -80,8 +80,8 @@ func TestSendQueuedBeforeStart(t *testing.T) {
 func TestSlowConsumer(t *testing.T) {
 	t.Run("drop", func(t *testing.T) {
 		tr := &nbRecorder{recorder: recorder{block: make(chan struct{})}}
-		c := NewConn(newHandler(), Options{MaxQueue: 1000, SlowConsumer: SlowConsumerDrop})
-		c.Start(tr)
+		c := newConn(newHandler(), Options{MaxQueue: 1000, SlowConsumer: SlowConsumerDrop})
+		c.start(tr)
 		p := make([]byte, 300)
 		var dropped int
 		for range 10 {
@@ -102,8 +102,8 @@ func TestSlowConsumer(t *testing.T) {
 	t.Run("close", func(t *testing.T) {
 		tr := &nbRecorder{recorder: recorder{block: make(chan struct{})}}
 		h := newHandler()
-		c := NewConn(h, Options{MaxQueue: 1000, CloseTimeout: 50 * time.Millisecond})
-		c.Start(tr)
+		c := newConn(h, Options{MaxQueue: 1000, CloseTimeout: 50 * time.Millisecond})
+		c.start(tr)
 		p := make([]byte, 300)
 		var err error
 		for i := 0; i < 10 && err == nil; i++ {
@@ -124,18 +124,18 @@ func TestSlowConsumer(t *testing.T) {
 		if !tr.isClosed() {
 			t.Fatal("transport not closed after the close timeout")
 		}
-		c.Stop(errors.New("read: closed"))
-		c.Release()
+		c.stop(errors.New("read: closed"))
+		c.release()
 		if s := h.waitClosed(t, time.Second); s.Code != StatusPolicyViolation {
 			t.Fatalf("status %+v, want 1008", s)
 		}
 	})
 	t.Run("ping flood", func(t *testing.T) {
 		tr := &nbRecorder{recorder: recorder{block: make(chan struct{})}}
-		c := NewConn(newHandler(), Options{MaxQueue: 1000})
-		c.Start(tr)
+		c := newConn(newHandler(), Options{MaxQueue: 1000})
+		c.start(tr)
 		for range 10000 {
-			if err := c.Feed(ws.Ping(make([]byte, 100))); err != nil {
+			if err := c.feed(ws.Ping(make([]byte, 100))); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -152,9 +152,9 @@ func TestSlowConsumer(t *testing.T) {
 func TestCloseHandshake(t *testing.T) {
 	t.Run("server initiated", func(t *testing.T) {
 		h := newHandler()
-		c := NewConn(h, Options{})
+		c := newConn(h, Options{})
 		tr := &nbRecorder{}
-		c.Start(tr)
+		c.start(tr)
 		if err := c.Close(4000, "done"); err != nil {
 			t.Fatal(err)
 		}
@@ -162,17 +162,17 @@ func TestCloseHandshake(t *testing.T) {
 			t.Fatalf("send after close: %v", err)
 		}
 		// Messages arriving before the peer's close are not delivered.
-		if err := c.Feed(ws.Text("ignored")); err != nil {
+		if err := c.feed(ws.Text("ignored")); err != nil {
 			t.Fatal(err)
 		}
-		err := c.Feed(ws.Close(4000, "done"))
-		if !IsPeerClose(err) {
+		err := c.feed(ws.Close(4000, "done"))
+		if !isPeerClose(err) {
 			t.Fatalf("Feed = %v", err)
 		}
-		if c.Stop(err) {
+		if c.stop(err) {
 			t.Fatal("linger after a complete handshake")
 		}
-		c.Release()
+		c.release()
 		s := h.waitClosed(t, time.Second)
 		if s.Code != 4000 || s.Reason != "done" || s.Remote {
 			t.Fatalf("status %+v", s)
@@ -183,18 +183,18 @@ func TestCloseHandshake(t *testing.T) {
 		}
 	})
 	t.Run("empty close like the C plugin API", func(t *testing.T) {
-		c := NewConn(newHandler(), Options{})
+		c := newConn(newHandler(), Options{})
 		tr := &nbRecorder{}
-		c.Start(tr)
+		c.start(tr)
 		c.Close(0, "")
 		if fs := tr.frames(t); len(fs) != 1 || len(fs[0].Payload) != 0 {
 			t.Fatalf("frames %v", fs)
 		}
 	})
 	t.Run("peer never answers", func(t *testing.T) {
-		c := NewConn(newHandler(), Options{CloseTimeout: 30 * time.Millisecond})
+		c := newConn(newHandler(), Options{CloseTimeout: 30 * time.Millisecond})
 		tr := &nbRecorder{}
-		c.Start(tr)
+		c.start(tr)
 		c.Close(1000, "")
 		time.Sleep(200 * time.Millisecond)
 		if !tr.isClosed() {
@@ -203,27 +203,27 @@ func TestCloseHandshake(t *testing.T) {
 	})
 	t.Run("peer initiated", func(t *testing.T) {
 		h := newHandler()
-		c := NewConn(h, Options{})
+		c := newConn(h, Options{})
 		tr := &nbRecorder{}
-		c.Start(tr)
-		err := c.Feed(ws.Close(1001, "away"))
-		c.Stop(err)
-		c.Release()
+		c.start(tr)
+		err := c.feed(ws.Close(1001, "away"))
+		c.stop(err)
+		c.release()
 		s := h.waitClosed(t, time.Second)
 		if s.Code != 1001 || s.Reason != "away" || !s.Remote {
 			t.Fatalf("status %+v", s)
 		}
 	})
 	t.Run("protocol error lingers", func(t *testing.T) {
-		c := NewConn(newHandler(), Options{})
-		c.Start(&nbRecorder{})
-		err := c.Feed(ws.Text("\xff"))
-		if !c.Stop(err) {
+		c := newConn(newHandler(), Options{})
+		c.start(&nbRecorder{})
+		err := c.feed(ws.Text("\xff"))
+		if !c.stop(err) {
 			t.Fatal("no linger after failing the connection")
 		}
 	})
 	t.Run("invalid local codes", func(t *testing.T) {
-		c := NewConn(newHandler(), Options{})
+		c := newConn(newHandler(), Options{})
 		for _, code := range []StatusCode{999, 1004, 1005, 1006, 1015, 2000, 5000} {
 			if err := c.Close(code, ""); err == nil {
 				t.Errorf("Close(%d) accepted", code)
@@ -238,10 +238,10 @@ func TestCloseHandshake(t *testing.T) {
 func TestKeepaliveAndIdle(t *testing.T) {
 	t.Run("pings while idle", func(t *testing.T) {
 		h := newHandler()
-		c := NewConn(h, Options{KeepaliveInterval: 20 * time.Millisecond, IdleTimeout: time.Hour})
+		c := newConn(h, Options{KeepaliveInterval: 20 * time.Millisecond, IdleTimeout: time.Hour})
 		tr := &nbRecorder{}
-		c.Start(tr)
-		defer c.Stop(nil)
+		c.start(tr)
+		defer c.stop(nil)
 		time.Sleep(150 * time.Millisecond)
 		pings := 0
 		for _, f := range tr.frames(t) {
@@ -254,10 +254,10 @@ func TestKeepaliveAndIdle(t *testing.T) {
 		}
 	})
 	t.Run("idle timeout closes with 1001", func(t *testing.T) {
-		c := NewConn(newHandler(), Options{IdleTimeout: 40 * time.Millisecond})
+		c := newConn(newHandler(), Options{IdleTimeout: 40 * time.Millisecond})
 		tr := &nbRecorder{}
-		c.Start(tr)
-		defer c.Stop(nil)
+		c.start(tr)
+		defer c.stop(nil)
 		time.Sleep(200 * time.Millisecond)
 		fs := tr.frames(t)
 		if len(fs) != 1 || fs[0].Op != ws.OpClose || fs[0].Code() != 1001 {
@@ -265,13 +265,13 @@ func TestKeepaliveAndIdle(t *testing.T) {
 		}
 	})
 	t.Run("traffic keeps it open", func(t *testing.T) {
-		c := NewConn(newHandler(), Options{IdleTimeout: 60 * time.Millisecond})
+		c := newConn(newHandler(), Options{IdleTimeout: 60 * time.Millisecond})
 		tr := &nbRecorder{}
-		c.Start(tr)
-		defer c.Stop(nil)
+		c.start(tr)
+		defer c.stop(nil)
 		for range 10 {
 			time.Sleep(20 * time.Millisecond)
-			c.Feed(ws.Pong(nil))
+			c.feed(ws.Pong(nil))
 		}
 		if c.Closing() {
 			t.Fatal("closed although the peer kept sending")
@@ -281,9 +281,9 @@ func TestKeepaliveAndIdle(t *testing.T) {
 
 func TestPongHandler(t *testing.T) {
 	h := newHandler()
-	c := NewConn(h, Options{})
-	c.Start(&nbRecorder{})
-	c.Feed(ws.Pong([]byte("beat")))
+	c := newConn(h, Options{})
+	c.start(&nbRecorder{})
+	c.feed(ws.Pong([]byte("beat")))
 	if len(h.pongs) != 1 || h.pongs[0] != "beat" {
 		t.Fatalf("pongs %q", h.pongs)
 	}
@@ -294,12 +294,12 @@ func TestPreparedMessage(t *testing.T) {
 	var trs []*nbRecorder
 	for i := range 5 {
 		tr := &nbRecorder{recorder: recorder{limit: 3 * (i % 2)}}
-		c := NewConn(newHandler(), Options{})
-		c.Start(tr)
+		c := newConn(newHandler(), Options{})
+		c.start(tr)
 		if err := c.SendPrepared(pm); err != nil {
 			t.Fatal(err)
 		}
-		c.WaitFlushed(time.Second)
+		c.waitFlushed(time.Second)
 		trs = append(trs, tr)
 	}
 	pm.Release()
@@ -325,11 +325,11 @@ func (w *wakeRecorder) Wake() { w.wakes.Add(1) }
 func TestWakerContract(t *testing.T) {
 	h := newHandler()
 	h.onMsg = func(c *Conn, typ MessageType, p []byte) { c.Send(typ, p) }
-	c := NewConn(h, Options{})
+	c := newConn(h, Options{})
 	w := &wakeRecorder{}
-	c.Start(w)
+	c.start(w)
 
-	if err := c.Feed(ws.Text("echo me")); err != nil {
+	if err := c.feed(ws.Text("echo me")); err != nil {
 		t.Fatal(err)
 	}
 	if n := w.wakes.Load(); n != 0 {
@@ -338,7 +338,7 @@ func TestWakerContract(t *testing.T) {
 	if got := w.frames(t); len(got) != 0 {
 		t.Fatalf("written before Flush: %v", got)
 	}
-	if err := c.Flush(); err != nil {
+	if err := c.flush(); err != nil {
 		t.Fatal(err)
 	}
 	if got := w.frames(t); len(got) != 1 || string(got[0].Payload) != "echo me" {
@@ -356,7 +356,7 @@ func TestWakerContract(t *testing.T) {
 	if got := w.frames(t); len(got) != 1 {
 		t.Fatalf("a sending goroutine wrote: %v", got)
 	}
-	c.Flush()
+	c.flush()
 	if got := w.frames(t); len(got) != 2 || string(got[1].Payload) != "from elsewhere" {
 		t.Fatalf("after the owner's Flush: %v", got)
 	}
@@ -368,11 +368,11 @@ func TestWakerContract(t *testing.T) {
 // the aborted flag outside the lock.
 func TestAbortAfterWriterDrained(t *testing.T) {
 	for range 20 {
-		c := NewConn(newHandler(), Options{})
+		c := newConn(newHandler(), Options{})
 		tr := &nbRecorder{recorder: recorder{limit: 3}} // partial inline writes: a writer goroutine finishes
-		c.Start(tr)
+		c.start(tr)
 		c.SendText("a message longer than three bytes")
-		if !c.WaitFlushed(5 * time.Second) {
+		if !c.waitFlushed(5 * time.Second) {
 			t.Fatal("queue did not drain")
 		}
 		c.Abort()

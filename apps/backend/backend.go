@@ -10,6 +10,7 @@ import (
 
 	"github.com/wsgate/wsgate/apps/backend/wire"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/bufpool"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -106,7 +107,7 @@ func (b *Backend) openFrame(c *gateway.Conn) *[]byte {
 			}
 		}
 	}
-	buf := websocket.GetBuffer(256)
+	buf := bufpool.Get(256)
 	*buf = wire.AppendOpen(*buf, &o)
 	return buf
 }
@@ -154,7 +155,7 @@ func (b *Backend) OnMessage(c *gateway.Conn, m gateway.Message) {
 	if m.Type == websocket.BinaryMessage {
 		kind = wire.KindBinary
 	}
-	buf := websocket.GetBuffer(wire.MessageHeaderSize + len(m.Data))
+	buf := bufpool.Get(wire.MessageHeaderSize + len(m.Data))
 	*buf = wire.AppendMessage(*buf, wire.TypeMessage, c.ID(), kind, m.Data)
 	cl.link.enqueue(buf, true)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wsgate/wsgate/apps/backend/wire"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/bufpool"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -74,8 +75,8 @@ func (b *Backend) dialLink(ctx context.Context, mode uint8, first []byte) (*link
 		clients: map[uint64]*client{}, pending: map[uint64]*pendingOpen{},
 		helloed: make(chan struct{}), done: make(chan struct{}),
 	}
-	l.sender = wire.NewSender(nc, b.cfg.QueueBytes, websocket.PutBuffer, l.fail)
-	buf := websocket.GetBuffer(64 + len(first))
+	l.sender = wire.NewSender(nc, b.cfg.QueueBytes, bufpool.Put, l.fail)
+	buf := bufpool.Get(64 + len(first))
 	*buf = append(wire.AppendHello(*buf, mode, b.route, b.software), first...)
 	l.enqueue(buf, false)
 	bufSize := 4 << 10
@@ -231,7 +232,7 @@ func (l *link) dispatch(f *wire.Frame) {
 }
 
 func (l *link) closedFrame(conn uint64, code websocket.StatusCode, reason string) *[]byte {
-	buf := websocket.GetBuffer(32 + len(reason))
+	buf := bufpool.Get(32 + len(reason))
 	*buf = wire.AppendClosed(*buf, wire.TypeClosed, conn, uint16(code), reason)
 	return buf
 }

@@ -22,6 +22,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/bufpool"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -277,10 +278,10 @@ func (p *Program) OnMessage(c *gateway.Conn, m gateway.Message) {
 	}
 	// m.Data points into the read buffer: appending to it in place could
 	// overwrite bytes not parsed yet. Copy it with its newline.
-	buf := websocket.GetBuffer(len(m.Data) + 1)
+	buf := bufpool.Get(len(m.Data) + 1)
 	*buf = append(append(*buf, m.Data...), '\n')
 	pr.stdin.Write(*buf)
-	websocket.PutBuffer(buf)
+	bufpool.Put(buf)
 }
 
 // OnDisconnect ends the process: stdin is closed, then the process group

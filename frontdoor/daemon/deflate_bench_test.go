@@ -89,18 +89,31 @@ type countHandler struct{ n atomic.Int64 }
 func (h *countHandler) OnMessage(*wsg.Conn, wsg.MessageType, []byte) { h.n.Add(1) }
 func (h *countHandler) OnClose(*wsg.Conn, wsg.CloseStatus)           {}
 
-func wsgateDeflate() *wsg.Deflate {
-	return &wsg.Deflate{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerWindowBits: 15, ClientWindowBits: 15, Threshold: 1, Level: 1}
+// deflateConn is a connection that negotiated permessage-deflate without
+// context takeover, compressing every message at level 1, as gorilla does
+// below.
+func deflateConn(b *testing.B, h wsg.Handler, opts wsg.Options) *wsg.Conn {
+	req := httptest.NewRequest("GET", "/", nil)
+	for k, v := range map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": ws.Key, "Sec-WebSocket-Version": "13",
+		"Sec-WebSocket-Extensions": "permessage-deflate; server_no_context_takeover; client_no_context_takeover"} {
+		req.Header.Set(k, v)
+	}
+	hs, err := wsg.CheckUpgrade(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := hs.NegotiateDeflate(req.Header, wsg.DeflatePolicy{Threshold: 1, Level: 1}); err != nil {
+		b.Fatal(err)
+	}
+	return hs.NewConn(h, opts)
 }
 
 func benchWsgateSend(b *testing.B, payloads [][]byte) {
 	sc, cc := tcpPair(b)
 	defer cc.Close()
 	go io.Copy(io.Discard, cc)
-	c := wsg.NewConn(&countHandler{}, wsg.Options{Deflate: wsgateDeflate(), MaxQueue: 1 << 30})
-	t := netconn.NewTransport(sc, c.Options())
-	t.Start(c.Start)
-	go t.Serve(c, nil, nil)
+	c := deflateConn(b, &countHandler{}, wsg.Options{MaxQueue: 1 << 30})
+	c.Serve(netconn.New(sc, c, nil))
 	b.SetBytes(int64(len(payloads[0])))
 	b.ReportAllocs()
 	i := 0
@@ -110,7 +123,6 @@ func benchWsgateSend(b *testing.B, payloads [][]byte) {
 		}
 		i++
 	}
-	c.WaitFlushed(10 * time.Second)
 	c.Abort()
 }
 
@@ -118,10 +130,8 @@ func benchWsgateReceive(b *testing.B, frames [][]byte, n int) {
 	sc, cc := tcpPair(b)
 	defer cc.Close()
 	h := &countHandler{}
-	c := wsg.NewConn(h, wsg.Options{Deflate: wsgateDeflate()})
-	t := netconn.NewTransport(sc, c.Options())
-	t.Start(c.Start)
-	go t.Serve(c, nil, nil)
+	c := deflateConn(b, h, wsg.Options{})
+	c.Serve(netconn.New(sc, c, nil))
 	benchReceive(b, cc, frames, n, func() int64 { return h.n.Load() })
 	c.Abort()
 }

@@ -28,12 +28,12 @@ func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.Fallback.ServeHTTP(w, r)
 		return
 	}
-	ur := &websocket.UpgradeRequest{Method: r.Method, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor, Host: r.Host, Header: r.Header}
 	req := &gateway.Request{
+		Method: r.Method, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
 		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header,
 		RemoteAddr: r.RemoteAddr, TLS: r.TLS,
 	}
-	p, herr := u.Gateway.Accept(route, ur, req)
+	p, herr := u.Gateway.Accept(route, req)
 	if herr != nil {
 		for k, vs := range herr.Header {
 			w.Header()[k] = vs
@@ -68,13 +68,10 @@ func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nc.SetWriteDeadline(time.Time{})
-	ws := p.Conn.Engine()
-	t := netconn.NewTransport(nc, ws.Options())
-	t.Start(p.Start)
-	// The connection is parked, or served by a fresh goroutine, so the
-	// stack net/http built up for this request is freed when this handler
-	// returns.
-	t.Go(ws, buffered, u.Log)
+	// Serve returns at once: netconn parks the connection, or moves it to
+	// a fresh goroutine, so the stack net/http built up for this request
+	// is freed when this handler returns.
+	p.Serve(netconn.New(nc, p.Conn.Engine(), buffered))
 }
 
 func takeBuffered(br *bufio.Reader) []byte {

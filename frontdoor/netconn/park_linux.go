@@ -34,7 +34,7 @@ type poller struct {
 	f      *os.File // keeps ep open and registered with the runtime
 	rc     syscall.RawConn
 	mu     sync.Mutex
-	conns  map[uint64]*Transport
+	conns  map[uint64]*conn
 	next   uint64
 }
 
@@ -63,7 +63,7 @@ func getPoller() *poller {
 			pollerError = err
 			return
 		}
-		thePoller = &poller{ep: ep, f: f, rc: rc, conns: map[uint64]*Transport{}}
+		thePoller = &poller{ep: ep, f: f, rc: rc, conns: map[uint64]*conn{}}
 		go thePoller.loop()
 		go thePoller.shed()
 	})
@@ -77,7 +77,7 @@ const canPark = true
 // goroutine, which returns right after; the event (or Close) starts a new
 // one. It reports false when the socket cannot be watched, and the caller
 // keeps waiting the ordinary way.
-func (d *Transport) park() bool {
+func (d *conn) park() bool {
 	p := getPoller()
 	if p == nil || p.dead.Load() {
 		return false
@@ -92,7 +92,7 @@ func (d *Transport) park() bool {
 	d.state.Store(stateParked)
 	p.parked.Add(1)
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
-	*(*uint64)(unsafe.Pointer(&ev.Fd)) = d.pollID
+	setEventData(&ev, d.pollID)
 	var cerr error
 	// Inside Control the descriptor cannot be closed under us, so the
 	// number registered is this socket's.
@@ -123,7 +123,7 @@ func (d *Transport) park() bool {
 
 // unpark claims a parked connection for a new reading goroutine: on an
 // event, or on Close (a parked connection has no reader to notice).
-func (d *Transport) unpark() {
+func (d *conn) unpark() {
 	if !d.state.CompareAndSwap(stateParked, stateRunning) {
 		return
 	}
@@ -148,7 +148,7 @@ func (p *poller) loop() {
 		slog.Error("websocket poller stopped; idle connections will keep their goroutines", "err", err)
 		p.dead.Store(true)
 		p.mu.Lock()
-		parked := make([]*Transport, 0, len(p.conns))
+		parked := make([]*conn, 0, len(p.conns))
 		for _, d := range p.conns {
 			parked = append(parked, d)
 		}
@@ -183,7 +183,7 @@ func (p *poller) poll() (panicked bool, err error) {
 				return false // wait for the epoll descriptor to be readable
 			}
 			for i := range events[:n] {
-				id := *(*uint64)(unsafe.Pointer(&events[i].Fd))
+				id := eventData(&events[i])
 				p.mu.Lock()
 				d := p.conns[id]
 				p.mu.Unlock()
@@ -236,3 +236,32 @@ func (p *poller) shed() {
 }
 
 type parkState = atomic.Uint32
+
+// The kernel's struct epoll_event is {uint32 events; uint64 data}: packed
+// on amd64 (12 bytes), naturally aligned on other architectures (16).
+// golang.org/x/sys/unix declares the data as two int32 fields, Fd and Pad,
+// placed where the kernel's data is on each architecture. A connection's
+// number is the whole 64-bit data: setEventData and eventData treat Fd and
+// Pad as those eight bytes, and the declarations below stop the build if a
+// version of x/sys ever lays the struct out otherwise (Fd and Pad not
+// adjacent, or not ending the struct).
+const (
+	evDataStart = unsafe.Offsetof(unix.EpollEvent{}.Fd)
+	evDataEnd   = unsafe.Offsetof(unix.EpollEvent{}.Pad) + unsafe.Sizeof(unix.EpollEvent{}.Pad)
+	evSize      = unsafe.Sizeof(unix.EpollEvent{})
+)
+
+var (
+	_ [evDataEnd - evDataStart - 8]struct{}   // the data is at least 8 bytes,
+	_ [8 - (evDataEnd - evDataStart)]struct{} // and at most,
+	_ [evSize - evDataEnd]struct{}            // inside the struct,
+	_ [evDataEnd - evSize]struct{}            // at its end.
+)
+
+func setEventData(ev *unix.EpollEvent, v uint64) {
+	*(*uint64)(unsafe.Pointer(uintptr(unsafe.Pointer(ev)) + evDataStart)) = v
+}
+
+func eventData(ev *unix.EpollEvent) uint64 {
+	return *(*uint64)(unsafe.Pointer(uintptr(unsafe.Pointer(ev)) + evDataStart))
+}

@@ -6,7 +6,7 @@ import "sync/atomic"
 
 const canPark = false
 
-func (d *Transport) park() bool { return false }
-func (d *Transport) unpark()    {}
+func (d *conn) park() bool { return false }
+func (d *conn) unpark()    {}
 
 type parkState = atomic.Uint32

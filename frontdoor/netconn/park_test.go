@@ -1,3 +1,5 @@
+//go:build linux
+
 package netconn
 
 import (
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/sys/unix"
 
 	ws "github.com/wsgate/wsgate/websocket"
 )
@@ -21,41 +24,40 @@ func (echoHandler) OnMessage(c *ws.Conn, typ ws.MessageType, p []byte) { c.Send(
 func (h echoHandler) OnClose(c *ws.Conn, s ws.CloseStatus)             { h.closed <- s }
 
 // serveParking accepts WebSocket connections on a loopback listener and
-// serves them through Transport with a short park delay. Each served
+// serves them through this package with a short park delay. Each served
 // connection's transport is sent on conns.
-func serveParking(t *testing.T, parkAfter time.Duration, opts ws.Options) (url string, conns chan *Transport, closed chan ws.CloseStatus) {
+func serveParking(t *testing.T, parkAfter time.Duration, opts ws.Options) (url string, conns chan *conn, closed chan ws.CloseStatus) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns = make(chan *Transport, 100)
+	conns = make(chan *conn, 100)
 	closed = make(chan ws.CloseStatus, 100)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ur := &ws.UpgradeRequest{Method: r.Method, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor, Host: r.Host, Header: r.Header}
-		hs, herr := ws.CheckRequest(ur)
-		if herr != nil {
-			http.Error(w, "bad", herr.Status)
+		hs, err := ws.CheckUpgrade(r)
+		if err != nil {
+			http.Error(w, "bad", err.(*ws.HandshakeError).Status)
 			return
 		}
 		nc, _, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			return
 		}
-		nc.Write(ws.AppendResponse(nil, hs, nil))
-		c := ws.NewConn(echoHandler{closed}, opts)
-		d := NewTransport(nc, c.Options())
-		d.SetParkAfter(parkAfter)
-		d.Start(c.Start)
-		conns <- d
-		go d.Serve(c, nil, nil)
+		h, _ := hs.Header(nil, "")
+		nc.Write(hs.AppendResponse(nil, h))
+		c := hs.NewConn(echoHandler{closed}, opts)
+		tr := New(nc, c, nil)
+		SetParkAfter(tr, parkAfter)
+		conns <- tr.(fdConn).conn
+		c.Serve(tr)
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return "ws://" + ln.Addr().String() + "/", conns, closed
 }
 
-func waitParked(t *testing.T, d *Transport) {
+func waitParked(t *testing.T, d *conn) {
 	t.Helper()
 	for i := 0; d.state.Load() != stateParked; i++ {
 		if i > 1000 {
@@ -183,5 +185,40 @@ func TestParkingRace(t *testing.T) {
 		if err != nil || !bytes.Equal(got, p) {
 			t.Fatalf("message %d: %v %v", i, got, err)
 		}
+	}
+}
+
+// TestEpollEventData: a connection number above 32 bits survives the
+// round trip through a real epoll instance, so events can never be
+// confused once numbers pass 2^32.
+func TestEpollEventData(t *testing.T) {
+	if !canPark {
+		t.Skip("no parking on this platform")
+	}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ep)
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	const id = 1<<40 | 0xdeadbeef
+	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	setEventData(&ev, id)
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fds[0], &ev); err != nil {
+		t.Fatal(err)
+	}
+	unix.Write(fds[1], []byte{1})
+	events := make([]unix.EpollEvent, 4)
+	n, err := unix.EpollWait(ep, events, 1000)
+	if err != nil || n != 1 {
+		t.Fatalf("epoll_wait: %d %v", n, err)
+	}
+	if got := eventData(&events[0]); got != id {
+		t.Fatalf("data %#x, want %#x", got, id)
 	}
 }

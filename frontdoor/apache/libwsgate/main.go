@@ -39,6 +39,7 @@ import (
 	"github.com/wsgate/wsgate/apps/cplugin"
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/bufpool"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -171,22 +172,21 @@ func WsgateHandle(req *C.wsgate_request, resp *C.wsgate_response) {
 		resp.status = http.StatusInternalServerError
 		return
 	}
-	ur := &websocket.UpgradeRequest{Method: gostr(req.method), ProtoMajor: int(req.proto_major), ProtoMinor: int(req.proto_minor),
-		Host: gostr(req.host), Header: h}
-	gr := &gateway.Request{Path: gostr(req.path), RawQuery: gostr(req.query), Host: gostr(req.host), Header: h,
+	gr := &gateway.Request{Method: gostr(req.method), ProtoMajor: int(req.proto_major), ProtoMinor: int(req.proto_minor),
+		Path: gostr(req.path), RawQuery: gostr(req.query), Host: gostr(req.host), Header: h,
 		RemoteAddr: gostr(req.remote), SelfOrigin: gostr(req.self_origin),
 		Extra: map[string]any{cplugin.RequestKey: req.request_rec}}
 	if req.tls != 0 {
 		gr.TLS = &tls.ConnectionState{}
 	}
-	p, herr := gw.Accept(rt, ur, gr)
+	p, herr := gw.Accept(rt, gr)
 	var out http.Header
 	if herr != nil {
 		resp.status = C.int(herr.Status)
 		out = herr.Header
 	} else {
 		resp.status = http.StatusSwitchingProtocols
-		out = p.Headers()
+		out = p.Header()
 		resp.conn = C.uintptr_t(cgo.NewHandle(p))
 	}
 	setHeaders(resp, out)
@@ -234,11 +234,13 @@ func WsgateFreeResponse(resp *C.wsgate_response) {
 }
 
 // transport is the engine's view of an httpd connection: a Waker, so the
-// engine never writes from a sending goroutine. WriteBuffers is only
-// called from Flush, which only the worker thread calls.
+// engine never writes from a sending goroutine. Every method that touches
+// httpd (ReadTo, WriteBuffers, Linger) runs on the worker thread inside
+// WsgateServe; Wake and Close only write the eventfd.
 type transport struct {
 	io      *C.wsgate_io
 	efd     int
+	conn    *gateway.Conn
 	aborted atomic.Bool
 }
 
@@ -286,7 +288,6 @@ func WsgateServe(h C.uintptr_t, cio *C.wsgate_io) {
 	handle := cgo.Handle(h)
 	p := handle.Value().(*gateway.Pending)
 	handle.Delete()
-	ws := p.Conn.Engine()
 	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		log.Error("eventfd", "err", err)
@@ -294,62 +295,45 @@ func WsgateServe(h C.uintptr_t, cio *C.wsgate_io) {
 		return
 	}
 	defer unix.Close(efd)
-	t := &transport{io: cio, efd: efd}
-	p.Start(t)
-	readErr := serve(ws, t, cio)
-	opts := ws.Options()
-	linger := ws.Stop(readErr)
-	ws.Flush()
-	if linger && !t.aborted.Load() {
-		drain(t, cio, opts.CloseTimeout)
-	}
-	ws.Release()
+	p.Serve(&transport{io: cio, efd: efd, conn: p.Conn})
 }
 
-// serve is the worker's loop: write what is queued, read until the
-// filters have nothing more (which also drains what mod_ssl has
-// decrypted), then poll the socket and the eventfd.
-func serve(ws *websocket.Conn, t *transport, cio *C.wsgate_io) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			log.Error("panic serving a WebSocket", "panic", v, "stack", string(debug.Stack()))
-			ws.Close(websocket.StatusInternalError, "internal error")
-			err = &websocket.ProtocolError{Code: websocket.StatusInternalError, Reason: fmt.Sprint(v)}
-		}
-	}()
-	fds := []unix.PollFd{{Fd: int32(cio.fd), Events: unix.POLLIN}, {Fd: int32(t.efd), Events: unix.POLLIN}}
+// ReadTo is the worker's loop: write what other goroutines queued (an
+// empty Write), read until the filters have nothing more (which also
+// drains what mod_ssl has decrypted, which poll() would not announce),
+// then poll the socket and the eventfd. It returns only when the
+// connection's reading is over.
+func (t *transport) ReadTo(w io.Writer) error {
+	fds := []unix.PollFd{{Fd: int32(t.io.fd), Events: unix.POLLIN}, {Fd: int32(t.efd), Events: unix.POLLIN}}
 	var drainBuf [8]byte
 	for {
-		if err := ws.Flush(); err != nil || t.aborted.Load() {
+		if _, err := w.Write(nil); err != nil {
+			return err
+		}
+		if t.aborted.Load() {
 			return io.ErrClosedPipe
 		}
 		for {
-			buf := websocket.GetBuffer(readSize)
-			n := C.wsgate_io_read(cio, (*C.char)(unsafe.Pointer(unsafe.SliceData((*buf)[:1]))), C.long(cap(*buf)))
+			buf := bufpool.Get(readSize)
+			n := C.wsgate_io_read(t.io, (*C.char)(unsafe.Pointer(unsafe.SliceData((*buf)[:1]))), C.long(cap(*buf)))
 			if n > 0 {
-				ferr := ws.Feed((*buf)[:n])
-				websocket.PutBuffer(buf)
-				if ferr != nil {
-					return ferr
-				}
-				// What Feed's handlers sent did not wake us (see Waker).
-				if err := ws.Flush(); err != nil {
-					return io.ErrClosedPipe
+				_, err := w.Write((*buf)[:n])
+				bufpool.Put(buf)
+				if err != nil {
+					return err
 				}
 				continue
 			}
-			websocket.PutBuffer(buf)
+			bufpool.Put(buf)
 			if n < 0 {
 				return io.EOF
 			}
 			break
 		}
-		if err := ws.Flush(); err != nil {
-			return io.ErrClosedPipe
-		}
-		if C.wsgate_io_stopping(cio) != 0 && !ws.Closing() {
-			ws.Close(websocket.StatusGoingAway, "server shutting down")
-			continue
+		if C.wsgate_io_stopping(t.io) != 0 {
+			// Under prefork the child_stopping hook may not reach a busy
+			// worker; closing twice does nothing.
+			t.conn.Close(websocket.StatusGoingAway, "server shutting down")
 		}
 		fds[0].Revents, fds[1].Revents = 0, 0
 		if _, err := unix.Poll(fds, int(pollInterval/time.Millisecond)); err != nil && !errors.Is(err, unix.EINTR) {
@@ -361,18 +345,18 @@ func serve(ws *websocket.Conn, t *transport, cio *C.wsgate_io) (err error) {
 	}
 }
 
-// drain half-closes the connection, then reads and discards the client's
+// Linger half-closes the connection, then reads and discards the client's
 // input until it closes or the timeout passes, after this side failed the
 // connection: closing with unread input would reset it and could destroy
 // the close frame at the client.
-func drain(t *transport, cio *C.wsgate_io, timeout time.Duration) {
-	C.wsgate_io_shutdown_write(cio)
+func (t *transport) Linger(timeout time.Duration) {
+	C.wsgate_io_shutdown_write(t.io)
 	deadline := time.Now().Add(timeout)
-	fds := []unix.PollFd{{Fd: int32(cio.fd), Events: unix.POLLIN}}
-	buf := websocket.GetBuffer(4096)
-	defer websocket.PutBuffer(buf)
+	fds := []unix.PollFd{{Fd: int32(t.io.fd), Events: unix.POLLIN}}
+	buf := bufpool.Get(4096)
+	defer bufpool.Put(buf)
 	for time.Now().Before(deadline) {
-		n := C.wsgate_io_read(cio, (*C.char)(unsafe.Pointer(unsafe.SliceData((*buf)[:1]))), C.long(cap(*buf)))
+		n := C.wsgate_io_read(t.io, (*C.char)(unsafe.Pointer(unsafe.SliceData((*buf)[:1]))), C.long(cap(*buf)))
 		if n < 0 {
 			return
 		}

@@ -15,7 +15,9 @@ require (
 	// The configuration file: its node tree keeps every key's line, so
 	// errors name file, line and key (see package config).
 	go.yaml.in/yaml/v3 v3.0.6
-	// eventfd and poll for mod_wsgate's worker loop (apache/libwsgate),
-	// which the standard library's syscall package lacks.
+	// epoll for parking idle connections in the daemon (frontdoor/netconn),
+	// and eventfd and poll for mod_wsgate's worker loop
+	// (frontdoor/apache/libwsgate): the standard library's syscall package
+	// lacks eventfd and a maintained epoll API.
 	golang.org/x/sys v0.49.0
 )

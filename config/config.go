@@ -1,26 +1,27 @@
-// Package config reads the wsgate daemon's configuration file.
+// Package config reads wsgate's configuration: the daemon's YAML file, and
+// the routes mod_wsgate builds from httpd's directives.
 //
 // The format is YAML, read with go.yaml.in/yaml/v3, the YAML project's
 // maintained continuation of gopkg.in/yaml.v3. It was chosen over TOML
 // because its node API keeps the line and column of every key and value:
-// the file is walked node by node here, so every error names the file, the
-// line and the full key (routes[2].origin_check), which decoding into
-// structs cannot do.
+// the file is walked node by node (see Decoder), so every error names the
+// file, the line and the full key (routes[2].origin_check), which decoding
+// into structs cannot do.
 //
 // Routes compile to gateway.Route and gateway.Policy, the same structures
-// mod_wsgate builds from Apache directives, and are validated by the same
-// code.
+// mod_wsgate builds and a Go program can write by hand. The application of
+// a route is read by its kind (see Kind), which registers itself from its
+// own package: this package knows none of them but "app".
 package config
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"time"
 
-	"github.com/wsgate/wsgate/apps/backend"
-	"github.com/wsgate/wsgate/apps/docroot"
-	"github.com/wsgate/wsgate/apps/program"
 	"github.com/wsgate/wsgate/gateway"
 )
 
@@ -79,39 +80,19 @@ type Server struct {
 	Demo bool
 }
 
-// Route is one route as configured. Exactly one of App, Backend, Docroot
-// and Program is set: the route's application.
+// Route is one route as configured.
 type Route struct {
-	Path    string
-	App     string
-	Backend *backend.Config
-	Docroot *docroot.Config
-	Program *program.Config
-	Plugin  *Plugin
+	Path string
+	// Kind is the key that chose the application ("app", "backend", ...)
+	// and App names the application for logs: the registered name for
+	// app, the kind otherwise.
+	Kind string
+	App  string
+	// Handler is the application, not yet provisioned. It is nil only in
+	// a route from ParseRoute, for a location without one.
+	Handler gateway.Handler
 	Policy  gateway.Policy
 	Line    int
-}
-
-// Plugin is an apache-websocket C plugin: a shared library and the name
-// of its initialization function (WebSocketHandler's two arguments).
-type Plugin struct {
-	Library string
-	Init    string
-}
-
-// Kind names the route's kind of application, for logs.
-func (r *Route) Kind() string {
-	switch {
-	case r.Backend != nil:
-		return "backend"
-	case r.Docroot != nil:
-		return "docroot"
-	case r.Program != nil:
-		return "program"
-	case r.Plugin != nil:
-		return "plugin"
-	}
-	return r.App
 }
 
 // Defaults for the daemon-wide settings.
@@ -120,58 +101,38 @@ const (
 	DefaultShutdownTimeout  = 10 * time.Second
 )
 
-// GatewayRoutes instantiates each route's application and returns routes
-// ready for gateway.New.
-func (c *Config) GatewayRoutes(log *slog.Logger) ([]*gateway.Route, error) {
-	var out []*gateway.Route
-	for _, r := range c.Routes {
-		h, key, err := r.handler()
-		if err != nil {
-			return nil, &Error{File: c.File, Line: r.Line, Key: key, Msg: err.Error()}
-		}
-		gr := &gateway.Route{Path: r.Path, App: r.Kind(), Handler: h, Policy: r.Policy}
-		if err := gateway.ProvisionApp(gr, log); err != nil {
-			return nil, &Error{File: c.File, Line: r.Line, Key: key, Msg: err.Error()}
-		}
-		out = append(out, gr)
-	}
-	return out, nil
+// GatewayRoute returns the route for gateway.New. Each call makes a new
+// gateway.Route around the same application, which only one gateway may
+// provision.
+func (r *Route) GatewayRoute() *gateway.Route {
+	return &gateway.Route{Path: r.Path, App: r.App, Handler: r.Handler, Policy: r.Policy}
 }
 
-// Handler builds the route's application (nil when it has none) and
-// names the key it came from, for errors.
-func (r *Route) Handler() (gateway.Handler, string, error) {
-	if r.App == "" && r.Backend == nil && r.Docroot == nil && r.Program == nil && r.Plugin == nil {
-		return nil, "", nil
+// NewGateway builds the gateway serving the configuration's routes:
+// gateway.New, which provisions and validates every application and opens
+// nothing. What an application refuses is reported like any other
+// configuration error, with the route's line and the key of its
+// application (routes[2].backend).
+func (c *Config) NewGateway(log *slog.Logger) (*gateway.Gateway, error) {
+	routes := make([]*gateway.Route, len(c.Routes))
+	for i := range c.Routes {
+		routes[i] = c.Routes[i].GatewayRoute()
 	}
-	return r.handler()
-}
-
-// handler builds the route's application and names the key it came from.
-func (r *Route) handler() (gateway.Handler, string, error) {
-	switch {
-	case r.Backend != nil && r.Backend.Raw != nil:
-		h, err := backend.NewRaw(*r.Backend)
-		return h, "backend", err
-	case r.Backend != nil:
-		h, err := backend.New(*r.Backend)
-		return h, "backend", err
-	case r.Docroot != nil:
-		h, err := docroot.New(*r.Docroot)
-		return h, "docroot", err
-	case r.Program != nil:
-		h, err := program.New(*r.Program)
-		return h, "program", err
-	case r.Plugin != nil:
-		if gateway.CPluginLoader == nil {
-			return nil, "plugin", fmt.Errorf("this wsgate was built without cgo (no C compiler): C plugins are not available")
+	g, err := gateway.New(log, routes...)
+	if err == nil {
+		return g, nil
+	}
+	var errs []error
+	for _, e := range splitJoined(err) {
+		var re *gateway.RouteError
+		if errors.As(e, &re) {
+			if i := slices.Index(routes, re.Route); i >= 0 {
+				r := c.Routes[i]
+				errs = append(errs, &Error{File: c.File, Line: r.Line, Key: fmt.Sprintf("routes[%d].%s", i, r.Kind), Msg: re.Err.Error()})
+				continue
+			}
 		}
-		h, err := gateway.CPluginLoader(r.Plugin.Library, r.Plugin.Init)
-		return h, "plugin", err
+		errs = append(errs, &Error{File: c.File, Msg: e.Error()})
 	}
-	info, ok := gateway.LookupApp(r.App)
-	if !ok {
-		return nil, "app", fmt.Errorf("unknown application %s", r.App)
-	}
-	return info.New(), "app", nil
+	return nil, errors.Join(errs...)
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/wsgate/wsgate/apps/builtin"
+	_ "github.com/wsgate/wsgate/apps/all"
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/websocket"
@@ -271,65 +271,56 @@ routes:
 	}
 }
 
-func TestBackDoorConfig(t *testing.T) {
-	dir := t.TempDir()
-	cfg, err := config.Parse("b.yaml", []byte(`
-static: [{path: /files/, dir: `+dir+`}]
-routes:
-  - path: /a
-    backend: {socket: /run/a.sock, mode: per-client, open_timeout: 2s, headers: [Cookie], queue: 1MiB}
-  - path: /b
-    backend: {address: "127.0.0.1:9000", connections: 4}
-  - path: /c
-    backend: {socket: /run/c.sock, protocol: raw, delimiter: nul, message_type: binary}
-  - path: /d/
-    docroot: {root: `+dir+`, allow: [echo], deny: ["*"], mode: per-client}
-  - path: /e
-    program: {command: [cat, -u], mode: binary, max_processes: 3, env: {A: b}, kill_grace: 1s}
-  - path: /f
-    program: {command: "sh -c true"}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := cfg.Routes
-	if b := r[0].Backend; b.Network != "unix" || b.Address != "/run/a.sock" || b.Mode != 1 || b.OpenTimeout != 2*time.Second || b.Headers[0] != "Cookie" || b.QueueBytes != 1<<20 {
-		t.Fatalf("a: %+v", b)
-	}
-	if b := r[1].Backend; b.Network != "tcp" || b.Connections != 4 {
-		t.Fatalf("b: %+v", b)
-	}
-	if b := r[2].Backend; b.Raw == nil || !b.Raw.Split || b.Raw.Delimiter != 0 || !b.Raw.Binary || b.Mode != 1 {
-		t.Fatalf("c: %+v %+v", b, b.Raw)
-	}
-	if d := r[3].Docroot; d.Root != dir || d.Allow[0] != "echo" || d.Deny[0] != "*" || d.Producer.Mode != 1 {
-		t.Fatalf("d: %+v", d)
-	}
-	if p := r[4].Program; strings.Join(p.Command, " ") != "cat -u" || !p.Binary || p.MaxProcesses != 3 || p.Env[0] != "A=b" || p.KillGrace != time.Second {
-		t.Fatalf("e: %+v", p)
-	}
-	if p := r[5].Program; strings.Join(p.Command, " ") != "sh -c true" {
-		t.Fatalf("f: %+v", p)
-	}
-	if len(cfg.Static) != 1 || cfg.Static[0].Path != "/files/" {
-		t.Fatalf("static: %+v", cfg.Static)
-	}
+// TestKindErrors: the kinds of application read their own keys, and their
+// mistakes are reported like the file's own, with file, line and full key.
+func TestKindErrors(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{"backend: {mode: mux}", "b.yaml:3: routes[0].backend: needs socket"},
-		{"backend: {socket: /x, mode: sideways}", "b.yaml:3: routes[0].backend.mode: must be mux or per-client"},
+		{"backend: {socket: /x, mode: sideways}", `b.yaml:3: routes[0].backend.mode: must be mux or per-client, not "sideways"`},
 		{"backend: {socket: /x, delimiter: nul}", "b.yaml:3: routes[0].backend.delimiter: only applies with protocol: raw"},
 		{"backend: {socket: /x, protocol: raw, mode: mux}", "routes[0].backend.mode: protocol: raw needs mode: per-client"},
 		{"backend: {address: nowhere}", "routes[0].backend.address: must be host:port"},
+		{"backend: {socket: /x, connections: 0}", "routes[0].backend.connections: must be a number from 1 to 1024"},
 		{"docroot: {allow: [x]}", "routes[0].docroot.root: needs the directory of sockets"},
 		{"docroot: {root: /tmp, allow: ['[']}", "routes[0].docroot.allow[0]: bad glob"},
 		{"program: {mode: line}", "routes[0].program.command: needs the program to run"},
 		{"program: {command: [cat], max_processes: 0}", "routes[0].program.max_processes: must be a number from 1"},
-		{"app: echo\n    program: {command: [cat]}", "b.yaml:2: routes[0]: set only one of app, backend, docroot, program and plugin"},
+		{"program: {command: [cat], env: [A]}", "routes[0].program.env: must be a mapping of NAME: value"},
+		{"plugin: {library: x.so}", "routes[0].plugin: needs library (the .so) and init"},
+		{"app: echo\n    program: {command: [cat]}", "b.yaml:2: routes[0]: set only one of app, backend, docroot, "},
 	} {
-		_, err := config.Parse("b.yaml", []byte("routes:\n  - path: /a\n    "+strings.Replace(tc.yaml, "\n", "\n", -1)+"\n"))
+		_, err := config.Parse("b.yaml", []byte("routes:\n  - path: /a\n    "+tc.yaml+"\n"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s:\n%v", tc.yaml, err)
 		}
+	}
+}
+
+// TestApplicationErrorsHaveLines: what an application finds wrong when it
+// is provisioned and validated (a docroot that does not exist, a program
+// that cannot be found) is reported with the route's line and key too.
+func TestApplicationErrorsHaveLines(t *testing.T) {
+	cfg, err := config.Parse("v.yaml", []byte("routes:\n  - path: /a\n    app: echo\n  - path: /d/\n    docroot: {root: /nonexistent}\n  - path: /p\n    program: {command: [/no/such/program]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cfg.NewGateway(nil)
+	for _, want := range []string{"v.yaml:4: routes[1].docroot: application docroot: docroot /nonexistent is not a directory",
+		"v.yaml:6: routes[2].program: application program: program /no/such/program"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in:\n%v", want, err)
+		}
+	}
+}
+
+func TestStatic(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Parse("s.yaml", []byte("static: [{path: /files/, dir: "+dir+"}]\nroutes: [{path: /a, app: echo}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Static) != 1 || cfg.Static[0].Path != "/files/" || cfg.Static[0].Dir != dir {
+		t.Fatalf("static: %+v", cfg.Static)
 	}
 	_, err = config.Parse("b.yaml", []byte("static: [{path: /x/, dir: /nonexistent}]\nroutes: [{path: /a, app: echo}]\n"))
 	if err == nil || !strings.Contains(err.Error(), "static[0].dir: /nonexistent is not a directory") {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -19,8 +20,35 @@ type Conn struct {
 	proto  string
 	header http.Header
 	state  atomic.Pointer[any]
+	ctx    atomic.Pointer[connContext] // made by Context, on first use
+	ended  atomic.Bool
 	rooms  map[string]struct{} // guarded by route.hub.mu
 	gone   bool                // removed from the hub; guarded by route.hub.mu
+}
+
+type connContext struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// Context returns a context that is cancelled when the connection ends,
+// for work an application does on the connection's behalf (a call to
+// another service, a subscription) that should stop when the client goes.
+// It is made on first use, so connections that never ask for it do not
+// pay for it.
+func (c *Conn) Context() context.Context {
+	if cc := c.ctx.Load(); cc != nil {
+		return cc.ctx
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if !c.ctx.CompareAndSwap(nil, &connContext{ctx, cancel}) {
+		cancel()
+		return c.ctx.Load().ctx
+	}
+	if c.ended.Load() {
+		cancel()
+	}
+	return ctx
 }
 
 // ID is unique among the gateway's connections for the life of the process.
@@ -36,11 +64,11 @@ func (c *Conn) Route() *Route { return c.route }
 func (c *Conn) Subprotocol() string { return c.proto }
 
 // SetSubprotocol selects one of the offered subprotocols. Only meaningful in
-// OnConnect; selecting one the client did not offer refuses the connection
+// OnOpen; selecting one the client did not offer refuses the connection
 // with 500, because the client would fail the handshake anyway.
 func (c *Conn) SetSubprotocol(p string) { c.proto = p }
 
-// ResponseHeader is the header of the 101 response, for OnConnect to add to.
+// ResponseHeader is the header of the 101 response, for OnOpen to add to.
 func (c *Conn) ResponseHeader() http.Header { return c.header }
 
 // SetState attaches application state to the connection.
@@ -72,8 +100,9 @@ func (c *Conn) Close(code websocket.StatusCode, reason string) error {
 	return c.ws.Close(code, reason)
 }
 
-// Engine returns the underlying engine connection, for front doors and
-// adapters that need what the handler API does not offer.
+// Engine returns the underlying engine connection, for front doors (which
+// hand it to their transport) and for adapters that need what the handler
+// API does not offer, such as a C plugin's raw close frame.
 func (c *Conn) Engine() *websocket.Conn { return c.ws }
 
 // Hub returns the registry of the route's connections.
@@ -100,11 +129,15 @@ func (h *connHandler) OnMessage(_ *websocket.Conn, typ websocket.MessageType, p 
 
 func (h *connHandler) OnClose(_ *websocket.Conn, s websocket.CloseStatus) {
 	c := (*Conn)(h)
+	c.ended.Store(true)
+	if cc := c.ctx.Load(); cc != nil {
+		cc.cancel()
+	}
 	c.gw.unregister(c)
 	c.gw.log.Debug("websocket closed", "route", c.route.Path, "conn", c.id, "code", uint16(s.Code), "reason", s.Reason, "remote", s.Remote)
 	func() {
-		defer c.recoverApp("OnDisconnect")
-		c.route.Handler.OnDisconnect(c, s)
+		defer c.recoverApp("OnClose")
+		c.route.Handler.OnClose(c, s)
 	}()
 	c.gw.connDone()
 }

@@ -23,38 +23,51 @@ type Gateway struct {
 	byMatch []*Route // longest path first
 	nextID  atomic.Uint64
 
+	// stopping is cancelled when Shutdown begins: it cancels the context
+	// of every OnOpen still running.
+	stopping context.Context
+	cancel   context.CancelFunc
+
 	mu       sync.Mutex
+	extra    []*Route // started by StartRoute
 	conns    map[*Conn]struct{}
 	draining bool
 	idle     chan struct{} // closed when draining and no connection is left
 	live     int
 }
 
-// New validates the routes and returns a gateway serving them. A route
-// without a Handler is allowed here, as a misconfigured location is in
-// Apache, but every upgrade on it is answered 500; the daemon's config check
-// refuses such routes before they get this far.
+// New checks the routes and provisions and validates each one's
+// application (see lifecycle.go). It performs no I/O: nothing is dialled,
+// listened on or started until Start. If any route fails, every route
+// already provisioned is stopped and all the errors are returned.
+//
+// A route without a Handler is allowed here, as a misconfigured location
+// is in Apache, but every upgrade on it is answered 500; the daemon's
+// configuration refuses such routes before they get this far.
 func New(log *slog.Logger, routes ...*Route) (*Gateway, error) {
 	if log == nil {
 		log = slog.Default()
 	}
 	g := &Gateway{log: log, conns: make(map[*Conn]struct{})}
+	g.stopping, g.cancel = context.WithCancel(context.Background())
 	seen := map[string]bool{}
 	var errs []error
 	for _, r := range routes {
-		if err := r.validate(); err != nil {
-			errs = append(errs, fmt.Errorf("route %s: %w", r.Path, err))
+		if r.provisioned {
+			errs = append(errs, fmt.Errorf("route %s belongs to another gateway", r.Path))
+			continue
 		}
 		if seen[r.Path] {
 			errs = append(errs, fmt.Errorf("route %s is defined twice", r.Path))
 		}
 		seen[r.Path] = true
-		if r.hub == nil {
-			r.hub = newHub()
-		}
 		g.routes = append(g.routes, r)
+		if err := r.provision(log); err != nil {
+			errs = append(errs, &RouteError{Route: r, Err: err})
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
+		g.Stop(context.Background())
 		return nil, err
 	}
 	g.byMatch = append([]*Route(nil), g.routes...)
@@ -108,13 +121,15 @@ func (p *Pending) Serve(t websocket.Transport) {
 }
 
 // Abandon ends a connection whose 101 could not be written. The
-// application, which accepted it in OnConnect, gets OnDisconnect with 1006.
+// application, which accepted it in OnOpen, gets OnClose with 1006.
 func (p *Pending) Abandon() { p.Conn.ws.Discard() }
 
 // Accept runs the opening handshake for a request on route: the RFC 6455
-// checks, the Origin policy, then the application's OnConnect. On success
+// checks, the Origin policy, then the application's OnOpen, which gets a
+// context derived from ctx (the front door's, bounded by its handshake
+// timeout) that is also cancelled when the gateway shuts down. On success
 // the front door writes the 101 and calls p.Serve.
-func (g *Gateway) Accept(route *Route, req *Request) (p *Pending, herr *websocket.HandshakeError) {
+func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pending, herr *websocket.HandshakeError) {
 	hs, err := websocket.CheckUpgrade(&http.Request{Method: req.Method, ProtoMajor: req.ProtoMajor, ProtoMinor: req.ProtoMinor, Host: req.Host, Header: req.Header})
 	if err != nil {
 		herr = err.(*websocket.HandshakeError)
@@ -149,7 +164,7 @@ func (g *Gateway) Accept(route *Route, req *Request) (p *Pending, herr *websocke
 	refuse := func(status int, reason string) (*Pending, *websocket.HandshakeError) {
 		if accepted {
 			// The application accepted the connection and may hold resources
-			// for it: it gets its OnDisconnect, which also unregisters.
+			// for it: it gets its OnClose, which also unregisters.
 			c.ws.Discard()
 		} else {
 			c.ws.Abort()
@@ -158,7 +173,7 @@ func (g *Gateway) Accept(route *Route, req *Request) (p *Pending, herr *websocke
 		}
 		return nil, &websocket.HandshakeError{Status: status, Reason: reason}
 	}
-	if err := g.onConnect(c); err != nil {
+	if err := g.onOpen(ctx, c); err != nil {
 		var pe panicError
 		if errors.As(err, &pe) {
 			return refuse(http.StatusInternalServerError, "application panicked")
@@ -183,14 +198,17 @@ type panicError struct{ v any }
 
 func (p panicError) Error() string { return fmt.Sprint("panic: ", p.v) }
 
-func (g *Gateway) onConnect(c *Conn) (err error) {
+func (g *Gateway) onOpen(ctx context.Context, c *Conn) (err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(g.stopping, cancel)()
 	defer func() {
 		if v := recover(); v != nil {
-			g.log.Error("application panicked", "route", c.route.Path, "in", "OnConnect", "panic", v, "stack", string(debug.Stack()))
+			g.log.Error("application panicked", "route", c.route.Path, "in", "OnOpen", "panic", v, "stack", string(debug.Stack()))
 			err = panicError{v}
 		}
 	}()
-	return c.route.Handler.OnConnect(c)
+	return c.route.Handler.OnOpen(ctx, c)
 }
 
 func selectSubprotocol(supported, offered []string) string {
@@ -239,8 +257,10 @@ func (g *Gateway) connDone() {
 
 // Shutdown refuses new connections, closes every open one with 1001 and
 // waits until they have all ended or ctx is done; then it aborts whatever
-// is left and returns ctx's error.
+// is left and returns ctx's error. It does not stop the applications: call
+// Stop once it returns.
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.cancel()
 	g.mu.Lock()
 	g.draining = true
 	var idle chan struct{}
@@ -275,7 +295,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		for _, c := range left {
 			c.ws.Abort()
 		}
-		// Give the aborted readers a moment to run OnDisconnect.
+		// Give the aborted readers a moment to run OnClose.
 		t := time.NewTimer(time.Second)
 		defer t.Stop()
 		select {

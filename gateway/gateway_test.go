@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/wsgate/wsgate/websocket"
@@ -26,14 +27,14 @@ type funcHandler struct {
 	disconnect func(*Conn, websocket.CloseStatus)
 }
 
-func (h funcHandler) OnConnect(c *Conn) error {
+func (h funcHandler) OnOpen(ctx context.Context, c *Conn) error {
 	if h.connect != nil {
 		return h.connect(c)
 	}
 	return nil
 }
 
-func (h funcHandler) OnDisconnect(c *Conn, s websocket.CloseStatus) {
+func (h funcHandler) OnClose(c *Conn, s websocket.CloseStatus) {
 	if h.disconnect != nil {
 		h.disconnect(c, s)
 	}
@@ -58,7 +59,9 @@ func TestRouteMatching(t *testing.T) {
 	}
 }
 
-func TestAcceptStatuses(t *testing.T) {
+func TestAcceptStatuses(t *testing.T) { synctest.Test(t, testAcceptStatuses) }
+
+func testAcceptStatuses(t *testing.T) {
 	disconnected := make(chan websocket.CloseStatus, 1)
 	routes := []*Route{
 		{Path: "/none"},
@@ -76,7 +79,7 @@ func TestAcceptStatuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]int{"/none": 500, "/teapot": 418, "/plain-error": 403, "/panics": 500, "/bad-header": 500} {
-		_, herr := g.Accept(g.Route(path), upgradeReq(path))
+		_, herr := g.Accept(context.Background(), g.Route(path), upgradeReq(path))
 		if herr == nil || herr.Status != want {
 			t.Errorf("%s: %v, want %d", path, herr, want)
 		}
@@ -84,15 +87,15 @@ func TestAcceptStatuses(t *testing.T) {
 	select {
 	case s := <-disconnected:
 		if s.Code != websocket.StatusAbnormalClosure {
-			t.Errorf("refused after acceptance: OnDisconnect with %v", s)
+			t.Errorf("refused after acceptance: OnClose with %v", s)
 		}
 	case <-time.After(time.Second):
-		t.Error("an application that accepted and was then refused got no OnDisconnect")
+		t.Error("an application that accepted and was then refused got no OnClose")
 	}
 	if g.Len() != 0 {
 		t.Errorf("%d connections registered after refusals", g.Len())
 	}
-	p, herr := g.Accept(g.Route("/ok"), upgradeReq("/ok"))
+	p, herr := g.Accept(context.Background(), g.Route("/ok"), upgradeReq("/ok"))
 	if herr != nil {
 		t.Fatal(herr)
 	}
@@ -100,8 +103,8 @@ func TestAcceptStatuses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	go g.Shutdown(ctx)
-	time.Sleep(20 * time.Millisecond)
-	if _, herr := g.Accept(g.Route("/ok"), upgradeReq("/ok")); herr == nil || herr.Status != 503 {
+	synctest.Wait() // Shutdown has closed what it could and is waiting
+	if _, herr := g.Accept(context.Background(), g.Route("/ok"), upgradeReq("/ok")); herr == nil || herr.Status != 503 {
 		t.Errorf("during shutdown: %v, want 503", herr)
 	}
 	if !p.Conn.Engine().Closing() {
@@ -116,7 +119,7 @@ func TestRoomsCleanedUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, herr := g.Accept(r, upgradeReq("/r"))
+	p, herr := g.Accept(context.Background(), r, upgradeReq("/r"))
 	if herr != nil {
 		t.Fatal(herr)
 	}

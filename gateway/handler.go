@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"net/http"
@@ -14,20 +15,22 @@ import (
 // OnMessage for one connection is called from that connection's reader,
 // one message at a time; different connections run concurrently. A panic in
 // any method is recovered and logged, and that connection is closed with
-// 1011 (or refused with 500 during OnConnect); nothing else is affected.
+// 1011 (or refused with 500 during OnOpen); nothing else is affected.
 type Handler interface {
-	// OnConnect runs before the 101 is sent. It may inspect the request,
+	// OnOpen runs before the 101 is sent. It may inspect the request,
 	// choose a subprotocol (Conn.SetSubprotocol), set response headers
 	// (Conn.ResponseHeader), attach state (Conn.SetState) and queue
 	// messages, which are sent right after the 101. Returning an error
 	// refuses the connection: with the status of a *RefuseError, or 403.
-	OnConnect(c *Conn) error
+	// ctx is cancelled when the handshake times out or the gateway shuts
+	// down; an application that waits (for a producer, say) waits on it.
+	OnOpen(ctx context.Context, c *Conn) error
 	// OnMessage receives a complete text or binary message. m.Data is valid
 	// only until OnMessage returns; copy it to keep it.
 	OnMessage(c *Conn, m Message)
-	// OnDisconnect is called once when a connection that OnConnect accepted
+	// OnClose is called once when a connection that OnOpen accepted
 	// has ended, with the close code and reason (see websocket.CloseStatus).
-	OnDisconnect(c *Conn, s websocket.CloseStatus)
+	OnClose(c *Conn, s websocket.CloseStatus)
 }
 
 // Message is a complete data message.
@@ -43,11 +46,11 @@ func (m Message) Text() string { return string(m.Data) }
 // ignore everything; embed it to implement only what you need.
 type Base struct{}
 
-func (Base) OnConnect(*Conn) error                     { return nil }
-func (Base) OnMessage(*Conn, Message)                  {}
-func (Base) OnDisconnect(*Conn, websocket.CloseStatus) {}
+func (Base) OnOpen(context.Context, *Conn) error  { return nil }
+func (Base) OnMessage(*Conn, Message)             {}
+func (Base) OnClose(*Conn, websocket.CloseStatus) {}
 
-// RefuseError refuses a connection in OnConnect with an HTTP status.
+// RefuseError refuses a connection in OnOpen with an HTTP status.
 type RefuseError struct {
 	Status int
 	Reason string
@@ -57,7 +60,7 @@ func (e *RefuseError) Error() string {
 	return "connection refused (" + http.StatusText(e.Status) + "): " + e.Reason
 }
 
-// Refuse returns an error that makes OnConnect refuse the connection with
+// Refuse returns an error that makes OnOpen refuse the connection with
 // status (403 if zero). reason is logged, not sent.
 func Refuse(status int, reason string) error {
 	if status == 0 {

@@ -62,7 +62,7 @@ type Policy struct {
 	// AllowReservedStatusCodes accepts close codes 1004, 1014, 1016-2999.
 	AllowReservedStatusCodes bool
 	// Subprotocols the route speaks, in its order of preference. When set,
-	// the first one the client offers is selected before OnConnect runs;
+	// the first one the client offers is selected before OnOpen runs;
 	// the application may still change it.
 	Subprotocols      []string
 	IdleTimeout       time.Duration

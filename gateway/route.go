@@ -16,7 +16,9 @@ type Route struct {
 	Policy  Policy
 	// App names the application for logs, such as "echo".
 	App string
-	hub *Hub
+
+	hub                           *Hub
+	provisioned, started, stopped bool
 }
 
 // Hub returns the registry of the route's connections.

@@ -39,6 +39,10 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 (cd bench && go vet ./...)
+# staticcheck, at a pinned version, from the Go module proxy.
+staticcheck="go run honnef.co/go/tools/cmd/staticcheck@v0.8.2"
+$staticcheck ./...
+(cd bench && $staticcheck ./...)
 go test -race -count=1 -timeout 15m ./...
 # The Python producer SDK's own tests (it is also tested through the
 # gateway by the Go tests above).

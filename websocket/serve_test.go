@@ -4,6 +4,7 @@ import (
 	"io"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	ws "github.com/wsgate/wsgate/internal/wstest"
@@ -177,7 +178,9 @@ var errEOFForTest = errorString("test stream ended")
 // sending goroutine. A send from elsewhere wakes the owner; an echo sent
 // from OnMessage goes out before the Write that delivered the message
 // returns, with no wake-up.
-func TestServeWaker(t *testing.T) {
+func TestServeWaker(t *testing.T) { synctest.Test(t, testServeWaker) }
+
+func testServeWaker(t *testing.T) {
 	h := newHandler()
 	h.onMsg = func(c *Conn, typ MessageType, p []byte) { c.Send(typ, p) }
 	c := newConn(h, Options{CloseTimeout: 50 * time.Millisecond})
@@ -192,10 +195,7 @@ func TestServeWaker(t *testing.T) {
 	if err := c.SendText("from elsewhere"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for len(tr.frames(t)) < 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	synctest.Wait() // the owner has woken and written it
 	tr.in <- ws.Close(1000, "")
 	close(tr.in)
 	<-done

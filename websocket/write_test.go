@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	ws "github.com/wsgate/wsgate/internal/wstest"
@@ -100,35 +101,35 @@ func TestSlowConsumer(t *testing.T) {
 		tr.Close()
 	})
 	t.Run("close", func(t *testing.T) {
-		tr := &nbRecorder{recorder: recorder{block: make(chan struct{})}}
-		h := newHandler()
-		c := newConn(h, Options{MaxQueue: 1000, CloseTimeout: 50 * time.Millisecond})
-		c.start(tr)
-		p := make([]byte, 300)
-		var err error
-		for i := 0; i < 10 && err == nil; i++ {
-			err = c.Send(BinaryMessage, p)
-		}
-		if !errors.Is(err, ErrSlowConsumer) || !c.Closing() {
-			t.Fatalf("err = %v, closing %v", err, c.Closing())
-		}
-		if err := c.Send(BinaryMessage, p); !errors.Is(err, ErrClosed) {
-			t.Fatalf("send after slow-consumer close: %v", err)
-		}
-		// The peer never reads, so the close frame cannot go out: the close
-		// timeout aborts the transport.
-		deadline := time.Now().Add(2 * time.Second)
-		for !tr.isClosed() && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if !tr.isClosed() {
-			t.Fatal("transport not closed after the close timeout")
-		}
-		c.stop(errors.New("read: closed"))
-		c.release()
-		if s := h.waitClosed(t, time.Second); s.Code != StatusPolicyViolation {
-			t.Fatalf("status %+v, want 1008", s)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			tr := &nbRecorder{recorder: recorder{block: make(chan struct{})}}
+			h := newHandler()
+			c := newConn(h, Options{MaxQueue: 1000, CloseTimeout: 50 * time.Millisecond})
+			c.start(tr)
+			p := make([]byte, 300)
+			var err error
+			for i := 0; i < 10 && err == nil; i++ {
+				err = c.Send(BinaryMessage, p)
+			}
+			if !errors.Is(err, ErrSlowConsumer) || !c.Closing() {
+				t.Fatalf("err = %v, closing %v", err, c.Closing())
+			}
+			if err := c.Send(BinaryMessage, p); !errors.Is(err, ErrClosed) {
+				t.Fatalf("send after slow-consumer close: %v", err)
+			}
+			// The peer never reads, so the close frame cannot go out: the
+			// close timeout aborts the transport.
+			time.Sleep(50 * time.Millisecond)
+			synctest.Wait()
+			if !tr.isClosed() {
+				t.Fatal("transport not closed after the close timeout")
+			}
+			c.stop(errors.New("read: closed"))
+			c.release()
+			if s := h.waitClosed(t, time.Second); s.Code != StatusPolicyViolation {
+				t.Fatalf("status %+v, want 1008", s)
+			}
+		})
 	})
 	t.Run("ping flood", func(t *testing.T) {
 		tr := &nbRecorder{recorder: recorder{block: make(chan struct{})}}
@@ -192,14 +193,22 @@ func TestCloseHandshake(t *testing.T) {
 		}
 	})
 	t.Run("peer never answers", func(t *testing.T) {
-		c := newConn(newHandler(), Options{CloseTimeout: 30 * time.Millisecond})
-		tr := &nbRecorder{}
-		c.start(tr)
-		c.Close(1000, "")
-		time.Sleep(200 * time.Millisecond)
-		if !tr.isClosed() {
-			t.Fatal("transport still open after the close timeout")
-		}
+		synctest.Test(t, func(t *testing.T) {
+			c := newConn(newHandler(), Options{CloseTimeout: 30 * time.Millisecond})
+			tr := &nbRecorder{}
+			c.start(tr)
+			c.Close(1000, "")
+			time.Sleep(29 * time.Millisecond)
+			synctest.Wait()
+			if tr.isClosed() {
+				t.Fatal("transport closed before the close timeout")
+			}
+			time.Sleep(2 * time.Millisecond)
+			synctest.Wait()
+			if !tr.isClosed() {
+				t.Fatal("transport still open after the close timeout")
+			}
+		})
 	})
 	t.Run("peer initiated", func(t *testing.T) {
 		h := newHandler()
@@ -235,47 +244,75 @@ func TestCloseHandshake(t *testing.T) {
 	})
 }
 
+// TestKeepaliveAndIdle runs the connection's timers on synctest's clock:
+// the assertions are about the timers' logic, never about how fast a
+// loaded machine runs them.
 func TestKeepaliveAndIdle(t *testing.T) {
-	t.Run("pings while idle", func(t *testing.T) {
-		h := newHandler()
-		c := newConn(h, Options{KeepaliveInterval: 20 * time.Millisecond, IdleTimeout: time.Hour})
-		tr := &nbRecorder{}
-		c.start(tr)
-		defer c.stop(nil)
-		time.Sleep(150 * time.Millisecond)
-		pings := 0
+	pings := func(t *testing.T, tr *nbRecorder) int {
+		n := 0
 		for _, f := range tr.frames(t) {
 			if f.Op == ws.OpPing {
-				pings++
+				n++
 			}
 		}
-		if pings < 2 {
-			t.Fatalf("%d pings in 150ms at a 20ms interval", pings)
-		}
+		return n
+	}
+	t.Run("pings while idle", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			c := newConn(newHandler(), Options{KeepaliveInterval: 20 * time.Millisecond, IdleTimeout: time.Hour})
+			tr := &nbRecorder{}
+			c.start(tr)
+			defer c.stop(nil)
+			time.Sleep(19 * time.Millisecond)
+			synctest.Wait()
+			if n := pings(t, tr); n != 0 {
+				t.Fatalf("%d pings before the interval", n)
+			}
+			time.Sleep(141 * time.Millisecond)
+			synctest.Wait()
+			// A ping once the connection has been quiet for the interval,
+			// then one per interval: the tick runs every quarter interval.
+			if n := pings(t, tr); n < 6 || n > 8 {
+				t.Fatalf("%d pings in 160ms at a 20ms interval", n)
+			}
+		})
 	})
 	t.Run("idle timeout closes with 1001", func(t *testing.T) {
-		c := newConn(newHandler(), Options{IdleTimeout: 40 * time.Millisecond})
-		tr := &nbRecorder{}
-		c.start(tr)
-		defer c.stop(nil)
-		time.Sleep(200 * time.Millisecond)
-		fs := tr.frames(t)
-		if len(fs) != 1 || fs[0].Op != ws.OpClose || fs[0].Code() != 1001 {
-			t.Fatalf("frames %v", fs)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			c := newConn(newHandler(), Options{IdleTimeout: 40 * time.Millisecond})
+			tr := &nbRecorder{}
+			c.start(tr)
+			defer c.stop(nil)
+			time.Sleep(39 * time.Millisecond)
+			synctest.Wait()
+			if c.Closing() {
+				t.Fatal("closed before the idle timeout")
+			}
+			// The tick runs every quarter of the timeout, so the close
+			// comes at most a quarter late.
+			time.Sleep(11 * time.Millisecond)
+			synctest.Wait()
+			fs := tr.frames(t)
+			if len(fs) != 1 || fs[0].Op != ws.OpClose || fs[0].Code() != 1001 {
+				t.Fatalf("frames %v", fs)
+			}
+		})
 	})
 	t.Run("traffic keeps it open", func(t *testing.T) {
-		c := newConn(newHandler(), Options{IdleTimeout: 60 * time.Millisecond})
-		tr := &nbRecorder{}
-		c.start(tr)
-		defer c.stop(nil)
-		for range 10 {
-			time.Sleep(20 * time.Millisecond)
-			c.feed(ws.Pong(nil))
-		}
-		if c.Closing() {
-			t.Fatal("closed although the peer kept sending")
-		}
+		synctest.Test(t, func(t *testing.T) {
+			c := newConn(newHandler(), Options{IdleTimeout: 60 * time.Millisecond})
+			tr := &nbRecorder{}
+			c.start(tr)
+			defer c.stop(nil)
+			for range 10 {
+				time.Sleep(20 * time.Millisecond)
+				c.feed(ws.Pong(nil))
+			}
+			synctest.Wait()
+			if c.Closing() {
+				t.Fatal("closed although the peer kept sending")
+			}
+		})
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/wsgate/wsgate/apps/backend/wire"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/bufpool"
+	"github.com/wsgate/wsgate/internal/recovered"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -31,7 +32,7 @@ type Backend struct {
 // Software is sent in HELLO.
 var Software = "wsgate"
 
-// New returns a backend for cfg. It connects to nothing until Provision.
+// New returns a backend for cfg. It connects to nothing until Start.
 func New(cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -43,7 +44,10 @@ func New(cfg Config) (*Backend, error) {
 	return &Backend{cfg: cfg, log: slog.Default(), software: Software}, nil
 }
 
-// Provision learns the route and, in mux mode, starts the pool.
+// Config returns the backend's configuration, with defaults applied.
+func (b *Backend) Config() Config { return b.cfg }
+
+// Provision learns the route and its limits; it connects to nothing.
 func (b *Backend) Provision(ctx gateway.AppContext) error {
 	b.rt, b.route, b.log = ctx.Route, ctx.Route.Path, ctx.Logger.With("producer", b.cfg.Address)
 	b.maxMsg = ctx.Route.Policy.MaxMessageSize
@@ -56,8 +60,20 @@ func (b *Backend) Provision(ctx gateway.AppContext) error {
 	return nil
 }
 
-// Cleanup stops the pool and closes its connections.
-func (b *Backend) Cleanup() error {
+// Validate checks the configuration again, for a Backend built by hand.
+func (b *Backend) Validate() error { return b.cfg.Validate() }
+
+// Start connects the mux pool, in the background: the producer may come
+// up later, and clients that arrive first wait up to open_timeout.
+func (b *Backend) Start(context.Context) error {
+	if b.pool != nil {
+		b.pool.start()
+	}
+	return nil
+}
+
+// Stop stops the pool and closes its connections.
+func (b *Backend) Stop(context.Context) error {
 	if b.pool != nil {
 		b.pool.stop()
 	}
@@ -112,29 +128,30 @@ func (b *Backend) openFrame(c *gateway.Conn) *[]byte {
 	return buf
 }
 
-// OnConnect asks the producer, before the 101, whether to accept.
-func (b *Backend) OnConnect(c *gateway.Conn) error {
+// OnOpen asks the producer, before the 101, whether to accept. It waits
+// at most open_timeout, and no longer than ctx.
+func (b *Backend) OnOpen(ctx context.Context, c *gateway.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.OpenTimeout)
+	defer cancel()
 	var l *link
 	if b.cfg.Mode == Mux {
 		if l = b.pool.pick(); l == nil && b.pool.starting() {
 			// The gateway has just started and the pool has not connected
 			// yet: give it open_timeout rather than refusing at once.
-			l = b.pool.waitUp(b.cfg.OpenTimeout)
+			l = b.pool.waitUp(ctx)
 		}
 		if l == nil {
 			return gateway.Refuse(http.StatusServiceUnavailable, "producer unavailable")
 		}
 	} else {
-		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.OpenTimeout)
 		var err error
 		l, err = b.dialLink(ctx, wire.ModePerClient, nil)
-		cancel()
 		if err != nil {
 			b.log.Warn("cannot connect to producer", "err", err)
 			return gateway.Refuse(http.StatusServiceUnavailable, "producer unavailable")
 		}
 	}
-	if err := l.open(c, b.cfg.OpenTimeout); err != nil {
+	if err := l.open(ctx, c); err != nil {
 		if b.cfg.Mode == PerClient {
 			l.fail(err)
 		}
@@ -160,8 +177,8 @@ func (b *Backend) OnMessage(c *gateway.Conn, m gateway.Message) {
 	cl.link.enqueue(buf, true)
 }
 
-// OnDisconnect tells the producer the client has gone.
-func (b *Backend) OnDisconnect(c *gateway.Conn, s websocket.CloseStatus) {
+// OnClose tells the producer the client has gone.
+func (b *Backend) OnClose(c *gateway.Conn, s websocket.CloseStatus) {
 	cl, ok := c.State().(*client)
 	if !ok {
 		return
@@ -170,7 +187,7 @@ func (b *Backend) OnDisconnect(c *gateway.Conn, s websocket.CloseStatus) {
 	cl.link.remove(c.ID())
 	cl.link.enqueue(cl.link.closedFrame(c.ID(), s.Code, s.Reason), false)
 	if b.cfg.Mode == PerClient {
-		go cl.link.closeGracefully()
+		recovered.Go("producer connection close", cl.link.closeGracefully)
 	}
 }
 
@@ -188,14 +205,18 @@ type pool struct {
 	state int     // 0 unknown, 1 up, -1 down
 }
 
+// newPool allocates a pool; start connects it.
 func newPool(b *Backend) *pool {
 	p := &pool{b: b, links: make([]*link, b.cfg.Connections)}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	return p
+}
+
+func (p *pool) start() {
 	for i := range p.links {
 		p.wg.Add(1)
-		go p.keep(i)
+		recovered.Go("producer pool", func() { p.keep(i) })
 	}
-	return p
 }
 
 const (
@@ -298,15 +319,20 @@ func (p *pool) starting() bool {
 	return p.state == 0
 }
 
-// waitUp waits up to d for a link to be up, for routes whose pool has just
-// started.
-func (p *pool) waitUp(d time.Duration) *link {
-	deadline := time.Now().Add(d)
+// waitUp waits until a link is up or ctx is done, for routes whose pool
+// has just started.
+func (p *pool) waitUp(ctx context.Context) *link {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
 	for {
-		if l := p.pick(); l != nil || time.Now().After(deadline) {
+		if l := p.pick(); l != nil {
 			return l
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
 	}
 }
 

@@ -190,7 +190,7 @@ func (l *link) dispatch(f *wire.Frame) {
 		p := l.pending[f.Conn]
 		delete(l.pending, f.Conn)
 		if p != nil && f.Type == wire.TypeAccept {
-			// Live before OnConnect returns, so SEND frames that follow the
+			// Live before OnOpen returns, so SEND frames that follow the
 			// ACCEPT reach the client (they queue until the 101 is out).
 			l.clients[f.Conn] = p.cl
 		}
@@ -238,7 +238,7 @@ func (l *link) closedFrame(conn uint64, code websocket.StatusCode, reason string
 }
 
 // open sends OPEN for c and waits for the answer.
-func (l *link) open(c *gateway.Conn, timeout time.Duration) error {
+func (l *link) open(ctx context.Context, c *gateway.Conn) error {
 	p := &pendingOpen{ch: make(chan openReply, 1), cl: &client{c: c, link: l}}
 	c.SetState(p.cl)
 	l.cmu.Lock()
@@ -247,8 +247,6 @@ func (l *link) open(c *gateway.Conn, timeout time.Duration) error {
 	if err := l.enqueue(l.b.openFrame(c), false); err != nil {
 		return gateway.Refuse(http.StatusServiceUnavailable, "producer unavailable")
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
 	select {
 	case r := <-p.ch:
 		if r.err != nil {
@@ -265,7 +263,7 @@ func (l *link) open(c *gateway.Conn, timeout time.Duration) error {
 			c.ResponseHeader().Add(h.Name, h.Value)
 		}
 		return nil
-	case <-t.C:
+	case <-ctx.Done():
 		l.cmu.Lock()
 		_, answered := l.clients[c.ID()]
 		delete(l.pending, c.ID())

@@ -42,6 +42,9 @@ func NewRaw(cfg Config) (*Raw, error) {
 	return &Raw{cfg: cfg, log: slog.Default(), writeTimeout: 30 * time.Second}, nil
 }
 
+// Config returns the backend's configuration, with defaults applied.
+func (r *Raw) Config() Config { return r.cfg }
+
 // Provision learns the route's limits.
 func (r *Raw) Provision(ctx gateway.AppContext) error {
 	r.log = ctx.Logger.With("producer", r.cfg.Address, "protocol", "raw")
@@ -57,10 +60,10 @@ type rawClient struct {
 	wmu sync.Mutex
 }
 
-// OnConnect connects to the program; a program that cannot be reached
+// OnOpen connects to the program; a program that cannot be reached
 // refuses the client with 503.
-func (r *Raw) OnConnect(c *gateway.Conn) error {
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.OpenTimeout)
+func (r *Raw) OnOpen(ctx context.Context, c *gateway.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.OpenTimeout)
 	defer cancel()
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, r.cfg.Network, r.cfg.Address)
@@ -89,8 +92,8 @@ func (r *Raw) OnMessage(c *gateway.Conn, m gateway.Message) {
 	}
 }
 
-// OnDisconnect closes the program's connection: it sees EOF.
-func (r *Raw) OnDisconnect(c *gateway.Conn, _ websocket.CloseStatus) {
+// OnClose closes the program's connection: it sees EOF.
+func (r *Raw) OnClose(c *gateway.Conn, _ websocket.CloseStatus) {
 	if st, ok := c.State().(*rawClient); ok {
 		st.nc.Close()
 	}
@@ -115,15 +118,25 @@ func (r *Raw) readLoop(c *gateway.Conn, st *rawClient) {
 		}
 		return c.Send(typ, p) != websocket.ErrClosed
 	}
-	buf := make([]byte, min(int64(64<<10), r.maxMsg))
+	buf := make([]byte, min(int64(64<<10), r.maxMsg)+utf8.UTFMax)
 	var pending []byte
+	carry := 0 // bytes of an incomplete UTF-8 sequence kept at buf's start
 	for {
-		n, err := st.nc.Read(buf)
-		chunk := buf[:n]
+		n, err := st.nc.Read(buf[carry : len(buf)-utf8.UTFMax+carry])
+		chunk := buf[:carry+n]
 		if !r.cfg.Raw.Split {
-			if n > 0 && !send(chunk) {
+			// Each read is a message; a character the program wrote in two
+			// writes (or that a read cut in two) is completed by the next
+			// read, not refused.
+			send1 := chunk
+			carry = 0
+			if typ == websocket.TextMessage && err == nil {
+				send1, carry = splitIncomplete(chunk)
+			}
+			if len(send1) > 0 && !send(send1) {
 				return
 			}
+			copy(buf, chunk[len(send1):])
 		} else {
 			for len(chunk) > 0 {
 				i := bytes.IndexByte(chunk, r.cfg.Raw.Delimiter)
@@ -158,4 +171,21 @@ func (r *Raw) readLoop(c *gateway.Conn, st *rawClient) {
 			return
 		}
 	}
+}
+
+// splitIncomplete splits p before a UTF-8 sequence that p ends in the
+// middle of, if any: the head can be validated now, and the tail (at most
+// three bytes) waits for the rest. Bytes that can never start a valid
+// sequence stay in the head, where validation refuses them.
+func splitIncomplete(p []byte) ([]byte, int) {
+	for i := len(p) - 1; i >= 0 && i >= len(p)-utf8.UTFMax+1; i-- {
+		if !utf8.RuneStart(p[i]) {
+			continue
+		}
+		if !utf8.FullRune(p[i:]) {
+			return p[:i], len(p) - i
+		}
+		break
+	}
+	return p, 0
 }

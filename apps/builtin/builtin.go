@@ -4,6 +4,7 @@
 package builtin
 
 import (
+	"context"
 	"log/slog"
 	"runtime/debug"
 	"slices"
@@ -53,7 +54,7 @@ func (a *Increment) Provision(ctx gateway.AppContext) error {
 	return nil
 }
 
-func (a *Increment) OnConnect(c *gateway.Conn) error {
+func (a *Increment) OnOpen(ctx context.Context, c *gateway.Conn) error {
 	if !slices.Contains(c.Request().Protocols, IncrementProtocol) {
 		return gateway.Refuse(403, "client did not offer "+IncrementProtocol)
 	}
@@ -97,7 +98,7 @@ func (a *Increment) OnMessage(c *gateway.Conn, m gateway.Message) {
 	}
 }
 
-func (a *Increment) OnDisconnect(c *gateway.Conn, _ websocket.CloseStatus) {
+func (a *Increment) OnClose(c *gateway.Conn, _ websocket.CloseStatus) {
 	if st, ok := c.State().(*incrementState); ok {
 		close(st.stop)
 	}

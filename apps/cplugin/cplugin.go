@@ -19,6 +19,7 @@ package cplugin
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -31,15 +32,33 @@ import (
 	"github.com/wsgate/wsgate/websocket"
 )
 
-func init() {
-	gateway.CPluginLoader = func(library, init string) (gateway.Handler, error) { return Load(library, init) }
+// Plugin is an apache-websocket plugin as a gateway.Handler.
+type Plugin struct {
+	p       *C.WebSocketPlugin
+	lib     unsafe.Pointer // dlopen handle; nil when loaded by someone else
+	library string         // for New: loaded by Provision
+	name    string
 }
 
-// Plugin is a loaded plugin. It is a gateway.Handler.
-type Plugin struct {
-	p    *C.WebSocketPlugin
-	lib  unsafe.Pointer // dlopen handle, nil when loaded by someone else
-	name string
+// New returns the plugin in library, initialized by the function named
+// init, to be loaded by Provision.
+func New(library, init string) *Plugin { return &Plugin{library: library, name: init} }
+
+// Provision loads the library and calls its initialization function, as
+// mod_websocket does when httpd reads its configuration (so `wsgate check`,
+// like `apachectl configtest`, reports a plugin that will not load). The
+// function returns a static structure and starts nothing, by the plugin
+// ABI's contract.
+func (pl *Plugin) Provision(gateway.AppContext) error {
+	if pl.p != nil {
+		return nil
+	}
+	loaded, err := Load(pl.library, pl.name)
+	if err != nil {
+		return err
+	}
+	pl.p, pl.lib = loaded.p, loaded.lib
+	return nil
 }
 
 // Load opens a plugin library and calls its initialization function, with
@@ -50,11 +69,13 @@ func Load(library, initFunc string) (*Plugin, error) {
 	defer C.free(unsafe.Pointer(cinit))
 	h := C.dlopen(clib, C.RTLD_NOW|C.RTLD_LOCAL)
 	if h == nil {
+		//lint:ignore ST1005 mod_websocket's message, word for word: configurations and scripts match it
 		return nil, fmt.Errorf("Could not load WebSocketHandler %s: %s", library, C.GoString(C.dlerror()))
 	}
 	sym := C.dlsym(h, cinit)
 	if sym == nil {
 		C.dlclose(h)
+		//lint:ignore ST1005 mod_websocket's message, word for word
 		return nil, fmt.Errorf("Could not find initialization function \"%s\" for WebSocketHandler %s", initFunc, library)
 	}
 	pl, err := FromPointer(unsafe.Pointer(C.call_init(sym)), initFunc)
@@ -83,18 +104,23 @@ func FromPointer(p unsafe.Pointer, initFunc string) (*Plugin, error) {
 		problem = "on_message handler is NULL"
 	}
 	if problem != "" {
+		//lint:ignore ST1005 mod_websocket's message, word for word
 		return nil, fmt.Errorf("Invalid response from WebSocketHandler initialization function %s (%s)", initFunc, problem)
 	}
 	return &Plugin{p: cp, name: initFunc}, nil
 }
 
-// Cleanup calls the plugin's destroy and unloads a library Load opened.
-func (pl *Plugin) Cleanup() error {
-	C.call_destroy(pl.p)
-	if pl.lib != nil {
-		C.dlclose(pl.lib)
-		pl.lib = nil
+// Stop calls the plugin's destroy and unloads the library, when this
+// package loaded it. A plugin httpd loaded (FromPointer) is httpd's: its
+// configuration pool calls destroy, and calling it here too would destroy
+// it twice.
+func (pl *Plugin) Stop(context.Context) error {
+	if pl.lib == nil {
+		return nil
 	}
+	C.call_destroy(pl.p)
+	C.dlclose(pl.lib)
+	pl.lib, pl.p = nil, nil
 	return nil
 }
 
@@ -117,8 +143,8 @@ type conn struct {
 // request().
 const RequestKey = "cplugin.request_rec"
 
-// OnConnect runs the plugin's on_connect; NULL refuses with 403.
-func (pl *Plugin) OnConnect(c *gateway.Conn) error {
+// OnOpen runs the plugin's on_connect; NULL refuses with 403.
+func (pl *Plugin) OnOpen(ctx context.Context, c *gateway.Conn) error {
 	cc := &conn{gc: c, cstrs: map[string]*C.char{}}
 	cc.handle = cgo.NewHandle(cc)
 	r, _ := c.Request().Extra[RequestKey].(unsafe.Pointer)
@@ -161,8 +187,8 @@ func (pl *Plugin) OnMessage(c *gateway.Conn, m gateway.Message) {
 	C.call_on_message(pl.p, cc.private, cc.server, typ, buf, C.size_t(len(m.Data)))
 }
 
-// OnDisconnect runs on_disconnect and frees the connection's C state.
-func (pl *Plugin) OnDisconnect(c *gateway.Conn, _ websocket.CloseStatus) {
+// OnClose runs on_disconnect and frees the connection's C state.
+func (pl *Plugin) OnClose(c *gateway.Conn, _ websocket.CloseStatus) {
 	cc, ok := c.State().(*conn)
 	if !ok || cc.server == nil {
 		return
@@ -259,9 +285,17 @@ func wsgatePluginHeaderSet(h C.uintptr_t, key, value *C.char) {
 	if cc := connOf(h); cc != nil {
 		cc.mu.Lock()
 		defer cc.mu.Unlock()
-		if !cc.started {
-			cc.gc.ResponseHeader().Set(C.GoString(key), C.GoString(value))
+		if cc.started {
+			return
 		}
+		k, v := C.GoString(key), C.GoString(value)
+		if http.CanonicalHeaderKey(k) == "Sec-Websocket-Protocol" {
+			// In httpd this sets headers_out, which is how the 101 selects
+			// a subprotocol: the same as protocol_set.
+			cc.gc.SetSubprotocol(v)
+			return
+		}
+		cc.gc.ResponseHeader().Set(k, v)
 	}
 }
 
@@ -307,3 +341,7 @@ func wsgatePluginProtocolSet(h C.uintptr_t, p *C.char) {
 		}
 	}
 }
+
+// Pointer returns the plugin's WebSocketPlugin structure, for a host that
+// hands it on (FromPointer).
+func (pl *Plugin) Pointer() unsafe.Pointer { return unsafe.Pointer(pl.p) }

@@ -1,6 +1,7 @@
 package cplugin_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wsgate/wsgate/apps/cplugin"
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/frontdoor/daemon"
 	"github.com/wsgate/wsgate/internal/conformance"
@@ -64,12 +66,42 @@ func TestLoaderErrors(t *testing.T) {
 		if err == nil {
 			_, err = daemon.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		}
-		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "p.yaml:2: plugin") {
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "p.yaml:2: routes[0].plugin: ") {
 			t.Errorf("%s: %v", init, err)
 		}
 	}
 	cfg, _ := config.Parse("p.yaml", []byte("routes:\n  - path: /x\n    plugin: {library: /nonexistent.so, init: x}\n"))
 	if _, err := daemon.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "Could not load WebSocketHandler /nonexistent.so") {
 		t.Errorf("missing library: %v", err)
+	}
+}
+
+// TestStopDestroysOnlyWhatItLoaded: a plugin this package loaded is
+// destroyed once when its route stops; one that httpd loaded (FromPointer)
+// is httpd's to destroy, with its configuration pool, and Stop leaves it
+// alone.
+func TestStopDestroysOnlyWhatItLoaded(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "destroy.log")
+	t.Setenv("WSGATE_DEBUG_PLUGIN_LOG", log)
+	count := func() int {
+		b, _ := os.ReadFile(log)
+		return strings.Count(string(b), "destroy")
+	}
+	owned, err := cplugin.Load(libs["debug"], "debug_init")
+	if err != nil {
+		t.Fatal(err)
+	}
+	borrowed, err := cplugin.FromPointer(owned.Pointer(), "debug_init")
+	if err != nil {
+		t.Fatal(err)
+	}
+	borrowed.Stop(context.Background())
+	if n := count(); n != 0 {
+		t.Fatalf("stopping a plugin loaded elsewhere destroyed it (%d)", n)
+	}
+	owned.Stop(context.Background())
+	owned.Stop(context.Background())
+	if n := count(); n != 1 {
+		t.Fatalf("destroy ran %d times for the plugin Load loaded, want 1", n)
 	}
 }

@@ -4,6 +4,7 @@
 package docroot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,7 +45,7 @@ type Docroot struct {
 	byConn   sync.Map                   // conn id -> gateway.Handler
 }
 
-// New checks the configuration; the root must exist and be a directory.
+// New returns a docroot for cfg. The root is looked at by Validate.
 func New(cfg Config) (*Docroot, error) {
 	var errs []error
 	for _, p := range append(append([]string{}, cfg.Allow...), cfg.Deny...) {
@@ -52,20 +53,17 @@ func New(cfg Config) (*Docroot, error) {
 			errs = append(errs, fmt.Errorf("bad pattern %q: %v", p, err))
 		}
 	}
-	root, err := filepath.Abs(cfg.Root)
-	if err == nil {
-		root, err = filepath.EvalSymlinks(root)
-	}
-	if err != nil {
-		errs = append(errs, fmt.Errorf("docroot: %w", err))
-	} else if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
-		errs = append(errs, fmt.Errorf("docroot %s is not a directory", cfg.Root))
+	if cfg.Root == "" {
+		errs = append(errs, errors.New("docroot needs the directory of sockets"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Docroot{cfg: cfg, root: root, log: slog.Default(), handlers: map[string]gateway.Handler{}}, nil
+	return &Docroot{cfg: cfg, log: slog.Default(), handlers: map[string]gateway.Handler{}}, nil
 }
+
+// Config returns the docroot's configuration.
+func (d *Docroot) Config() Config { return d.cfg }
 
 // Provision keeps the route for the producers it will create.
 func (d *Docroot) Provision(ctx gateway.AppContext) error {
@@ -73,13 +71,30 @@ func (d *Docroot) Provision(ctx gateway.AppContext) error {
 	return nil
 }
 
-// Cleanup stops every producer pool.
-func (d *Docroot) Cleanup() error {
+// Validate checks that the root exists and is a directory, and resolves
+// it: sockets are only ever served from inside it.
+func (d *Docroot) Validate() error {
+	if fi, err := os.Stat(d.cfg.Root); err != nil || !fi.IsDir() {
+		return fmt.Errorf("docroot %s is not a directory", d.cfg.Root)
+	}
+	root, err := filepath.Abs(d.cfg.Root)
+	if err == nil {
+		root, err = filepath.EvalSymlinks(root)
+	}
+	if err != nil {
+		return fmt.Errorf("docroot: %w", err)
+	}
+	d.root = root
+	return nil
+}
+
+// Stop stops the producer of every socket used so far.
+func (d *Docroot) Stop(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, h := range d.handlers {
-		if cu, ok := h.(gateway.CleanerUpper); ok {
-			cu.Cleanup()
+		if s, ok := h.(gateway.Stopper); ok {
+			s.Stop(ctx)
 		}
 	}
 	return nil
@@ -191,18 +206,22 @@ func (d *Docroot) handler(sock string) (gateway.Handler, error) {
 	}
 	cfg := d.cfg.Producer
 	cfg.Network, cfg.Address = "unix", sock
-	var h gateway.Handler
-	var err error
-	if cfg.Raw != nil {
-		h, err = backend.NewRaw(cfg)
-	} else {
-		h, err = backend.New(cfg)
-	}
+	h, err := backend.NewHandler(cfg)
 	if err != nil {
 		return nil, err
 	}
+	// The socket's producer goes through the same lifecycle as a route's
+	// application, inside this route.
 	if p, ok := h.(gateway.Provisioner); ok {
 		if err := p.Provision(d.ctx); err != nil {
+			return nil, err
+		}
+	}
+	if s, ok := h.(gateway.Starter); ok {
+		if err := s.Start(context.Background()); err != nil {
+			if st, ok := h.(gateway.Stopper); ok {
+				st.Stop(context.Background())
+			}
 			return nil, err
 		}
 	}
@@ -210,9 +229,9 @@ func (d *Docroot) handler(sock string) (gateway.Handler, error) {
 	return h, nil
 }
 
-// OnConnect resolves the socket for the request and hands the client to
+// OnOpen resolves the socket for the request and hands the client to
 // its producer.
-func (d *Docroot) OnConnect(c *gateway.Conn) error {
+func (d *Docroot) OnOpen(ctx context.Context, c *gateway.Conn) error {
 	// The name below the route: /ws/ and /ws both serve /ws/chat as
 	// "chat" (httpd's <Location /ws> matches /ws/chat too).
 	name := strings.TrimPrefix(c.Request().Path, c.Route().Path)
@@ -231,7 +250,7 @@ func (d *Docroot) OnConnect(c *gateway.Conn) error {
 		d.log.Error("cannot use producer socket", "socket", sock, "err", err)
 		return gateway.Refuse(http.StatusServiceUnavailable, "producer unavailable")
 	}
-	if err := h.OnConnect(c); err != nil {
+	if err := h.OnOpen(ctx, c); err != nil {
 		return err
 	}
 	d.byConn.Store(c.ID(), h)
@@ -244,8 +263,8 @@ func (d *Docroot) OnMessage(c *gateway.Conn, m gateway.Message) {
 	}
 }
 
-func (d *Docroot) OnDisconnect(c *gateway.Conn, s websocket.CloseStatus) {
+func (d *Docroot) OnClose(c *gateway.Conn, s websocket.CloseStatus) {
 	if h, ok := d.byConn.LoadAndDelete(c.ID()); ok {
-		h.(gateway.Handler).OnDisconnect(c, s)
+		h.(gateway.Handler).OnClose(c, s)
 	}
 }

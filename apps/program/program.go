@@ -5,6 +5,7 @@ package program
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/bufpool"
+	"github.com/wsgate/wsgate/internal/recovered"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -81,6 +83,9 @@ func New(cfg Config) (*Program, error) {
 	return &Program{cfg: cfg, log: slog.Default()}, nil
 }
 
+// Config returns the program's configuration, with defaults applied.
+func (p *Program) Config() Config { return p.cfg }
+
 // Validate checks that the command can be found.
 func (p *Program) Validate() error {
 	if _, err := exec.LookPath(p.cfg.Command[0]); err != nil {
@@ -102,10 +107,17 @@ func (p *Program) Provision(ctx gateway.AppContext) error {
 // Running returns the number of processes running.
 func (p *Program) Running() int { return int(p.running.Load()) }
 
-// Cleanup waits for processes to be reaped.
-func (p *Program) Cleanup() error {
-	p.wg.Wait()
-	return nil
+// Stop waits for the processes of clients that have gone to be reaped,
+// or for ctx.
+func (p *Program) Stop(ctx context.Context) error {
+	done := make(chan struct{})
+	recovered.Go("program stop", func() { p.wg.Wait(); close(done) })
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%d processes still running", p.running.Load())
+	}
 }
 
 type proc struct {
@@ -150,9 +162,9 @@ func (p *Program) env(c *gateway.Conn) []string {
 	return append(env, p.cfg.Env...)
 }
 
-// OnConnect starts the client's process, or refuses with 503 when the
+// OnOpen starts the client's process, or refuses with 503 when the
 // route runs MaxProcesses already or the program cannot start.
-func (p *Program) OnConnect(c *gateway.Conn) error {
+func (p *Program) OnOpen(ctx context.Context, c *gateway.Conn) error {
 	if n := p.running.Add(1); n > int64(p.cfg.MaxProcesses) {
 		p.running.Add(-1)
 		return gateway.Refuse(http.StatusServiceUnavailable, fmt.Sprintf("%d processes running, the route's limit", p.cfg.MaxProcesses))
@@ -179,10 +191,10 @@ func (p *Program) OnConnect(c *gateway.Conn) error {
 	c.SetState(pr)
 	log := p.log.With("pid", cmd.Process.Pid, "conn", c.ID())
 	p.wg.Add(1)
-	go func() {
+	recovered.Go("program stderr", func() {
 		defer close(pr.stderr)
 		p.logStderr(stderr, log)
-	}()
+	})
 	go p.run(c, pr, stdout, log)
 	return nil
 }
@@ -200,7 +212,7 @@ func (p *Program) run(c *gateway.Conn, pr *proc, stdout io.Reader, log *slog.Log
 	closeCode, reason := p.relay(c, stdout, log)
 	if closeCode != 0 {
 		// The client is closed now; the process goes when it does
-		// (OnDisconnect), and stdout is drained until then.
+		// (OnClose), and stdout is drained until then.
 		c.Close(closeCode, reason)
 		io.Copy(io.Discard, stdout)
 	}
@@ -284,9 +296,9 @@ func (p *Program) OnMessage(c *gateway.Conn, m gateway.Message) {
 	bufpool.Put(buf)
 }
 
-// OnDisconnect ends the process: stdin is closed, then the process group
+// OnClose ends the process: stdin is closed, then the process group
 // gets SIGTERM and, if it is still there after KillGrace, SIGKILL.
-func (p *Program) OnDisconnect(c *gateway.Conn, _ websocket.CloseStatus) {
+func (p *Program) OnClose(c *gateway.Conn, _ websocket.CloseStatus) {
 	pr, ok := c.State().(*proc)
 	if !ok {
 		return
@@ -300,11 +312,11 @@ func (p *Program) OnDisconnect(c *gateway.Conn, _ websocket.CloseStatus) {
 	default:
 	}
 	syscall.Kill(-pgid, syscall.SIGTERM)
-	go func() {
+	recovered.Go("program kill", func() {
 		select {
 		case <-pr.gone:
 		case <-time.After(p.cfg.KillGrace):
 			syscall.Kill(-pgid, syscall.SIGKILL)
 		}
-	}()
+	})
 }

@@ -14,17 +14,16 @@ import (
 // echoConn is one connection's state in the echo loop: how much of the
 // request frame is written, and where the parser is in the reply stream.
 type echoConn struct {
-	fd     int
-	wOff   int // bytes of the frame written; len(frame) when waiting for the reply
-	t0     time.Time
-	hdr    [14]byte
-	hdrN   int
-	left   int64 // payload bytes of the current frame still to skip
-	inHdr  bool  // between frames: reading a header
-	fin    bool
-	op     byte
-	wantW  bool // registered for EPOLLOUT
-	closed bool
+	fd    int
+	wOff  int // bytes of the frame written; len(frame) when waiting for the reply
+	t0    time.Time
+	hdr   [14]byte
+	hdrN  int
+	left  int64 // payload bytes of the current frame still to skip
+	inHdr bool  // between frames: reading a header
+	fin   bool
+	op    byte
+	wantW bool // registered for EPOLLOUT
 }
 
 // echoLoop drives every connection from one epoll loop on one locked

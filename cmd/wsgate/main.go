@@ -18,7 +18,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	_ "github.com/wsgate/wsgate/apps/builtin"
+	_ "github.com/wsgate/wsgate/apps/all"
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/frontdoor/daemon"
 	"github.com/wsgate/wsgate/gateway"
@@ -37,9 +37,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "check":
 			return check(args[1:], stdout, stderr)
 		case "apps":
+			fmt.Fprintln(stdout, "Built-in applications (app: NAME):")
 			for _, name := range gateway.AppNames() {
 				info, _ := gateway.LookupApp(name)
-				fmt.Fprintf(stdout, "%-16s %s\n", name, info.Doc)
+				fmt.Fprintf(stdout, "  %-16s %s\n", name, info.Doc)
+			}
+			fmt.Fprintln(stdout, "\nKinds of application (the route key that selects them):")
+			for _, k := range config.Kinds() {
+				fmt.Fprintf(stdout, "  %-16s %s\n", k.Key, k.Doc)
 			}
 			return 0
 		case "default-config":
@@ -95,10 +100,12 @@ func check(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(args[0])
 	if err == nil {
-		// Instantiate the applications too: that is where their own
-		// validation runs.
-		var log = discardLogger()
-		_, err = daemon.New(cfg, log)
+		// Provision and validate the applications too, which is where
+		// they check their own setup; nothing is dialled or listened on.
+		var srv *daemon.Server
+		if srv, err = daemon.New(cfg, discardLogger()); err == nil {
+			srv.Close()
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -121,13 +128,18 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 		return 1
 	}
 	if err := srv.Listen(); err != nil {
+		srv.Close()
 		fmt.Fprintln(stderr, "wsgate:", err)
 		return 1
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	log.Info("wsgate started", "version", version, "config", cfg.File)
-	srv.Serve()
+	if err := srv.Serve(); err != nil {
+		srv.Close()
+		fmt.Fprintln(stderr, "wsgate:", err)
+		return 1
+	}
 	sig := <-sigs
 	log.Info("signal received; closing connections with 1001", "signal", sig.String(), "timeout", cfg.Server.ShutdownTimeout.String())
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)

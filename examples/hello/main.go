@@ -1,8 +1,8 @@
 // Command hello is a complete wsgate program with its own application,
 // written against the Go handler API. It shows what an apache-websocket
-// plugin becomes in Go: refuse or accept in OnConnect (with a subprotocol
+// plugin becomes in Go: refuse or accept in OnOpen (with a subprotocol
 // and a response header), answer in OnMessage, send from another goroutine,
-// clean up in OnDisconnect, and use a room.
+// clean up in OnClose, and use a room.
 //
 //	go run ./examples/hello -listen 127.0.0.1:8081
 //
@@ -38,7 +38,7 @@ type session struct {
 	stop chan struct{}
 }
 
-func (h *Hello) OnConnect(c *gateway.Conn) error {
+func (h *Hello) OnOpen(ctx context.Context, c *gateway.Conn) error {
 	if c.Request().Header.Get("X-Banned") != "" {
 		return gateway.Refuse(403, "banned client")
 	}
@@ -78,7 +78,7 @@ func (h *Hello) OnMessage(c *gateway.Conn, m gateway.Message) {
 	c.Hub().SendRoom("lobby", websocket.TextMessage, []byte("["+s.name+"] "+text), nil)
 }
 
-func (h *Hello) OnDisconnect(c *gateway.Conn, st websocket.CloseStatus) {
+func (h *Hello) OnClose(c *gateway.Conn, st websocket.CloseStatus) {
 	close(c.State().(*session).stop)
 }
 
@@ -87,32 +87,33 @@ func main() {
 	tick := flag.Duration("tick", 10*time.Second, "interval of the tick message")
 	flag.Parse()
 
-	gateway.RegisterApp(gateway.AppInfo{Name: "hello", Doc: "the example application",
-		New: func() gateway.Handler { return &Hello{Tick: *tick} }})
-
-	cfg, err := config.Parse("hello.yaml", []byte(fmt.Sprintf(`
-listen:
-  - address: %q
-routes:
-  - path: /hello
-    app: hello
-    origin_check: off
-    idle_timeout: 10m
-`, *listen)))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	// The routes are written in Go: no configuration file, no registry.
+	// A route is a path, an application and its policy; the daemon gives
+	// it the same lifecycle as a route read from wsgate.yaml.
+	cfg := &config.Config{
+		File:      "hello",
+		Listeners: []config.Listener{{Network: "tcp", Address: *listen}},
+		Routes: []config.Route{{
+			Path:    "/hello",
+			App:     "hello",
+			Handler: &Hello{Tick: *tick},
+			Policy:  gateway.Policy{OriginCheck: gateway.OriginOff, IdleTimeout: 10 * time.Minute},
+		}},
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	srv, err := daemon.New(cfg, log)
-	if err == nil {
-		err = srv.Listen()
-	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	srv.Serve()
+	if err = srv.Listen(); err == nil {
+		err = srv.Serve()
+	}
+	if err != nil {
+		srv.Close()
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	<-ctx.Done()
 	stop()

@@ -13,7 +13,7 @@
 /* Bumped whenever a structure or function below changes: a mod_wsgate.so
  * and a libwsgate.so from different builds refuse each other at child
  * start instead of misreading each other's structures. */
-#define WSGATE_MODULE_ABI 2
+#define WSGATE_MODULE_ABI 3
 
 /* A request asking to become a WebSocket, described for the Go side. */
 typedef struct wsgate_request {
@@ -74,5 +74,8 @@ typedef void (*wsgate_handle_fn)(wsgate_request *req, wsgate_response *resp);
 typedef void (*wsgate_free_response_fn)(wsgate_response *resp);
 typedef void (*wsgate_serve_fn)(uintptr_t conn, wsgate_io *io);
 typedef void (*wsgate_stopping_fn)(int graceful);
+/* Checks the configuration's routes (see WsgateCheck in libwsgate); only
+ * ever called in a child forked for that purpose, which then exits. */
+typedef char *(*wsgate_check_fn)(int abi, char *routes_json);
 
 #endif

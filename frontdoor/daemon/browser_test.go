@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -204,6 +203,6 @@ func pageTarget(t *testing.T, devtools, addr string) string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatal(fmt.Sprintf("no page target for %s", addr))
+	t.Fatalf("no page target for %s", addr)
 	return ""
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -229,5 +228,3 @@ func TestDeflateCoderPeer(t *testing.T) {
 		cancel()
 	}
 }
-
-var _ = http.Header{}

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -91,7 +92,7 @@ func (control) OnMessage(c *gateway.Conn, m gateway.Message) {
 // X-Choose-Subprotocol, sets X-Debug-Header, and greets with the version.
 type hello struct{ gateway.Base }
 
-func (hello) OnConnect(c *gateway.Conn) error {
+func (hello) OnOpen(ctx context.Context, c *gateway.Conn) error {
 	r := c.Request()
 	if r.Header.Get("X-Refuse-Connection") != "" {
 		return gateway.Refuse(0, "asked to")

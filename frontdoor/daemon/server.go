@@ -19,6 +19,7 @@ import (
 
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/recovered"
 )
 
 // Server is a running daemon.
@@ -32,19 +33,27 @@ type Server struct {
 	wg        sync.WaitGroup
 }
 
-// New builds the gateway and HTTP server for cfg without opening any
-// socket.
+// New builds the gateway and HTTP server for cfg. It opens no socket and
+// starts nothing: every application is provisioned and validated, which
+// is all `wsgate check` runs. Listen opens the sockets, Serve starts the
+// applications and accepts; a Server that will not serve is released with
+// Close.
 func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	routes, err := cfg.GatewayRoutes(log)
+	if len(cfg.Listeners) == 0 {
+		return nil, fmt.Errorf("%s: no listeners are configured", cfg.File)
+	}
+	if cfg.Server.HandshakeTimeout <= 0 {
+		cfg.Server.HandshakeTimeout = config.DefaultHandshakeTimeout
+	}
+	if cfg.Server.ShutdownTimeout <= 0 {
+		cfg.Server.ShutdownTimeout = config.DefaultShutdownTimeout
+	}
+	gw, err := cfg.NewGateway(log)
 	if err != nil {
 		return nil, err
-	}
-	gw, err := gateway.New(log, routes...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	s := &Server{cfg: cfg, log: log, gw: gw}
 	up := &Upgrader{Gateway: gw, Fallback: s.fallback(), Log: log, HandshakeTimeout: cfg.Server.HandshakeTimeout}
@@ -157,35 +166,69 @@ func (s *Server) Addrs() []net.Addr {
 	return out
 }
 
-// Serve accepts connections on every listener until Shutdown.
-func (s *Server) Serve() {
+// Serve starts the applications (producer pools connect) and accepts
+// connections on every listener until Shutdown.
+func (s *Server) Serve() error {
+	if err := s.gw.Start(context.Background()); err != nil {
+		return err
+	}
 	for i, ln := range s.listeners {
 		s.log.Info("listening", "address", ln.Addr().String(), "network", ln.Addr().Network(), "tls", s.cfg.Listeners[i].TLS != nil)
 		s.wg.Add(1)
-		go func() {
+		recovered.Go("listener "+ln.Addr().String(), func() {
 			defer s.wg.Done()
 			if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.log.Error("listener failed", "address", ln.Addr().String(), "err", err)
 			}
-		}()
+		})
 	}
+	return nil
 }
 
 // Shutdown stops accepting, closes every WebSocket with 1001 and waits for
-// them within ctx, then stops the HTTP server.
+// them within ctx, stops the HTTP server, and stops the applications.
+//
+// The WebSockets are closed first, while the HTTP server drains in
+// parallel: net/http's Shutdown waits for connections that have not sent
+// a request yet (a browser's preconnect) for up to five seconds, and a
+// long plain download can hold it for the whole timeout; neither may delay
+// the 1001 every WebSocket client is owed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.log.Info("shutting down", "connections", s.gw.Len())
-	// Stop accepting and let plain HTTP requests finish; upgraded
-	// connections are not net/http's any more and are closed by the gateway.
-	errHTTP := s.http.Shutdown(ctx)
 	s.closeListeners()
+	httpDone := make(chan error, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("HTTP shutdown panicked", "panic", v)
+				httpDone <- fmt.Errorf("panic: %v", v)
+			}
+		}()
+		// Upgraded connections are not net/http's any more: the gateway
+		// closes them.
+		httpDone <- s.http.Shutdown(ctx)
+	}()
 	errWS := s.gw.Shutdown(ctx)
+	errHTTP := <-httpDone
+	if errors.Is(errHTTP, net.ErrClosed) {
+		errHTTP = nil // the listeners, which closeListeners closed first
+	}
 	s.wg.Wait()
-	s.gw.Cleanup()
+	errStop := s.gw.Stop(ctx)
 	for _, p := range s.unixPaths {
 		os.Remove(p)
 	}
-	return errors.Join(errWS, errHTTP)
+	return errors.Join(errWS, errHTTP, errStop)
+}
+
+// Close releases a Server that was built but will not serve (or failed
+// to): its listeners and its applications.
+func (s *Server) Close() error {
+	s.closeListeners()
+	for _, p := range s.unixPaths {
+		os.Remove(p)
+	}
+	return s.gw.Stop(context.Background())
 }
 
 func (s *Server) closeListeners() {

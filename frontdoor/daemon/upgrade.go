@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"context"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -33,7 +34,12 @@ func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header,
 		RemoteAddr: r.RemoteAddr, TLS: r.TLS,
 	}
-	p, herr := u.Gateway.Accept(route, req)
+	ctx, cancel := r.Context(), context.CancelFunc(func() {})
+	if u.HandshakeTimeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, u.HandshakeTimeout)
+	}
+	p, herr := u.Gateway.Accept(ctx, route, req)
+	cancel()
 	if herr != nil {
 		for k, vs := range herr.Header {
 			w.Header()[k] = vs

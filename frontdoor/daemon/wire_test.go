@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"runtime"
 	"strings"
@@ -529,5 +528,3 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Fatalf("%d connections and %d goroutines left (base %d)\n%s", ts.Gateway().Len(), runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
 	}
 }
-
-var _ = binary.BigEndian

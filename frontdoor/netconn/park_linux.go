@@ -39,28 +39,32 @@ type poller struct {
 }
 
 var (
-	thePoller   *poller
-	pollerOnce  sync.Once
-	pollerError error
+	thePoller  *poller
+	pollerOnce sync.Once
 )
 
+// getPoller returns the process's poller, made on first use; nil if it
+// cannot be made, and then connections wait the ordinary way.
 func getPoller() *poller {
 	pollerOnce.Do(func() {
+		failed := func(err error) {
+			slog.Warn("websocket poller unavailable; idle connections will keep their goroutines", "err", err)
+		}
 		ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
-			pollerError = err
+			failed(err)
 			return
 		}
 		if err := unix.SetNonblock(ep, true); err != nil {
 			unix.Close(ep)
-			pollerError = err
+			failed(err)
 			return
 		}
 		f := os.NewFile(uintptr(ep), "wsgate-park-epoll")
 		rc, err := f.SyscallConn()
 		if err != nil {
 			f.Close()
-			pollerError = err
+			failed(err)
 			return
 		}
 		thePoller = &poller{ep: ep, f: f, rc: rc, conns: map[uint64]*conn{}}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/wsgate/wsgate/apps/builtin"
+	_ "github.com/wsgate/wsgate/apps/all"
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/frontdoor/daemon"
 )
@@ -73,9 +73,13 @@ func Start(t testing.TB, yaml string) *Server {
 		t.Fatal(err)
 	}
 	if err := s.Listen(); err != nil {
+		s.Close()
 		t.Fatal(err)
 	}
-	s.Serve()
+	if err := s.Serve(); err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

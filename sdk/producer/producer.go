@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/apps/backend/wire"
+	"github.com/wsgate/wsgate/internal/recovered"
 )
 
 // MessageType is a message's type.
@@ -300,7 +301,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	recovered.Go("producer shutdown", func() { s.wg.Wait(); close(done) })
 	select {
 	case <-done:
 		return nil
@@ -412,7 +413,7 @@ func (l *link) serve() {
 			l.cmu.Lock()
 			l.clients[c.ID] = c
 			l.cmu.Unlock()
-			go l.open(c)
+			recovered.Go("producer OnOpen", func() { l.open(c) })
 		case wire.TypeMessage:
 			if c := l.client(f.Conn); c != nil {
 				l.call(func() { s.Handler.OnMessage(c, MessageType(f.Kind), f.Payload) })

@@ -1,9 +1,12 @@
 package wire
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"sync"
+
+	"github.com/wsgate/wsgate/internal/recovered"
 )
 
 // Sender writes frames to a connection from any goroutine, both for the
@@ -98,7 +101,18 @@ func (s *Sender) done(batch []*[]byte, err error) bool {
 	return more
 }
 
+// writeLoop drains the queue. A panic here fails the connection (through
+// the error callback) rather than the process.
 func (s *Sender) writeLoop() {
+	defer func() {
+		if v := recover(); v != nil {
+			recovered.Report("producer connection writer", v)
+			s.mu.Lock()
+			s.writing = false
+			s.mu.Unlock()
+			s.done(nil, fmt.Errorf("writer panicked: %v", v))
+		}
+	}()
 	var bufs net.Buffers
 	for {
 		s.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -23,7 +24,9 @@ func (w *slowWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-func TestSenderOrderAndRelease(t *testing.T) {
+func TestSenderOrderAndRelease(t *testing.T) { synctest.Test(t, testSenderOrderAndRelease) }
+
+func testSenderOrderAndRelease(t *testing.T) {
 	w := &slowWriter{}
 	var released atomic.Int64
 	s := NewSender(w, 256, func(*[]byte) { released.Add(1) }, func(err error) { t.Error(err) })
@@ -44,6 +47,7 @@ func TestSenderOrderAndRelease(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// The writer drains what is queued on the bubble's clock.
 	for !s.Idle() {
 		time.Sleep(time.Millisecond)
 	}
@@ -74,20 +78,23 @@ func (w *blockedWriter) Write(p []byte) (int, error) {
 	return 0, errors.New("closed")
 }
 
-func TestSenderBackpressureAndClose(t *testing.T) {
+func TestSenderBackpressureAndClose(t *testing.T) { synctest.Test(t, testSenderBackpressureAndClose) }
+
+func testSenderBackpressureAndClose(t *testing.T) {
 	w := &blockedWriter{unblock: make(chan struct{})}
 	var failed atomic.Int32
 	s := NewSender(w, 100, func(*[]byte) {}, func(error) { failed.Add(1) })
 	b := make([]byte, 60)
 	go s.Send(&b, true) // written inline: blocks in Write
-	time.Sleep(20 * time.Millisecond)
+	synctest.Wait()
 	c := make([]byte, 60)
 	waited := make(chan error, 1)
 	go func() { waited <- s.Send(&c, true) }()
+	synctest.Wait()
 	select {
 	case <-waited:
 		t.Fatal("Send did not wait on a full queue")
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
 	// A frame that must not be lost is queued even so.
 	d := make([]byte, 60)
@@ -99,7 +106,7 @@ func TestSenderBackpressureAndClose(t *testing.T) {
 		t.Fatal("a waiting Send succeeded after Close")
 	}
 	close(w.unblock)
-	time.Sleep(20 * time.Millisecond)
+	synctest.Wait()
 	if failed.Load() != 0 {
 		t.Fatal("onError after Close")
 	}

@@ -362,15 +362,6 @@ func AppendMessage(dst []byte, t Type, conn uint64, kind uint8, payload []byte) 
 // payload, for callers that write the payload separately.
 const MessageHeaderSize = 4 + 1 + 8 + 1
 
-// PutMessageHeader writes a MESSAGE/SEND frame header for a payload of n
-// bytes into b, which must hold MessageHeaderSize bytes.
-func PutMessageHeader(b []byte, t Type, conn uint64, kind uint8, n int) {
-	binary.BigEndian.PutUint32(b, uint32(1+8+1+n))
-	b[4] = byte(t)
-	binary.BigEndian.PutUint64(b[5:], conn)
-	b[13] = kind
-}
-
 // AppendClosed appends a CLOSED (gateway) or CLOSE (producer) frame.
 func AppendClosed(dst []byte, t Type, conn uint64, code uint16, reason string) []byte {
 	dst, s := begin(dst, t)

@@ -17,6 +17,10 @@
  * A request header X-Refuse-Connection makes on_connect refuse; with
  * X-Choose-Subprotocol: <index> it selects that offered subprotocol. It
  * sets the response header X-Debug-Header: true.
+ *
+ * Its destroy appends a line "destroy" to the file named by the
+ * environment variable WSGATE_DEBUG_PLUGIN_LOG, if set, so that tests can
+ * count how many times a host destroyed it.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -157,10 +161,22 @@ static void CALLBACK debug_on_disconnect(void *plugin_private, const WebSocketSe
     free(st);
 }
 
+static void CALLBACK debug_destroy(WebSocketPlugin *plugin)
+{
+    const char *log = getenv("WSGATE_DEBUG_PLUGIN_LOG");
+    FILE *f;
+
+    (void)plugin;
+    if (log && (f = fopen(log, "a"))) {
+        fputs("destroy\n", f);
+        fclose(f);
+    }
+}
+
 static WebSocketPlugin debug_plugin = {
     sizeof(WebSocketPlugin),
     WEBSOCKET_PLUGIN_VERSION_0,
-    NULL,
+    debug_destroy,
     debug_on_connect,
     debug_on_message,
     debug_on_disconnect

@@ -60,7 +60,9 @@ func roundTrip(t *testing.T, c *websocket.Conn, msg string) {
 // sockets, per-connection programs, permessage-deflate and timers work
 // inside httpd as their YAML equivalents do in the daemon.
 func TestBackDoorDirectives(t *testing.T) {
-	h := start(t, options{Body: `
+	// The docroot must exist when httpd reads its configuration: the
+	// engine checks it then, as the daemon does (wsgate check).
+	h := start(t, options{Files: map[string]string{"run/.keep": ""}, Body: `
 <Location /mux>
   SetHandler websocket-handler
   WebSocketBackend {{ROOT}}/run/echo
@@ -108,9 +110,6 @@ func TestBackDoorDirectives(t *testing.T) {
 </Location>
 `})
 	run := filepath.Join(h.root, "run")
-	if err := os.Mkdir(run, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	producer(t, run, "echo")
 	producer(t, run, "other")
 	victim := producer(t, run, "victim")

@@ -24,7 +24,10 @@ func TestConfigErrors(t *testing.T) {
 		{"origin check", "WebSocketOriginCheck Sometimes", "WebSocketOriginCheck must be Off, Same, or Trusted"},
 		{"max message size", "WebSocketMaxMessageSize lots", "Invalid maximum message size"},
 		{"negative max message size", "WebSocketMaxMessageSize -1", "Invalid maximum message size"},
-		{"app", "WebSocketApp nonesuch", "WebSocketApp must be echo, dumb-increment or chat"},
+		{"app", "WebSocketApp nonesuch", `WebSocketApp: unknown application "nonesuch" (known: chat, dumb-increment, echo)`},
+		{"docroot", "WebSocketDocroot {{ROOT}}/nonexistent", "WebSocketDocroot: application docroot: docroot {{ROOT}}/nonexistent is not a directory"},
+		{"docroot glob", "WebSocketDocroot {{ROOT}}\n  WebSocketAllow [", `WebSocketDocroot (allow[0]): bad glob "["`},
+		{"program", "WebSocketProgram /no/such/program", `WebSocketProgram: application program: program /no/such/program: exec: "/no/such/program"`},
 		{"backend mode", "WebSocketBackend /run/x.sock sideways", "WebSocketBackend's mode must be mux, per-client or raw"},
 		{"idle timeout", "WebSocketIdleTimeout 5 minutes", "WebSocketIdleTimeout takes one argument"},
 		{"idle timeout unit", "WebSocketIdleTimeout 5y", `WebSocketIdleTimeout: invalid duration "5y"`},
@@ -46,7 +49,7 @@ func TestConfigErrors(t *testing.T) {
 			}
 			expand := strings.NewReplacer("{{BUILD}}", build, "{{ROOT}}", h.root).Replace
 			want := expand(c.want)
-			where := fmt.Sprintf("Syntax error on line %d of %s:", lineOf(t, h, expand(c.directive)), h.conf)
+			where := fmt.Sprintf("Syntax error on line %d of %s:", lineOf(t, h, strings.Split(expand(c.directive), "\n")[0]), h.conf)
 			if !strings.Contains(out, want) || !strings.Contains(out, where) {
 				t.Fatalf("httpd -t said:\n%s\nwant %q and %q", out, where, want)
 			}

@@ -5,7 +5,6 @@
 package apachetest
 
 import (
-	"bufio"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -301,25 +300,6 @@ func (h *httpd) stop() {
 	}
 	h.t.Errorf("httpd -k stop left processes behind after 15s; SIGKILL needed\n%s", h.Log())
 }
-
-// rss returns a process's resident set size in KiB.
-func rss(pid int) int {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "VmRSS:") {
-			v, _ := strconv.Atoi(strings.Fields(sc.Text())[1])
-			return v
-		}
-	}
-	return 0
-}
-
-var _ = rss
 
 // lineOf returns the line of the configuration that contains s.
 func lineOf(t *testing.T, h *httpd, s string) int {

@@ -20,6 +20,7 @@ import "C"
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ import (
 	"os"
 	"runtime/cgo"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +37,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	_ "github.com/wsgate/wsgate/apps/builtin"
+	_ "github.com/wsgate/wsgate/apps/all"
 	"github.com/wsgate/wsgate/apps/cplugin"
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
@@ -100,6 +102,8 @@ func recoverLog(where string) {
 // the first time. The section, the JSON and the plugin are the key: the
 // routes are as many as the configuration's sections (times the URL
 // prefixes a <Directory> is reached by), whatever URLs clients ask for.
+// A route is built the way the daemon builds its routes (config's kinds,
+// then the gateway's lifecycle: provision, validate, start).
 func route(section, spec string, plugin unsafe.Pointer, pluginInit string) (*gateway.Route, error) {
 	key := fmt.Sprintf("%s\x00%s\x00%p", section, spec, plugin)
 	routesMu.Lock()
@@ -107,35 +111,114 @@ func route(section, spec string, plugin unsafe.Pointer, pluginInit string) (*gat
 	if r, ok := routes[key]; ok {
 		return r, nil
 	}
-	cr, err := config.ParseRoute("httpd.conf", []byte(spec))
+	b, err := buildRoute(spec, plugin, pluginInit)
 	if err != nil {
 		return nil, err
 	}
-	h, _, err := cr.Handler()
-	if err != nil {
-		return nil, err
-	}
-	name := cr.Kind()
-	if plugin != nil {
-		if h, err = cplugin.FromPointer(plugin, pluginInit); err != nil {
-			return nil, err
-		}
-		name = "plugin " + pluginInit
-	}
-	r := &gateway.Route{Path: cr.Path, App: name, Handler: h, Policy: cr.Policy}
-	if h == nil {
+	r := b.Route
+	if r.Handler == nil {
 		// apache-websocket's message for a location without a handler; the
 		// gateway answers its upgrades 500, after the 400 checks.
-		log.Error(fmt.Sprintf("no WebSocket plugin is assigned for location %s (did you forget to define a WebSocketHandler?)", cr.Path))
-	} else if err := gateway.ProvisionApp(r, log); err != nil {
+		log.Error(fmt.Sprintf("no WebSocket plugin is assigned for location %s (did you forget to define a WebSocketHandler?)", r.Path))
+	}
+	if err := gw.StartRoute(context.Background(), r); err != nil {
 		return nil, err
 	}
-	if err := r.Policy.Validate(); err != nil {
-		return nil, err
-	}
-	gateway.EnsureHub(r)
 	routes[key] = r
 	return r, nil
+}
+
+// built is a section's route, not yet provisioned, and the route key of
+// its application.
+type built struct {
+	*gateway.Route
+	Kind string
+}
+
+// buildRoute turns a section's route JSON into a gateway route. A plugin
+// httpd loaded at configuration time (a pointer) takes the place of the
+// application.
+func buildRoute(spec string, plugin unsafe.Pointer, pluginInit string) (built, error) {
+	cr, err := config.ParseRoute("httpd.conf", []byte(spec))
+	if err != nil {
+		return built{}, err
+	}
+	r := cr.GatewayRoute()
+	if plugin != nil {
+		if r.Handler, err = cplugin.FromPointer(plugin, pluginInit); err != nil {
+			return built{}, err
+		}
+		r.App = "plugin " + pluginInit
+	}
+	return built{r, cr.Kind}, nil
+}
+
+// WsgateCheck validates the routes of httpd's configuration sections, for
+// mod_wsgate's check_config hook: the shim runs it in a short-lived child
+// it forks for the purpose, because the Go runtime must never be loaded
+// into httpd's parent process. in is a JSON array of {"section": "file:line",
+// "route": {...}}; each route goes through config's kinds and the
+// gateway's provision and validate steps (no I/O), then is stopped. The
+// result, which the caller frees, has a line "section<TAB>key<TAB>message"
+// per problem (the key is the route key at fault, such as "app" or
+// "docroot.root", or empty); an empty string means every route is usable.
+//
+//export WsgateCheck
+func WsgateCheck(abi C.int, in *C.char) *C.char {
+	if abi != C.WSGATE_MODULE_ABI {
+		return C.CString(fmt.Sprintf("\t\tlibwsgate.so speaks interface %d, mod_wsgate.so %d: install both from one build\n", int(C.WSGATE_MODULE_ABI), int(abi)))
+	}
+	var out strings.Builder
+	defer func() {
+		if v := recover(); v != nil {
+			fmt.Fprintf(&out, "\t\tchecking the configuration panicked: %v\n", v)
+		}
+	}()
+	var sections []struct {
+		Section string          `json:"section"`
+		Route   json.RawMessage `json:"route"`
+	}
+	if err := json.Unmarshal([]byte(C.GoString(in)), &sections); err != nil {
+		return C.CString("\t\t" + err.Error() + "\n")
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, sec := range sections {
+		r, err := buildRoute(string(sec.Route), nil, "")
+		if err == nil {
+			var g *gateway.Gateway
+			if g, err = gateway.New(quiet, r.Route); err == nil {
+				g.Stop(context.Background())
+			}
+		}
+		for _, e := range unjoin(err) {
+			key, msg := "", e.Error()
+			var ce *config.Error
+			var re *gateway.RouteError
+			switch {
+			case errors.As(e, &ce):
+				key, msg = ce.Key, ce.Msg
+			case errors.As(e, &re):
+				key, msg = r.Kind, re.Err.Error()
+			}
+			fmt.Fprintf(&out, "%s\t%s\t%s\n", sec.Section, key, strings.ReplaceAll(msg, "\n", " "))
+		}
+	}
+	return C.CString(out.String())
+}
+
+// unjoin lists the errors errors.Join put together; nil has none.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 func gostr(s *C.char) string {
@@ -179,7 +262,7 @@ func WsgateHandle(req *C.wsgate_request, resp *C.wsgate_response) {
 	if req.tls != 0 {
 		gr.TLS = &tls.ConnectionState{}
 	}
-	p, herr := gw.Accept(rt, gr)
+	p, herr := gw.Accept(context.Background(), rt, gr)
 	var out http.Header
 	if herr != nil {
 		resp.status = C.int(herr.Status)

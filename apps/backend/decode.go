@@ -1,0 +1,116 @@
+package backend
+
+import (
+	"net"
+
+	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/gateway"
+)
+
+func init() {
+	config.RegisterKind(config.Kind{
+		Key: "backend",
+		Doc: "a producer behind a UNIX or TCP socket, framed protocol or raw bytes: backend: {socket: PATH}",
+		Decode: func(d *config.Decoder) gateway.Handler {
+			mark := d.ErrorCount()
+			cfg := Decode(d)
+			return d.Build(mark, func() (gateway.Handler, error) { return NewHandler(cfg) })
+		},
+	})
+}
+
+// NewHandler returns the handler for cfg: a Backend, or a Raw in raw mode.
+func NewHandler(cfg Config) (gateway.Handler, error) {
+	if cfg.Raw != nil {
+		return NewRaw(cfg)
+	}
+	return New(cfg)
+}
+
+// Decode reads a route's backend block:
+//
+//	backend: {socket: /run/chat.sock, mode: mux, connections: 2, ...}
+//
+// It reports problems through d.
+func Decode(d *config.Decoder) Config {
+	var c Config
+	fields, finish := ProducerFields(&c)
+	fields["socket"] = func(v *config.Decoder) { c.Network = "unix"; v.String(&c.Address) }
+	fields["address"] = func(v *config.Decoder) {
+		c.Network = "tcp"
+		v.String(&c.Address)
+		if _, _, err := net.SplitHostPort(c.Address); err != nil {
+			v.Errorf("must be host:port, such as 127.0.0.1:9000 (%v)", err)
+		}
+	}
+	d.Fields(fields)
+	finish(d)
+	if c.Address == "" && d.IsMapping() {
+		d.Errorf("needs socket (a UNIX socket path) or address (host:port)")
+	}
+	if c.Raw != nil && c.Mode == Mux && d.Has("mode") {
+		d.ErrorfIn("mode", "protocol: raw needs mode: per-client")
+	}
+	return c
+}
+
+// ProducerFields are the keys that say how to speak to a producer, shared
+// by a backend and a socket docroot (whose sockets are producers). finish
+// checks what can only be checked once the whole block is read.
+func ProducerFields(dst *Config) (fields map[string]func(*config.Decoder), finish func(d *config.Decoder)) {
+	var raw RawConfig
+	var rawOnly []*config.Decoder // delimiter and message_type, which need protocol: raw
+	finish = func(*config.Decoder) {
+		if dst.Raw == nil {
+			for _, v := range rawOnly {
+				v.Errorf("only applies with protocol: raw")
+			}
+		}
+	}
+	return map[string]func(*config.Decoder){
+		"mode": func(v *config.Decoder) {
+			var s string
+			v.OneOf(&s, "mux", "per-client")
+			switch s {
+			case "mux":
+				dst.Mode = Mux
+			case "per-client":
+				dst.Mode = PerClient
+			}
+		},
+		"connections":  func(v *config.Decoder) { v.Int(1, 1024, &dst.Connections) },
+		"open_timeout": func(v *config.Decoder) { v.Duration(&dst.OpenTimeout) },
+		"headers":      func(v *config.Decoder) { dst.Headers = append([]string{}, v.Strings()...) },
+		"queue":        func(v *config.Decoder) { v.IntSize(&dst.QueueBytes) },
+		"protocol": func(v *config.Decoder) {
+			var s string
+			v.OneOf(&s, "framed", "raw")
+			switch s {
+			case "framed":
+				dst.Raw = nil
+			case "raw":
+				dst.Raw = &raw
+				dst.Mode = PerClient
+			}
+		},
+		"delimiter": func(v *config.Decoder) {
+			var s string
+			v.OneOf(&s, "none", "newline", "nul")
+			switch s {
+			case "none":
+				raw.Split = false
+			case "newline":
+				raw.Split, raw.Delimiter = true, '\n'
+			case "nul":
+				raw.Split, raw.Delimiter = true, 0
+			}
+			rawOnly = append(rawOnly, v)
+		},
+		"message_type": func(v *config.Decoder) {
+			var s string
+			v.OneOf(&s, "text", "binary")
+			raw.Binary = s == "binary"
+			rawOnly = append(rawOnly, v)
+		},
+	}, finish
+}

@@ -1,0 +1,221 @@
+/*
+ * wsgate_go.c: the Go engine, libwsgate.so. It is loaded after fork, in
+ * each child (the Go runtime does not survive fork, and the parent forks
+ * again at every restart), and in a short-lived child of the parent that
+ * checks the configuration at startup and exits.
+ */
+#include <errno.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mod_wsgate.h"
+
+APLOG_USE_MODULE(wsgate);
+
+wsgate_go_t wsgate_go;
+
+/* wsgate_library is the engine to load: WsgateLibrary, or libwsgate.so
+ * next to the mod_wsgate.so httpd loaded (found with dladdr, so a module
+ * installed anywhere finds its engine), or the compiled-in path. */
+const char *wsgate_library(server_rec *s)
+{
+    wsgate_server_conf *sc = ap_get_module_config(s->module_config, &wsgate_module);
+    static char next_to_module[4096];
+    Dl_info info;
+
+    if (sc->library) {
+        return sc->library;
+    }
+    if (!next_to_module[0] && dladdr((void *)&wsgate_module, &info) && info.dli_fname) {
+        const char *slash = strrchr(info.dli_fname, '/');
+        if (slash) {
+            apr_snprintf(next_to_module, sizeof(next_to_module), "%.*s/libwsgate.so", (int)(slash - info.dli_fname),
+                         info.dli_fname);
+        }
+    }
+    return next_to_module[0] ? next_to_module : WSGATE_LIBRARY;
+}
+
+void wsgate_child_init(apr_pool_t *p, server_rec *s)
+{
+    const char *lib = wsgate_library(s);
+    int threaded = 0;
+
+    (void)p;
+    ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded);
+    wsgate_go.dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (!wsgate_go.dl) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "mod_wsgate: cannot load %s: %s; WebSocket requests get 500", lib,
+                     dlerror());
+        return;
+    }
+    wsgate_go.init = (wsgate_init_fn)dlsym(wsgate_go.dl, "WsgateInit");
+    wsgate_go.handle = (wsgate_handle_fn)dlsym(wsgate_go.dl, "WsgateHandle");
+    wsgate_go.free_response = (wsgate_free_response_fn)dlsym(wsgate_go.dl, "WsgateFreeResponse");
+    wsgate_go.serve = (wsgate_serve_fn)dlsym(wsgate_go.dl, "WsgateServe");
+    wsgate_go.stopping = (wsgate_stopping_fn)dlsym(wsgate_go.dl, "WsgateStopping");
+    if (!wsgate_go.init || !wsgate_go.handle || !wsgate_go.free_response || !wsgate_go.serve || !wsgate_go.stopping ||
+        wsgate_go.init(WSGATE_MODULE_ABI, (char *)ap_get_server_banner(), threaded != 0) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "mod_wsgate: %s is not a usable libwsgate", lib);
+        wsgate_go.handle = NULL;
+    }
+}
+
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 110)
+/* The child is stopping (graceful or not): Go closes its WebSockets with
+ * 1001 at once instead of waiting for the next poll timeout. */
+void wsgate_child_stopping(apr_pool_t *p, int graceful)
+{
+    (void)p;
+    if (wsgate_go.handle) {
+        wsgate_go.stopping(graceful);
+    }
+}
+#endif
+
+/* The directive that sets the part of a route a key names, for messages
+ * in httpd's terms. Only the first word of the key matters: "docroot.root"
+ * came from WebSocketDocroot. */
+static const char *directive_of(apr_pool_t *p, const char *key)
+{
+    static const struct {
+        const char *key, *directive;
+    } names[] = {{"app", "WebSocketApp"},
+                 {"backend", "WebSocketBackend"},
+                 {"docroot", "WebSocketDocroot"},
+                 {"program", "WebSocketProgram"},
+                 {NULL, NULL}};
+    size_t n = strcspn(key, ".[");
+
+    for (int i = 0; names[i].key; i++) {
+        if (strlen(names[i].key) == n && !strncmp(key, names[i].key, n)) {
+            return key[n] ? apr_pstrcat(p, names[i].directive, " (", key + n + 1, ")", NULL) : names[i].directive;
+        }
+    }
+    return key;
+}
+
+/* run_check is the helper child: it loads the engine and writes what
+ * WsgateCheck says to fd, then exits without running anything of the
+ * parent's (no atexit handlers, no pool cleanups). */
+static void run_check(const char *lib, const char *json, int fd)
+{
+    void *dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    wsgate_check_fn check;
+    char *out;
+    size_t len;
+
+    if (!dl) {
+        dprintf(fd, "\t\tcannot load the Go engine %s: %s (set WsgateLibrary)\n", lib, dlerror());
+        _exit(1);
+    }
+    check = (wsgate_check_fn)dlsym(dl, "WsgateCheck");
+    if (!check) {
+        dprintf(fd, "\t\t%s is not a libwsgate built with this mod_wsgate (no WsgateCheck)\n", lib);
+        _exit(1);
+    }
+    out = check(WSGATE_MODULE_ABI, (char *)json);
+    len = out ? strlen(out) : 0;
+    while (len > 0) {
+        ssize_t n = write(fd, out, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        out += n;
+        len -= (size_t)n;
+    }
+    _exit(0);
+}
+
+/* wsgate_check_config asks the Go engine whether every configuration
+ * section's route is usable: its application exists, its producer or
+ * docroot settings make sense, its program can be found. The engine is
+ * never loaded into this process (the parent forks every child), so a
+ * child is forked to load it, check, and exit. It also proves, before any
+ * request, that the engine can be loaded at all. */
+int wsgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    const apr_array_header_t *sections = wsgate_sections();
+    apr_array_header_t *j = apr_array_make(ptemp, 16, sizeof(const char *));
+    const char *lib = wsgate_library(s), *json;
+    apr_array_header_t *chunks = apr_array_make(ptemp, 4, sizeof(const char *));
+    int fds[2], status = 0, failed = 0;
+    char buf[4096], *out, *line, *save;
+    pid_t pid;
+    ssize_t n;
+
+    (void)pconf;
+    (void)plog;
+    APR_ARRAY_PUSH(j, const char *) = "[";
+    for (int i = 0; sections && i < sections->nelts; i++) {
+        const wsgate_dir_conf *conf = APR_ARRAY_IDX(sections, i, const wsgate_dir_conf *);
+        const char *path = conf->location && *conf->location == '/' ? conf->location : "/";
+        APR_ARRAY_PUSH(j, const char *) = apr_psprintf(
+            ptemp, "%s{\"section\":%s,\"route\":%s}", i ? "," : "",
+            wsgate_json_string(ptemp, apr_psprintf(ptemp, "%s:%d", conf->app_file, conf->app_line)),
+            wsgate_route_json(ptemp, conf, path));
+    }
+    APR_ARRAY_PUSH(j, const char *) = "]";
+    json = apr_array_pstrcat(ptemp, j, 0);
+
+    if (pipe(fds) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_ERR, errno, s, "mod_wsgate: pipe");
+        return !OK;
+    }
+    pid = fork();
+    if (pid < 0) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_ERR, errno, s, "mod_wsgate: fork");
+        close(fds[0]);
+        close(fds[1]);
+        return !OK;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        run_check(lib, json, fds[1]);
+    }
+    close(fds[1]);
+    /* Read to EOF before waiting, or a long answer would block the child. */
+    while ((n = read(fds[0], buf, sizeof(buf) - 1)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        buf[n] = '\0';
+        APR_ARRAY_PUSH(chunks, const char *) = apr_pstrdup(ptemp, buf);
+    }
+    close(fds[0]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    out = apr_array_pstrcat(ptemp, chunks, 0);
+    /* Each line is "file:line<TAB>key<TAB>message"; an empty location is
+     * about the engine itself. */
+    for (line = apr_strtok(out, "\n", &save); line; line = apr_strtok(NULL, "\n", &save)) {
+        char *key = strchr(line, '\t'), *msg, *colon;
+        if (!key || !(msg = strchr(key + 1, '\t'))) {
+            continue;
+        }
+        *key++ = '\0';
+        *msg++ = '\0';
+        failed = 1;
+        colon = strrchr(line, ':');
+        if (!*line || !colon) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "mod_wsgate: %s", msg);
+            continue;
+        }
+        *colon = '\0';
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "Syntax error on line %s of %s:", colon + 1, line);
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "%s%s%s", *key ? directive_of(ptemp, key) : "",
+                     *key ? ": " : "", msg);
+    }
+    if (!failed && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
+                     "mod_wsgate: checking the configuration with %s failed (status %d)", lib, status);
+        failed = 1;
+    }
+    return failed ? !OK : OK;
+}

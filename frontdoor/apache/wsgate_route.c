@@ -1,0 +1,156 @@
+/*
+ * wsgate_route.c: a section's merged directives as one route of wsgate's
+ * configuration, in JSON, the schema of a route in wsgate.yaml. Go parses
+ * it with the same code as the daemon's file (config.ParseRoute).
+ */
+#include "mod_wsgate.h"
+
+/* The JSON is built as a list of pieces, joined once at the end. */
+static void json_str(apr_array_header_t *j, const char *s)
+{
+    char *buf = apr_palloc(j->pool, strlen(s) * 6 + 3), *d = buf;
+    *d++ = '"';
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            *d++ = '\\';
+            *d++ = (char)ch;
+        } else if (ch < 0x20) {
+            d += apr_snprintf(d, 7, "\\u%04x", ch);
+        } else {
+            *d++ = (char)ch;
+        }
+    }
+    *d++ = '"';
+    *d = '\0';
+    APR_ARRAY_PUSH(j, const char *) = buf;
+}
+
+/* wsgate_json_string returns s as a JSON string, quotes included. */
+const char *wsgate_json_string(apr_pool_t *p, const char *s)
+{
+    apr_array_header_t *j = apr_array_make(p, 1, sizeof(const char *));
+    json_str(j, s);
+    return APR_ARRAY_IDX(j, 0, const char *);
+}
+
+#define LIT(s) (APR_ARRAY_PUSH(j, const char *) = (s))
+
+static void json_list(apr_array_header_t *j, const apr_array_header_t *list)
+{
+    LIT("[");
+    for (int i = 0; list && i < list->nelts; i++) {
+        if (i) {
+            LIT(",");
+        }
+        json_str(j, APR_ARRAY_IDX(list, i, const char *));
+    }
+    LIT("]");
+}
+
+/* The route's URL prefix, which docroot names and programs' SCRIPT_NAME
+ * are relative to: a <Location>'s path; for a <Directory> or .htaccess,
+ * the URL the directory is reached by; otherwise "/" (a regex or <Files>
+ * section has no fixed prefix). Never the request's own URI, which would
+ * make one route per URL. */
+const char *wsgate_route_path(request_rec *r, const char *section_path)
+{
+    size_t len;
+
+    if (!section_path || *section_path != '/') {
+        return "/";
+    }
+    len = strlen(section_path);
+    if (!strncmp(r->uri, section_path, len)) {
+        return section_path;
+    }
+    if (r->filename && !strncmp(r->filename, section_path, len)) {
+        /* uri = prefix + (filename below the directory) + path_info */
+        const char *below = r->filename + len;
+        size_t nb = strlen(below), ni = r->path_info ? strlen(r->path_info) : 0, nu = strlen(r->uri);
+        if (nu >= nb + ni && !strncmp(r->uri + nu - ni - nb, below, nb) &&
+            (!ni || !strcmp(r->uri + nu - ni, r->path_info))) {
+            return apr_pstrndup(r->pool, r->uri, nu - ni - nb);
+        }
+    }
+    return "/";
+}
+
+/* wsgate_route_json describes conf as a route served at path. */
+const char *wsgate_route_json(apr_pool_t *p, const wsgate_dir_conf *conf, const char *path)
+{
+    apr_array_header_t *j = apr_array_make(p, 32, sizeof(const char *));
+    const char *loc = path;
+
+    LIT("{\"path\":");
+    json_str(j, loc);
+    if (conf->max_message_size) {
+        LIT(",\"max_message_size\":");
+        json_str(j, apr_psprintf(p, "%" APR_INT64_T_FMT, conf->max_message_size));
+    }
+    if (conf->origin_check != UNSET) {
+        static const char *modes[] = {"\"off\"", "\"same\"", "\"trusted\""};
+        LIT(",\"origin_check\":");
+        LIT(modes[conf->origin_check]);
+    }
+    if (conf->trusted) {
+        LIT(",\"trusted_origins\":");
+        json_list(j, conf->trusted);
+    }
+    if (conf->allow_reserved == 1) {
+        LIT(",\"allow_reserved_status_codes\":true");
+    }
+    if (conf->deflate == 1) {
+        LIT(",\"deflate\":true");
+    }
+    if (conf->idle_timeout) {
+        LIT(",\"idle_timeout\":");
+        json_str(j, conf->idle_timeout);
+    }
+    if (conf->keepalive) {
+        LIT(",\"keepalive_interval\":");
+        json_str(j, conf->keepalive);
+    }
+    /* The application: a plugin goes separately, as a pointer. */
+    if (!conf->plugin) {
+        if (conf->app) {
+            LIT(",\"app\":");
+            json_str(j, conf->app);
+        } else if (conf->backend) {
+            const char *addr = conf->backend;
+            LIT(",\"backend\":{");
+            if (!strncmp(addr, "tcp:", 4)) {
+                LIT("\"address\":");
+                json_str(j, addr + 4);
+            } else {
+                LIT("\"socket\":");
+                json_str(j, !strncmp(addr, "unix:", 5) ? addr + 5 : addr);
+            }
+            if (conf->backend_mode && !strcmp(conf->backend_mode, "raw")) {
+                LIT(",\"protocol\":\"raw\"");
+            } else if (conf->backend_mode) {
+                LIT(",\"mode\":");
+                json_str(j, conf->backend_mode);
+            }
+            LIT("}");
+        } else if (conf->docroot) {
+            LIT(",\"docroot\":{\"root\":");
+            json_str(j, conf->docroot);
+            if (conf->allow) {
+                LIT(",\"allow\":");
+                json_list(j, conf->allow);
+            }
+            if (conf->deny) {
+                LIT(",\"deny\":");
+                json_list(j, conf->deny);
+            }
+            LIT("}");
+        } else if (conf->program) {
+            LIT(",\"program\":{\"command\":");
+            json_list(j, conf->program);
+            LIT("}");
+        }
+    }
+    LIT("}");
+    return apr_array_pstrcat(p, j, 0);
+}

@@ -89,6 +89,28 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckConnectsNothing: `wsgate check` validates a route whose producer
+// is listening without connecting to it (nor to anything else): checking
+// a configuration has no side effects.
+func TestCheckConnectsNothing(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "p.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := writeFile(t, "p.yaml", "routes:\n  - path: /p\n    backend: {socket: "+sock+", connections: 4}\n")
+	if out, err := exec.Command(binary, "check", cfg).CombinedOutput(); err != nil || !strings.Contains(string(out), "OK") {
+		t.Fatalf("%s %v", out, err)
+	}
+	// The check has exited: a connection it made would be in the backlog.
+	ln.SetDeadline(time.Now())
+	if c, err := ln.Accept(); err == nil {
+		c.Close()
+		t.Fatal("wsgate check connected to the producer")
+	}
+}
+
 func TestDefaultConfigPrints(t *testing.T) {
 	out, err := exec.Command(binary, "default-config").Output()
 	if err != nil || !strings.Contains(string(out), "app: dumb-increment") {

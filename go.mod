@@ -12,6 +12,10 @@ require (
 	// the only flate with windows below 15 bits and a stateless encoder
 	// (measurements in docs/DEFLATE.md).
 	github.com/klauspost/compress v1.20.3
+	// Metrics in Prometheus's exposition format on the admin listener, and
+	// the Go runtime and process collectors: the Prometheus project's own
+	// client, which promtool checks against (see internal/metrics).
+	github.com/prometheus/client_golang v1.25.0
 	// The configuration file: its node tree keeps every key's line, so
 	// errors name file, line and key (see package config).
 	go.yaml.in/yaml/v3 v3.0.6
@@ -20,4 +24,14 @@ require (
 	// (frontdoor/apache/libwsgate): the standard library's syscall package
 	// lacks eventfd and a maintained epoll API.
 	golang.org/x/sys v0.49.0
+)
+
+require (
+	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/prometheus/client_model v0.6.3 // indirect
+	github.com/prometheus/common v0.72.0 // indirect
+	github.com/prometheus/procfs v0.22.0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 )

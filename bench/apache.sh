@@ -27,6 +27,8 @@ make -s -C "$root/frontdoor/apache" OUT="$work/build" >"$work/make.log" 2>&1 || 
 
 cat >"$work/wsgate.yaml" <<YAML
 listen: [{address: 127.0.0.1:0}]
+admin: {listen: "off"}
+server: {max_connections_per_ip: 0}
 routes: [{path: /echo, app: echo, origin_check: off}]
 YAML
 "$work/wsgate" -config "$work/wsgate.yaml" 2>"$work/log" &

@@ -17,6 +17,8 @@ mkdir "$work/sockets"
 for _ in $(seq 50); do [ -S "$work/sockets/echo" ] && break; sleep 0.1; done
 cat >"$work/wsgate.yaml" <<YAML
 listen: [{address: 127.0.0.1:0}]
+admin: {listen: "off"}
+server: {max_connections_per_ip: 0}
 log: {level: info}
 routes:
   - {path: /inproc, app: echo}

@@ -15,6 +15,8 @@ mkdir "$work/sockets"
 for _ in $(seq 50); do [ -S "$work/sockets/echo" ] && break; sleep 0.1; done
 cat >"$work/mux.yaml" <<YAML
 listen: [{address: 127.0.0.1:0}]
+admin: {listen: "off"}
+server: {max_connections_per_ip: 0}
 routes:
   - {path: /mux, backend: {socket: $work/sockets/echo, mode: mux, connections: 2}}
 YAML
@@ -30,6 +32,8 @@ hold() {
 }
 cat >"$work/echo.yaml" <<YAML
 listen: [{address: 127.0.0.1:0}]
+admin: {listen: "off"}
+server: {max_connections_per_ip: 0}
 routes: [{path: /echo, app: echo}]
 YAML
 echo "== in-process echo"

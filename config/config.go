@@ -32,6 +32,7 @@ type Config struct {
 	Listeners []Listener
 	Log       Log
 	Server    Server
+	Admin     Admin
 	Routes    []Route
 	// Static serves directories of files over plain HTTP, such as the page
 	// of a chat producer.
@@ -68,9 +69,13 @@ type Log struct {
 	Level  slog.Level
 	Format string // "text" or "json"
 	Output string // "stderr", "stdout" or a file path
+	// Access writes a line for every WebSocket when it ends and for every
+	// refused upgrade (on by default).
+	Access bool
 }
 
-// Server holds daemon-wide settings.
+// Server holds daemon-wide settings. Zero values of the limits disable
+// them; Parse fills in the defaults.
 type Server struct {
 	// HandshakeTimeout bounds reading the opening handshake.
 	HandshakeTimeout time.Duration
@@ -78,6 +83,45 @@ type Server struct {
 	ShutdownTimeout time.Duration
 	// Demo serves the demo page at /.
 	Demo bool
+
+	// MaxConnections bounds the client connections open at once,
+	// WebSockets and plain HTTP: past it, a new connection gets 503 with
+	// Retry-After and is closed at once, so nobody waits in the kernel's
+	// backlog. AutoMaxConnections derives it from the descriptor limit.
+	MaxConnections     int
+	AutoMaxConnections bool
+	// MaxConnectionsPerIP and HandshakeRatePerIP (per second, bursts of
+	// HandshakeBurstPerIP) limit one client address: 503 and 429.
+	MaxConnectionsPerIP int
+	HandshakeRatePerIP  float64
+	HandshakeBurstPerIP int
+	// MaxHeaderBytes and MaxHeaderCount bound a request's header (431
+	// past them); MaxPendingHandshakes bounds the connections that have
+	// not finished sending a request, so that slow clients cost at most
+	// MaxPendingHandshakes × MaxHeaderBytes.
+	MaxHeaderBytes       int
+	MaxHeaderCount       int
+	MaxPendingHandshakes int
+	// HTTPIdleTimeout closes a keep-alive HTTP connection with no request.
+	HTTPIdleTimeout time.Duration
+	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT);
+	// while the heap is near it, new WebSockets are refused with 503.
+	MemoryLimit int64
+	// Upgrade is what the old process does with its connections when a
+	// new binary takes over its listeners (SIGUSR2): "close" them with
+	// 1001 after DrainTimeout, or "keep" them until they end.
+	UpgradeDrain        string
+	UpgradeDrainTimeout time.Duration
+}
+
+// Admin is the administration listener: metrics, health, the status
+// page, reload. It is separate from the public listeners, on loopback by
+// default.
+type Admin struct {
+	// Network and Address are where it listens; Network is "" when it is
+	// off.
+	Network, Address string
+	Line             int
 }
 
 // Route is one route as configured.
@@ -93,19 +137,41 @@ type Route struct {
 	Handler gateway.Handler
 	Policy  gateway.Policy
 	Line    int
+	// Key identifies the route's configuration, so that a reload keeps a
+	// route that did not change (see gateway.Reload).
+	Key string
 }
 
-// Defaults for the daemon-wide settings.
+// Defaults for the daemon-wide settings: each limit is on, at a value an
+// ordinary deployment does not meet and an attack does.
 const (
-	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultShutdownTimeout  = 10 * time.Second
+	DefaultHandshakeTimeout     = 10 * time.Second
+	DefaultShutdownTimeout      = 10 * time.Second
+	DefaultMaxConnectionsPerIP  = 1000
+	DefaultMaxHeaderBytes       = 16 << 10
+	DefaultMaxHeaderCount       = 100
+	DefaultMaxPendingHandshakes = 1024
+	DefaultHTTPIdleTimeout      = 60 * time.Second
+	DefaultUpgradeDrainTimeout  = 30 * time.Second
+	DefaultAdminAddress         = "127.0.0.1:8090"
 )
+
+// The daemon's route defaults, under the file's own defaults: safer than
+// the engine's, which keep apache-websocket's for mod_wsgate. A message is
+// 1 MiB at most (nginx's client_max_body_size), must arrive within a
+// minute, and an idle client is pinged every 25 s (Centrifugo's interval)
+// and closed when it stops answering.
+var DaemonDefaults = gateway.Policy{
+	MaxMessageSize:    1 << 20,
+	MessageTimeout:    time.Minute,
+	KeepaliveInterval: 25 * time.Second,
+}
 
 // GatewayRoute returns the route for gateway.New. Each call makes a new
 // gateway.Route around the same application, which only one gateway may
 // provision.
 func (r *Route) GatewayRoute() *gateway.Route {
-	return &gateway.Route{Path: r.Path, App: r.App, Handler: r.Handler, Policy: r.Policy}
+	return &gateway.Route{Path: r.Path, App: r.App, Key: r.Key, Handler: r.Handler, Policy: r.Policy}
 }
 
 // NewGateway builds the gateway serving the configuration's routes:

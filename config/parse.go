@@ -32,23 +32,33 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	cfg := &Config{
 		File: name,
-		Log:  Log{Level: slog.LevelInfo, Format: "text", Output: "stderr"},
+		Log:  Log{Level: slog.LevelInfo, Format: "text", Output: "stderr", Access: true},
 		Server: Server{
-			HandshakeTimeout: DefaultHandshakeTimeout,
-			ShutdownTimeout:  DefaultShutdownTimeout,
+			HandshakeTimeout:     DefaultHandshakeTimeout,
+			ShutdownTimeout:      DefaultShutdownTimeout,
+			AutoMaxConnections:   true,
+			MaxConnectionsPerIP:  DefaultMaxConnectionsPerIP,
+			MaxHeaderBytes:       DefaultMaxHeaderBytes,
+			MaxHeaderCount:       DefaultMaxHeaderCount,
+			MaxPendingHandshakes: DefaultMaxPendingHandshakes,
+			HTTPIdleTimeout:      DefaultHTTPIdleTimeout,
+			UpgradeDrain:         "close",
+			UpgradeDrainTimeout:  DefaultUpgradeDrainTimeout,
 		},
+		Admin: Admin{Network: "tcp", Address: DefaultAdminAddress},
 	}
 	if len(doc.Content) == 0 {
 		return nil, &Error{File: name, Msg: "the configuration is empty"}
 	}
 	root := p.decoder(doc.Content[0], "")
-	var defaults policyBlock
+	defaults := policyBlock{p: DaemonDefaults}
 	var routes *Decoder
 	root.Fields(map[string]func(*Decoder){
 		"listen":   func(d *Decoder) { cfg.Listeners = listeners(d) },
 		"log":      func(d *Decoder) { logSection(d, &cfg.Log) },
 		"server":   func(d *Decoder) { serverSection(d, &cfg.Server) },
-		"defaults": func(d *Decoder) { defaults = policy(d, nil, nil) },
+		"defaults": func(d *Decoder) { defaults = policy(d, &defaults, nil) },
+		"admin":    func(d *Decoder) { adminSection(d, &cfg.Admin) },
 		"routes":   func(d *Decoder) { routes = d },
 		"static":   func(d *Decoder) { cfg.Static = static(d) },
 	})
@@ -139,14 +149,88 @@ func logSection(d *Decoder, dst *Log) {
 		},
 		"format": func(v *Decoder) { v.OneOf(&dst.Format, "text", "json") },
 		"output": func(v *Decoder) { v.String(&dst.Output) },
+		"access": func(v *Decoder) { v.Bool(&dst.Access) },
 	})
 }
 
 func serverSection(d *Decoder, dst *Server) {
+	// A count that may be 0 (off) or, for max_connections, auto.
+	count := func(dst *int) func(*Decoder) {
+		return func(v *Decoder) { v.Int(0, 1<<30, dst) }
+	}
 	d.Fields(map[string]func(*Decoder){
 		"handshake_timeout": func(v *Decoder) { v.Duration(&dst.HandshakeTimeout) },
 		"shutdown_timeout":  func(v *Decoder) { v.Duration(&dst.ShutdownTimeout) },
 		"demo":              func(v *Decoder) { v.Bool(&dst.Demo) },
+		"max_connections": func(v *Decoder) {
+			if s, ok := v.Scalar(); ok && s == "auto" {
+				dst.AutoMaxConnections = true
+				return
+			}
+			dst.AutoMaxConnections = false
+			v.Int(0, 1<<30, &dst.MaxConnections)
+		},
+		"max_connections_per_ip": count(&dst.MaxConnectionsPerIP),
+		"handshake_rate_per_ip": func(v *Decoder) {
+			if s, ok := v.Scalar(); ok {
+				r, err := strconv.ParseFloat(s, 64)
+				if err != nil || r < 0 || r > 1e6 {
+					v.Errorf("must be a number of handshakes per second (0: no limit), not %q", s)
+					return
+				}
+				dst.HandshakeRatePerIP = r
+			}
+		},
+		"handshake_burst_per_ip": count(&dst.HandshakeBurstPerIP),
+		"max_header_bytes": func(v *Decoder) {
+			var n int64
+			v.Size(&n)
+			if n > 0 && (n < 1024 || n > 1<<20) {
+				v.Errorf("must be from 1KiB to 1MiB")
+				return
+			}
+			dst.MaxHeaderBytes = int(n)
+		},
+		"max_header_count":       func(v *Decoder) { v.Int(1, 10000, &dst.MaxHeaderCount) },
+		"max_pending_handshakes": count(&dst.MaxPendingHandshakes),
+		"http_idle_timeout":      func(v *Decoder) { v.Duration(&dst.HTTPIdleTimeout) },
+		"memory_limit": func(v *Decoder) {
+			if s, ok := v.Scalar(); ok && (s == "0" || s == "off") {
+				dst.MemoryLimit = 0
+				return
+			}
+			v.Size(&dst.MemoryLimit)
+		},
+		"upgrade": func(v *Decoder) {
+			v.Fields(map[string]func(*Decoder){
+				"drain":         func(v *Decoder) { v.OneOf(&dst.UpgradeDrain, "close", "keep") },
+				"drain_timeout": func(v *Decoder) { v.Duration(&dst.UpgradeDrainTimeout) },
+			})
+		},
+	})
+}
+
+func adminSection(d *Decoder, dst *Admin) {
+	dst.Line = d.Line()
+	d.Fields(map[string]func(*Decoder){
+		"listen": func(v *Decoder) {
+			s, ok := v.Scalar()
+			switch {
+			case !ok:
+			case s == "off" || s == "false":
+				dst.Network, dst.Address = "", ""
+			case strings.HasPrefix(s, "unix:"):
+				dst.Network, dst.Address = "unix", strings.TrimPrefix(s, "unix:")
+			default:
+				if _, port, err := net.SplitHostPort(s); err != nil {
+					v.Errorf("must be host:port, unix:PATH or off (%v)", err)
+				} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+					v.Errorf("port %q is not a number from 0 to 65535", port)
+				} else {
+					dst.Network, dst.Address = "tcp", s
+				}
+			}
+		},
 	})
 }
 

@@ -75,6 +75,8 @@ var policyKeys = map[string]func(d *Decoder, pol *gateway.Policy){
 	"write_timeout":      func(d *Decoder, pol *gateway.Policy) { d.Duration(&pol.WriteTimeout) },
 	"max_queue":          func(d *Decoder, pol *gateway.Policy) { d.IntSize(&pol.MaxQueue) },
 	"deflate":            func(d *Decoder, pol *gateway.Policy) { pol.Deflate = deflate(d) },
+	"message_timeout":    func(d *Decoder, pol *gateway.Policy) { d.Duration(&pol.MessageTimeout) },
+	"max_connections":    func(d *Decoder, pol *gateway.Policy) { d.Int(0, 1<<30, &pol.MaxConnections) },
 	"slow_consumer": func(d *Decoder, pol *gateway.Policy) {
 		var s string
 		d.OneOf(&s, "close", "drop")

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 
@@ -54,6 +55,7 @@ func parseRoutes(d *Decoder, defaults *policyBlock, allowNoApp bool) []Route {
 		r := Route{Line: item.Line()}
 		var pathDecoder *Decoder
 		var chosen []string
+		var kindText string
 		extra := map[string]func(*Decoder){
 			"path": func(v *Decoder) { pathDecoder = v; v.String(&r.Path) },
 		}
@@ -63,6 +65,7 @@ func parseRoutes(d *Decoder, defaults *policyBlock, allowNoApp bool) []Route {
 				h := k.Decode(v)
 				if len(chosen) == 1 {
 					r.Kind, r.Handler = k.Key, h
+					kindText = v.Text()
 					r.App = k.Key
 					if k.Key == "app" {
 						r.App, _ = v.Scalar()
@@ -75,6 +78,7 @@ func parseRoutes(d *Decoder, defaults *policyBlock, allowNoApp bool) []Route {
 			continue
 		}
 		r.Policy = pb.p
+		r.Key = routeKey(r.Kind, kindText, &r.Policy)
 		switch {
 		case r.Path == "":
 			item.ErrorfIn("path", "every route needs a path")
@@ -106,6 +110,17 @@ func parseRoutes(d *Decoder, defaults *policyBlock, allowNoApp bool) []Route {
 		out = append(out, r)
 	}
 	return out
+}
+
+// routeKey identifies a route's configuration for reloads: its kind, its
+// application's block as written, and its policy with the defaults it
+// inherited. Two parses of an unchanged route give the same key.
+func routeKey(kind, text string, p *gateway.Policy) string {
+	pol, err := json.Marshal(p)
+	if err != nil {
+		return ""
+	}
+	return kind + "\x00" + text + "\x00" + string(pol)
 }
 
 func splitJoined(err error) []error {

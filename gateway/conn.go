@@ -2,10 +2,10 @@ package gateway
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"github.com/wsgate/wsgate/websocket"
 )
@@ -22,8 +22,13 @@ type Conn struct {
 	state  atomic.Pointer[any]
 	ctx    atomic.Pointer[connContext] // made by Context, on first use
 	ended  atomic.Bool
-	rooms  map[string]struct{} // guarded by route.hub.mu
-	gone   bool                // removed from the hub; guarded by route.hub.mu
+	start  time.Time // when it was accepted, for the access log
+	ext    string    // negotiated extensions, for the access log
+	// refused: OnOpen accepted it but the handshake failed after; its
+	// end is logged as the refusal, not as a connection.
+	refused bool
+	rooms   map[string]struct{} // guarded by route.hub.mu
+	gone    bool                // removed from the hub; guarded by route.hub.mu
 }
 
 type connContext struct {
@@ -133,12 +138,22 @@ func (h *connHandler) OnClose(_ *websocket.Conn, s websocket.CloseStatus) {
 	if cc := c.ctx.Load(); cc != nil {
 		cc.cancel()
 	}
-	c.gw.unregister(c)
-	c.gw.log.Debug("websocket closed", "route", c.route.Path, "conn", c.id, "code", uint16(s.Code), "reason", s.Reason, "remote", s.Remote)
+	st := c.ws.Stats()
+	c.route.hub.remove(c, func() { c.route.stats.end(st, s) })
+	c.gw.mu.Lock()
+	delete(c.gw.conns, c)
+	c.gw.mu.Unlock()
+	if !c.refused {
+		c.gw.access.ended(c, st, s)
+	}
 	func() {
 		defer c.recoverApp("OnClose")
 		c.route.Handler.OnClose(c, s)
 	}()
+	c.gw.limits.done(c.req.ClientIP)
+	if c.route.live.Add(-1) == 0 && c.route.retired.Load() {
+		c.gw.retireWhenIdle(c.route)
+	}
 	c.gw.connDone()
 }
 
@@ -150,8 +165,4 @@ func (c *Conn) recoverApp(where string) {
 			"panic", v, "stack", string(debug.Stack()))
 		c.ws.Close(websocket.StatusInternalError, "internal error")
 	}
-}
-
-func (c *Conn) logAttrs() []any {
-	return []any{slog.String("route", c.route.Path), slog.Uint64("conn", c.id), slog.String("peer", c.req.RemoteAddr)}
 }

@@ -18,22 +18,39 @@ import (
 
 // Gateway holds the routes and every open connection.
 type Gateway struct {
-	log     *slog.Logger
-	routes  []*Route // in configuration order
-	byMatch []*Route // longest path first
-	nextID  atomic.Uint64
+	log    *slog.Logger
+	set    atomic.Pointer[routeSet] // what serves new connections
+	nextID atomic.Uint64
 
 	// stopping is cancelled when Shutdown begins: it cancels the context
 	// of every OnOpen still running.
 	stopping context.Context
 	cancel   context.CancelFunc
 
+	limits limiter
+	access accessLog
+
 	mu       sync.Mutex
-	extra    []*Route // started by StartRoute
+	extra    []*Route                  // started by StartRoute
+	retired  []*Route                  // replaced by a reload, serving their last connections
+	past     map[string]*RouteSnapshot // counters of stopped routes, by path
 	conns    map[*Conn]struct{}
 	draining bool
 	idle     chan struct{} // closed when draining and no connection is left
 	live     int
+}
+
+// routeSet is one configuration's routes. It never changes once made: a
+// reload makes a new one and swaps it in.
+type routeSet struct {
+	routes  []*Route // in configuration order
+	byMatch []*Route // longest path first
+}
+
+func newRouteSet(routes []*Route) *routeSet {
+	s := &routeSet{routes: routes, byMatch: append([]*Route(nil), routes...)}
+	sort.SliceStable(s.byMatch, func(i, j int) bool { return len(s.byMatch[i].Path) > len(s.byMatch[j].Path) })
+	return s
 }
 
 // New checks the routes and provisions and validates each one's
@@ -48,39 +65,56 @@ func New(log *slog.Logger, routes ...*Route) (*Gateway, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	g := &Gateway{log: log, conns: make(map[*Conn]struct{})}
+	g := &Gateway{log: log, conns: make(map[*Conn]struct{}), past: map[string]*RouteSnapshot{}}
+	g.limits.set(Limits{})
+	g.access.init(log)
 	g.stopping, g.cancel = context.WithCancel(context.Background())
+	if err := provisionAll(log, routes, nil); err != nil {
+		return nil, err
+	}
+	g.set.Store(newRouteSet(routes))
+	return g, nil
+}
+
+// provisionAll provisions and validates routes, except those in keep
+// (already serving). On failure it stops the ones it provisioned.
+func provisionAll(log *slog.Logger, routes []*Route, keep map[*Route]bool) error {
 	seen := map[string]bool{}
 	var errs []error
+	var done []*Route
 	for _, r := range routes {
-		if r.provisioned {
-			errs = append(errs, fmt.Errorf("route %s belongs to another gateway", r.Path))
-			continue
-		}
 		if seen[r.Path] {
 			errs = append(errs, fmt.Errorf("route %s is defined twice", r.Path))
 		}
 		seen[r.Path] = true
-		g.routes = append(g.routes, r)
+		if keep[r] {
+			continue
+		}
+		if r.provisioned {
+			errs = append(errs, fmt.Errorf("route %s belongs to another gateway", r.Path))
+			continue
+		}
+		done = append(done, r)
 		if err := r.provision(log); err != nil {
 			errs = append(errs, &RouteError{Route: r, Err: err})
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		g.Stop(context.Background())
-		return nil, err
+		for i := len(done) - 1; i >= 0; i-- {
+			done[i].stop(context.Background())
+		}
+		return err
 	}
-	g.byMatch = append([]*Route(nil), g.routes...)
-	sort.SliceStable(g.byMatch, func(i, j int) bool { return len(g.byMatch[i].Path) > len(g.byMatch[j].Path) })
-	return g, nil
+	return nil
 }
 
-// Routes returns the routes in configuration order.
-func (g *Gateway) Routes() []*Route { return g.routes }
+// Routes returns the routes serving new connections, in configuration
+// order.
+func (g *Gateway) Routes() []*Route { return g.set.Load().routes }
 
 // Route returns the route serving path, or nil.
 func (g *Gateway) Route(path string) *Route {
-	for _, r := range g.byMatch {
+	for _, r := range g.set.Load().byMatch {
 		if r.matches(path) {
 			return r
 		}
@@ -114,79 +148,102 @@ func (p *Pending) AppendResponse(dst []byte) []byte { return p.hs.AppendResponse
 func (p *Pending) Header() http.Header { return p.header }
 
 // Serve runs the connection over t until it ends (see websocket.Conn.Serve).
-func (p *Pending) Serve(t websocket.Transport) {
-	c := p.Conn
-	c.gw.log.Debug("websocket open", c.logAttrs()...)
-	c.ws.Serve(t)
-}
+func (p *Pending) Serve(t websocket.Transport) { p.Conn.ws.Serve(t) }
 
 // Abandon ends a connection whose 101 could not be written. The
 // application, which accepted it in OnOpen, gets OnClose with 1006.
 func (p *Pending) Abandon() { p.Conn.ws.Discard() }
 
 // Accept runs the opening handshake for a request on route: the RFC 6455
-// checks, the Origin policy, then the application's OnOpen, which gets a
-// context derived from ctx (the front door's, bounded by its handshake
-// timeout) that is also cancelled when the gateway shuts down. On success
-// the front door writes the 101 and calls p.Serve.
+// checks, the Origin policy, the admission limits, then the application's
+// OnOpen, which gets a context derived from ctx (the front door's, bounded
+// by its handshake timeout) that is also cancelled when the gateway shuts
+// down. On success the front door writes the 101 and calls p.Serve. Every
+// refusal is counted by cause and written to the access log.
 func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pending, herr *websocket.HandshakeError) {
-	hs, err := websocket.CheckUpgrade(&http.Request{Method: req.Method, ProtoMajor: req.ProtoMajor, ProtoMinor: req.ProtoMinor, Host: req.Host, Header: req.Header})
+	refuse := func(status int, cause, reason string, retry time.Duration) (*Pending, *websocket.HandshakeError) {
+		herr := &websocket.HandshakeError{Status: status, Reason: reason}
+		if retry > 0 {
+			herr.Header = http.Header{"Retry-After": {retryAfter(retry)}}
+		}
+		g.refused(route, req, herr, cause)
+		return nil, herr
+	}
+	hs, err := websocket.CheckUpgrade(&http.Request{Method: req.Method, ProtoMajor: req.ProtoMajor, ProtoMinor: req.ProtoMinor,
+		Host: req.Host, Header: req.Header, ContentLength: req.ContentLength, TransferEncoding: req.TransferEncoding})
 	if err != nil {
 		herr = err.(*websocket.HandshakeError)
-		g.log.Info("websocket handshake refused", "route", route.Path, "peer", req.RemoteAddr, "status", herr.Status, "reason", herr.Reason)
+		g.refused(route, req, herr, CauseBadRequest)
 		return nil, herr
 	}
 	if route.Handler == nil {
 		g.log.Error("no application is assigned to this route", "route", route.Path)
-		return nil, &websocket.HandshakeError{Status: http.StatusInternalServerError, Reason: "no application for route " + route.Path}
+		return refuse(http.StatusInternalServerError, CauseNoApplication, "no application for route "+route.Path, 0)
 	}
 	req.Version, req.Protocols, req.Origin = hs.Version, hs.Protocols, hs.Origin
+	if req.ClientIP == "" {
+		req.ClientIP = route.Policy.clientIP(req)
+	}
 	if dp := route.Policy.Deflate; dp != nil {
 		if err := hs.NegotiateDeflate(req.Header, *dp); err != nil {
 			herr = err.(*websocket.HandshakeError)
-			g.log.Info("websocket handshake refused", "route", route.Path, "peer", req.RemoteAddr, "status", herr.Status, "reason", herr.Reason)
+			g.refused(route, req, herr, CauseBadRequest)
 			return nil, herr
 		}
 	}
 	if ok, want := route.Policy.checkOrigin(hs.Origin, req); !ok {
-		g.log.Info("websocket origin refused", "route", route.Path, "peer", req.RemoteAddr, "origin", hs.Origin, "expected", want)
-		return nil, &websocket.HandshakeError{Status: http.StatusForbidden, Reason: "origin " + hs.Origin + " not allowed"}
+		return refuse(http.StatusForbidden, CauseOrigin, "origin "+hs.Origin+" not allowed, expected "+want, 0)
+	}
+	if g.limits.overloaded() {
+		return refuse(http.StatusServiceUnavailable, CauseOverloaded, "the server is over its memory limit", 5*time.Second)
+	}
+	if m := route.Policy.MaxConnections; m > 0 && route.live.Load() >= int64(m) {
+		return refuse(http.StatusServiceUnavailable, CauseRouteMax, "the route has max_connections open", 5*time.Second)
 	}
 	if !g.admit() {
-		return nil, &websocket.HandshakeError{Status: http.StatusServiceUnavailable, Reason: "shutting down"}
+		return refuse(http.StatusServiceUnavailable, CauseShuttingDown, "shutting down", 0)
 	}
-	c := &Conn{id: g.nextID.Add(1), req: req, route: route, gw: g, header: http.Header{}}
+	if cause, status, retry := g.limits.admit(req.ClientIP, time.Now()); cause != "" {
+		g.connDone()
+		return refuse(status, cause, "limit reached: "+cause, retry)
+	}
+	route.live.Add(1)
+	c := &Conn{id: g.nextID.Add(1), req: req, route: route, gw: g, header: http.Header{}, start: time.Now(), ext: hs.Extensions()}
 	c.proto = selectSubprotocol(route.Policy.Subprotocols, hs.Protocols)
 	c.ws = hs.NewConn((*connHandler)(c), route.Policy.engineOptions())
 	g.register(c)
 
 	accepted := false
-	refuse := func(status int, reason string) (*Pending, *websocket.HandshakeError) {
+	fail := func(status int, cause, reason string) (*Pending, *websocket.HandshakeError) {
 		if accepted {
 			// The application accepted the connection and may hold resources
 			// for it: it gets its OnClose, which also unregisters.
+			c.refused = true
 			c.ws.Discard()
 		} else {
 			c.ws.Abort()
 			g.unregister(c)
 			g.connDone()
+			g.limits.done(req.ClientIP)
+			route.live.Add(-1)
 		}
-		return nil, &websocket.HandshakeError{Status: status, Reason: reason}
+		return refuse(status, cause, reason, 0)
 	}
 	if err := g.onOpen(ctx, c); err != nil {
 		var pe panicError
 		if errors.As(err, &pe) {
-			return refuse(http.StatusInternalServerError, "application panicked")
+			return fail(http.StatusInternalServerError, CauseApplicationFail, "application panicked")
 		}
-		g.log.Info("application refused the connection", "route", route.Path, "peer", req.RemoteAddr, "reason", err.Error())
-		return refuse(refuseStatus(err), err.Error())
+		status, cause := refuseStatus(err)
+		return fail(status, cause, err.Error())
 	}
 	accepted = true
 	header, err := hs.Header(c.header, c.proto)
 	if err != nil {
 		g.log.Error("application chose a response the handshake cannot send", "route", route.Path, "err", err)
-		return refuse(http.StatusInternalServerError, err.Error())
+		return fail(http.StatusInternalServerError, CauseApplicationFail, err.Error())
 	}
+	route.stats.accepted.Add(1)
 	// In the route's hub from now on, before the 101 is written: a client
 	// that has its 101 must get every broadcast sent after it. What is sent
 	// to the connection before Serve is held and follows the 101.
@@ -238,7 +295,7 @@ func (g *Gateway) register(c *Conn) {
 }
 
 func (g *Gateway) unregister(c *Conn) {
-	c.route.hub.remove(c)
+	c.route.hub.remove(c, nil)
 	g.mu.Lock()
 	delete(g.conns, c)
 	g.mu.Unlock()

@@ -54,6 +54,9 @@ func (Base) OnClose(*Conn, websocket.CloseStatus) {}
 type RefuseError struct {
 	Status int
 	Reason string
+	// Cause is the refusal's label in metrics and the access log, from a
+	// small fixed set (the Cause constants); CauseApplication if empty.
+	Cause string
 }
 
 func (e *RefuseError) Error() string {
@@ -69,12 +72,24 @@ func Refuse(status int, reason string) error {
 	return &RefuseError{Status: status, Reason: reason}
 }
 
-func refuseStatus(err error) int {
+// RefuseFor is Refuse with a cause for metrics and the access log, such
+// as CauseBackendDown.
+func RefuseFor(status int, cause, reason string) error {
+	err := Refuse(status, reason).(*RefuseError)
+	err.Cause = cause
+	return err
+}
+
+func refuseStatus(err error) (int, string) {
 	var re *RefuseError
 	if errors.As(err, &re) && re.Status >= 400 && re.Status <= 599 {
-		return re.Status
+		cause := re.Cause
+		if cause == "" {
+			cause = CauseApplication
+		}
+		return re.Status, cause
 	}
-	return http.StatusForbidden
+	return http.StatusForbidden, CauseApplication
 }
 
 // Request is what a connection was opened with.
@@ -82,13 +97,21 @@ type Request struct {
 	Method     string
 	ProtoMajor int
 	ProtoMinor int
-	Path       string
-	RawQuery   string
-	Host       string
-	Header     http.Header
+	// ContentLength and TransferEncoding are net/http's (a WebSocket
+	// upgrade has no body, and one that declares one is refused).
+	ContentLength    int64
+	TransferEncoding []string
+	Path             string
+	RawQuery         string
+	Host             string
+	Header           http.Header
 	// RemoteAddr is "ip:port" for TCP, the listener's path (or "@") for a
-	// UNIX socket.
+	// UNIX socket: the peer, which may be a proxy.
 	RemoteAddr string
+	// ClientIP is the client's address: the peer's, or, when the peer is
+	// one of the route's trusted_proxies, the one the proxies recorded
+	// (X-Forwarded-For, Forwarded). The gateway fills it in Accept.
+	ClientIP string
 	// TLS is the TLS state, nil for plain connections.
 	TLS *tls.ConnectionState
 	// Version is the WebSocket protocol version: 13, 8 or 7.

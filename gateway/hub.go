@@ -104,8 +104,16 @@ func (h *Hub) add(c *Conn) {
 	h.mu.Unlock()
 }
 
-func (h *Hub) remove(c *Conn) {
+// remove takes c out of the hub; ended, if not nil, runs under the same
+// lock (the route's totals take the connection's counters at the moment
+// it stops being counted as open).
+func (h *Hub) remove(c *Conn, ended func()) {
 	h.mu.Lock()
+	if ended != nil && !c.gone {
+		if _, in := h.conns[c]; in {
+			ended()
+		}
+	}
 	c.gone = true
 	delete(h.conns, c)
 	for room := range c.rooms {

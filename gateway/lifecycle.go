@@ -169,7 +169,7 @@ func (r *Route) stop(ctx context.Context) error {
 // Start runs every application's Start, in configuration order. If one
 // fails, the applications are stopped and the error returned.
 func (g *Gateway) Start(ctx context.Context) error {
-	for _, r := range g.routes {
+	for _, r := range g.Routes() {
 		if err := r.start(ctx); err != nil {
 			g.Stop(ctx)
 			return err
@@ -182,9 +182,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 // it after Shutdown: an application stopped under open connections may
 // close them with an error. It is safe to call more than once.
 func (g *Gateway) Stop(ctx context.Context) error {
-	g.mu.Lock()
-	routes := append(append([]*Route(nil), g.routes...), g.extra...)
-	g.mu.Unlock()
+	routes := g.allRoutes()
 	var errs []error
 	for i := len(routes) - 1; i >= 0; i-- {
 		if err := routes[i].stop(ctx); err != nil {

@@ -130,3 +130,71 @@ func hasForwarded(req *Request) bool {
 	h := req.Header
 	return h.Get("Forwarded") != "" || h.Get("X-Forwarded-Proto") != "" || h.Get("X-Forwarded-Host") != ""
 }
+
+// clientIP is the address of the client itself: the peer, or, when the
+// peer is a trusted proxy, the nearest address in X-Forwarded-For (or
+// Forwarded's for=) that is not one of the trusted proxies. Walking from
+// the right means a client cannot forge its address by sending the header
+// itself: only what trusted hops appended counts. It returns the peer's
+// address (or "unix" for a UNIX socket) when nothing better is known.
+func (p *Policy) clientIP(req *Request) string {
+	peer := hostOf(req.RemoteAddr)
+	if !p.trustedPeer(req.RemoteAddr) {
+		return peer
+	}
+	hops := forwardedFor(req)
+	for i := len(hops) - 1; i >= 0; i-- {
+		h := hostOf(hops[i])
+		if h == "" {
+			break
+		}
+		if !p.trustedPeer(h) {
+			return h
+		}
+	}
+	return peer
+}
+
+// forwardedFor lists the client addresses proxies recorded, nearest to the
+// client first: Forwarded's for= parameters (RFC 7239), else
+// X-Forwarded-For.
+func forwardedFor(req *Request) []string {
+	var out []string
+	for _, line := range req.Header.Values("Forwarded") {
+		for _, elem := range strings.Split(line, ",") {
+			for _, pair := range strings.Split(elem, ";") {
+				k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+				if ok && strings.EqualFold(k, "for") {
+					out = append(out, strings.Trim(v, `"`))
+				}
+			}
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, line := range req.Header.Values("X-Forwarded-For") {
+		for _, v := range strings.Split(line, ",") {
+			out = append(out, strings.TrimSpace(v))
+		}
+	}
+	return out
+}
+
+// hostOf returns the IP of "ip", "ip:port" or "[ip]:port", or "unix" for
+// a UNIX socket peer; "" when it is none of these.
+func hostOf(addr string) string {
+	if addr == "" || addr == "@" || strings.HasPrefix(addr, "/") {
+		return "unix"
+	}
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return ""
+	}
+	return a.Unmap().String()
+}

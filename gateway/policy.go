@@ -74,6 +74,12 @@ type Policy struct {
 	SlowConsumer websocket.SlowConsumerPolicy
 	// Deflate enables permessage-deflate (RFC 7692) on the route when set.
 	Deflate *websocket.DeflatePolicy
+	// MessageTimeout bounds how long one message may take to arrive (see
+	// websocket.Options); zero disables it.
+	MessageTimeout time.Duration
+	// MaxConnections bounds the route's open WebSockets; past it upgrades
+	// get 503 with Retry-After. Zero: no bound but the gateway's.
+	MaxConnections int
 }
 
 // Validate reports the first inconsistency in p.
@@ -98,13 +104,17 @@ func (p *Policy) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"idle_timeout", p.IdleTimeout}, {"keepalive_interval", p.KeepaliveInterval}, {"close_timeout", p.CloseTimeout}, {"write_timeout", p.WriteTimeout}} {
+	}{{"idle_timeout", p.IdleTimeout}, {"keepalive_interval", p.KeepaliveInterval}, {"close_timeout", p.CloseTimeout},
+		{"write_timeout", p.WriteTimeout}, {"message_timeout", p.MessageTimeout}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", d.name))
 		}
 	}
 	if p.MaxQueue < 0 {
 		errs = append(errs, errors.New("max_queue must be positive"))
+	}
+	if p.MaxConnections < 0 {
+		errs = append(errs, errors.New("max_connections must not be negative"))
 	}
 	if d := p.Deflate; d != nil {
 		for _, b := range []struct {
@@ -146,5 +156,6 @@ func (p *Policy) engineOptions() websocket.Options {
 		WriteTimeout:             p.WriteTimeout,
 		IdleTimeout:              p.IdleTimeout,
 		KeepaliveInterval:        p.KeepaliveInterval,
+		MessageTimeout:           p.MessageTimeout,
 	}
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/wsgate/wsgate/websocket"
 )
@@ -16,9 +17,16 @@ type Route struct {
 	Policy  Policy
 	// App names the application for logs, such as "echo".
 	App string
+	// Key identifies the route's configuration: a reload keeps a route
+	// serving when the new configuration has one with the same Path and
+	// Key (config sets it from the route's text). Empty never matches.
+	Key string
 
 	hub                           *Hub
 	provisioned, started, stopped bool
+	live                          atomic.Int64 // connections admitted and not ended
+	retired                       atomic.Bool  // replaced by a reload
+	stats                         routeStats
 }
 
 // Hub returns the registry of the route's connections.

@@ -76,6 +76,11 @@ type Conn struct {
 	// instead of reading the clock per read.
 	activity atomic.Uint64
 	dropped  atomic.Uint64
+	stats    connStats
+	// msgState is the message being received, for the message timeout:
+	// a sequence number shifted left, with bit 0 set while a data message
+	// has started and not ended. The reader stores it; the timer reads it.
+	msgState atomic.Uint64
 
 	mu         sync.Mutex
 	q          []outItem // frames waiting for the writer, in order
@@ -90,9 +95,13 @@ type Conn struct {
 	stopped    bool
 	statusSet  bool
 	status     CloseStatus
-	flushCh    chan struct{}
-	closeTimer *time.Timer
-	tickTimer  *time.Timer
+	// What went on the wire: the close frames each way, and whether the
+	// slow-consumer policy closed the connection.
+	closeSent, closeGot CloseStatus
+	slowConsumer        bool
+	flushCh             chan struct{}
+	closeTimer          *time.Timer
+	tickTimer           *time.Timer
 
 	// Owned by the write-token holder.
 	iov  [][]byte
@@ -103,6 +112,8 @@ type Conn struct {
 	seen       uint64
 	lastActive time.Time
 	lastPing   time.Time
+	msgSeen    uint64    // msgState at the previous tick
+	msgSince   time.Time // when msgSeen was first seen
 }
 
 // newConn returns a connection that queues what is sent to it until Start.
@@ -204,6 +215,10 @@ func (c *Conn) sendClose(payload []byte, s CloseStatus, wait bool) error {
 		return nil
 	}
 	c.setStatus(s)
+	c.closeSent = CloseStatus{Code: StatusNoStatusReceived}
+	if len(payload) >= 2 {
+		c.closeSent = CloseStatus{Code: StatusCode(payload[0])<<8 | StatusCode(payload[1]), Reason: string(payload[2:])}
+	}
 	if wait && !c.stopped && c.closeTimer == nil {
 		c.closeTimer = time.AfterFunc(c.opts.CloseTimeout, func() {
 			defer c.recoverTimer()
@@ -341,6 +356,9 @@ func (c *Conn) tickInterval() time.Duration {
 	if k := c.opts.KeepaliveInterval; k > 0 && (d == 0 || k < d) {
 		d = k
 	}
+	if m := c.opts.MessageTimeout; m > 0 && (d == 0 || m < d) {
+		d = m
+	}
 	if d <= 0 {
 		return 0
 	}
@@ -359,6 +377,17 @@ func (c *Conn) tick() {
 	if c.opts.IdleTimeout > 0 && idle >= c.opts.IdleTimeout {
 		c.Close(StatusGoingAway, "idle timeout")
 		return
+	}
+	if m := c.opts.MessageTimeout; m > 0 {
+		// A message that has been arriving for longer than the timeout: the
+		// same message (sequence number) still open since msgSince.
+		st := c.msgState.Load()
+		if st != c.msgSeen {
+			c.msgSeen, c.msgSince = st, now
+		} else if st&1 != 0 && now.Sub(c.msgSince) >= m {
+			c.Close(StatusPolicyViolation, "message not completed in time")
+			return
+		}
 	}
 	if k := c.opts.KeepaliveInterval; k > 0 && idle >= k && now.Sub(c.lastPing) >= k {
 		c.lastPing = now

@@ -73,9 +73,11 @@ func IsUpgrade(h http.Header) bool {
 // CheckUpgrade validates an upgrade request with the rules and the order of
 // apache-websocket's handler (seed-modules.md §1.3), with one difference
 // required by wsgate: a request below HTTP/1.1 is answered 400 instead of
-// falling through. It reads r's Method, protocol version, Host and Header
-// only, so a front door that is not net/http (mod_wsgate) fills just
-// those. A refusal is a *HandshakeError.
+// falling through, and a request that declares a body is answered 400 (its
+// body would be read as WebSocket frames). It reads r's Method, protocol
+// version, Host, Header, ContentLength and TransferEncoding only, so a
+// front door that is not net/http (mod_wsgate) fills just those. A refusal
+// is a *HandshakeError.
 func CheckUpgrade(r *http.Request) (*Handshake, error) {
 	hs, herr := checkUpgrade(r)
 	if herr != nil {
@@ -94,6 +96,9 @@ func checkUpgrade(r *http.Request) (*Handshake, *HandshakeError) {
 	}
 	if r.Host == "" {
 		return nil, badRequest("no Host header")
+	}
+	if hasBody(r) {
+		return nil, badRequest("an upgrade request has no body")
 	}
 	key := r.Header.Get("Sec-WebSocket-Key")
 	if len(r.Header.Values("Sec-WebSocket-Key")) > 1 || !validKey(key) {
@@ -123,6 +128,16 @@ func checkUpgrade(r *http.Request) (*Handshake, *HandshakeError) {
 		hs.Origin = r.Header.Get("Origin")
 	}
 	return hs, nil
+}
+
+// hasBody reports whether r declares a body: net/http moves
+// Transfer-Encoding out of the header, other front doors leave it there.
+func hasBody(r *http.Request) bool {
+	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 || r.Header.Get("Transfer-Encoding") != "" {
+		return true
+	}
+	cl := r.Header.Get("Content-Length")
+	return cl != "" && strings.TrimLeft(cl, "0") != ""
 }
 
 // validKey reports whether key is exactly 24 characters of base64 that
@@ -183,6 +198,10 @@ func (hs *Handshake) NegotiateDeflate(h http.Header, policy DeflatePolicy) error
 	hs.deflate, hs.extensions = d, resp
 	return nil
 }
+
+// Extensions is the Sec-WebSocket-Extensions the 101 answers with: what
+// was negotiated, "" for nothing.
+func (hs *Handshake) Extensions() string { return hs.extensions }
 
 // NewConn returns the connection the handshake opens, speaking its
 // protocol version and negotiated extensions under opts. It queues what is

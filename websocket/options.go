@@ -58,6 +58,11 @@ type Options struct {
 	// KeepaliveInterval sends a ping after this long without a byte from the
 	// peer. Zero disables keepalive pings.
 	KeepaliveInterval time.Duration
+	// MessageTimeout bounds how long a data message may take to arrive,
+	// from its first frame's header to its last byte: a peer that stalls in
+	// the middle of a message, holding the part received so far, is closed
+	// with 1008. Zero disables it.
+	MessageTimeout time.Duration
 
 	// version is the protocol version from the handshake (13, 8 or 7), and
 	// deflate the negotiated permessage-deflate (nil: none). Handshake.NewConn

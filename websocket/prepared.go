@@ -68,13 +68,21 @@ func (pm *PreparedMessage) compressed(bits, level int) []byte {
 
 // SendPrepared queues a prepared message, under the same rules as Send.
 func (c *Conn) SendPrepared(pm *PreparedMessage) error {
+	err := c.sendPrepared(pm)
+	if err == nil {
+		c.stats.out(len(pm.payload()))
+	}
+	return err
+}
+
+func (c *Conn) sendPrepared(pm *PreparedMessage) error {
 	if z := c.z; z != nil && len(pm.payload()) >= z.p.Threshold {
 		if !z.p.ServerNoContextTakeover {
 			return c.sendCompressed(pm.typ, pm.payload())
 		}
 		if frame := pm.compressed(z.p.ServerWindowBits, z.p.Level); frame != nil {
 			pm.refs.Add(1)
-			return c.sendFrame(frame, outItem{pm: pm})
+			return c.countDeflated(len(frame), len(pm.payload()), c.sendFrame(frame, outItem{pm: pm}))
 		}
 	}
 	pm.refs.Add(1)

@@ -192,6 +192,9 @@ func TestCheckUpgrade(t *testing.T) {
 		{name: "protocols empty", h: good("Sec-WebSocket-Protocol", ""), status: 400},
 		{name: "protocol with space", h: good("Sec-WebSocket-Protocol", "a b"), status: 400},
 		{name: "protocol with slash", h: good("Sec-WebSocket-Protocol", "a/b"), status: 400},
+		{name: "body by Content-Length", h: good("Content-Length", "5"), status: 400},
+		{name: "empty body is no body", h: good("Content-Length", "0"), version: 13},
+		{name: "body by Transfer-Encoding", h: good("Transfer-Encoding", "chunked"), status: 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,7 +24,9 @@ type reader struct {
 	maskPos   int
 
 	// The data message being reassembled; msgOp is 0 between messages.
+	// seq numbers messages, for the message timeout (Conn.msgState).
 	msgOp      opcode
+	seq        uint64
 	compressed bool // RSV1 on its first frame: permessage-deflate
 	msgLen     int64
 	msg        *[]byte
@@ -193,6 +195,8 @@ func (c *Conn) beginFrame(h *frameHeader) *protoError {
 			r.msgOp = h.op
 			r.compressed = h.rsv == bitRSV1
 			r.utf8.reset()
+			r.seq++
+			c.msgState.Store(r.seq<<1 | 1)
 		}
 		r.msgLen += h.length
 	}
@@ -266,7 +270,9 @@ func (c *Conn) endFrame() error {
 		data = *r.msg
 	}
 	r.msgOp, r.msgLen, r.direct = 0, 0, nil
+	c.msgState.Store(r.seq << 1)
 	if !c.closing.Load() {
+		c.stats.in(len(data))
 		c.h.OnMessage(c, typ, data)
 	}
 	putBuf(r.msg)
@@ -286,6 +292,8 @@ func (c *Conn) endCompressed() error {
 	typ := r.msgOp
 	out, perr := c.z.inflate(src, c.opts.MaxMessageSize, c.opts.tooBigCode())
 	r.msgOp, r.msgLen, r.direct, r.compressed = 0, 0, nil, false
+	c.msgState.Store(r.seq << 1)
+	wire := len(src)
 	putBuf(r.msg)
 	r.msg = nil
 	if perr != nil {
@@ -296,6 +304,9 @@ func (c *Conn) endCompressed() error {
 		return c.fail(&protoError{Code: StatusInvalidPayload, Reason: "invalid UTF-8 in text message"})
 	}
 	if !c.closing.Load() {
+		c.stats.in(len(*out))
+		c.stats.zIn.Add(uint64(wire))
+		c.stats.zRawIn.Add(uint64(len(*out)))
 		c.h.OnMessage(c, typ, *out)
 	}
 	return nil
@@ -336,6 +347,7 @@ func (c *Conn) control() error {
 		r.done, r.err = true, errPeerClosed
 		c.mu.Lock()
 		c.closeRecvd = true
+		c.closeGot = CloseStatus{Code: code, Reason: reason}
 		if c.closeTimer != nil {
 			c.closeTimer.Stop()
 		}
@@ -350,10 +362,19 @@ func (c *Conn) control() error {
 
 // fail fails the connection (RFC 6455 §7.1.7): it queues a close frame
 // with the violation's code and stops the reader.
+//
+// The close frame carries the code and a short reason ("invalid UTF-8 in
+// text message"), so that a client's logs say what it did wrong.
 func (c *Conn) fail(e *protoError) error {
 	r := &c.r
 	r.done, r.err = true, e
-	payload := []byte{byte(e.Code >> 8), byte(e.Code)}
+	var buf [maxControlPayload]byte
+	payload := append(buf[:0], byte(e.Code>>8), byte(e.Code))
+	reason := e.Reason
+	for len(reason) > maxControlPayload-2 || !utf8.ValidString(reason) {
+		reason = reason[:len(reason)-1]
+	}
+	payload = append(payload, reason...)
 	c.sendClose(payload, CloseStatus{Code: e.Code, Reason: e.Reason}, false)
 	return e
 }

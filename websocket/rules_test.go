@@ -131,6 +131,10 @@ func checkRule(t *testing.T, tc ruleCase, chunks [][]byte) {
 				t.Errorf("second close frame %v", f)
 			}
 			closeCode = f.Code()
+			// A close that fails the connection says why, briefly.
+			if failed := closeCode != 1000 && closeCode != 0; failed && (f.Reason() == "" || len(f.Payload) > 125) {
+				t.Errorf("close %d with reason %q: want a short reason", closeCode, f.Reason())
+			}
 		default:
 			t.Errorf("unexpected frame %v", f)
 		}

@@ -61,12 +61,20 @@ func (c *Conn) Send(typ MessageType, p []byte) error {
 	if typ != TextMessage && typ != BinaryMessage {
 		return errBadType
 	}
-	return c.send(typ, p, kindData)
+	err := c.send(typ, p, kindData)
+	if err == nil {
+		c.stats.out(len(p))
+	}
+	return err
 }
 
 // SendText sends a text message without copying s first.
 func (c *Conn) SendText(s string) error {
-	return c.send(opText, unsafe.Slice(unsafe.StringData(s), len(s)), kindData)
+	err := c.send(opText, unsafe.Slice(unsafe.StringData(s), len(s)), kindData)
+	if err == nil {
+		c.stats.out(len(s))
+	}
+	return err
 }
 
 // Ping sends a ping; the payload must be at most 125 bytes.
@@ -181,7 +189,7 @@ func (c *Conn) sendCompressed(op opcode, p []byte) error {
 		if buf == nil {
 			return c.sendPlain(op, p, kindData)
 		}
-		return c.sendFrame(frame, outItem{buf: buf})
+		return c.countDeflated(len(frame), len(p), c.sendFrame(frame, outItem{buf: buf}))
 	}
 	z.zmu.Lock()
 	defer z.zmu.Unlock()
@@ -189,9 +197,20 @@ func (c *Conn) sendCompressed(op opcode, p []byte) error {
 		return ErrClosed
 	}
 	buf, frame := z.compressedFrame(op, p)
+	n := len(frame)
 	err := c.sendFrame(frame, outItem{buf: buf})
 	if err != nil {
 		z.resetContext()
+	}
+	return c.countDeflated(n, len(p), err)
+}
+
+// countDeflated counts a compressed message that was sent: frame bytes on
+// the wire, p bytes before compression.
+func (c *Conn) countDeflated(frame, p int, err error) error {
+	if err == nil {
+		c.stats.zOut.Add(uint64(frame))
+		c.stats.zRawOut.Add(uint64(p))
 	}
 	return err
 }
@@ -214,10 +233,16 @@ func (c *Conn) enqueueLocked(it outItem, size int) error {
 
 // queueFull applies the slow-consumer policy to a send that does not fit.
 func (c *Conn) queueFull(kind sendKind) error {
-	c.dropped.Add(1)
-	if kind == kindControl || c.opts.SlowConsumer == SlowConsumerDrop {
+	if kind == kindControl {
+		return ErrDropped // a pong: RFC 6455 §5.5.3 lets it go
+	}
+	if c.opts.SlowConsumer == SlowConsumerDrop {
+		c.dropped.Add(1)
 		return ErrDropped
 	}
+	c.mu.Lock()
+	c.slowConsumer = true
+	c.mu.Unlock()
 	c.Close(StatusPolicyViolation, "slow consumer")
 	return ErrSlowConsumer
 }

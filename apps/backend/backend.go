@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsgate/wsgate/apps/backend/wire"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/bufpool"
 	"github.com/wsgate/wsgate/internal/recovered"
+	"github.com/wsgate/wsgate/internal/version"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -27,10 +30,12 @@ type Backend struct {
 	pool     *pool
 
 	conns sync.Map // uint64 -> *gateway.Conn, for BROADCAST and ROOM's except
+
+	openTimeouts atomic.Uint64
 }
 
-// Software is sent in HELLO.
-var Software = "wsgate"
+// Software is sent in HELLO: wsgate's release and commit.
+var Software = version.Get().Short()
 
 // New returns a backend for cfg. It connects to nothing until Start.
 func New(cfg Config) (*Backend, error) {
@@ -62,6 +67,44 @@ func (b *Backend) Provision(ctx gateway.AppContext) error {
 
 // Validate checks the configuration again, for a Backend built by hand.
 func (b *Backend) Validate() error { return b.cfg.Validate() }
+
+// Ready implements gateway.Readier: a producer marked required must have
+// a link up (mux), or be listening (per-client, checked by dialling).
+func (b *Backend) Ready() error {
+	if !b.cfg.Required {
+		return nil
+	}
+	if b.pool != nil {
+		if b.pool.pick() == nil {
+			return errors.New("producer " + b.cfg.Address + " is down")
+		}
+		return nil
+	}
+	c, err := net.DialTimeout(b.cfg.Network, b.cfg.Address, time.Second)
+	if err != nil {
+		return errors.New("producer " + b.cfg.Address + " is down")
+	}
+	c.Close()
+	return nil
+}
+
+// Links implements gateway.LinkReporter.
+func (b *Backend) Links() gateway.LinkStats {
+	ls := gateway.LinkStats{Address: b.cfg.Address, Required: b.cfg.Required, OpenTimeouts: b.openTimeouts.Load()}
+	if p := b.pool; p != nil {
+		ls.Configured = len(p.links)
+		ls.Reconnects = p.reconnects.Load()
+		p.mu.Lock()
+		for _, l := range p.links {
+			if l != nil {
+				ls.Up++
+				ls.QueueBytes += int64(l.sender.Queued())
+			}
+		}
+		p.mu.Unlock()
+	}
+	return ls
+}
 
 // Start connects the mux pool, in the background: the producer may come
 // up later, and clients that arrive first wait up to open_timeout.
@@ -141,14 +184,14 @@ func (b *Backend) OnOpen(ctx context.Context, c *gateway.Conn) error {
 			l = b.pool.waitUp(ctx)
 		}
 		if l == nil {
-			return gateway.Refuse(http.StatusServiceUnavailable, "producer unavailable")
+			return gateway.RefuseFor(http.StatusServiceUnavailable, gateway.CauseBackendDown, "producer unavailable")
 		}
 	} else {
 		var err error
 		l, err = b.dialLink(ctx, wire.ModePerClient, nil)
 		if err != nil {
-			b.log.Warn("cannot connect to producer", "err", err)
-			return gateway.Refuse(http.StatusServiceUnavailable, "producer unavailable")
+			b.log.Debug("cannot connect to producer", "err", err)
+			return gateway.RefuseFor(http.StatusServiceUnavailable, gateway.CauseBackendDown, "producer unavailable")
 		}
 	}
 	if err := l.open(ctx, c); err != nil {
@@ -203,11 +246,14 @@ type pool struct {
 	mu    sync.Mutex
 	links []*link // nil where a slot is down
 	state int     // 0 unknown, 1 up, -1 down
+	ever  []bool  // the slot has been up before: a new link is a reconnect
+
+	reconnects atomic.Uint64
 }
 
 // newPool allocates a pool; start connects it.
 func newPool(b *Backend) *pool {
-	p := &pool{b: b, links: make([]*link, b.cfg.Connections)}
+	p := &pool{b: b, links: make([]*link, b.cfg.Connections), ever: make([]bool, b.cfg.Connections)}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	return p
 }
@@ -274,6 +320,12 @@ func (p *pool) connect() (*link, error) {
 // set records a slot's link and logs a change of availability.
 func (p *pool) set(slot int, l *link, err error) {
 	p.mu.Lock()
+	if l != nil {
+		if p.ever[slot] {
+			p.reconnects.Add(1)
+		}
+		p.ever[slot] = true
+	}
 	p.links[slot] = l
 	up := 0
 	for _, x := range p.links {

@@ -48,6 +48,9 @@ type Config struct {
 	MaxFrame int
 	// Raw selects raw mode: no protocol, one connection per client.
 	Raw *RawConfig
+	// Required makes the daemon not ready (/readyz) while the producer
+	// cannot be reached.
+	Required bool
 }
 
 // RawConfig configures raw mode (see docs/backend-protocol.md).

@@ -80,6 +80,7 @@ func ProducerFields(dst *Config) (fields map[string]func(*config.Decoder), finis
 		},
 		"connections":  func(v *config.Decoder) { v.Int(1, 1024, &dst.Connections) },
 		"open_timeout": func(v *config.Decoder) { v.Duration(&dst.OpenTimeout) },
+		"required":     func(v *config.Decoder) { v.Bool(&dst.Required) },
 		"headers":      func(v *config.Decoder) { dst.Headers = append([]string{}, v.Strings()...) },
 		"queue":        func(v *config.Decoder) { v.IntSize(&dst.QueueBytes) },
 		"protocol": func(v *config.Decoder) {

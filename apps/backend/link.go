@@ -245,12 +245,12 @@ func (l *link) open(ctx context.Context, c *gateway.Conn) error {
 	l.pending[c.ID()] = p
 	l.cmu.Unlock()
 	if err := l.enqueue(l.b.openFrame(c), false); err != nil {
-		return gateway.Refuse(http.StatusServiceUnavailable, "producer unavailable")
+		return gateway.RefuseFor(http.StatusServiceUnavailable, gateway.CauseBackendDown, "producer unavailable")
 	}
 	select {
 	case r := <-p.ch:
 		if r.err != nil {
-			return gateway.Refuse(http.StatusServiceUnavailable, r.err.Error())
+			return gateway.RefuseFor(http.StatusServiceUnavailable, gateway.CauseBackendDown, r.err.Error())
 		}
 		if r.f.Type == wire.TypeRefuse {
 			return gateway.Refuse(int(r.f.Status), "producer refused: "+r.f.Reason)
@@ -273,7 +273,8 @@ func (l *link) open(ctx context.Context, c *gateway.Conn) error {
 			// ACCEPT raced the timer: tell the producer the client is gone.
 			l.enqueue(l.closedFrame(c.ID(), websocket.StatusAbnormalClosure, "open timed out"), false)
 		}
-		return gateway.Refuse(http.StatusGatewayTimeout, "producer did not answer OPEN in time")
+		l.b.openTimeouts.Add(1)
+		return gateway.RefuseFor(http.StatusGatewayTimeout, gateway.CauseBackendTimeout, "producer did not answer OPEN in time")
 	}
 }
 

@@ -68,8 +68,8 @@ func (r *Raw) OnOpen(ctx context.Context, c *gateway.Conn) error {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, r.cfg.Network, r.cfg.Address)
 	if err != nil {
-		r.log.Warn("cannot connect to raw producer", "err", err)
-		return gateway.Refuse(http.StatusServiceUnavailable, "producer unavailable")
+		r.log.Debug("cannot connect to raw producer", "err", err)
+		return gateway.RefuseFor(http.StatusServiceUnavailable, gateway.CauseBackendDown, "producer unavailable")
 	}
 	st := &rawClient{nc: nc}
 	c.SetState(st)

@@ -248,7 +248,7 @@ func (d *Docroot) OnOpen(ctx context.Context, c *gateway.Conn) error {
 	h, err := d.handler(sock)
 	if err != nil {
 		d.log.Error("cannot use producer socket", "socket", sock, "err", err)
-		return gateway.Refuse(http.StatusServiceUnavailable, "producer unavailable")
+		return gateway.RefuseFor(http.StatusServiceUnavailable, gateway.CauseBackendDown, "producer unavailable")
 	}
 	if err := h.OnOpen(ctx, c); err != nil {
 		return err

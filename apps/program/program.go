@@ -167,7 +167,7 @@ func (p *Program) env(c *gateway.Conn) []string {
 func (p *Program) OnOpen(ctx context.Context, c *gateway.Conn) error {
 	if n := p.running.Add(1); n > int64(p.cfg.MaxProcesses) {
 		p.running.Add(-1)
-		return gateway.Refuse(http.StatusServiceUnavailable, fmt.Sprintf("%d processes running, the route's limit", p.cfg.MaxProcesses))
+		return gateway.RefuseFor(http.StatusServiceUnavailable, gateway.CauseProcessLimit, fmt.Sprintf("%d processes running, the route's limit", p.cfg.MaxProcesses))
 	}
 	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
 	cmd.Dir = p.cfg.Dir

@@ -6,6 +6,10 @@
 //	wsgate apps                list the built-in applications
 //	wsgate default-config      print the embedded default configuration
 //	wsgate --version           print the version
+//
+// Signals: SIGTERM and SIGINT shut down gracefully (1001 to every client);
+// SIGHUP reloads the configuration; SIGUSR2 upgrades the binary without
+// closing the listening sockets.
 package main
 
 import (
@@ -22,10 +26,9 @@ import (
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/frontdoor/daemon"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/recovered"
+	"github.com/wsgate/wsgate/internal/version"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -51,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			stdout.Write(config.DefaultYAML())
 			return 0
 		case "version":
-			fmt.Fprintln(stdout, "wsgate", version)
+			fmt.Fprintln(stdout, "wsgate", version.Get())
 			return 0
 		}
 	}
@@ -71,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *showVersion {
-		fmt.Fprintln(stdout, "wsgate", version)
+		fmt.Fprintln(stdout, "wsgate", version.Get())
 		return 0
 	}
 	if fs.NArg() > 0 {
@@ -79,18 +82,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	var cfg *config.Config
-	var err error
-	if *cfgPath == "" {
-		cfg, err = config.Default()
-	} else {
-		cfg, err = config.Load(*cfgPath)
+	load := config.Default
+	if *cfgPath != "" {
+		load = func() (*config.Config, error) { return config.Load(*cfgPath) }
 	}
+	cfg, err := load()
 	if err != nil {
 		fmt.Fprintln(stderr, "wsgate:", err)
 		return 1
 	}
-	return serve(cfg, stderr)
+	return serve(cfg, load, stderr)
 }
 
 func check(args []string, stdout, stderr io.Writer) int {
@@ -115,42 +116,71 @@ func check(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func serve(cfg *config.Config, stderr io.Writer) int {
-	log, closer, err := daemon.NewLogger(cfg.Log)
+func serve(cfg *config.Config, load func() (*config.Config, error), stderr io.Writer) int {
+	log, out, err := daemon.NewLogger(cfg.Log)
 	if err != nil {
 		fmt.Fprintln(stderr, "wsgate:", err)
 		return 1
 	}
-	defer closer.Close()
+	defer out.Close()
 	srv, err := daemon.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "wsgate:", err)
 		return 1
 	}
+	srv.SetLogOutput(out)
+	srv.SetConfigSource(load)
 	if err := srv.Listen(); err != nil {
 		srv.Close()
 		fmt.Fprintln(stderr, "wsgate:", err)
 		return 1
 	}
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	log.Info("wsgate started", "version", version, "config", cfg.File)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
+	log.Info("wsgate started", "version", version.Get().String(), "config", cfg.File, "pid", os.Getpid())
 	if err := srv.Serve(); err != nil {
 		srv.Close()
 		fmt.Fprintln(stderr, "wsgate:", err)
 		return 1
 	}
-	sig := <-sigs
-	log.Info("signal received; closing connections with 1001", "signal", sig.String(), "timeout", cfg.Server.ShutdownTimeout.String())
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
-	defer cancel()
-	go func() {
-		<-sigs
-		log.Warn("second signal: exiting at once")
-		os.Exit(1)
-	}()
-	if err := srv.Shutdown(ctx); err != nil {
-		log.Warn("shutdown did not finish cleanly", "err", err)
+	srv.SignalReady()
+	for sig := range sigs {
+		switch sig {
+		case syscall.SIGHUP:
+			log.Info("SIGHUP: reloading the configuration")
+			srv.ReloadFromSource(context.Background()) // logs and counts its own failure
+			continue
+		case syscall.SIGUSR2:
+			exe, err := os.Executable()
+			if err == nil {
+				err = srv.Upgrade(exe, os.Args[1:])
+			}
+			if err != nil {
+				log.Error("binary upgrade failed; this process goes on serving", "err", err)
+				continue
+			}
+			if err := srv.Drain(); err != nil {
+				log.Warn("drain after the upgrade did not finish cleanly", "err", err)
+			}
+			log.Info("wsgate stopped after handing over to the new process")
+			return 0
+		}
+		shutdownTimeout := srv.Config().Server.ShutdownTimeout
+		log.Info("signal received; closing connections with 1001", "signal", sig.String(), "timeout", shutdownTimeout.String())
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		recovered.Go("second signal", func() {
+			for sig := range sigs {
+				if sig == syscall.SIGTERM || sig == syscall.SIGINT {
+					log.Warn("second signal: exiting at once")
+					os.Exit(1)
+				}
+			}
+		})
+		if err := srv.Shutdown(ctx); err != nil {
+			log.Warn("shutdown did not finish cleanly", "err", err)
+		}
+		break
 	}
 	log.Info("wsgate stopped")
 	return 0

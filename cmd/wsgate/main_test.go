@@ -55,7 +55,8 @@ func writeFile(t *testing.T, name, text string) string {
 func TestVersion(t *testing.T) {
 	for _, arg := range []string{"--version", "-version", "version"} {
 		out, err := exec.Command(binary, arg).CombinedOutput()
-		if err != nil || !regexp.MustCompile(`^wsgate \S+\n$`).Match(out) {
+		// "wsgate RELEASE (commit C, [modified, ]built from a tree of T, goV)"
+		if err != nil || !regexp.MustCompile(`^wsgate \S+ \((commit [0-9a-f]{12}, )?(modified, )?(built from a tree of \S+, )?go1\.\S+\)\n$`).Match(out) {
 			t.Errorf("%s: %q %v", arg, out, err)
 		}
 	}
@@ -215,6 +216,7 @@ func TestGracefulShutdown(t *testing.T) {
 	cfg := writeFile(t, "wsgate.yaml", `
 listen:
   - address: 127.0.0.1:0
+admin: {listen: off}
 server:
   shutdown_timeout: 10s
 routes:
@@ -281,6 +283,7 @@ func TestShutdownWithUnresponsiveClient(t *testing.T) {
 	cfg := writeFile(t, "wsgate.yaml", `
 listen:
   - address: 127.0.0.1:0
+admin: {listen: off}
 server:
   shutdown_timeout: 1s
 routes:

@@ -109,6 +109,7 @@ func TestEchoProducers(t *testing.T) {
 	producer(t, dir, "pyecho", "echo.py")
 	gw := testserver.Start(t, fmt.Sprintf(`
 listen: [{address: 127.0.0.1:0}]
+defaults: {max_message_size: 32MiB}
 routes:
   - {path: /go, backend: {socket: %[1]s/echo, mode: mux}}
   - {path: /go-pc, backend: {socket: %[1]s/echo, mode: per-client}}

@@ -111,6 +111,8 @@ listen:
 server:
   demo: true
   handshake_timeout: 2s
+defaults:
+  max_message_size: 32MiB
 routes:
   - path: /echo
     app: echo

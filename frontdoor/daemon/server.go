@@ -1,6 +1,9 @@
-// Package server assembles the standalone daemon: listeners (TCP, TLS,
-// UNIX sockets) and the net/http front door in front of a gateway, the demo
-// page, and graceful shutdown.
+// Package daemon is the standalone daemon's front door: its listeners
+// (TCP, TLS, UNIX sockets, or sockets inherited from systemd or from the
+// wsgate it replaces), the net/http server in front of a gateway, the
+// limits that apply before a route is chosen, the admin listener (metrics,
+// health, the status page, reload), reload itself, binary upgrade, and
+// graceful shutdown.
 package daemon
 
 import (
@@ -8,29 +11,54 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/frontdoor/netconn"
 	"github.com/wsgate/wsgate/gateway"
+	imetrics "github.com/wsgate/wsgate/internal/metrics"
 	"github.com/wsgate/wsgate/internal/recovered"
 )
 
-// Server is a running daemon.
+// Server is a daemon: built by New, opened by Listen, run by Serve,
+// changed by Reload, ended by Shutdown (or Close if it never served).
 type Server struct {
-	cfg       *config.Config
-	log       *slog.Logger
-	gw        *gateway.Gateway
-	http      *http.Server
-	listeners []net.Listener
-	unixPaths []string
+	cfg    atomic.Pointer[config.Config]
+	log    *slog.Logger
+	logOut *LogOutput // nil when the caller manages the log
+	source func() (*config.Config, error)
+	gw     *gateway.Gateway
+	http   *http.Server
+	admin  *admin
+
+	mu        sync.Mutex // listeners, reloads, upgrades
+	lns       []*listener
+	inherited *inheritedSockets
 	wg        sync.WaitGroup
+
+	front    frontCounters
+	limits   atomic.Pointer[limitsState]
+	httpOpen atomic.Int64 // connections net/http holds (not hijacked)
+	pending  atomic.Int64 // of those, the ones that have not sent a request
+	active   sync.Map     // connections past their first request
+	spare    spareDescriptor
+
+	memLimit   atomic.Int64
+	overloaded atomic.Bool
+	stop       chan struct{} // closed by Shutdown: background loops end
+
+	// state is what /healthz and /readyz report.
+	state      atomic.Value // string: "starting", "serving", "reloading", "draining"
+	handedOver atomic.Bool  // the listeners belong to a new process now
 }
 
 // New builds the gateway and HTTP server for cfg. It opens no socket and
@@ -55,115 +83,150 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, gw: gw}
-	up := &Upgrader{Gateway: gw, Fallback: s.fallback(), Log: log, HandshakeTimeout: cfg.Server.HandshakeTimeout}
+	s := &Server{log: log, gw: gw, stop: make(chan struct{})}
+	s.cfg.Store(cfg)
+	s.state.Store("starting")
+	s.front.refused = map[string]uint64{}
+	s.front.acceptErrors = map[string]uint64{}
+	s.front.reloads = map[string]uint64{}
+	s.applyGateway(cfg)
+	sv := cfg.Server
 	s.http = &http.Server{
-		Handler:           up,
-		ReadHeaderTimeout: cfg.Server.HandshakeTimeout,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		Handler:           &Upgrader{s: s},
+		ReadHeaderTimeout: sv.HandshakeTimeout,
+		IdleTimeout:       sv.HTTPIdleTimeout,
+		MaxHeaderBytes:    sv.MaxHeaderBytes,
+		ConnState:         s.connState,
+		// net/http logs accept errors, TLS handshake failures and the
+		// like here; accept errors are counted and logged at warn by the
+		// guard, the rest are a client's business.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		// WebSocket over HTTP/2 (RFC 8441) is not offered: every listener
 		// speaks HTTP/1.1, so browsers upgrade the usual way.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
+	if s.http.IdleTimeout <= 0 {
+		s.http.IdleTimeout = config.DefaultHTTPIdleTimeout
+	}
 	return s, nil
 }
+
+// applyGateway passes the configuration's limits and logging to the
+// gateway (at New, and again on reload).
+func (s *Server) applyGateway(cfg *config.Config) {
+	sv := cfg.Server
+	s.gw.SetAccessLog(cfg.Log.Access)
+	s.gw.SetLimits(gateway.Limits{
+		MaxConnectionsPerIP: sv.MaxConnectionsPerIP,
+		HandshakeRatePerIP:  sv.HandshakeRatePerIP,
+		HandshakeBurstPerIP: sv.HandshakeBurstPerIP,
+		Overloaded:          s.overloaded.Load,
+	})
+	s.memLimit.Store(sv.MemoryLimit)
+	if sv.MemoryLimit > 0 {
+		debug.SetMemoryLimit(sv.MemoryLimit)
+	}
+}
+
+// Config returns the configuration being served.
+func (s *Server) Config() *config.Config { return s.cfg.Load() }
 
 // Gateway returns the server's gateway.
 func (s *Server) Gateway() *gateway.Gateway { return s.gw }
 
-// fallback serves what is not a WebSocket upgrade: the demo page at /, 426
-// on a route's path, 404 elsewhere.
-func (s *Server) fallback() http.Handler {
-	type dir struct {
-		prefix string
-		h      http.Handler
+// SetLogOutput gives the server the log output to reopen and adjust on
+// reload (see NewLogger).
+func (s *Server) SetLogOutput(o *LogOutput) { s.logOut = o }
+
+// fallback serves what is not a WebSocket upgrade: the demo page at /,
+// static directories, 426 on a route's path, 404 elsewhere.
+func (s *Server) fallback(w http.ResponseWriter, r *http.Request) {
+	cfg := s.cfg.Load()
+	if cfg.Server.Demo && r.URL.Path == "/" {
+		serveDemo(w, r, s.gw)
+		return
 	}
-	var dirs []dir
-	for _, st := range s.cfg.Static {
-		dirs = append(dirs, dir{st.Path, http.StripPrefix(st.Path, http.FileServer(http.Dir(st.Dir)))})
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.Server.Demo && r.URL.Path == "/" {
-			serveDemo(w, r, s.gw)
+	for _, st := range cfg.Static {
+		if strings.HasPrefix(r.URL.Path, st.Path) {
+			http.StripPrefix(st.Path, http.FileServer(http.Dir(st.Dir))).ServeHTTP(w, r)
 			return
 		}
-		for _, d := range dirs {
-			if strings.HasPrefix(r.URL.Path, d.prefix) {
-				d.h.ServeHTTP(w, r)
-				return
-			}
-		}
-		if s.gw.Route(r.URL.Path) != nil {
-			w.Header().Set("Upgrade", "websocket")
-			w.Header().Set("Connection", "Upgrade")
-			w.Header().Set("Sec-WebSocket-Version", "13")
-			http.Error(w, "this is a WebSocket endpoint: connect with a WebSocket client", http.StatusUpgradeRequired)
-			return
-		}
-		http.NotFound(w, r)
-	})
+	}
+	if s.gw.Route(r.URL.Path) != nil {
+		w.Header().Set("Upgrade", "websocket")
+		w.Header().Set("Connection", "Upgrade")
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		http.Error(w, "this is a WebSocket endpoint: connect with a WebSocket client", http.StatusUpgradeRequired)
+		return
+	}
+	http.NotFound(w, r)
 }
 
-// Listen opens every configured listener. On error, the listeners opened
-// so far are closed.
+// Listen opens every configured listener and the admin listener, taking
+// sockets from systemd or from the wsgate this one replaces where they
+// match. On error, the listeners opened so far are closed.
 func (s *Server) Listen() error {
-	for _, l := range s.cfg.Listeners {
-		ln, err := s.listen(l)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cfg := s.cfg.Load()
+	if s.inherited == nil {
+		is, err := inheritSockets()
+		if err != nil {
+			return err
+		}
+		s.inherited = is
+	}
+	for _, l := range cfg.Listeners {
+		ls, err := s.open(l, s.inherited)
 		if err != nil {
 			s.closeListeners()
-			return fmt.Errorf("%s:%d: listen: %w", s.cfg.File, l.Line, err)
+			return fmt.Errorf("%s:%d: listen: %w", cfg.File, l.Line, err)
 		}
-		s.listeners = append(s.listeners, ln)
+		s.lns = append(s.lns, ls)
 	}
-	return nil
-}
-
-func (s *Server) listen(l config.Listener) (net.Listener, error) {
-	var ln net.Listener
-	var err error
-	switch l.Network {
-	case "unix":
-		if fi, statErr := os.Lstat(l.Address); statErr == nil && fi.Mode()&os.ModeSocket != 0 {
-			// A socket left behind by a previous run that did not clean up.
-			if c, dialErr := net.Dial("unix", l.Address); dialErr == nil {
-				c.Close()
-				return nil, fmt.Errorf("%s is in use by another server", l.Address)
-			}
-			os.Remove(l.Address)
+	for _, sock := range s.inherited.rest() {
+		if strings.HasPrefix(sock.network, "admin-") || !s.inherited.systemd {
+			continue
 		}
-		ln, err = net.Listen("unix", l.Address)
+		// A socket systemd passed that no listener names: its socket unit
+		// says to listen there.
+		ls, err := s.open(config.Listener{Network: sock.network, Address: sock.address}, s.inherited)
 		if err == nil {
-			s.unixPaths = append(s.unixPaths, l.Address)
-			err = os.Chmod(l.Address, l.Mode)
+			s.lns = append(s.lns, ls)
 		}
-	default:
-		ln, err = net.Listen("tcp", l.Address)
 	}
-	if err != nil {
-		if ln != nil {
-			ln.Close()
-		}
-		return nil, err
-	}
-	if l.TLS != nil {
-		cert, err := tls.LoadX509KeyPair(l.TLS.Cert, l.TLS.Key)
+	if cfg.Admin.Network != "" {
+		a, err := s.openAdmin(cfg.Admin, s.inherited)
 		if err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("tls: %w", err)
+			s.closeListeners()
+			return fmt.Errorf("%s:%d: admin.listen: %w", cfg.File, cfg.Admin.Line, err)
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
+		s.admin = a
 	}
-	return ln, nil
+	for _, sock := range s.inherited.rest() {
+		sock.ln.Close() // a socket nothing asks for any more
+	}
+	s.spare.reserve()
+	return nil
 }
 
 // Addrs returns the addresses being listened on, in configuration order.
 func (s *Server) Addrs() []net.Addr {
-	out := make([]net.Addr, len(s.listeners))
-	for i, l := range s.listeners {
-		out[i] = l.Addr()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]net.Addr, len(s.lns))
+	for i, l := range s.lns {
+		out[i] = l.raw.Addr()
 	}
 	return out
+}
+
+// AdminAddr returns the admin listener's address, nil when it is off.
+func (s *Server) AdminAddr() net.Addr {
+	if s.admin == nil {
+		return nil
+	}
+	return s.admin.ln.Addr()
 }
 
 // Serve starts the applications (producer pools connect) and accepts
@@ -172,17 +235,59 @@ func (s *Server) Serve() error {
 	if err := s.gw.Start(context.Background()); err != nil {
 		return err
 	}
-	for i, ln := range s.listeners {
-		s.log.Info("listening", "address", ln.Addr().String(), "network", ln.Addr().Network(), "tls", s.cfg.Listeners[i].TLS != nil)
-		s.wg.Add(1)
-		recovered.Go("listener "+ln.Addr().String(), func() {
-			defer s.wg.Done()
-			if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Error("listener failed", "address", ln.Addr().String(), "err", err)
-			}
-		})
+	s.applyLimits(s.cfg.Load().Server)
+	s.mu.Lock()
+	for _, l := range s.lns {
+		s.serveListener(l)
 	}
+	s.mu.Unlock()
+	if s.admin != nil {
+		s.admin.serve()
+	}
+	recovered.Go("memory monitor", s.watchMemory)
+	s.state.Store("serving")
 	return nil
+}
+
+func (s *Server) serveListener(l *listener) {
+	s.log.Info("listening", "address", l.raw.Addr().String(), "network", l.raw.Addr().Network(), "tls", l.cfg.TLS != nil, "inherited", l.inherited)
+	s.wg.Add(1)
+	recovered.Go("listener "+l.raw.Addr().String(), func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !l.closed.Load() {
+			s.log.Error("listener failed", "address", l.raw.Addr().String(), "err", err)
+		}
+	})
+}
+
+// watchMemory keeps s.overloaded current: true while the Go heap is over
+// nine tenths of server.memory_limit, when new WebSockets are refused.
+func (s *Server) watchMemory() {
+	sample := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		limit := s.memLimit.Load()
+		if limit <= 0 {
+			s.overloaded.Store(false)
+			continue
+		}
+		metrics.Read(sample)
+		used := int64(sample[0].Value.Uint64() - sample[1].Value.Uint64())
+		over := used > limit/10*9
+		if over != s.overloaded.Swap(over) {
+			if over {
+				s.log.Warn("over 90% of server.memory_limit: refusing new WebSockets with 503", "used", used, "limit", limit)
+			} else {
+				s.log.Info("back under 90% of server.memory_limit: accepting WebSockets", "used", used, "limit", limit)
+			}
+		}
+	}
 }
 
 // Shutdown stops accepting, closes every WebSocket with 1001 and waits for
@@ -194,20 +299,18 @@ func (s *Server) Serve() error {
 // long plain download can hold it for the whole timeout; neither may delay
 // the 1001 every WebSocket client is owed.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.state.Store("draining")
+	sdNotify("STOPPING=1")
 	s.log.Info("shutting down", "connections", s.gw.Len())
+	s.mu.Lock()
 	s.closeListeners()
+	s.mu.Unlock()
 	httpDone := make(chan error, 1)
-	go func() {
-		defer func() {
-			if v := recover(); v != nil {
-				s.log.Error("HTTP shutdown panicked", "panic", v)
-				httpDone <- fmt.Errorf("panic: %v", v)
-			}
-		}()
+	recovered.Go("HTTP shutdown", func() {
 		// Upgraded connections are not net/http's any more: the gateway
 		// closes them.
 		httpDone <- s.http.Shutdown(ctx)
-	}()
+	})
 	errWS := s.gw.Shutdown(ctx)
 	errHTTP := <-httpDone
 	if errors.Is(errHTTP, net.ErrClosed) {
@@ -215,48 +318,85 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.wg.Wait()
 	errStop := s.gw.Stop(ctx)
-	for _, p := range s.unixPaths {
-		os.Remove(p)
+	if s.admin != nil {
+		s.admin.shutdown(ctx)
 	}
+	s.closeStop()
+	s.removeSocketFiles()
 	return errors.Join(errWS, errHTTP, errStop)
+}
+
+func (s *Server) closeStop() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
 }
 
 // Close releases a Server that was built but will not serve (or failed
 // to): its listeners and its applications.
 func (s *Server) Close() error {
+	s.mu.Lock()
 	s.closeListeners()
-	for _, p := range s.unixPaths {
-		os.Remove(p)
+	s.mu.Unlock()
+	if s.admin != nil {
+		s.admin.shutdown(context.Background())
 	}
+	s.closeStop()
+	s.removeSocketFiles()
 	return s.gw.Stop(context.Background())
 }
 
+// closeListeners closes the public listeners. Callers hold s.mu.
 func (s *Server) closeListeners() {
-	for _, ln := range s.listeners {
-		ln.Close()
+	for _, l := range s.lns {
+		l.close()
 	}
 }
 
-// NewLogger builds the logger a config asks for. The returned closer
-// closes a log file.
-func NewLogger(c config.Log) (*slog.Logger, io.Closer, error) {
-	var w io.Writer
-	var closer io.Closer = io.NopCloser(nil)
-	switch strings.ToLower(c.Output) {
-	case "", "stderr":
-		w = os.Stderr
-	case "stdout":
-		w = os.Stdout
-	default:
-		f, err := os.OpenFile(c.Output, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-		if err != nil {
-			return nil, nil, fmt.Errorf("log output: %w", err)
+// removeSocketFiles removes the UNIX socket files this process created,
+// unless a new process took them over.
+func (s *Server) removeSocketFiles() {
+	if s.handedOver.Load() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.lns {
+		if l.cfg.Network == "unix" && !l.inherited {
+			os.Remove(l.cfg.Address)
 		}
-		w, closer = f, f
 	}
-	opts := &slog.HandlerOptions{Level: c.Level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), closer, nil
+	if s.admin != nil && s.admin.unixPath != "" {
+		os.Remove(s.admin.unixPath)
 	}
-	return slog.New(slog.NewTextHandler(w, opts)), closer, nil
 }
+
+// Front implements metrics.Source.
+func (s *Server) Front() imetrics.Front {
+	f := &s.front
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := imetrics.Front{Refused: map[string]uint64{}, AcceptErrors: map[string]uint64{}, Reloads: map[string]uint64{},
+		Parked: int64(netconn.Parked())}
+	for k, v := range f.refused {
+		out.Refused[k] = v
+	}
+	for k, v := range f.acceptErrors {
+		out.AcceptErrors[k] = v
+	}
+	for k, v := range f.reloads {
+		out.Reloads[k] = v
+	}
+	if !f.lastReload.IsZero() {
+		out.LastReload = float64(f.lastReload.UnixNano()) / 1e9
+	}
+	return out
+}
+
+// Snapshot implements metrics.Source.
+func (s *Server) Snapshot() []gateway.RouteSnapshot { return s.gw.Snapshot() }
+
+// Links implements metrics.Source.
+func (s *Server) Links() []gateway.RouteLinks { return s.gw.Links() }

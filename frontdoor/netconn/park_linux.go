@@ -269,3 +269,15 @@ func setEventData(ev *unix.EpollEvent, v uint64) {
 func eventData(ev *unix.EpollEvent) uint64 {
 	return *(*uint64)(unsafe.Pointer(uintptr(unsafe.Pointer(ev)) + evDataStart))
 }
+
+// Parked returns the number of connections parked now: idle, holding no
+// goroutine.
+func Parked() int {
+	p := thePoller
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}

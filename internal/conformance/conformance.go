@@ -75,6 +75,8 @@ func Handshakes() []Handshake {
 		{"POST", strings.Replace(ws.Request("/echo", h), "GET", "POST", 1), 400, nil},
 		{"HEAD", strings.Replace(ws.Request("/echo", h), "GET", "HEAD", 1), 400, nil},
 		{"HTTP/1.0", strings.Replace(ws.Request("/echo", h), "HTTP/1.1", "HTTP/1.0", 1), 400, nil},
+		{"with a body", strings.Replace(ws.Request("/echo", h, "Content-Length: 5"), "\r\n\r\n", "\r\n\r\nhello", 1), 400, nil},
+		{"chunked body", strings.Replace(ws.Request("/echo", h, "Transfer-Encoding: chunked"), "\r\n\r\n", "\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 1), 400, nil},
 		{"no Host", ws.Request("/echo", "-Host"), 400, nil},
 		{"no key", ws.Request("/echo", h, "-Sec-WebSocket-Key"), 400, nil},
 		{"short key", ws.Request("/echo", h, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ="), 400, nil},

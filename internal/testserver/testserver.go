@@ -62,6 +62,11 @@ func Start(t testing.TB, yaml string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.Admin.Line == 0 {
+		// Tests run side by side: the admin listener takes any free port
+		// unless the test configures it.
+		cfg.Admin.Address = "127.0.0.1:0"
+	}
 	logs := &Logs{}
 	var w io.Writer = logs
 	if os.Getenv("WSGATE_TEST_LOG") != "" {

@@ -99,6 +99,7 @@ func setup(t *testing.T, h producer.Handler, extra string) (*testserver.Server, 
 	gw := testserver.Start(t, fmt.Sprintf(`
 listen:
   - address: 127.0.0.1:0
+defaults: {max_message_size: 32MiB}
 routes:
   - path: /mux
     backend: {socket: %[1]s, mode: mux, connections: 2}

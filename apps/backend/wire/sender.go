@@ -157,3 +157,10 @@ func (s *Sender) Idle() bool {
 	defer s.mu.Unlock()
 	return !s.writing || s.dead
 }
+
+// Queued returns the bytes queued or being written.
+func (s *Sender) Queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.qBytes
+}

@@ -33,8 +33,13 @@ type proc struct {
 func wsgateConfig(port int) string {
 	return fmt.Sprintf(`listen: [{address: "127.0.0.1:%d"}]
 log: {level: warn}
+admin: {listen: "off"}
+# The peers have no per-address limit and send no pings: neither does
+# wsgate here, so that the figures compare the same work.
+server: {max_connections_per_ip: 0}
 defaults:
   origin_check: "off"
+  keepalive_interval: 0
 routes:
   - {path: /echo, app: echo}
   - {path: /echo-deflate, app: echo, deflate: true}

@@ -3,7 +3,6 @@ package daemon
 import (
 	"bufio"
 	"context"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -13,48 +12,51 @@ import (
 	"github.com/wsgate/wsgate/websocket"
 )
 
-// Upgrader is the net/http front door of a gateway. Requests that are not
-// WebSocket upgrades on a route's path go to Fallback.
-type Upgrader struct {
-	Gateway  *gateway.Gateway
-	Fallback http.Handler
-	Log      *slog.Logger
-	// HandshakeTimeout bounds writing the 101.
-	HandshakeTimeout time.Duration
-}
+// Upgrader is the daemon's net/http handler: WebSocket upgrades on a
+// route's path go to the gateway, the rest to the fallback (the demo page,
+// static files, 426, 404).
+type Upgrader struct{ s *Server }
 
 func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	route := u.Gateway.Route(r.URL.Path)
+	s := u.s
+	cfg := s.cfg.Load()
+	if max := cfg.Server.MaxHeaderCount; max > 0 && headerCount(r.Header) > max {
+		s.front.refuse("too_many_headers")
+		w.Header().Set("Connection", "close")
+		http.Error(w, "too many header fields", http.StatusRequestHeaderFieldsTooLarge)
+		return
+	}
+	route := s.gw.Route(r.URL.Path)
 	if route == nil || !websocket.IsUpgrade(r.Header) {
-		u.Fallback.ServeHTTP(w, r)
+		s.fallback(w, r)
 		return
 	}
 	req := &gateway.Request{
 		Method: r.Method, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
+		ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding,
 		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header,
 		RemoteAddr: r.RemoteAddr, TLS: r.TLS,
 	}
-	ctx, cancel := r.Context(), context.CancelFunc(func() {})
-	if u.HandshakeTimeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, u.HandshakeTimeout)
-	}
-	p, herr := u.Gateway.Accept(ctx, route, req)
+	timeout := cfg.Server.HandshakeTimeout
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	p, herr := s.gw.Accept(ctx, route, req)
 	cancel()
 	if herr != nil {
 		for k, vs := range herr.Header {
 			w.Header()[k] = vs
 		}
+		body := http.StatusText(herr.Status) + "\n"
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Content-Length", strconv.Itoa(len(http.StatusText(herr.Status))+1))
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(herr.Status)
 		if r.Method != http.MethodHead {
-			w.Write([]byte(http.StatusText(herr.Status) + "\n"))
+			w.Write([]byte(body))
 		}
 		return
 	}
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		u.Log.Error("cannot take over the connection for a WebSocket", "err", err)
+		s.log.Error("cannot take over the connection for a WebSocket", "err", err)
 		p.Abandon()
 		http.Error(w, "upgrade not possible on this connection", http.StatusInternalServerError)
 		return
@@ -63,12 +65,10 @@ func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// 101; whatever net/http has read ahead belongs to the engine.
 	buffered := takeBuffered(brw.Reader)
 	nc.SetDeadline(time.Time{})
-	if u.HandshakeTimeout > 0 {
-		nc.SetWriteDeadline(time.Now().Add(u.HandshakeTimeout))
-	}
+	nc.SetWriteDeadline(time.Now().Add(timeout))
 	resp := p.AppendResponse(make([]byte, 0, 256))
 	if _, err := nc.Write(resp); err != nil {
-		u.Log.Debug("writing the 101 failed", "peer", r.RemoteAddr, "err", err)
+		s.log.Debug("writing the 101 failed", "peer", r.RemoteAddr, "err", err)
 		nc.Close()
 		p.Abandon()
 		return
@@ -78,6 +78,15 @@ func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// a fresh goroutine, so the stack net/http built up for this request
 	// is freed when this handler returns.
 	p.Serve(netconn.New(nc, p.Conn.Engine(), buffered))
+}
+
+// headerCount counts a request's header fields, repeated ones included.
+func headerCount(h http.Header) int {
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	return n
 }
 
 func takeBuffered(br *bufio.Reader) []byte {

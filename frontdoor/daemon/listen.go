@@ -1,0 +1,297 @@
+package daemon
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/wsgate/wsgate/config"
+)
+
+// listener is one public listening socket and what it was opened for.
+type listener struct {
+	cfg  config.Listener
+	ln   net.Listener // what net/http serves: guarded, and TLS-wrapped if TLS
+	raw  net.Listener // the socket itself
+	cert *certificate // for TLS listeners
+	// inherited: the socket came from systemd or a previous wsgate, so a
+	// UNIX socket's file is not ours to remove at exit.
+	inherited bool
+	closed    atomic.Bool
+}
+
+func (l *listener) key() string { return l.cfg.Network + "|" + l.cfg.Address }
+
+func (l *listener) close() {
+	if l.closed.CompareAndSwap(false, true) {
+		l.ln.Close()
+	}
+}
+
+// certificate is a TLS listener's certificate, re-read on reload without
+// closing the listener.
+type certificate struct {
+	cur atomic.Pointer[tls.Certificate]
+}
+
+func (c *certificate) load(t *config.TLS) error {
+	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return err
+	}
+	c.cur.Store(&cert)
+	return nil
+}
+
+func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
+
+// open opens the socket for l, or takes it from inherited, and wraps it.
+func (s *Server) open(l config.Listener, inherited *inheritedSockets) (*listener, error) {
+	ls := &listener{cfg: l}
+	if raw := inherited.take(l.Network, l.Address); raw != nil {
+		ls.raw, ls.inherited = raw, true
+	} else {
+		var err error
+		if ls.raw, err = listenSocket(l); err != nil {
+			return nil, err
+		}
+	}
+	ls.ln = &guard{Listener: ls.raw, s: s}
+	if l.TLS != nil {
+		ls.cert = &certificate{}
+		if err := ls.cert.load(l.TLS); err != nil {
+			ls.raw.Close()
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		ls.ln = tls.NewListener(ls.ln, &tls.Config{GetCertificate: ls.cert.get, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
+	}
+	return ls, nil
+}
+
+// listenSocket opens a TCP or UNIX listening socket. A UNIX socket file
+// left behind by a server that did not clean up is replaced; one a
+// running server answers on is not.
+func listenSocket(l config.Listener) (net.Listener, error) {
+	if l.Network != "unix" {
+		return net.Listen("tcp", l.Address)
+	}
+	if fi, err := os.Lstat(l.Address); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if c, err := net.Dial("unix", l.Address); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s is in use by another server", l.Address)
+		}
+		os.Remove(l.Address)
+	}
+	ln, err := net.Listen("unix", l.Address)
+	if err != nil {
+		return nil, err
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // removed at exit, unless handed over
+	if err := os.Chmod(l.Address, l.Mode); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// frontCounters are the front door's own counters (metrics.Front).
+type frontCounters struct {
+	mu           sync.Mutex
+	refused      map[string]uint64
+	acceptErrors map[string]uint64
+	reloads      map[string]uint64
+	lastReload   time.Time
+	warned       time.Time // the last accept error logged
+}
+
+func (f *frontCounters) refuse(cause string) {
+	f.mu.Lock()
+	f.refused[cause]++
+	f.mu.Unlock()
+}
+
+// guard is the listener net/http accepts from. Before a connection
+// reaches net/http it checks the limits that do not need a request:
+// connections open (WebSockets and plain HTTP) and connections that have
+// not finished sending a request. Past either it writes a 503 with
+// Retry-After and closes the connection at once, so a client never waits
+// in the kernel's backlog for a server that cannot take it. When the
+// process is out of descriptors it frees its spare one to accept and
+// refuse the next client the same way, rather than leaving the backlog to
+// fill (net/http would sleep and retry).
+type guard struct {
+	net.Listener
+	s *Server
+}
+
+// refusal is the whole answer to a connection refused at accept.
+const refusal = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\n\r\nserver at capacity.\n"
+
+func (g *guard) Accept() (net.Conn, error) {
+	s := g.s
+	for {
+		c, err := g.Listener.Accept()
+		if err != nil {
+			if isOutOfDescriptors(err) {
+				s.acceptError(err)
+				s.spare.shed(g.Listener)
+				continue
+			}
+			return nil, err
+		}
+		lim := s.limits.Load()
+		cause := ""
+		switch {
+		case lim.maxConns > 0 && s.httpOpen.Load()+int64(s.gw.Len()) >= int64(lim.maxConns):
+			cause = "max_connections"
+		case lim.maxPending > 0 && s.pending.Load() >= int64(lim.maxPending):
+			cause = "max_pending_handshakes"
+		}
+		if cause == "" {
+			return c, nil
+		}
+		s.front.refuse(cause)
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write([]byte(refusal))
+		c.Close()
+	}
+}
+
+func isOutOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// acceptError counts a failed accept and logs it at warn, at most once a
+// second (the counter has them all).
+func (s *Server) acceptError(err error) {
+	name := "other"
+	switch {
+	case errors.Is(err, syscall.EMFILE):
+		name = "EMFILE"
+	case errors.Is(err, syscall.ENFILE):
+		name = "ENFILE"
+	}
+	f := &s.front
+	f.mu.Lock()
+	f.acceptErrors[name]++
+	now := time.Now()
+	warn := now.Sub(f.warned) >= time.Second
+	if warn {
+		f.warned = now
+	}
+	n := f.acceptErrors[name]
+	f.mu.Unlock()
+	if warn {
+		s.log.Warn("cannot accept connections: out of file descriptors; refusing new clients with 503 until some close (raise LimitNOFILE, or lower server.max_connections)",
+			"err", err, "count", n)
+	}
+}
+
+// spareDescriptor is one descriptor held in reserve for when the process
+// has none left: closing it lets one accept through, for a refusal.
+type spareDescriptor struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func (sp *spareDescriptor) reserve() {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.f == nil {
+		sp.f, _ = os.Open(os.DevNull)
+	}
+}
+
+// shed frees the spare descriptor, accepts one connection with it,
+// refuses it with 503, and takes the spare back.
+func (sp *spareDescriptor) shed(ln net.Listener) {
+	sp.mu.Lock()
+	if sp.f != nil {
+		sp.f.Close()
+		sp.f = nil
+	}
+	sp.mu.Unlock()
+	if tl, ok := ln.(*net.TCPListener); ok {
+		tl.SetDeadline(time.Now().Add(10 * time.Millisecond))
+		defer tl.SetDeadline(time.Time{})
+	}
+	if c, err := ln.Accept(); err == nil {
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write([]byte(refusal))
+		c.Close()
+	} else if !isOutOfDescriptors(err) {
+		time.Sleep(10 * time.Millisecond) // nothing pending: do not spin
+	}
+	sp.reserve()
+}
+
+// connState counts the connections net/http holds, and those that have
+// not finished their request, for the guard.
+func (s *Server) connState(c net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		s.httpOpen.Add(1)
+		s.pending.Add(1)
+	case http.StateActive:
+		if s.markActive(c) {
+			s.pending.Add(-1)
+		}
+	case http.StateHijacked, http.StateClosed:
+		// A hijacked connection is a WebSocket now, counted by the gateway.
+		s.httpOpen.Add(-1)
+		if s.markActive(c) {
+			s.pending.Add(-1)
+		}
+		s.active.Delete(c)
+	}
+}
+
+// markActive reports, once per connection, that it has left StateNew.
+// net/http reports StateActive for every request of a keep-alive
+// connection; only the first ends its pending handshake.
+func (s *Server) markActive(c net.Conn) bool {
+	_, seen := s.active.LoadOrStore(c, struct{}{})
+	return !seen
+}
+
+// limitsState are the guard's limits, swapped whole on reload.
+type limitsState struct {
+	maxConns, maxPending int
+}
+
+// applyLimits computes and publishes the front door's limits and logs
+// them: the descriptor limit decides max_connections when it is auto, and
+// a configured value too close to it is reported.
+func (s *Server) applyLimits(sv config.Server) {
+	nofile := descriptorLimit()
+	headroom := min(sv.MaxPendingHandshakes, int(nofile/4)) + 64
+	maxConns := sv.MaxConnections
+	if sv.AutoMaxConnections {
+		maxConns = max(16, int(nofile)-headroom)
+	} else if maxConns > 0 && uint64(maxConns+headroom) > nofile {
+		s.log.Warn("server.max_connections leaves too little of the descriptor limit for handshakes, producers and logs; clients past the limit get 503 when descriptors run out",
+			"max_connections", maxConns, "descriptor_limit", nofile, "headroom", headroom)
+	}
+	s.limits.Store(&limitsState{maxConns: maxConns, maxPending: sv.MaxPendingHandshakes})
+	s.log.Info("limits", "max_connections", maxConns, "descriptor_limit", nofile,
+		"max_connections_per_ip", sv.MaxConnectionsPerIP, "handshake_rate_per_ip", sv.HandshakeRatePerIP,
+		"max_pending_handshakes", sv.MaxPendingHandshakes, "max_header_bytes", sv.MaxHeaderBytes,
+		"max_header_count", sv.MaxHeaderCount, "memory_limit", sv.MemoryLimit)
+}
+
+// descriptorLimit is RLIMIT_NOFILE's soft limit (which the Go runtime
+// raises to the hard limit at startup).
+func descriptorLimit() uint64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 1024
+	}
+	return rl.Cur
+}

@@ -1,0 +1,215 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/gateway"
+)
+
+// SetConfigSource says where a reload reads the configuration from: the
+// file the daemon was started with, or the embedded default.
+func (s *Server) SetConfigSource(load func() (*config.Config, error)) { s.source = load }
+
+// ReloadFromSource reads the configuration again and applies it (SIGHUP,
+// and POST /reload on the admin listener).
+func (s *Server) ReloadFromSource(ctx context.Context) error {
+	if s.source == nil {
+		return errors.New("this server has no configuration source to reload from")
+	}
+	cfg, err := s.source()
+	if err != nil {
+		s.reloadFailed(err)
+		return err
+	}
+	return s.Reload(ctx, cfg)
+}
+
+// Reload applies a new configuration without dropping a connection, as
+// one change: it either all happens or none of it does.
+//
+//   - Routes added, changed or removed: see gateway.Reload. Open
+//     connections keep the route, policy and application they started
+//     with; a route that did not change keeps serving as it was.
+//   - Listeners opened and closed; TLS certificates read again (a renewed
+//     certificate applies to new connections).
+//   - The log: its level, and its file reopened (logrotate).
+//   - Limits and the access log.
+//
+// A configuration with errors, or a listener or certificate that cannot
+// be opened, leaves the running configuration serving; the failure is
+// logged with every error and counted. A few settings apply only at
+// startup (the handshake timeout, header limits, the HTTP idle timeout,
+// the admin listener, the log format); a reload that changes them says so.
+func (s *Server) Reload(ctx context.Context, cfg *config.Config) (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state.Store("reloading")
+	sdNotify("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(time.Now().UnixMicro(), 10))
+	defer func() {
+		s.state.Store("serving")
+		sdNotify("READY=1")
+		if err != nil {
+			s.reloadFailed(err)
+		}
+	}()
+	old := s.cfg.Load()
+
+	// Listeners: keep those that stay, open the new ones (not serving yet).
+	keep := map[*listener]bool{}
+	var added []*listener
+	var next []*listener
+	abort := func(err error) error {
+		for _, l := range added {
+			l.close()
+		}
+		return err
+	}
+	for _, lc := range cfg.Listeners {
+		var found *listener
+		for _, l := range s.lns {
+			if !keep[l] && l.cfg.Network == lc.Network && l.cfg.Address == lc.Address && (l.cfg.TLS != nil) == (lc.TLS != nil) {
+				found = l
+				break
+			}
+		}
+		if found == nil {
+			nl, err := s.open(lc, nil)
+			if err != nil {
+				return abort(fmt.Errorf("%s:%d: listen: %w", cfg.File, lc.Line, err))
+			}
+			added = append(added, nl)
+			next = append(next, nl)
+			continue
+		}
+		keep[found] = true
+		next = append(next, found)
+	}
+	// Certificates of the listeners that stay, read before anything
+	// changes.
+	certs := map[*listener]*certificate{}
+	for i, l := range next {
+		if keep[l] && l.cert != nil {
+			c := &certificate{}
+			if err := c.load(cfg.Listeners[i].TLS); err != nil {
+				return abort(fmt.Errorf("%s:%d: tls: %w", cfg.File, cfg.Listeners[i].Line, err))
+			}
+			certs[l] = c
+		}
+	}
+	if s.logOut != nil {
+		if err := s.logOut.Apply(cfg.Log); err != nil {
+			return abort(err)
+		}
+	}
+	routes := make([]*gateway.Route, len(cfg.Routes))
+	for i := range cfg.Routes {
+		routes[i] = cfg.Routes[i].GatewayRoute()
+	}
+	if err := s.gw.Reload(ctx, routes...); err != nil {
+		return abort(mapRouteErrors(cfg, routes, err))
+	}
+
+	// Commit.
+	for l, c := range certs {
+		l.cert.cur.Store(c.cur.Load())
+	}
+	for i, l := range next {
+		if keep[l] {
+			l.cfg = cfg.Listeners[i] // the same socket; new certificate paths, mode, line
+		}
+	}
+	for _, l := range s.lns {
+		if !keep[l] {
+			s.log.Info("listener closed by reload", "address", l.raw.Addr().String())
+			l.close()
+		}
+	}
+	s.lns = next
+	for _, l := range added {
+		s.serveListener(l)
+	}
+	s.cfg.Store(cfg)
+	s.applyGateway(cfg)
+	s.applyLimits(cfg.Server)
+	for _, name := range startupOnly(old, cfg) {
+		s.log.Warn("this setting changed, but applies only when wsgate starts: restart (or upgrade) to apply it", "key", name)
+	}
+	f := &s.front
+	f.mu.Lock()
+	f.reloads["ok"]++
+	f.lastReload = time.Now()
+	f.mu.Unlock()
+	s.log.Info("configuration reloaded", "config", cfg.File, "routes", len(cfg.Routes), "listeners", len(next))
+	return nil
+}
+
+func (s *Server) reloadFailed(err error) {
+	f := &s.front
+	f.mu.Lock()
+	f.reloads["failed"]++
+	f.mu.Unlock()
+	attrs := []any{}
+	for i, line := range errorLines(err) {
+		attrs = append(attrs, "error"+strconv.Itoa(i+1), line)
+	}
+	s.log.Error("reload failed; the running configuration goes on serving", attrs...)
+}
+
+// mapRouteErrors reports what a route's application refused with the
+// file, line and key of that route, as New does.
+func mapRouteErrors(cfg *config.Config, routes []*gateway.Route, err error) error {
+	var out []error
+	for _, e := range errorLines2(err) {
+		var re *gateway.RouteError
+		if errors.As(e, &re) {
+			for i, r := range routes {
+				if r == re.Route {
+					out = append(out, &config.Error{File: cfg.File, Line: cfg.Routes[i].Line,
+						Key: fmt.Sprintf("routes[%d].%s", i, cfg.Routes[i].Kind), Msg: re.Err.Error()})
+					goto next
+				}
+			}
+		}
+		out = append(out, e)
+	next:
+	}
+	return errors.Join(out...)
+}
+
+func errorLines2(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, errorLines2(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// startupOnly lists the settings that changed but apply only at startup.
+func startupOnly(old, cfg *config.Config) []string {
+	var out []string
+	o, n := old.Server, cfg.Server
+	for _, c := range []struct {
+		key     string
+		changed bool
+	}{
+		{"server.handshake_timeout", o.HandshakeTimeout != n.HandshakeTimeout},
+		{"server.max_header_bytes", o.MaxHeaderBytes != n.MaxHeaderBytes},
+		{"server.http_idle_timeout", o.HTTPIdleTimeout != n.HTTPIdleTimeout},
+		{"admin.listen", !reflect.DeepEqual(old.Admin, cfg.Admin) && (old.Admin.Network != cfg.Admin.Network || old.Admin.Address != cfg.Admin.Address)},
+		{"log.format", old.Log.Format != cfg.Log.Format},
+	} {
+		if c.changed {
+			out = append(out, c.key)
+		}
+	}
+	return out
+}

@@ -1,0 +1,127 @@
+package gateway
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsgate/wsgate/websocket"
+)
+
+// The access log: a line at info for every WebSocket when it ends, and
+// for every refused upgrade, so that an operator sees each client and
+// each refusal without debug logging. Refusals come in floods (a producer
+// outage refuses every client; an attack refuses thousands a second), so
+// their lines are limited per cause: refusalBurst lines, then one per
+// refusalEvery, and the next line says how many were left out. The
+// metrics count every one.
+
+const (
+	refusalBurst = 10
+	refusalEvery = time.Second
+)
+
+type accessLog struct {
+	log     *slog.Logger
+	enabled atomic.Bool
+
+	mu     sync.Mutex
+	causes map[string]*refusalLines
+}
+
+type refusalLines struct {
+	tokens     float64
+	at         time.Time
+	suppressed int
+}
+
+func (a *accessLog) init(log *slog.Logger) {
+	a.log = log.With("log", "access")
+	a.enabled.Store(true)
+	a.causes = map[string]*refusalLines{}
+}
+
+// allow says whether a refusal line for cause may be written now, and how
+// many were suppressed since the last one.
+func (a *accessLog) allow(cause string, now time.Time) (bool, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rl := a.causes[cause]
+	if rl == nil {
+		rl = &refusalLines{tokens: refusalBurst, at: now}
+		a.causes[cause] = rl
+	}
+	rl.tokens = min(refusalBurst, rl.tokens+float64(now.Sub(rl.at))/float64(refusalEvery))
+	rl.at = now
+	if rl.tokens < 1 {
+		rl.suppressed++
+		return false, 0
+	}
+	rl.tokens--
+	n := rl.suppressed
+	rl.suppressed = 0
+	return true, n
+}
+
+// refused counts a refused upgrade and logs it.
+func (g *Gateway) refused(route *Route, req *Request, herr *websocket.HandshakeError, cause string) {
+	route.stats.refuse(herr.Status, cause)
+	a := &g.access
+	if !a.enabled.Load() {
+		return
+	}
+	ok, suppressed := a.allow(cause, time.Now())
+	if !ok {
+		return
+	}
+	client := req.ClientIP
+	if client == "" {
+		client = route.Policy.clientIP(req)
+	}
+	attrs := []any{"route", route.Path, "client", client, "peer", req.RemoteAddr, "status", herr.Status,
+		"cause", cause, "reason", herr.Reason}
+	if o := req.Header.Get("Origin"); o != "" {
+		attrs = append(attrs, "origin", o)
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
+	}
+	a.log.Info("websocket refused", attrs...)
+}
+
+// ended logs a WebSocket that has ended.
+func (a *accessLog) ended(c *Conn, st websocket.Stats, s websocket.CloseStatus) {
+	if !a.enabled.Load() {
+		return
+	}
+	a.log.Info("websocket closed",
+		"route", c.route.Path, "conn", c.id, "client", c.req.ClientIP, "peer", c.req.RemoteAddr,
+		"subprotocol", c.proto, "extensions", c.ext, "duration", time.Since(c.start).Round(time.Millisecond),
+		"msgs_in", st.MessagesIn, "bytes_in", st.BytesIn, "msgs_out", st.MessagesOut, "bytes_out", st.BytesOut,
+		"close_sent", uint16(st.CloseSent.Code), "close_sent_reason", st.CloseSent.Reason,
+		"close_received", uint16(st.CloseReceived.Code), "close_received_reason", st.CloseReceived.Reason,
+		"closed_by", closedBy(st, s), "dropped", st.Dropped)
+}
+
+// closedBy says who ended a connection: the client (its close frame came
+// first), the server (it sent the first close frame), or neither, when the
+// connection was lost or cut without a closing handshake.
+func closedBy(st websocket.Stats, s websocket.CloseStatus) string {
+	switch {
+	case s.Remote && st.CloseReceived.Code != 0:
+		return "client"
+	case !s.Remote && st.CloseSent.Code != 0:
+		return "server"
+	case s.Code == websocket.StatusAbnormalClosure && s.Remote:
+		return "lost"
+	}
+	return "aborted"
+}
+
+// SetAccessLog turns the access log on (the default) or off.
+func (g *Gateway) SetAccessLog(on bool) { g.access.enabled.Store(on) }
+
+// SetLimits sets the admission limits; a reload may change them while
+// connections are open (those open stay open).
+func (g *Gateway) SetLimits(l Limits) { g.limits.set(l) }

@@ -1,0 +1,151 @@
+package gateway
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Limits are the gateway's admission limits, across every route. Zero
+// values disable a limit. A refused upgrade is answered at once (503 or
+// 429 with Retry-After), counted per cause, and logged in the access log.
+type Limits struct {
+	// MaxConnections bounds the WebSockets open at once.
+	MaxConnections int
+	// MaxConnectionsPerIP bounds the WebSockets one client address holds.
+	// The address is the peer's, or, behind a route's trusted_proxies,
+	// the client's as the proxies recorded it.
+	MaxConnectionsPerIP int
+	// HandshakeRatePerIP is how many upgrades per second one address may
+	// make, on average, with bursts of HandshakeBurstPerIP (a token
+	// bucket; the burst defaults to twice the rate, at least 1).
+	HandshakeRatePerIP  float64
+	HandshakeBurstPerIP int
+	// Overloaded, when set, is asked before every upgrade; true refuses it
+	// with 503 (the daemon's memory limit).
+	Overloaded func() bool
+}
+
+// Causes of refused handshakes: the bounded set of labels the metrics and
+// the access log use.
+const (
+	CauseBadRequest      = "bad_request"      // the RFC 6455 checks (400)
+	CauseNoApplication   = "no_application"   // a route without one (500)
+	CauseOrigin          = "origin"           // the Origin policy (403)
+	CauseShuttingDown    = "shutting_down"    // 503 while draining
+	CauseMaxConnections  = "max_connections"  // Limits.MaxConnections
+	CauseMaxPerIP        = "max_per_ip"       // Limits.MaxConnectionsPerIP
+	CauseRatePerIP       = "rate_per_ip"      // Limits.HandshakeRatePerIP (429)
+	CauseRouteMax        = "route_max"        // a route's max_connections
+	CauseOverloaded      = "overloaded"       // Limits.Overloaded (memory)
+	CauseApplication     = "application"      // the application refused
+	CauseBackendDown     = "backend_down"     // a producer is unreachable (503)
+	CauseBackendTimeout  = "backend_timeout"  // a producer did not answer (504)
+	CauseProcessLimit    = "process_limit"    // a program route at max_processes
+	CauseApplicationFail = "application_fail" // the application panicked or misbehaved (500)
+)
+
+// limiter enforces the per-address limits.
+type limiter struct {
+	mu    sync.Mutex
+	lim   Limits
+	open  int // WebSockets open (admitted and not ended)
+	byIP  map[string]*ipState
+	swept time.Time
+}
+
+type ipState struct {
+	conns  int
+	tokens float64
+	at     time.Time // when tokens was last brought up to date
+}
+
+func (l *limiter) set(lim Limits) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if lim.HandshakeRatePerIP > 0 && lim.HandshakeBurstPerIP <= 0 {
+		lim.HandshakeBurstPerIP = max(1, int(2*lim.HandshakeRatePerIP))
+	}
+	l.lim = lim
+	if l.byIP == nil {
+		l.byIP = map[string]*ipState{}
+	}
+}
+
+// admit takes one connection for ip, or says why not: the cause, the
+// status and the Retry-After to send.
+func (l *limiter) admit(ip string, now time.Time) (cause string, status int, retry time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim := l.lim
+	if lim.MaxConnections > 0 && l.open >= lim.MaxConnections {
+		return CauseMaxConnections, http.StatusServiceUnavailable, 5 * time.Second
+	}
+	st := l.byIP[ip]
+	perIP := lim.MaxConnectionsPerIP > 0 || lim.HandshakeRatePerIP > 0
+	if st == nil && perIP {
+		st = &ipState{tokens: float64(lim.HandshakeBurstPerIP), at: now}
+		l.byIP[ip] = st
+	}
+	if st != nil {
+		if lim.MaxConnectionsPerIP > 0 && st.conns >= lim.MaxConnectionsPerIP {
+			return CauseMaxPerIP, http.StatusServiceUnavailable, 5 * time.Second
+		}
+		if r := lim.HandshakeRatePerIP; r > 0 {
+			st.tokens = min(float64(lim.HandshakeBurstPerIP), st.tokens+now.Sub(st.at).Seconds()*r)
+			st.at = now
+			if st.tokens < 1 {
+				return CauseRatePerIP, http.StatusTooManyRequests, time.Duration((1 - st.tokens) / r * float64(time.Second))
+			}
+			st.tokens--
+		}
+		st.conns++
+	}
+	l.open++
+	l.sweep(now)
+	return "", 0, 0
+}
+
+// overloaded asks Limits.Overloaded.
+func (l *limiter) overloaded() bool {
+	l.mu.Lock()
+	f := l.lim.Overloaded
+	l.mu.Unlock()
+	return f != nil && f()
+}
+
+// done gives back what admit took.
+func (l *limiter) done(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if st := l.byIP[ip]; st != nil {
+		st.conns--
+		if st.conns <= 0 && l.lim.HandshakeRatePerIP <= 0 {
+			delete(l.byIP, ip)
+		}
+	}
+}
+
+// sweep forgets, at most once a minute, addresses with no connection
+// whose bucket has refilled, so that the table holds only addresses that
+// matter. Callers hold l.mu.
+func (l *limiter) sweep(now time.Time) {
+	if now.Sub(l.swept) < time.Minute {
+		return
+	}
+	l.swept = now
+	for ip, st := range l.byIP {
+		full := l.lim.HandshakeRatePerIP <= 0 || st.tokens+now.Sub(st.at).Seconds()*l.lim.HandshakeRatePerIP >= float64(l.lim.HandshakeBurstPerIP)
+		if st.conns <= 0 && full {
+			delete(l.byIP, ip)
+		}
+	}
+}
+
+// retryAfter formats a Retry-After value: whole seconds, at least 1.
+func retryAfter(d time.Duration) string {
+	s := int((d + time.Second - 1) / time.Second)
+	return strconv.Itoa(max(1, s))
+}

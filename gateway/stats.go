@@ -1,0 +1,246 @@
+package gateway
+
+import (
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/wsgate/wsgate/websocket"
+)
+
+// What the gateway counts, per route, for metrics. Counters of ended
+// connections are added up when each ends; a snapshot adds the open
+// connections' own counters to them, so the hot path touches nothing
+// shared: a message costs its connection's counters only.
+
+// routeStats are a route's counters.
+type routeStats struct {
+	accepted atomic.Uint64
+
+	mu      sync.Mutex
+	refused map[refusal]uint64
+
+	// Of connections that have ended.
+	ended                      atomic.Uint64
+	msgsIn, msgsOut            atomic.Uint64
+	bytesIn, bytesOut          atomic.Uint64
+	zIn, zOut, zRawIn, zRawOut atomic.Uint64
+	dropped, slowConsumer      atomic.Uint64
+	closeSent, closeRecv       [numCodeClasses]atomic.Uint64
+}
+
+type refusal struct {
+	status int
+	cause  string
+}
+
+func (s *routeStats) refuse(status int, cause string) {
+	s.mu.Lock()
+	if s.refused == nil {
+		s.refused = map[refusal]uint64{}
+	}
+	s.refused[refusal{status, cause}]++
+	s.mu.Unlock()
+}
+
+// end adds an ended connection's counters.
+func (s *routeStats) end(st websocket.Stats, status websocket.CloseStatus) {
+	s.ended.Add(1)
+	s.msgsIn.Add(st.MessagesIn)
+	s.msgsOut.Add(st.MessagesOut)
+	s.bytesIn.Add(st.BytesIn)
+	s.bytesOut.Add(st.BytesOut)
+	s.zIn.Add(st.DeflatedIn)
+	s.zOut.Add(st.DeflatedOut)
+	s.zRawIn.Add(st.UncompressedIn)
+	s.zRawOut.Add(st.UncompressedOut)
+	s.dropped.Add(st.Dropped)
+	if st.SlowConsumer {
+		s.slowConsumer.Add(1)
+	}
+	s.closeSent[codeClass(st.CloseSent.Code)].Add(1)
+	s.closeRecv[codeClass(st.CloseReceived.Code)].Add(1)
+}
+
+// Close codes are counted in classes, so that a label never takes more
+// than numCodeClasses values whatever clients send: each code of RFC 6455
+// §7.4.1 and the IANA registry (1000-1015) on its own, then the
+// library-defined (3000-3999) and private (4000-4999) ranges, then "none"
+// for a side that sent no close frame, and "other".
+const numCodeClasses = 16 + 4
+
+func codeClass(c websocket.StatusCode) int {
+	switch {
+	case c >= 1000 && c <= 1015:
+		return int(c - 1000)
+	case c >= 3000 && c <= 3999:
+		return 16
+	case c >= 4000 && c <= 4999:
+		return 17
+	case c == 0:
+		return 18
+	}
+	return 19
+}
+
+// CodeClassName names a class of close codes for a metric label.
+func CodeClassName(i int) string {
+	switch {
+	case i < 16:
+		return strconv.Itoa(1000 + i)
+	case i == 16:
+		return "3xxx"
+	case i == 17:
+		return "4xxx"
+	case i == 18:
+		return "none"
+	}
+	return "other"
+}
+
+// RouteSnapshot is a route's counters at one moment.
+type RouteSnapshot struct {
+	Route string
+	App   string
+	// Open is the number of WebSockets open now; Accepted and Ended count
+	// since the route was made.
+	Open, Accepted, Ended uint64
+	// Refused counts refused upgrades by HTTP status and cause.
+	Refused []RefusalCount
+	// Data messages and payload bytes each way, and for compressed ones
+	// the bytes on the wire and uncompressed.
+	MessagesIn, MessagesOut         uint64
+	BytesIn, BytesOut               uint64
+	DeflatedIn, DeflatedOut         uint64
+	UncompressedIn, UncompressedOut uint64
+	// Dropped messages (drop policy) and connections the close policy
+	// closed as slow consumers.
+	Dropped, SlowConsumerCloses uint64
+	// Close frames of ended connections by class of code (CodeClassName),
+	// sent by the server and received from clients.
+	CloseSent, CloseReceived [numCodeClasses]uint64
+}
+
+// RefusalCount is how many upgrades were refused with Status for Cause.
+type RefusalCount struct {
+	Status int
+	Cause  string
+	Count  uint64
+}
+
+// Snapshot returns the counters of every route path this gateway has
+// served, in path order. A path's counters add up every route that served
+// it: the current one, one a reload replaced that still has connections,
+// and those stopped since, so they never go down.
+func (g *Gateway) Snapshot() []RouteSnapshot {
+	byPath := map[string]*RouteSnapshot{}
+	add := func(s *RouteSnapshot) {
+		if t := byPath[s.Route]; t != nil {
+			t.add(s)
+		} else {
+			c := *s
+			c.Refused = append([]RefusalCount(nil), s.Refused...)
+			byPath[s.Route] = &c
+		}
+	}
+	// One hold of g.mu: a route a reload retired is either in the list or
+	// in past, never both or neither.
+	g.mu.Lock()
+	routes := append(append(append([]*Route(nil), g.set.Load().routes...), g.retired...), g.extra...)
+	for _, r := range routes {
+		s := r.snapshot()
+		add(&s)
+	}
+	for _, s := range g.past {
+		add(s)
+	}
+	g.mu.Unlock()
+	out := make([]RouteSnapshot, 0, len(byPath))
+	for _, s := range byPath {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Route < out[j].Route })
+	return out
+}
+
+// add adds o's counters to s (the same path served by two routes).
+func (s *RouteSnapshot) add(o *RouteSnapshot) {
+	s.Open += o.Open
+	s.Accepted += o.Accepted
+	s.Ended += o.Ended
+	s.MessagesIn += o.MessagesIn
+	s.MessagesOut += o.MessagesOut
+	s.BytesIn += o.BytesIn
+	s.BytesOut += o.BytesOut
+	s.DeflatedIn += o.DeflatedIn
+	s.DeflatedOut += o.DeflatedOut
+	s.UncompressedIn += o.UncompressedIn
+	s.UncompressedOut += o.UncompressedOut
+	s.Dropped += o.Dropped
+	s.SlowConsumerCloses += o.SlowConsumerCloses
+	for i := range s.CloseSent {
+		s.CloseSent[i] += o.CloseSent[i]
+		s.CloseReceived[i] += o.CloseReceived[i]
+	}
+next:
+	for _, rc := range o.Refused {
+		for i := range s.Refused {
+			if s.Refused[i].Status == rc.Status && s.Refused[i].Cause == rc.Cause {
+				s.Refused[i].Count += rc.Count
+				continue next
+			}
+		}
+		s.Refused = append(s.Refused, rc)
+	}
+	sort.Slice(s.Refused, func(i, j int) bool {
+		a, b := s.Refused[i], s.Refused[j]
+		return a.Status < b.Status || a.Status == b.Status && a.Cause < b.Cause
+	})
+}
+
+func (r *Route) snapshot() RouteSnapshot {
+	s := &r.stats
+	snap := RouteSnapshot{Route: r.Path, App: r.App}
+	if r.hub == nil {
+		return snap
+	}
+	// Under the hub's lock a connection is either open (in the hub) or
+	// ended (in the totals), never both or neither: the counters a scrape
+	// sees never go down.
+	r.hub.mu.RLock()
+	snap.Accepted, snap.Ended = s.accepted.Load(), s.ended.Load()
+	snap.MessagesIn, snap.MessagesOut = s.msgsIn.Load(), s.msgsOut.Load()
+	snap.BytesIn, snap.BytesOut = s.bytesIn.Load(), s.bytesOut.Load()
+	snap.DeflatedIn, snap.DeflatedOut = s.zIn.Load(), s.zOut.Load()
+	snap.UncompressedIn, snap.UncompressedOut = s.zRawIn.Load(), s.zRawOut.Load()
+	snap.Dropped, snap.SlowConsumerCloses = s.dropped.Load(), s.slowConsumer.Load()
+	for i := range snap.CloseSent {
+		snap.CloseSent[i] = s.closeSent[i].Load()
+		snap.CloseReceived[i] = s.closeRecv[i].Load()
+	}
+	for c := range r.hub.conns {
+		st := c.ws.Stats()
+		snap.Open++
+		snap.MessagesIn += st.MessagesIn
+		snap.MessagesOut += st.MessagesOut
+		snap.BytesIn += st.BytesIn
+		snap.BytesOut += st.BytesOut
+		snap.DeflatedIn += st.DeflatedIn
+		snap.DeflatedOut += st.DeflatedOut
+		snap.UncompressedIn += st.UncompressedIn
+		snap.UncompressedOut += st.UncompressedOut
+		snap.Dropped += st.Dropped
+	}
+	r.hub.mu.RUnlock()
+	s.mu.Lock()
+	for k, n := range s.refused {
+		snap.Refused = append(snap.Refused, RefusalCount{Status: k.status, Cause: k.cause, Count: n})
+	}
+	s.mu.Unlock()
+	sort.Slice(snap.Refused, func(i, j int) bool {
+		a, b := snap.Refused[i], snap.Refused[j]
+		return a.Status < b.Status || a.Status == b.Status && a.Cause < b.Cause
+	})
+	return snap
+}

@@ -1,0 +1,153 @@
+// Package metrics exposes wsgate's counters in Prometheus's format, with
+// prometheus/client_golang (its collectors for the Go runtime and the
+// process come with it).
+//
+// The counters are not kept here: the gateway counts per connection and
+// per route (gateway.RouteSnapshot), the front door counts what it refuses
+// before a route is known, and a scrape reads them all. So the hot path
+// costs the same with metrics on or off, and the labels are bounded by
+// the configuration: a route's path, a refusal's cause, a class of close
+// code; never a connection or a client address.
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/version"
+)
+
+// Source is what a scrape reads.
+type Source interface {
+	// Snapshot returns the counters of every route path.
+	Snapshot() []gateway.RouteSnapshot
+	// Links returns the producer links of the routes serving now.
+	Links() []gateway.RouteLinks
+	// Front returns the front door's own counters.
+	Front() Front
+}
+
+// Front are the front door's counters.
+type Front struct {
+	// Refused counts connections refused before any route was chosen, by
+	// cause (max_connections, pending_handshakes, header_too_large, ...).
+	Refused map[string]uint64
+	// AcceptErrors counts failed accepts by error (EMFILE, ...).
+	AcceptErrors map[string]uint64
+	// Parked is the number of idle connections waiting on the shared
+	// epoll instance, holding no goroutine.
+	Parked int64
+	// Reloads counts configuration reloads by result ("ok", "failed"),
+	// and LastReload is when the last one succeeded (Unix seconds).
+	Reloads    map[string]uint64
+	LastReload float64
+}
+
+// NewRegistry returns a registry with wsgate's metrics from src, the Go
+// runtime's and the process's.
+func NewRegistry(src Source) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(&collector{src: src})
+	return reg
+}
+
+var (
+	buildInfo = desc("build_info", "The running build: its release, commit and Go version.", "version", "revision", "goversion")
+	open      = desc("connections_open", "WebSocket connections open now.", "route")
+	accepted  = desc("connections_accepted_total", "WebSocket connections accepted (101 sent).", "route")
+	ended     = desc("connections_ended_total", "WebSocket connections that have ended.", "route")
+	refused   = desc("handshakes_refused_total", "WebSocket upgrades refused, by HTTP status and cause.", "route", "status", "cause")
+	messages  = desc("messages_total", "Data messages, by direction (in: from clients).", "route", "direction")
+	bytes     = desc("message_bytes_total", "Payload bytes of data messages as applications see them, by direction.", "route", "direction")
+	deflated  = desc("deflate_bytes_total", "Payload bytes of compressed messages, on the wire (compressed) and as applications see them (uncompressed).", "route", "direction", "form")
+	dropped   = desc("dropped_messages_total", "Messages the slow-consumer policy drop discarded.", "route")
+	slow      = desc("slow_consumer_closes_total", "Connections the slow-consumer policy close closed (1008).", "route")
+	closes    = desc("close_frames_total", "Close frames of ended connections, sent by wsgate or received from clients, by code (3xxx and 4xxx grouped; none: no close frame).", "route", "direction", "code")
+	links     = desc("producer_links", "Connections to a route's producer, up or down.", "route", "state")
+	reconn    = desc("producer_reconnects_total", "Producer connections re-established after one was lost.", "route")
+	timeouts  = desc("producer_open_timeouts_total", "Clients refused because the producer did not answer OPEN in time.", "route")
+	queue     = desc("producer_queue_bytes", "Bytes waiting to be written to the route's producer.", "route")
+	frontRef  = desc("connections_refused_total", "Connections refused before a route was chosen, by cause.", "cause")
+	acceptErr = desc("accept_errors_total", "Failed accepts on the public listeners, by error.", "error")
+	parked    = desc("parked_connections", "Idle connections parked on the shared epoll instance (no goroutine).")
+	reloads   = desc("config_reloads_total", "Configuration reloads, by result.", "result")
+	lastOK    = desc("config_last_reload_success_timestamp_seconds", "When the configuration was last loaded successfully.")
+)
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("wsgate_"+name, help, labels, nil)
+}
+
+type collector struct{ src Source }
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{buildInfo, open, accepted, ended, refused, messages, bytes, deflated, dropped, slow,
+		closes, links, reconn, timeouts, queue, frontRef, acceptErr, parked, reloads, lastOK} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+	}
+	v := version.Get()
+	gauge(buildInfo, 1, v.Release, v.Revision, v.GoVersion)
+	for _, s := range c.src.Snapshot() {
+		r := s.Route
+		gauge(open, float64(s.Open), r)
+		counter(accepted, s.Accepted, r)
+		counter(ended, s.Ended, r)
+		for _, rc := range s.Refused {
+			counter(refused, rc.Count, r, strconv.Itoa(rc.Status), rc.Cause)
+		}
+		counter(messages, s.MessagesIn, r, "in")
+		counter(messages, s.MessagesOut, r, "out")
+		counter(bytes, s.BytesIn, r, "in")
+		counter(bytes, s.BytesOut, r, "out")
+		counter(deflated, s.DeflatedIn, r, "in", "compressed")
+		counter(deflated, s.UncompressedIn, r, "in", "uncompressed")
+		counter(deflated, s.DeflatedOut, r, "out", "compressed")
+		counter(deflated, s.UncompressedOut, r, "out", "uncompressed")
+		counter(dropped, s.Dropped, r)
+		counter(slow, s.SlowConsumerCloses, r)
+		for i := range s.CloseSent {
+			if s.CloseSent[i] > 0 {
+				counter(closes, s.CloseSent[i], r, "sent", gateway.CodeClassName(i))
+			}
+			if s.CloseReceived[i] > 0 {
+				counter(closes, s.CloseReceived[i], r, "received", gateway.CodeClassName(i))
+			}
+		}
+	}
+	for _, l := range c.src.Links() {
+		if l.Configured > 0 {
+			gauge(links, float64(l.Up), l.Route, "up")
+			gauge(links, float64(l.Configured-l.Up), l.Route, "down")
+			counter(reconn, l.Reconnects, l.Route)
+			gauge(queue, float64(l.QueueBytes), l.Route)
+		}
+		counter(timeouts, l.OpenTimeouts, l.Route)
+	}
+	f := c.src.Front()
+	for cause, n := range f.Refused {
+		counter(frontRef, n, cause)
+	}
+	for e, n := range f.AcceptErrors {
+		counter(acceptErr, n, e)
+	}
+	gauge(parked, float64(f.Parked))
+	for _, result := range []string{"ok", "failed"} {
+		counter(reloads, f.Reloads[result], result)
+	}
+	if f.LastReload > 0 {
+		gauge(lastOK, f.LastReload)
+	}
+}

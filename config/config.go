@@ -72,6 +72,7 @@ type Log struct {
 	// Access writes a line for every WebSocket when it ends and for every
 	// refused upgrade (on by default).
 	Access bool
+	Line   int
 }
 
 // Server holds daemon-wide settings. Zero values of the limits disable

@@ -305,8 +305,8 @@ func TestApplicationErrorsHaveLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = cfg.NewGateway(nil)
-	for _, want := range []string{"v.yaml:4: routes[1].docroot: application docroot: docroot /nonexistent is not a directory",
-		"v.yaml:6: routes[2].program: application program: program /no/such/program"} {
+	for _, want := range []string{"v.yaml:4: routes[1].docroot: docroot /nonexistent is not a directory",
+		"v.yaml:6: routes[2].program: program /no/such/program"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q in:\n%v", want, err)
 		}
@@ -325,5 +325,61 @@ func TestStatic(t *testing.T) {
 	_, err = config.Parse("b.yaml", []byte("static: [{path: /x/, dir: /nonexistent}]\nroutes: [{path: /a, app: echo}]\n"))
 	if err == nil || !strings.Contains(err.Error(), "static[0].dir: /nonexistent is not a directory") {
 		t.Errorf("static: %v", err)
+	}
+}
+
+// TestSyntaxErrorLines: a syntax error names the line at fault, not the
+// line where the parser noticed it (often the start of the collection).
+func TestSyntaxErrorLines(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		line int
+	}{
+		{"listen:\n  - address: 1\n   tls: x\nroutes: []\n", 3},
+		{"routes:\n  - path: /a\n    app: echo\n    deflate: {level: 1\n  - path: /b\n", 4},
+		{"log: {}\nroutes:\n  - path: /a\n    app: echo\n  oops\n", 5},
+		{"a: \"unterminated\nb: 2\n", 1},
+		{"routes:\n  - path: /a\n    app: echo\n  - path: /b\n     app: x\n", 5},
+		{"log:\n\tlevel: debug\n", 2},
+	} {
+		_, err := config.Parse("s.yaml", []byte(tc.yaml))
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Line != tc.line {
+			t.Errorf("%q: %v, want line %d", tc.yaml, err, tc.line)
+		}
+	}
+}
+
+// TestCheckFiles: what the start would read or create is checked, with
+// every problem reported at once under its own key.
+func TestCheckFiles(t *testing.T) {
+	dir := t.TempDir()
+	cert := filepath.Join(dir, "cert.pem")
+	os.WriteFile(cert, []byte("not a certificate"), 0o600)
+	cfg, err := config.Parse("f.yaml", []byte(`
+listen:
+  - address: 127.0.0.1:1
+  - address: 127.0.0.1:2
+    tls: {cert: `+dir+`/missing.pem, key: `+dir+`/missing.key}
+  - address: 127.0.0.1:3
+    tls: {cert: `+cert+`, key: `+cert+`}
+  - unix: /nonexistent/dir/ws.sock
+log: {output: /nonexistent/dir/wsgate.log}
+routes: [{path: /a, app: echo}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.CheckFiles()
+	for _, want := range []string{
+		"f.yaml:4: listen[1].tls.cert: " + dir + "/missing.pem: no such file or directory",
+		"f.yaml:4: listen[1].tls.key: " + dir + "/missing.key: no such file or directory",
+		"f.yaml:6: listen[2].tls: tls: failed to find any PEM data",
+		"f.yaml:8: listen[3].unix: cannot create the socket /nonexistent/dir/ws.sock: /nonexistent/dir: no such file or directory",
+		"f.yaml:9: log.output: cannot create /nonexistent/dir/wsgate.log",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in:\n%v", want, err)
+		}
 	}
 }

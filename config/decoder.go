@@ -42,13 +42,28 @@ func (p *parser) errorAt(line int, key, msg string) {
 
 var lineRE = regexp.MustCompile(`line (\d+): `)
 
-// syntaxError turns a YAML syntax error into an *Error with its line.
-func (p *parser) syntaxError(err error) error {
+// syntaxError turns a YAML syntax error into an *Error with the line at
+// fault. The parser reports the line where it noticed the problem, which
+// is often an earlier one (the start of the collection it was in): the
+// line at fault is the one after the longest beginning of the file that
+// still parses.
+func (p *parser) syntaxError(data []byte, err error) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	e := &Error{File: p.file, Msg: msg}
 	if m := lineRE.FindStringSubmatchIndex(msg); m != nil {
 		e.Line, _ = strconv.Atoi(msg[m[2]:m[3]])
 		e.Msg = msg[:m[0]] + msg[m[1]:]
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	if len(lines) > 2000 {
+		return e // not worth the parses; the parser's line will do
+	}
+	for n := len(lines) - 1; n >= 0; n-- {
+		var doc yaml.Node
+		if yaml.Unmarshal([]byte(strings.Join(lines[:n], "")), &doc) == nil {
+			e.Line = n + 1
+			break
+		}
 	}
 	return e
 }

@@ -28,7 +28,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	p := &parser{file: name}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, p.syntaxError(err)
+		return nil, p.syntaxError(data, err)
 	}
 	cfg := &Config{
 		File: name,
@@ -139,6 +139,7 @@ func listeners(d *Decoder) []Listener {
 }
 
 func logSection(d *Decoder, dst *Log) {
+	dst.Line = d.Line()
 	d.Fields(map[string]func(*Decoder){
 		"level": func(v *Decoder) {
 			if s, ok := v.Scalar(); ok {

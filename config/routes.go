@@ -19,7 +19,7 @@ func ParseRoute(name string, data []byte) (*Route, error) {
 	p := &parser{file: name}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, p.syntaxError(err)
+		return nil, p.syntaxError(data, err)
 	}
 	if len(doc.Content) == 0 {
 		return nil, &Error{File: name, Msg: "empty route"}

@@ -184,6 +184,9 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 	if req.ClientIP == "" {
 		req.ClientIP = route.Policy.clientIP(req)
 	}
+	if retry, ok := g.limits.rate(req.ClientIP, time.Now()); !ok {
+		return refuse(http.StatusTooManyRequests, CauseRatePerIP, "handshake rate over the limit", retry)
+	}
 	if dp := route.Policy.Deflate; dp != nil {
 		if err := hs.NegotiateDeflate(req.Header, *dp); err != nil {
 			herr = err.(*websocket.HandshakeError)

@@ -116,7 +116,9 @@ type RouteError struct {
 	Err   error
 }
 
-func (e *RouteError) Error() string { return "route " + e.Route.Path + ": " + e.Err.Error() }
+func (e *RouteError) Error() string {
+	return "route " + e.Route.Path + " (" + e.Route.App + "): " + e.Err.Error()
+}
 
 func (e *RouteError) Unwrap() error { return e.Err }
 
@@ -130,12 +132,12 @@ func (r *Route) provision(log *slog.Logger) error {
 	r.provisioned = true
 	if p, ok := r.Handler.(Provisioner); ok {
 		if err := p.Provision(AppContext{Route: r, Logger: log.With("route", r.Path, "app", r.App)}); err != nil {
-			return fmt.Errorf("application %s: %w", r.App, err)
+			return err
 		}
 	}
 	if v, ok := r.Handler.(Validator); ok {
 		if err := v.Validate(); err != nil {
-			return fmt.Errorf("application %s: %w", r.App, err)
+			return err
 		}
 	}
 	return nil
@@ -145,7 +147,7 @@ func (r *Route) provision(log *slog.Logger) error {
 func (r *Route) start(ctx context.Context) error {
 	if s, ok := r.Handler.(Starter); ok && !r.started {
 		if err := s.Start(ctx); err != nil {
-			return &RouteError{Route: r, Err: fmt.Errorf("application %s: %w", r.App, err)}
+			return &RouteError{Route: r, Err: err}
 		}
 	}
 	r.started = true
@@ -160,7 +162,7 @@ func (r *Route) stop(ctx context.Context) error {
 	r.stopped = true
 	if s, ok := r.Handler.(Stopper); ok {
 		if err := s.Stop(ctx); err != nil {
-			return fmt.Errorf("route %s: application %s: %w", r.Path, r.App, err)
+			return &RouteError{Route: r, Err: err}
 		}
 	}
 	return nil

@@ -73,6 +73,36 @@ func (l *limiter) set(lim Limits) {
 	}
 }
 
+// rate takes a handshake token for ip: every upgrade an address attempts
+// counts, whatever becomes of it. It returns the Retry-After when the
+// address is over its rate.
+func (l *limiter) rate(ip string, now time.Time) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.lim.HandshakeRatePerIP
+	if r <= 0 {
+		return 0, true
+	}
+	st := l.state(ip, now)
+	st.tokens = min(float64(l.lim.HandshakeBurstPerIP), st.tokens+now.Sub(st.at).Seconds()*r)
+	st.at = now
+	if st.tokens < 1 {
+		return time.Duration((1 - st.tokens) / r * float64(time.Second)), false
+	}
+	st.tokens--
+	return 0, true
+}
+
+// state returns ip's entry, made on first use. Callers hold l.mu.
+func (l *limiter) state(ip string, now time.Time) *ipState {
+	st := l.byIP[ip]
+	if st == nil {
+		st = &ipState{tokens: float64(l.lim.HandshakeBurstPerIP), at: now}
+		l.byIP[ip] = st
+	}
+	return st
+}
+
 // admit takes one connection for ip, or says why not: the cause, the
 // status and the Retry-After to send.
 func (l *limiter) admit(ip string, now time.Time) (cause string, status int, retry time.Duration) {
@@ -82,23 +112,10 @@ func (l *limiter) admit(ip string, now time.Time) (cause string, status int, ret
 	if lim.MaxConnections > 0 && l.open >= lim.MaxConnections {
 		return CauseMaxConnections, http.StatusServiceUnavailable, 5 * time.Second
 	}
-	st := l.byIP[ip]
-	perIP := lim.MaxConnectionsPerIP > 0 || lim.HandshakeRatePerIP > 0
-	if st == nil && perIP {
-		st = &ipState{tokens: float64(lim.HandshakeBurstPerIP), at: now}
-		l.byIP[ip] = st
-	}
-	if st != nil {
+	if lim.MaxConnectionsPerIP > 0 || lim.HandshakeRatePerIP > 0 {
+		st := l.state(ip, now)
 		if lim.MaxConnectionsPerIP > 0 && st.conns >= lim.MaxConnectionsPerIP {
 			return CauseMaxPerIP, http.StatusServiceUnavailable, 5 * time.Second
-		}
-		if r := lim.HandshakeRatePerIP; r > 0 {
-			st.tokens = min(float64(lim.HandshakeBurstPerIP), st.tokens+now.Sub(st.at).Seconds()*r)
-			st.at = now
-			if st.tokens < 1 {
-				return CauseRatePerIP, http.StatusTooManyRequests, time.Duration((1 - st.tokens) / r * float64(time.Second))
-			}
-			st.tokens--
 		}
 		st.conns++
 	}

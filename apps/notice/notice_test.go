@@ -45,9 +45,9 @@ routes:
 func TestNoticeErrors(t *testing.T) {
 	for yaml, want := range map[string]string{
 		"notice: {code: 999}":                                "n.yaml:3: routes[0].notice.code: must be a number from 1000 to 4999",
-		"notice: {code: 1005}":                               "n.yaml:2: routes[0].notice: application notice: code 1005 cannot be sent",
+		"notice: {code: 1005}":                               "n.yaml:2: routes[0].notice: code 1005 cannot be sent",
 		"notice: {color: red}":                               "n.yaml:3: routes[0].notice.color: unknown key",
-		"notice: {reason: " + strings.Repeat("x", 124) + "}": "routes[0].notice: application notice: reason must be UTF-8 of at most 123 bytes",
+		"notice: {reason: " + strings.Repeat("x", 124) + "}": "routes[0].notice: reason must be UTF-8 of at most 123 bytes",
 	} {
 		cfg, err := config.Parse("n.yaml", []byte("routes:\n  - path: /n\n    "+yaml+"\n"))
 		if err == nil {

@@ -2,8 +2,10 @@ package daemon_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	ws "github.com/wsgate/wsgate/internal/wstest"
 )
 
 // chromium returns the path of a Chromium to drive.
@@ -27,41 +31,48 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// TestDemoPageInChromium loads the demo page in headless Chromium and uses
-// all three applications through it, the way a person would: it submits
-// the echo form, watches the counter and presses Reset, and sends a chat
-// message, which a Go client connected to the same route must receive.
-func TestDemoPageInChromium(t *testing.T) {
-	bin := chromium(t)
-	ts := start(t, baseConfig)
-	listener, _, err := websocket.DefaultDialer.Dial(ts.URL("/chat"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer listener.Close()
+// browser is a headless Chromium showing one page, driven over the
+// DevTools protocol.
+type browser struct {
+	t   *testing.T
+	cdp *websocket.Conn
+	id  int
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+type cdpReply struct {
+	ID    int `json:"id"`
+	Error *struct {
+		Message string `json:"message"`
+	} `json:"error"`
+	Result json.RawMessage `json:"result"`
+}
+
+// openPage starts Chromium on url and connects to the tab; the browser is
+// killed when the test ends.
+func openPage(t *testing.T, url, addr string) *browser {
+	bin := chromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
 	profile, err := os.MkdirTemp("", "chromium-profile")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Chromium's helper processes may still write to the profile after the
 	// browser is killed; removing it is best-effort.
-	defer os.RemoveAll(profile)
+	t.Cleanup(func() { os.RemoveAll(profile) })
 	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
-		"--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "--user-data-dir="+profile,
-		"http://"+ts.Addr+"/")
+		"--hide-scrollbars", "--window-size=1200,800",
+		"--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "--user-data-dir="+profile, url)
 	stderr, _ := cmd.StderrPipe()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the browser and its helpers
 		cmd.Wait()
-	}()
+	})
 	devtools := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -78,20 +89,108 @@ func TestDemoPageInChromium(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("chromium did not start its DevTools endpoint")
 	}
-	page := pageTarget(t, host, ts.Addr)
-	cdp, _, err := websocket.DefaultDialer.Dial(page, nil)
+	cdp, _, err := websocket.DefaultDialer.Dial(pageTarget(t, host, addr), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cdp.Close()
+	t.Cleanup(func() { cdp.Close() })
+	return &browser{t: t, cdp: cdp}
+}
 
-	script := `new Promise((resolve, reject) => {
-  const $ = (id) => document.getElementById(id);
+// call sends one DevTools command and returns its result.
+func (b *browser) call(method string, params map[string]any) (json.RawMessage, error) {
+	b.id++
+	b.cdp.WriteJSON(map[string]any{"id": b.id, "method": method, "params": params})
+	b.cdp.SetReadDeadline(time.Now().Add(60 * time.Second))
+	for {
+		var r cdpReply
+		if err := b.cdp.ReadJSON(&r); err != nil {
+			b.t.Fatal(err)
+		}
+		if r.ID == b.id {
+			if r.Error != nil {
+				return nil, errors.New(r.Error.Message)
+			}
+			return r.Result, nil
+		}
+	}
+}
+
+// eval runs a script (a promise is awaited) and decodes its value into v.
+func (b *browser) eval(script string, v any) {
+	b.t.Helper()
+	var raw json.RawMessage
+	var err error
+	// The tab may still be navigating from about:blank; an evaluation in a
+	// context that navigation destroys is reported as an error. Retry that.
+	for attempt := 0; ; attempt++ {
+		raw, err = b.call("Runtime.evaluate", map[string]any{"expression": script, "awaitPromise": true, "returnByValue": true})
+		if err == nil || attempt == 20 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		b.t.Fatalf("DevTools: %v", err)
+	}
+	var r struct {
+		Result struct {
+			Value json.RawMessage `json:"value"`
+		} `json:"result"`
+		ExceptionDetails *struct {
+			Exception struct {
+				Description string `json:"description"`
+			} `json:"exception"`
+		} `json:"exceptionDetails"`
+	}
+	json.Unmarshal(raw, &r)
+	if ex := r.ExceptionDetails; ex != nil {
+		b.t.Fatalf("in the page: %s", ex.Exception.Description)
+	}
+	if err := json.Unmarshal(r.Result.Value, v); err != nil {
+		b.t.Fatalf("page returned %s (%v)", r.Result.Value, err)
+	}
+}
+
+// screenshot returns the page as a PNG.
+func (b *browser) screenshot() []byte {
+	b.t.Helper()
+	raw, err := b.call("Page.captureScreenshot", map[string]any{"format": "png"})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var r struct {
+		Data []byte `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil || !bytes.HasPrefix(r.Data, []byte("\x89PNG")) {
+		b.t.Fatalf("screenshot: %v", err)
+	}
+	return r.Data
+}
+
+// untilJS is the page-side helper the scripts wait with.
+const untilJS = `const $ = (id) => document.getElementById(id);
   const until = (cond, what, ms = 8000) => new Promise((ok, fail) => {
     const t0 = Date.now();
     const poll = () => cond() ? ok() : Date.now() - t0 > ms ? fail(new Error("timeout: " + what)) : setTimeout(poll, 20);
     poll();
-  });
+  });`
+
+// TestDemoPageInChromium loads the demo page in headless Chromium and uses
+// all three applications through it, the way a person would: it submits
+// the echo form, watches the counter and presses Reset, and sends a chat
+// message, which a Go client connected to the same route must receive.
+// When a socket closes, the page shows the close code and reconnects.
+func TestDemoPageInChromium(t *testing.T) {
+	ts := start(t, baseConfig)
+	listener, _, err := websocket.DefaultDialer.Dial(ts.URL("/chat"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close()
+	b := openPage(t, "http://"+ts.Addr+"/", ts.Addr)
+	script := `new Promise((resolve, reject) => {
+  ` + untilJS + `
   (async () => {
     await until(() => document.readyState === "complete" && $("echo-state") !== null, "page loaded");
     await until(() => $("echo-state").textContent === "open" && $("inc-state").textContent === "open" && $("chat-state").textContent === "open", "three sockets open");
@@ -110,57 +209,14 @@ func TestDemoPageInChromium(t *testing.T) {
     $("chat-input").value = "hi from the browser";
     $("chat-form").requestSubmit();
     await until(() => $("chat-log").textContent.includes(name + ": hi from the browser"), "chat");
-    return {name, counterBefore: before, counterAfter: Number($("inc-counter").textContent), echo: $("echo-log").textContent.slice(0, 60), extensions: $("echo-ext").textContent};
+    const extensions = $("echo-ext").textContent;
+    window.sockets.echo.ws.close(4000, "test");
+    await until(() => $("echo-log").textContent.includes("closed: 1000 normal"), "close code shown");
+    await until(() => $("echo-log").textContent.includes("reconnecting in"), "reconnecting");
+    await until(() => $("echo-state").textContent === "open", "reconnected");
+    return {name, counterBefore: before, counterAfter: Number($("inc-counter").textContent), echo: $("echo-log").textContent.slice(0, 60), extensions};
   })().then(resolve, reject);
 })`
-	type evalReply struct {
-		ID    int `json:"id"`
-		Error *struct {
-			Message string `json:"message"`
-		} `json:"error"`
-		Result struct {
-			Result struct {
-				Value json.RawMessage `json:"value"`
-			} `json:"result"`
-			ExceptionDetails *struct {
-				Exception struct {
-					Description string `json:"description"`
-				} `json:"exception"`
-			} `json:"exceptionDetails"`
-		} `json:"result"`
-	}
-	id := 0
-	eval := func(expr string) evalReply {
-		id++
-		cdp.WriteJSON(map[string]any{"id": id, "method": "Runtime.evaluate", "params": map[string]any{
-			"expression": expr, "awaitPromise": true, "returnByValue": true}})
-		cdp.SetReadDeadline(time.Now().Add(30 * time.Second))
-		for {
-			var r evalReply
-			if err := cdp.ReadJSON(&r); err != nil {
-				t.Fatal(err)
-			}
-			if r.ID == id {
-				return r
-			}
-		}
-	}
-	// The tab may still be navigating from about:blank; an evaluation in a
-	// context that navigation destroys is reported as an error. Retry that.
-	var reply evalReply
-	for attempt := 0; ; attempt++ {
-		reply = eval(script)
-		if reply.Error == nil || attempt == 20 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if reply.Error != nil {
-		t.Fatalf("DevTools: %s", reply.Error.Message)
-	}
-	if ex := reply.Result.ExceptionDetails; ex != nil {
-		t.Fatalf("in the page: %s", ex.Exception.Description)
-	}
 	var v struct {
 		Name          string  `json:"name"`
 		CounterBefore float64 `json:"counterBefore"`
@@ -168,18 +224,76 @@ func TestDemoPageInChromium(t *testing.T) {
 		Echo          string  `json:"echo"`
 		Extensions    string  `json:"extensions"`
 	}
-	if err := json.Unmarshal(reply.Result.Result.Value, &v); err != nil || v.Name == "" {
-		t.Fatalf("page returned %s (%v)", reply.Result.Result.Value, err)
+	b.eval(script, &v)
+	if v.Name == "" {
+		t.Fatal("the page returned nothing")
 	}
 	t.Logf("browser: echo %q, counter %v -> %v, chat name %s, extensions %q", strings.TrimSpace(v.Echo), v.CounterBefore, v.CounterAfter, v.Name, v.Extensions)
 	if !strings.HasPrefix(v.Extensions, "permessage-deflate") {
 		t.Errorf("the browser did not negotiate permessage-deflate on /echo: %q", v.Extensions)
 	}
-
 	listener.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, msg, err := listener.ReadMessage()
 	if err != nil || string(msg) != v.Name+": hi from the browser" {
 		t.Fatalf("Go client on /chat got %q %v", msg, err)
+	}
+}
+
+// TestStatusPageInChromium: the admin listener's status page, live over
+// its WebSocket, shows the routes, their traffic and their close codes,
+// and the producer links. With WSGATE_UPDATE_DOCS=1 its screenshot is
+// written to docs/status.png.
+func TestStatusPageInChromium(t *testing.T) {
+	ts := start(t, `
+listen: [{address: 127.0.0.1:0}]
+routes:
+  - {path: /echo, app: echo}
+  - {path: /chat, app: chat}
+  - {path: /p, backend: {socket: /nonexistent/p.sock, required: true}}
+`)
+	for range 3 {
+		c, err := ws.Upgrade(ts.Addr, "/echo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(ws.Text("hello"))
+		c.ReadFrame()
+	}
+	c, _ := ws.Upgrade(ts.Addr, "/chat")
+	c.Write(ws.Close(4000, "bye"))
+	c.ReadUntilClose()
+	c.Close()
+	status(t, ts.Addr, ws.Request("/echo", "Origin: http://evil.example"))
+	admin := ts.AdminAddr().String()
+	b := openPage(t, "http://"+admin+"/", admin)
+	var v struct {
+		Routes int    `json:"routes"`
+		Conn   string `json:"conn"`
+		Open   string `json:"open"`
+		Codes  string `json:"codes"`
+		Links  int    `json:"links"`
+		Ready  string `json:"ready"`
+	}
+	b.eval(`new Promise((resolve, reject) => {
+  `+untilJS+`
+  (async () => {
+    await until(() => $("conn") && $("conn").textContent === "live", "live");
+    await until(() => $("routes").tBodies[0].rows.length === 3, "routes shown");
+    await until(() => $("open").textContent === "3", "open connections");
+    await until(() => $("routes").textContent.includes("4xxx×1"), "close codes");
+    return {routes: $("routes").tBodies[0].rows.length, conn: $("conn").textContent, open: $("open").textContent,
+      codes: $("routes").textContent, links: $("links").tBodies[0].rows.length, ready: $("ready").textContent};
+  })().then(resolve, reject);
+})`, &v)
+	if v.Links != 1 || !strings.Contains(v.Ready, "is down") {
+		t.Errorf("links %d, readiness %q", v.Links, v.Ready)
+	}
+	png := b.screenshot()
+	if os.Getenv("WSGATE_UPDATE_DOCS") != "" {
+		if err := os.WriteFile("../../docs/status.png", png, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

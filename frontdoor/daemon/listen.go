@@ -27,8 +27,6 @@ type listener struct {
 	closed    atomic.Bool
 }
 
-func (l *listener) key() string { return l.cfg.Network + "|" + l.cfg.Address }
-
 func (l *listener) close() {
 	if l.closed.CompareAndSwap(false, true) {
 		l.ln.Close()

@@ -79,6 +79,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if cfg.Server.ShutdownTimeout <= 0 {
 		cfg.Server.ShutdownTimeout = config.DefaultShutdownTimeout
 	}
+	if err := cfg.CheckFiles(); err != nil {
+		return nil, err
+	}
 	gw, err := cfg.NewGateway(log)
 	if err != nil {
 		return nil, err

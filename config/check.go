@@ -1,0 +1,89 @@
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// CheckFiles checks what starting the daemon would read or create: each
+// TLS listener's certificate and key, the directory of each UNIX socket,
+// and the log file. It reads, and changes nothing; every problem is an
+// *Error with the file, the line and the key, all reported together.
+// `wsgate check` runs it, and so does the daemon before it opens anything.
+func (c *Config) CheckFiles() error {
+	var errs []error
+	add := func(line int, key, format string, args ...any) {
+		errs = append(errs, &Error{File: c.File, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	for i, l := range c.Listeners {
+		k := fmt.Sprintf("listen[%d]", i)
+		if l.Network == "unix" {
+			if err := writableDir(filepath.Dir(l.Address)); err != nil {
+				add(l.Line, k+".unix", "cannot create the socket %s: %v", l.Address, err)
+			}
+		}
+		if t := l.TLS; t != nil {
+			bad := false
+			for _, f := range []struct{ key, path string }{{"cert", t.Cert}, {"key", t.Key}} {
+				if _, err := os.ReadFile(f.path); err != nil {
+					add(l.Line, k+".tls."+f.key, "%v", unwrapPath(err))
+					bad = true
+				}
+			}
+			if !bad {
+				if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
+					add(l.Line, k+".tls", "%v", err)
+				}
+			}
+		}
+	}
+	if c.Admin.Network == "unix" {
+		if err := writableDir(filepath.Dir(c.Admin.Address)); err != nil {
+			add(c.Admin.Line, "admin.listen", "cannot create the socket %s: %v", c.Admin.Address, err)
+		}
+	}
+	switch out := c.Log.Output; strings.ToLower(out) {
+	case "", "stderr", "stdout":
+	default:
+		if fi, err := os.Stat(out); err == nil {
+			if fi.IsDir() {
+				add(c.Log.Line, "log.output", "%s is a directory", out)
+			} else if err := unix.Access(out, unix.W_OK); err != nil {
+				add(c.Log.Line, "log.output", "cannot write to %s: %v", out, err)
+			}
+		} else if err := writableDir(filepath.Dir(out)); err != nil {
+			add(c.Log.Line, "log.output", "cannot create %s: %v", out, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writableDir checks that dir exists, is a directory, and can be written.
+func writableDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return unwrapPath(err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if err := unix.Access(dir, unix.W_OK); err != nil {
+		return fmt.Errorf("%s is not writable: %v", dir, err)
+	}
+	return nil
+}
+
+// unwrapPath gives an *os.PathError's message as "path: problem".
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %v", pe.Path, pe.Err)
+	}
+	return err
+}

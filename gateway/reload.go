@@ -87,7 +87,7 @@ func (g *Gateway) retireWhenIdle(r *Route) {
 	// go down.
 	snap := r.snapshot()
 	if p := g.past[r.Path]; p != nil {
-		p.add(&snap)
+		p.Add(&snap)
 	} else {
 		g.past[r.Path] = &snap
 	}

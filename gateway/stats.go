@@ -137,7 +137,7 @@ func (g *Gateway) Snapshot() []RouteSnapshot {
 	byPath := map[string]*RouteSnapshot{}
 	add := func(s *RouteSnapshot) {
 		if t := byPath[s.Route]; t != nil {
-			t.add(s)
+			t.Add(s)
 		} else {
 			c := *s
 			c.Refused = append([]RefusalCount(nil), s.Refused...)
@@ -164,8 +164,9 @@ func (g *Gateway) Snapshot() []RouteSnapshot {
 	return out
 }
 
-// add adds o's counters to s (the same path served by two routes).
-func (s *RouteSnapshot) add(o *RouteSnapshot) {
+// Add adds o's counters to s: the same path served by two routes, or by
+// two processes.
+func (s *RouteSnapshot) Add(o *RouteSnapshot) {
 	s.Open += o.Open
 	s.Accepted += o.Accepted
 	s.Ended += o.Ended

@@ -16,6 +16,8 @@
  * thread touches the connection's filters, pool and bucket allocator, as
  * mod_ssl requires; Go's other goroutines queue frames and wake it.
  */
+#include "mod_status.h"
+
 #include "mod_wsgate.h"
 
 static int is_tls(conn_rec *c)
@@ -133,6 +135,9 @@ static void register_hooks(apr_pool_t *p)
     (void)p;
     ap_hook_pre_config(wsgate_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(wsgate_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(wsgate_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(wsgate_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, wsgate_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(wsgate_handler, NULL, NULL, APR_HOOK_FIRST - 1);
     ap_hook_child_init(wsgate_child_init, NULL, NULL, APR_HOOK_MIDDLE);
 #if AP_MODULE_MAGIC_AT_LEAST(20120211, 110)

@@ -89,6 +89,7 @@ typedef struct {
     wsgate_free_response_fn free_response;
     wsgate_serve_fn serve;
     wsgate_stopping_fn stopping;
+    wsgate_metrics_fn metrics;
 } wsgate_go_t;
 extern wsgate_go_t wsgate_go;
 
@@ -113,6 +114,9 @@ const char *wsgate_library(server_rec *s);
 void wsgate_child_init(apr_pool_t *p, server_rec *s);
 void wsgate_child_stopping(apr_pool_t *p, int graceful);
 int wsgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+int wsgate_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+int wsgate_metrics_handler(request_rec *r);
+int wsgate_status_hook(request_rec *r, int flags);
 
 /* wsgate_io.c: the I/O table handed to Go for one connection. */
 typedef struct {

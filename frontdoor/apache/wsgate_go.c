@@ -8,6 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "apr_shm.h"
+#include "mod_status.h"
+
 #include "mod_wsgate.h"
 
 APLOG_USE_MODULE(wsgate);
@@ -36,10 +39,14 @@ const char *wsgate_library(server_rec *s)
     return next_to_module[0] ? next_to_module : WSGATE_LIBRARY;
 }
 
+void *wsgate_counters_shm(long *size);
+
 void wsgate_child_init(apr_pool_t *p, server_rec *s)
 {
     const char *lib = wsgate_library(s);
     int threaded = 0;
+    void *shm;
+    long shm_size = 0;
 
     (void)p;
     ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded);
@@ -54,10 +61,14 @@ void wsgate_child_init(apr_pool_t *p, server_rec *s)
     wsgate_go.free_response = (wsgate_free_response_fn)dlsym(wsgate_go.dl, "WsgateFreeResponse");
     wsgate_go.serve = (wsgate_serve_fn)dlsym(wsgate_go.dl, "WsgateServe");
     wsgate_go.stopping = (wsgate_stopping_fn)dlsym(wsgate_go.dl, "WsgateStopping");
+    wsgate_go.metrics = (wsgate_metrics_fn)dlsym(wsgate_go.dl, "WsgateMetrics");
+    shm = wsgate_counters_shm(&shm_size);
     if (!wsgate_go.init || !wsgate_go.handle || !wsgate_go.free_response || !wsgate_go.serve || !wsgate_go.stopping ||
-        wsgate_go.init(WSGATE_MODULE_ABI, (char *)ap_get_server_banner(), threaded != 0) != 0) {
+        !wsgate_go.metrics ||
+        wsgate_go.init(WSGATE_MODULE_ABI, (char *)ap_get_server_banner(), threaded != 0, shm, shm_size) != 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "mod_wsgate: %s is not a usable libwsgate", lib);
         wsgate_go.handle = NULL;
+        wsgate_go.metrics = NULL;
     }
 }
 
@@ -218,4 +229,100 @@ int wsgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
         failed = 1;
     }
     return failed ? !OK : OK;
+}
+
+/*
+ * Counters across the children (see libwsgate/children.go): the parent
+ * makes one shared memory segment, once for its whole life (graceful
+ * restarts keep it, so counters do not go back to zero), with a slot per
+ * child httpd may run, old generation included.
+ */
+
+#define WSGATE_SHM_MAGIC 0x7773676174655f31ULL
+#define WSGATE_SHM_HEADER 64
+#define WSGATE_SLOT_SIZE (32 * 1024)
+
+static apr_shm_t *counters_shm;
+
+int wsgate_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    int limit = 0, slots;
+    apr_size_t size;
+    unsigned char *base;
+
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    if (counters_shm || ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit);
+    slots = (limit > 0 ? limit : 16) * 2;
+    size = WSGATE_SHM_HEADER + (apr_size_t)slots * WSGATE_SLOT_SIZE;
+    if (apr_shm_create(&counters_shm, size, NULL, s->process->pool) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "mod_wsgate: no shared memory for the children's counters; wsgate-metrics reports one child");
+        counters_shm = NULL;
+        return OK;
+    }
+    base = apr_shm_baseaddr_get(counters_shm);
+    memset(base, 0, size);
+    *(apr_uint64_t *)base = WSGATE_SHM_MAGIC;
+    *(apr_uint32_t *)(base + 8) = (apr_uint32_t)slots;
+    *(apr_uint32_t *)(base + 12) = WSGATE_SLOT_SIZE;
+    return OK;
+}
+
+void *wsgate_counters_shm(long *size)
+{
+    if (!counters_shm) {
+        *size = 0;
+        return NULL;
+    }
+    *size = (long)apr_shm_size_get(counters_shm);
+    return apr_shm_baseaddr_get(counters_shm);
+}
+
+/* SetHandler wsgate-metrics: Prometheus's text format, summed over every
+ * child, whichever child answers. */
+int wsgate_metrics_handler(request_rec *r)
+{
+    char *out;
+    long len = 0;
+
+    if (!r->handler || strcmp(r->handler, "wsgate-metrics")) {
+        return DECLINED;
+    }
+    if (r->method_number != M_GET) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    if (!wsgate_go.metrics) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    out = wsgate_go.metrics(0, &len);
+    ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (out) {
+        ap_rwrite(out, (int)len, r);
+        free(out);
+    }
+    return OK;
+}
+
+/* mod_status's page (with ExtendedStatus): mod_wsgate's section, summed
+ * over the children. */
+int wsgate_status_hook(request_rec *r, int flags)
+{
+    char *out;
+    long len = 0;
+
+    if (!wsgate_go.metrics) {
+        return OK;
+    }
+    out = wsgate_go.metrics((flags & AP_STATUS_SHORT) ? 2 : 1, &len);
+    if (out) {
+        ap_rwrite(out, (int)len, r);
+        free(out);
+    }
+    return OK;
 }

@@ -13,7 +13,7 @@
 /* Bumped whenever a structure or function below changes: a mod_wsgate.so
  * and a libwsgate.so from different builds refuse each other at child
  * start instead of misreading each other's structures. */
-#define WSGATE_MODULE_ABI 3
+#define WSGATE_MODULE_ABI 4
 
 /* A request asking to become a WebSocket, described for the Go side. */
 typedef struct wsgate_request {
@@ -68,8 +68,14 @@ typedef struct wsgate_io {
     int fd; /* the client socket, for poll() */
 } wsgate_io;
 
-/* Exported by libwsgate.so. */
-typedef int (*wsgate_init_fn)(int abi, char *software, int mpm_threaded);
+/* Exported by libwsgate.so. shm is the segment the parent made for the
+ * children's counters (NULL if it could not); the child claims a slot in
+ * it and publishes its counters there (see libwsgate/children.go). */
+typedef int (*wsgate_init_fn)(int abi, char *software, int mpm_threaded, void *shm, long shm_size);
+/* The counters of every child: format 0 is Prometheus's text format, 1
+ * mod_status's HTML section, 2 its machine-readable lines (?auto). The
+ * result is malloc'ed; the caller frees it. */
+typedef char *(*wsgate_metrics_fn)(int format, long *len);
 typedef void (*wsgate_handle_fn)(wsgate_request *req, wsgate_response *resp);
 typedef void (*wsgate_free_response_fn)(wsgate_response *resp);
 typedef void (*wsgate_serve_fn)(uintptr_t conn, wsgate_io *io);

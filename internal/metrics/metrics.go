@@ -49,8 +49,16 @@ type Front struct {
 // NewRegistry returns a registry with wsgate's metrics from src, the Go
 // runtime's and the process's.
 func NewRegistry(src Source) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
+	reg := NewRegistryWithout(src)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// NewRegistryWithout returns a registry with wsgate's metrics only, for a
+// scrape that adds up several processes (httpd's children), where one
+// process's runtime metrics would mislead.
+func NewRegistryWithout(src Source) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
 	reg.MustRegister(&collector{src: src})
 	return reg
 }
@@ -142,6 +150,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for e, n := range f.AcceptErrors {
 		counter(acceptErr, n, e)
+	}
+	if f.Reloads == nil {
+		return // not a daemon: no front door of its own
 	}
 	gauge(parked, float64(f.Parked))
 	for _, result := range []string{"ok", "failed"} {

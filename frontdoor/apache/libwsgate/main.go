@@ -42,6 +42,7 @@ import (
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/bufpool"
+	"github.com/wsgate/wsgate/internal/version"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -59,7 +60,7 @@ var (
 // httpd sends to the ErrorLog.
 //
 //export WsgateInit
-func WsgateInit(abi C.int, software *C.char, threaded C.int) C.int {
+func WsgateInit(abi C.int, software *C.char, threaded C.int, shmBase unsafe.Pointer, shmSize C.long) C.int {
 	if abi != C.WSGATE_MODULE_ABI {
 		fmt.Fprintf(os.Stderr, "mod_wsgate: libwsgate.so speaks interface %d, mod_wsgate.so %d: install both from one build\n", int(C.WSGATE_MODULE_ABI), int(abi))
 		return 1
@@ -73,8 +74,38 @@ func WsgateInit(abi C.int, software *C.char, threaded C.int) C.int {
 	if gw, err = gateway.New(log); err != nil {
 		return 1
 	}
-	log.Debug("engine loaded", "server", C.GoString(software), "threaded", threaded != 0)
+	if shmBase != nil && shmSize > shmHeader {
+		shm = unsafe.Slice((*byte)(shmBase), int(shmSize))
+		claimSlot()
+		publish()
+	}
+	log.Info("engine loaded", "version", version.Get().String(), "server", C.GoString(software), "threaded", threaded != 0, "counters_slot", mySlot)
 	return 0
+}
+
+// WsgateMetrics renders the counters of every child: Prometheus's text
+// format (0), mod_status's HTML section (1) or its ?auto lines (2). The
+// caller frees the result.
+//
+//export WsgateMetrics
+func WsgateMetrics(format C.int, n *C.long) (out *C.char) {
+	defer func() {
+		if v := recover(); v != nil {
+			log.Error("panic rendering metrics", "panic", v, "stack", string(debug.Stack()))
+			out, *n = nil, 0
+		}
+	}()
+	var b []byte
+	switch format {
+	case 0:
+		b = prometheusText()
+	case 1:
+		b = statusText(false)
+	default:
+		b = statusText(true)
+	}
+	*n = C.long(len(b))
+	return (*C.char)(C.CBytes(b))
 }
 
 // WsgateStopping closes every WebSocket of the child with 1001.

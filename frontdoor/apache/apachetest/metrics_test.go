@@ -1,0 +1,115 @@
+package apachetest
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	ws "github.com/wsgate/wsgate/internal/wstest"
+)
+
+// sample returns one sample's value in a Prometheus exposition, or -1.
+func sample(text, name string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, name+" ") {
+			var v float64
+			fmt.Sscan(strings.TrimPrefix(line, name+" "), &v)
+			return v
+		}
+	}
+	return -1
+}
+
+// TestMetricsAcrossChildren: SetHandler wsgate-metrics reports the sum
+// over every httpd child, whichever child answers the scrape; mod_status
+// (ExtendedStatus) gets a mod_wsgate section with the same sums. Under
+// prefork each held WebSocket holds its own child.
+func TestMetricsAcrossChildren(t *testing.T) {
+	for _, mpm := range []string{"prefork", "event"} {
+		t.Run(mpm, func(t *testing.T) {
+			h := start(t, options{MPM: mpm, Modules: []string{"status"}, Global: "ExtendedStatus On", Body: `
+<Location /echo>
+  SetHandler websocket-handler
+  WebSocketApp echo
+</Location>
+<Location /metrics>
+  SetHandler wsgate-metrics
+</Location>
+<Location /server-status>
+  SetHandler server-status
+</Location>
+`})
+			const held = 4
+			for i := range held {
+				c, err := ws.Upgrade(h.Addr(), "/echo")
+				if err != nil {
+					t.Fatalf("connection %d: %v", i, err)
+				}
+				defer c.Close()
+				c.Write(ws.Text("hello"))
+				if f, err := c.ReadFrame(); err != nil || string(f.Payload) != "hello" {
+					t.Fatalf("echo %d: %v %v", i, f, err)
+				}
+			}
+			scrape := func(path string) string {
+				resp, err := http.Get("http://" + h.Addr() + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 200 {
+					t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+				}
+				return string(b)
+			}
+			// Children publish every second; every scrape, whatever child
+			// answers, must then see all four.
+			deadline := time.Now().Add(15 * time.Second)
+			var body string
+			for {
+				body = scrape("/metrics")
+				if sample(body, `wsgate_connections_open{route="/echo"}`) == held || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			for range 8 {
+				body = scrape("/metrics")
+				for name, want := range map[string]float64{
+					`wsgate_connections_open{route="/echo"}`:               held,
+					`wsgate_connections_accepted_total{route="/echo"}`:     held,
+					`wsgate_messages_total{direction="in",route="/echo"}`:  held,
+					`wsgate_messages_total{direction="out",route="/echo"}`: held,
+				} {
+					if got := sample(body, name); got != want {
+						t.Fatalf("%s = %v, want %v\n%s", name, got, want, body)
+					}
+				}
+			}
+			if mpm == "prefork" && sample(body, "wsgate_httpd_children") < held {
+				t.Errorf("%v children publishing under prefork with %d held WebSockets", sample(body, "wsgate_httpd_children"), held)
+			}
+			if promtool, err := exec.LookPath("promtool"); err == nil {
+				cmd := exec.Command(promtool, "check", "metrics")
+				cmd.Stdin = strings.NewReader(body)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("promtool check metrics: %v\n%s", err, out)
+				}
+			} else if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
+				t.Fatal("promtool is not installed (Debian package prometheus)")
+			}
+			if page := scrape("/server-status"); !strings.Contains(page, "<h2>mod_wsgate</h2>") || !strings.Contains(page, "4 WebSockets open") {
+				t.Errorf("mod_status has no mod_wsgate section:\n%s", page)
+			}
+			if auto := scrape("/server-status?auto"); !strings.Contains(auto, "WsgateOpen: 4") {
+				t.Errorf("mod_status ?auto:\n%s", auto)
+			}
+		})
+	}
+}

@@ -186,11 +186,19 @@ func (c *Config) NewGateway(log *slog.Logger) (*gateway.Gateway, error) {
 		routes[i] = c.Routes[i].GatewayRoute()
 	}
 	g, err := gateway.New(log, routes...)
-	if err == nil {
-		return g, nil
+	if err != nil {
+		return nil, c.RouteErrors(routes, err)
 	}
+	return g, nil
+}
+
+// RouteErrors reports what gateway.New or Gateway.Reload refused, given
+// the routes made from c (in c's order), as configuration errors: an
+// application's refusal carries its route's line and the key of its
+// application (routes[2].backend), anything else the file.
+func (c *Config) RouteErrors(routes []*gateway.Route, err error) error {
 	var errs []error
-	for _, e := range splitJoined(err) {
+	for _, e := range Errors(err) {
 		var re *gateway.RouteError
 		if errors.As(e, &re) {
 			if i := slices.Index(routes, re.Route); i >= 0 {
@@ -199,7 +207,29 @@ func (c *Config) NewGateway(log *slog.Logger) (*gateway.Gateway, error) {
 				continue
 			}
 		}
+		var ce *Error
+		if errors.As(e, &ce) {
+			errs = append(errs, e)
+			continue
+		}
 		errs = append(errs, &Error{File: c.File, Msg: e.Error()})
 	}
-	return nil, errors.Join(errs...)
+	return errors.Join(errs...)
+}
+
+// Errors lists the errors in err, which Parse, Check and the functions
+// here put together with errors.Join (nested joins flattened); nil has
+// none. Each is one line of a report.
+func Errors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, Errors(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }

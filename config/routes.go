@@ -103,7 +103,7 @@ func parseRoutes(d *Decoder, defaults *policyBlock, allowNoApp bool) []Route {
 			item.Errorf("set only one of %s", kindKeys("and"))
 		}
 		if err := r.Policy.Validate(); err != nil {
-			for _, e := range splitJoined(err) {
+			for _, e := range Errors(err) {
 				item.Errorf("%v", e)
 			}
 		}
@@ -121,11 +121,4 @@ func routeKey(kind, text string, p *gateway.Policy) string {
 		return ""
 	}
 	return kind + "\x00" + text + "\x00" + string(pol)
-}
-
-func splitJoined(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every wsgate test. On a fresh Debian machine with Go, it first
 # installs what the tests use as real peers, with apt-get (through sudo when
-# not root): Python's websockets, headless Chromium, and Apache httpd with
-# apxs (apache2-dev) and make, which build and run mod_wsgate.
+# not root): Python's websockets, headless Chromium, Apache httpd with
+# apxs (apache2-dev) and make, which build and run mod_wsgate, and
+# Prometheus's promtool, which checks the metrics both serve.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,13 +14,14 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v apxs >/dev/null || need+=(apache2-dev)
 command -v make >/dev/null || need+=(make)
 command -v cc >/dev/null || need+=(gcc)
+command -v promtool >/dev/null || need+=(prometheus)
 if ((${#need[@]})); then
   echo "test.sh: installing ${need[*]}"
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
-  # Installing apache2 would start the system's httpd on port 80; the
-  # tests run their own on loopback, so services are not started.
+  # Installing apache2 (or prometheus) would start the system's service;
+  # the tests run their own on loopback, so services are not started.
   policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     policy=/usr/sbin/policy-rc.d

@@ -32,6 +32,11 @@ type Result struct {
 	RSSBefore  int64   `json:"rss_before_kib,omitempty"`
 	RSSAfter   int64   `json:"rss_after_kib,omitempty"`
 	PerConnKiB float64 `json:"per_conn_kib,omitempty"`
+	// ServerCPU is the CPU time (user and system) the server process
+	// spent per operation (message or handshake) during the run, in
+	// microseconds, from /proc. The harness fills it in; on a machine
+	// whose neighbours steal cycles it varies much less than the rate.
+	ServerCPU float64 `json:"server_cpu_us,omitempty"`
 }
 
 func (r *Result) latencies(h *Hist) {

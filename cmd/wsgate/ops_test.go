@@ -317,6 +317,16 @@ routes: [{path: /echo, app: echo}]
 			}()
 			old.cmd.Process.Signal(syscall.SIGUSR2)
 			newPID := old.await(t, `new_pid=(\d+)`, 1)
+			// A handle on the new process now (a pidfd on Linux, so it
+			// cannot name another process later): whatever fails below,
+			// it does not outlive the test.
+			var pid int
+			fmt.Sscan(newPID, &pid)
+			newProc, err := os.FindProcess(pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { newProc.Kill(); newProc.Wait() })
 			if mode == "keep" {
 				time.Sleep(300 * time.Millisecond)
 				for i, e := range held {
@@ -362,11 +372,7 @@ routes: [{path: /echo, app: echo}]
 				t.Fatalf("after the upgrade: %v", err)
 			}
 			c.Close()
-			var pid int
-			fmt.Sscan(newPID, &pid)
-			if pr, err := os.FindProcess(pid); err == nil {
-				pr.Signal(syscall.SIGTERM)
-			}
+			newProc.Signal(syscall.SIGTERM)
 			t.Logf("%d clients arrived during the upgrade", arrivals.Load())
 		})
 	}
@@ -438,11 +444,12 @@ routes: [{path: /echo, app: echo}]
 
 // TestOutOfDescriptors: with a descriptor limit too small for its
 // clients, wsgate refuses the ones it cannot hold with a quick 503 rather
-// than leaving them in the kernel's backlog, and says so at warn.
+// than leaving them in the kernel's backlog, says so at warn, and counts
+// every one it refused.
 func TestOutOfDescriptors(t *testing.T) {
 	cfg := writeFile(t, "wsgate.yaml", `
 listen: [{address: 127.0.0.1:0}]
-admin: {listen: off}
+admin: {listen: 127.0.0.1:0}
 server: {max_connections: 0, max_connections_per_ip: 0}
 routes: [{path: /echo, app: echo}]
 `)
@@ -476,5 +483,38 @@ routes: [{path: /echo, app: echo}]
 		t.Fatalf("all 80 accepted with 48 descriptors?")
 	}
 	p.await(t, `level=WARN msg="cannot accept connections: out of file descriptors`, 1)
+	// Free the descriptors, so that the admin listener can accept.
+	for _, c := range held {
+		c.Close()
+	}
+	admin := p.await(t, `msg="admin listening" address=(\S+)`, 1)
+	want := fmt.Sprintf(`wsgate_connections_refused_total{cause="out_of_descriptors"} %d`, refused)
+	var body []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + admin + "/metrics")
+		if err != nil {
+			continue
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), want) {
+			break
+		}
+	}
+	if !strings.Contains(string(body), want) {
+		t.Errorf("metrics lack %q:\n%s", want, grepLines(string(body), "refused|accept_errors"))
+	}
 	t.Logf("%d held, %d refused", len(held), refused)
+}
+
+// grepLines is the lines of s that match the regular expression.
+func grepLines(s, expr string) string {
+	re := regexp.MustCompile(expr)
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if re.MatchString(l) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -143,7 +143,7 @@ func (a *admin) readyz(w http.ResponseWriter, r *http.Request) {
 
 func (a *admin) reload(w http.ResponseWriter, r *http.Request) {
 	if err := a.s.ReloadFromSource(r.Context()); err != nil {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"result": "failed", "errors": errorLines(err)})
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"result": "failed", "errors": errorStrings(err)})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"result": "ok"})
@@ -277,14 +277,11 @@ func (s *Server) status() Status {
 	return st
 }
 
-// errorLines splits joined errors into one string each.
-func errorLines(err error) []string {
+// errorStrings is each of err's errors as a string, for JSON.
+func errorStrings(err error) []string {
 	var out []string
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			out = append(out, errorLines(e)...)
-		}
-		return out
+	for _, e := range config.Errors(err) {
+		out = append(out, e.Error())
 	}
-	return []string{err.Error()}
+	return out
 }

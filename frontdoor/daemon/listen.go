@@ -139,7 +139,9 @@ func (g *guard) Accept() (net.Conn, error) {
 		if err != nil {
 			if isOutOfDescriptors(err) {
 				s.acceptError(err)
-				s.spare.shed(g.Listener)
+				if s.spare.shed(g.Listener) {
+					s.front.refuse("out_of_descriptors")
+				}
 				continue
 			}
 			return nil, err
@@ -209,7 +211,7 @@ func (sp *spareDescriptor) reserve() {
 
 // shed frees the spare descriptor, accepts one connection with it,
 // refuses it with 503, and takes the spare back.
-func (sp *spareDescriptor) shed(ln net.Listener) {
+func (sp *spareDescriptor) shed(ln net.Listener) (refused bool) {
 	sp.mu.Lock()
 	if sp.f != nil {
 		sp.f.Close()
@@ -224,10 +226,12 @@ func (sp *spareDescriptor) shed(ln net.Listener) {
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		c.Write([]byte(refusal))
 		c.Close()
+		refused = true
 	} else if !isOutOfDescriptors(err) {
 		time.Sleep(10 * time.Millisecond) // nothing pending: do not spin
 	}
 	sp.reserve()
+	return refused
 }
 
 // connState counts the connections net/http holds, and those that have

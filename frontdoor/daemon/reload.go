@@ -112,7 +112,7 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) (err error) {
 		routes[i] = cfg.Routes[i].GatewayRoute()
 	}
 	if err := s.gw.Reload(ctx, routes...); err != nil {
-		return abort(mapRouteErrors(cfg, routes, err))
+		return abort(cfg.RouteErrors(routes, err))
 	}
 
 	// Commit.
@@ -155,42 +155,10 @@ func (s *Server) reloadFailed(err error) {
 	f.reloads["failed"]++
 	f.mu.Unlock()
 	attrs := []any{}
-	for i, line := range errorLines(err) {
-		attrs = append(attrs, "error"+strconv.Itoa(i+1), line)
+	for i, e := range config.Errors(err) {
+		attrs = append(attrs, "error"+strconv.Itoa(i+1), e.Error())
 	}
 	s.log.Error("reload failed; the running configuration goes on serving", attrs...)
-}
-
-// mapRouteErrors reports what a route's application refused with the
-// file, line and key of that route, as New does.
-func mapRouteErrors(cfg *config.Config, routes []*gateway.Route, err error) error {
-	var out []error
-	for _, e := range errorLines2(err) {
-		var re *gateway.RouteError
-		if errors.As(e, &re) {
-			for i, r := range routes {
-				if r == re.Route {
-					out = append(out, &config.Error{File: cfg.File, Line: cfg.Routes[i].Line,
-						Key: fmt.Sprintf("routes[%d].%s", i, cfg.Routes[i].Kind), Msg: re.Err.Error()})
-					goto next
-				}
-			}
-		}
-		out = append(out, e)
-	next:
-	}
-	return errors.Join(out...)
-}
-
-func errorLines2(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, errorLines2(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 // startupOnly lists the settings that changed but apply only at startup.

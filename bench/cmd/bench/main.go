@@ -88,7 +88,7 @@ func main() {
 	out := flag.String("out", "", "directory for BENCHMARKS.md, benchmarks.png and benchmarks.json (default: a temporary directory)")
 	rounds := flag.Int("rounds", 3, "rounds of each case (each server once per round)")
 	secs := flag.Duration("duration", 2*time.Second, "length of each echo and storm measurement")
-	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, storm, broadcast, apache)")
+	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, storm, broadcast, ops, apache)")
 	apache := flag.String("apache", "auto", "the Apache group: on, off, or auto (on when apache2 and apxs are installed)")
 	verbose := flag.Bool("v", false, "print each result as it comes")
 	report := flag.String("report", "", "write the report again from this benchmarks.json instead of measuring")
@@ -276,6 +276,15 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 		benchCase{group: "broadcast", scenario: "broadcast", conns: bcastN, size: 64, path: "/broadcast", servers: wsFor("broadcast"),
 			args: []string{"-msgs", strconv.Itoa(bcastMsgs)}},
 	)
+	ops := h.opsServers()
+	oConns := []int{1, 100}
+	if h.quick {
+		oConns = []int{1, 10}
+	}
+	for _, c := range oConns {
+		cs = append(cs, benchCase{group: "ops", scenario: "echo", conns: c, size: 16, path: "/echo", servers: ops, args: d})
+	}
+	cs = append(cs, benchCase{group: "ops", scenario: "storm", conns: 64, path: "/echo", servers: ops, args: d})
 	if apache {
 		as := append([]server{servers[0]}, h.apacheServers()...)
 		for _, c := range aConns {
@@ -329,17 +338,44 @@ func (h *harness) measure(c benchCase, s server) (load.Result, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cpu0 := cpuTime(p.pid)
 	if err := cmd.Run(); err != nil {
 		return load.Result{}, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
 	}
+	cpu1 := cpuTime(p.pid)
 	var r load.Result
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 		return r, fmt.Errorf("load's output: %v: %q", err, stdout.String())
+	}
+	if r.Count > 0 && cpu1 > cpu0 && !p.children {
+		r.ServerCPU = (cpu1 - cpu0).Seconds() * 1e6 / float64(r.Count)
 	}
 	if r.Errors > 0 {
 		return r, fmt.Errorf("%d connections failed during the run", r.Errors)
 	}
 	return r, nil
+}
+
+// cpuTime is the user and system CPU time process pid has used, from
+// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s: the
+// kernel's USER_HZ on every Linux architecture Go supports).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // value is the figure a table shows: the rate, or for idle the KiB per

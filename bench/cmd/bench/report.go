@@ -105,7 +105,7 @@ func printCase(c benchCase, ms []*measurement) {
 		if m == ms[0] {
 			fmt.Fprintf(&b, " | %s %s", m.Server, format(c.group, v))
 		} else {
-			fmt.Fprintf(&b, " | %s %s (%.2f)", m.Server, format(c.group, v), pairedAdvantage(c.group, ms[0], m))
+			fmt.Fprintf(&b, " | %s %s (%.2f)", m.Server, format(c.group, v), shownRatio(c.group, pairedAdvantage(c.group, ms[0], m)))
 		}
 	}
 	fmt.Println(b.String())
@@ -146,6 +146,7 @@ var groupTitles = map[string]string{
 	"storm":     "Connect storm: handshakes per second (connect, upgrade, reset)",
 	"broadcast": "Broadcast: deliveries per second (each message relayed to every subscriber, 50 messages one after another)",
 	"apache":    "Apache httpd: echo messages per second, mod_wsgate and httpd's proxy tunnel (mod_proxy_http) in front of the daemon",
+	"ops":       "Operations cost: echo messages and handshakes per second, one build with limits, metrics and access log off (ops-off); every limit on and the metrics scraped each second (ops-on); and ops-on with the access log written to a file (ops-log). In parentheses each one's rate ÷ ops-off's, paired round by round",
 }
 
 // results is what benchmarks.json holds: enough to write the report again
@@ -205,12 +206,19 @@ func writeReport(dir, machine string, all []*measurement) error {
 			}
 			cell[[2]string{m.Case, m.Server}] = m
 		}
+		// The reference column is wsgate where the group has it; a group
+		// that compares two configurations of wsgate (ops) measures
+		// against its first.
+		ref := servers[0]
+		if slices.Contains(servers, "wsgate") {
+			ref = "wsgate"
+		}
 		fmt.Fprintf(&b, "## %s\n\n| case | %s | wsgate vs best peer |\n|---|%s---|\n", groupTitles[g],
 			strings.Join(servers, " | "), strings.Repeat("---|", len(servers)))
 		var lat strings.Builder
 		fmt.Fprintf(&lat, "| latency p50 / p99 / p999 (µs) | %s |\n|---|%s\n", strings.Join(servers, " | "), strings.Repeat("---|", len(servers)))
 		for _, c := range cases {
-			wsm := cell[[2]string{c, "wsgate"}]
+			wsm := cell[[2]string{c, ref}]
 			fmt.Fprintf(&b, "| %s |", c)
 			fmt.Fprintf(&lat, "| %s |", c)
 			worst := 0.0
@@ -225,11 +233,13 @@ func writeReport(dir, machine string, all []*measurement) error {
 				switch {
 				case !ok:
 					b.WriteString(" failed |")
-				case s == "wsgate":
+				case s == ref:
 					fmt.Fprintf(&b, " **%s** |", format(g, v))
+				case wsm == nil:
+					fmt.Fprintf(&b, " %s |", format(g, v))
 				default:
 					a := pairedAdvantage(g, wsm, m)
-					fmt.Fprintf(&b, " %s (%.2f) |", format(g, v), a)
+					fmt.Fprintf(&b, " %s (%.2f) |", format(g, v), shownRatio(g, a))
 					if isPeer(s) && a > 0 && (worst == 0 || a < worst) {
 						worst = a
 					}
@@ -251,6 +261,9 @@ func writeReport(dir, machine string, all []*measurement) error {
 		if g != "idle" {
 			b.WriteString(lat.String() + "\n")
 		}
+		if g == "ops" {
+			b.WriteString(cpuTable(servers, cases, cell, ref))
+		}
 		for _, m := range ms {
 			if m.Error != "" {
 				fmt.Fprintf(&b, "- %s / %s failed: `%s`\n", m.Case, m.Server, strings.ReplaceAll(m.Error, "\n", " "))
@@ -261,6 +274,69 @@ func writeReport(dir, machine string, all []*measurement) error {
 		return err
 	}
 	return plotThroughput(filepath.Join(dir, "benchmarks.png"), all)
+}
+
+// cpuTable is the server's CPU time per operation for each case, and in
+// parentheses each server's ÷ the reference's, paired round by round: the
+// figure that says what a configuration costs when the machine's
+// neighbours make rates vary by more than the difference.
+func cpuTable(servers, cases []string, cell map[[2]string]*measurement, ref string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| server CPU per operation (µs) | %s |\n|---|%s\n", strings.Join(servers, " | "), strings.Repeat("---|", len(servers)))
+	for _, c := range cases {
+		fmt.Fprintf(&b, "| %s |", c)
+		r := cell[[2]string{c, ref}]
+		for _, s := range servers {
+			m := cell[[2]string{c, s}]
+			if m == nil || len(m.Results) == 0 || m.Results[0].ServerCPU == 0 {
+				b.WriteString(" – |")
+				continue
+			}
+			v := medianOf(m.Results, func(x load.Result) float64 { return x.ServerCPU })
+			if s == ref || r == nil {
+				fmt.Fprintf(&b, " %.1f |", v)
+				continue
+			}
+			n := min(len(m.Results), len(r.Results))
+			ratios := make([]load.Result, n)
+			for i := range n {
+				if r.Results[i].ServerCPU > 0 {
+					ratios[i].ServerCPU = m.Results[i].ServerCPU / r.Results[i].ServerCPU
+				}
+			}
+			fmt.Fprintf(&b, " %.1f (%.2f) |", v, medianOf(ratios, func(x load.Result) float64 { return x.ServerCPU }))
+		}
+		b.WriteString("\n")
+	}
+	return b.String() + "\n"
+}
+
+// medianOf is the median of f over rs.
+func medianOf(rs []load.Result, f func(load.Result) float64) float64 {
+	xs := make([]float64, len(rs))
+	for i, r := range rs {
+		xs[i] = f(r)
+	}
+	slices.Sort(xs)
+	n := len(xs)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 0 {
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return xs[n/2]
+}
+
+// shownRatio is the ratio a table shows for an advantage of the
+// reference server over another: the advantage itself, except in the ops
+// group, whose reference is the configuration with everything off and
+// whose question is what each other configuration keeps of its rate.
+func shownRatio(group string, a float64) float64 {
+	if group == "ops" && a > 0 {
+		return 1 / a
+	}
+	return a
 }
 
 func isPeer(s string) bool {
@@ -282,7 +358,9 @@ func plotThroughput(file string, all []*measurement) error {
 	for _, apache := range []bool{false, true} {
 		var ms []*measurement
 		for _, m := range all {
-			if m.Group != "idle" && (m.Group == "apache") == apache {
+			// The ops group compares wsgate with itself: its table says
+			// all there is, and its two servers would widen every case.
+			if m.Group != "idle" && m.Group != "ops" && (m.Group == "apache") == apache {
 				ms = append(ms, m)
 			}
 		}

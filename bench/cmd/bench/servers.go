@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +47,78 @@ routes:
   - {path: /echo-deflate, app: echo, deflate: true}
   - {path: /broadcast, app: chat}
 `, port)
+}
+
+// The "ops" group measures what operating wsgate costs, one build in
+// three configurations: ops-off has every limit, the metrics and the
+// access log off; ops-on has every limit on and exercised on each
+// handshake, and the metrics on the admin listener, scraped every second
+// by the harness as Prometheus would; ops-log is ops-on with the access
+// log written to a file (a line per connection).
+var opsVariants = []string{"ops-off", "ops-on", "ops-log"}
+
+func opsConfig(variant string, port, adminPort int, logFile string) string {
+	if variant == "ops-off" {
+		return fmt.Sprintf(`listen: [{address: "127.0.0.1:%d"}]
+log: {level: warn, access: false}
+admin: {listen: "off"}
+server: {max_connections: 0, max_connections_per_ip: 0, max_pending_handshakes: 0, max_header_count: 10000}
+defaults: {origin_check: "off", keepalive_interval: 0, message_timeout: 0, max_message_size: 32MiB}
+routes: [{path: /echo, app: echo}]
+`, port)
+	}
+	return fmt.Sprintf(`listen: [{address: "127.0.0.1:%d"}]
+log: {level: info, access: %t, output: %q}
+admin: {listen: "127.0.0.1:%d"}
+# Limits high enough not to refuse the load, low enough to be checked on
+# every handshake and connection.
+server: {max_connections: auto, max_connections_per_ip: 100000, handshake_rate_per_ip: 1000000, memory_limit: 4GiB}
+defaults: {origin_check: "off", keepalive_interval: 0, message_timeout: 60s, max_connections: 1000000}
+routes: [{path: /echo, app: echo}]
+`, port, variant == "ops-log", logFile, adminPort)
+}
+
+func (h *harness) opsServers() []server {
+	var out []server
+	for _, name := range opsVariants {
+		out = append(out, server{name: name, start: func(h *harness, port int) (*proc, error) {
+			admin, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			cfg := filepath.Join(h.work, name+".yaml")
+			logFile := filepath.Join(h.work, name+".log")
+			os.Remove(logFile)
+			if err := os.WriteFile(cfg, []byte(opsConfig(name, port, admin, logFile)), 0o644); err != nil {
+				return nil, err
+			}
+			p, err := h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
+			if err != nil || name == "ops-off" {
+				return p, err
+			}
+			// Scrape the metrics every second, as Prometheus would.
+			done := make(chan struct{})
+			go func() {
+				t := time.NewTicker(time.Second)
+				defer t.Stop()
+				for {
+					select {
+					case <-done:
+						return
+					case <-t.C:
+						if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", admin)); err == nil {
+							io.Copy(io.Discard, resp.Body)
+							resp.Body.Close()
+						}
+					}
+				}
+			}()
+			stop := p.stop
+			p.stop = func() { close(done); stop() }
+			return p, nil
+		}})
+	}
+	return out
 }
 
 func (h *harness) servers() []server {

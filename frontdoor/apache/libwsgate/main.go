@@ -221,7 +221,7 @@ func WsgateCheck(abi C.int, in *C.char) *C.char {
 				g.Stop(context.Background())
 			}
 		}
-		for _, e := range unjoin(err) {
+		for _, e := range config.Errors(err) {
 			key, msg := "", e.Error()
 			var ce *config.Error
 			var re *gateway.RouteError
@@ -235,21 +235,6 @@ func WsgateCheck(abi C.int, in *C.char) *C.char {
 		}
 	}
 	return C.CString(out.String())
-}
-
-// unjoin lists the errors errors.Join put together; nil has none.
-func unjoin(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, unjoin(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 func gostr(s *C.char) string {

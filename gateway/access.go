@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,16 @@ func (g *Gateway) refused(route *Route, req *Request, herr *websocket.HandshakeE
 		attrs = append(attrs, "suppressed", suppressed)
 	}
 	a.log.Info("websocket refused", attrs...)
+}
+
+// opened logs, at debug, a WebSocket about to get its 101: its end is
+// the access log's line, its start is for following one connection.
+func (a *accessLog) opened(c *Conn) {
+	if !a.enabled.Load() || !a.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	a.log.Debug("websocket opened", "route", c.route.Path, "conn", c.id, "client", c.req.ClientIP,
+		"peer", c.req.RemoteAddr, "subprotocol", c.proto, "extensions", c.ext)
 }
 
 // ended logs a WebSocket that has ended.

@@ -247,6 +247,7 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 		return fail(http.StatusInternalServerError, CauseApplicationFail, err.Error())
 	}
 	route.stats.accepted.Add(1)
+	g.access.opened(c)
 	// In the route's hub from now on, before the 101 is written: a client
 	// that has its 101 must get every broadcast sent after it. What is sent
 	// to the connection before Serve is held and follows the 101.

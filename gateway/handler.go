@@ -108,6 +108,9 @@ type Request struct {
 	// RemoteAddr is "ip:port" for TCP, the listener's path (or "@") for a
 	// UNIX socket: the peer, which may be a proxy.
 	RemoteAddr string
+	// LocalAddr is the address the client connected to ("ip:port"), when
+	// the front door knows it.
+	LocalAddr string
 	// ClientIP is the client's address: the peer's, or, when the peer is
 	// one of the route's trusted_proxies, the one the proxies recorded
 	// (X-Forwarded-For, Forwarded). The gateway fills it in Accept.

@@ -82,6 +82,15 @@ func (c *Conn) feed(p []byte) error {
 			h, rest, ok := r.takeHeader(p)
 			p = rest
 			if !ok {
+				// A header still missing its masking key is checked as
+				// soon as its length is in, as apache-websocket does: a
+				// declared length over the limit is refused now, not
+				// when the peer chooses to send 4 more bytes.
+				if h, ok := r.partialHeader(); ok {
+					if err := c.checkFrame(&h); err != nil {
+						return c.fail(err)
+					}
+				}
 				break
 			}
 			if err := c.beginFrame(&h); err != nil {
@@ -142,6 +151,24 @@ func (r *reader) takeHeader(p []byte) (frameHeader, []byte, bool) {
 	return decodeHeader(r.hdr[:need]), p, true
 }
 
+// partialHeader decodes the header collected so far in r.hdr when all of
+// it but the masking key has arrived: enough for every check checkFrame
+// makes.
+func (r *reader) partialHeader() (frameHeader, bool) {
+	if r.hdrLen < 2 {
+		return frameHeader{}, false
+	}
+	full := headerSize(r.hdr[1])
+	if r.hdr[1]&bitMask == 0 || r.hdrLen < full-4 {
+		// Unmasked headers are complete or short of their length.
+		return frameHeader{}, false
+	}
+	var b [maxHeaderSize]byte
+	copy(b[:], r.hdr[:r.hdrLen])
+	h := decodeHeader(b[:full]) // the key's missing bytes are zeros: unused
+	return h, true
+}
+
 func protocolError(reason string) *protoError {
 	return &protoError{Code: StatusProtocolError, Reason: reason}
 }
@@ -149,6 +176,39 @@ func protocolError(reason string) *protoError {
 // beginFrame applies every rule that can be decided from a header, before
 // any payload byte is read or any memory is committed to it.
 func (c *Conn) beginFrame(h *frameHeader) *protoError {
+	if err := c.checkFrame(h); err != nil {
+		return err
+	}
+	r := &c.r
+	if h.op.isControl() {
+		r.ctrlLen = 0
+		if h.length > 0 && r.ctrl == nil {
+			r.ctrl = ctrlPool.Get().(*[maxControlPayload]byte)
+		}
+	} else {
+		if h.op != opContinuation {
+			r.msgOp = h.op
+			r.compressed = h.rsv == bitRSV1
+			r.utf8.reset()
+			r.seq++
+			c.msgState.Store(r.seq<<1 | 1)
+		}
+		r.msgLen += h.length
+	}
+	r.inFrame = true
+	r.fin = h.fin
+	r.op = h.op
+	r.frameLen = h.length
+	r.remaining = h.length
+	r.key = h.key
+	r.maskPos = 0
+	return nil
+}
+
+// checkFrame applies RFC 6455 §5's rules and the size limit to a header,
+// changing nothing: it needs no masking key, so it runs on a header whose
+// key has not arrived yet too.
+func (c *Conn) checkFrame(h *frameHeader) *protoError {
 	r := &c.r
 	switch {
 	case h.rsv != 0 && (h.rsv != bitRSV1 || c.z == nil):
@@ -179,34 +239,12 @@ func (c *Conn) beginFrame(h *frameHeader) *protoError {
 		}
 	}
 	limit := c.opts.MaxMessageSize
-	if h.op.isControl() {
-		if h.length > limit {
-			return &protoError{Code: c.opts.tooBigCode(), Reason: "control frame over the message size limit"}
-		}
-		r.ctrlLen = 0
-		if h.length > 0 && r.ctrl == nil {
-			r.ctrl = ctrlPool.Get().(*[maxControlPayload]byte)
-		}
-	} else {
-		if h.length > limit-r.msgLen {
-			return &protoError{Code: c.opts.tooBigCode(), Reason: "message over the size limit"}
-		}
-		if h.op != opContinuation {
-			r.msgOp = h.op
-			r.compressed = h.rsv == bitRSV1
-			r.utf8.reset()
-			r.seq++
-			c.msgState.Store(r.seq<<1 | 1)
-		}
-		r.msgLen += h.length
+	switch {
+	case h.op.isControl() && h.length > limit:
+		return &protoError{Code: c.opts.tooBigCode(), Reason: "control frame over the message size limit"}
+	case !h.op.isControl() && h.length > limit-r.msgLen:
+		return &protoError{Code: c.opts.tooBigCode(), Reason: "message over the size limit"}
 	}
-	r.inFrame = true
-	r.fin = h.fin
-	r.op = h.op
-	r.frameLen = h.length
-	r.remaining = h.length
-	r.key = h.key
-	r.maskPos = 0
 	return nil
 }
 

@@ -7,11 +7,16 @@
 // in mod_websocket). Its send and close may be called from any thread,
 // including threads the plugin starts itself; they queue the frame and
 // return without waiting for the network.
+//
+// APR and request(): in httpd a plugin lives among httpd's libraries and
+// its request_rec. In the daemon, request.c loads APR globally before the
+// first plugin and gives every connection a request_rec of its own (see
+// that file for what it holds), when the build had httpd's headers.
 package cplugin
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/include -Wall -Wextra
-#cgo LDFLAGS: -ldl
+#cgo CFLAGS: -I${SRCDIR}/include -I/usr/include/apache2 -I/usr/include/apr-1.0 -Wall -Wextra
+#cgo LDFLAGS: -ldl -lpthread
 #include <dlfcn.h>
 #include <stdlib.h>
 #include "cplugin.h"
@@ -22,8 +27,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"runtime/cgo"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -49,10 +57,15 @@ func New(library, init string) *Plugin { return &Plugin{library: library, name: 
 // like `apachectl configtest`, reports a plugin that will not load). The
 // function returns a static structure and starts nothing, by the plugin
 // ABI's contract.
-func (pl *Plugin) Provision(gateway.AppContext) error {
+func (pl *Plugin) Provision(ctx gateway.AppContext) error {
 	if pl.p != nil {
 		return nil
 	}
+	aprOnce.Do(func() {
+		if ctx.Logger != nil {
+			ctx.Logger.Info("C plugins: " + C.GoString(C.ws_apr_load()))
+		}
+	})
 	loaded, err := Load(pl.library, pl.name)
 	if err != nil {
 		return err
@@ -67,10 +80,14 @@ func Load(library, initFunc string) (*Plugin, error) {
 	clib, cinit := C.CString(library), C.CString(initFunc)
 	defer C.free(unsafe.Pointer(clib))
 	defer C.free(unsafe.Pointer(cinit))
+	// APR first, globally, so that a plugin's APR symbols resolve as they
+	// do in httpd.
+	C.ws_apr_load()
 	h := C.dlopen(clib, C.RTLD_NOW|C.RTLD_LOCAL)
 	if h == nil {
+		msg := C.GoString(C.dlerror())
 		//lint:ignore ST1005 mod_websocket's message, word for word: configurations and scripts match it
-		return nil, fmt.Errorf("Could not load WebSocketHandler %s: %s", library, C.GoString(C.dlerror()))
+		return nil, fmt.Errorf("Could not load WebSocketHandler %s: %s%s", library, msg, loadHint(msg))
 	}
 	sym := C.dlsym(h, cinit)
 	if sym == nil {
@@ -110,6 +127,30 @@ func FromPointer(p unsafe.Pointer, initFunc string) (*Plugin, error) {
 	return &Plugin{p: cp, name: initFunc}, nil
 }
 
+var aprOnce sync.Once
+
+// RequestAvailable says whether plugins loaded by this package get a
+// request_rec of their own and APR: the build had httpd's headers and
+// libapr-1 can be loaded.
+func RequestAvailable() bool { return C.ws_apr_ready() != 0 }
+
+// loadHint explains an undefined symbol that only httpd provides: httpd's
+// own functions (ap_*), or APR's when APR could not be loaded.
+func loadHint(dlerr string) string {
+	_, sym, ok := strings.Cut(dlerr, "undefined symbol: ")
+	switch {
+	case !ok:
+		return ""
+	case strings.HasPrefix(sym, "ap_"):
+		return " (the plugin calls httpd's own functions, which exist only inside httpd: serve it with mod_wsgate)"
+	case strings.HasPrefix(sym, "apr_") || strings.HasPrefix(sym, "apu_"):
+		if C.ws_apr_ready() == 0 {
+			return " (" + C.GoString(C.ws_apr_load()) + ")"
+		}
+	}
+	return ""
+}
+
 // Stop calls the plugin's destroy and unloads the library, when this
 // package loaded it. A plugin httpd loaded (FromPointer) is httpd's: its
 // configuration pool calls destroy, and calling it here too would destroy
@@ -132,6 +173,10 @@ type conn struct {
 	private unsafe.Pointer
 	closed  atomic.Bool
 
+	// req is the request_rec this package built (daemon), freed after
+	// on_disconnect; nil in mod_wsgate, where httpd's is used.
+	req unsafe.Pointer
+
 	mu      sync.Mutex
 	cstrs   map[string]*C.char // header values handed to the plugin
 	protos  []*C.char
@@ -148,6 +193,10 @@ func (pl *Plugin) OnOpen(ctx context.Context, c *gateway.Conn) error {
 	cc := &conn{gc: c, cstrs: map[string]*C.char{}}
 	cc.handle = cgo.NewHandle(cc)
 	r, _ := c.Request().Extra[RequestKey].(unsafe.Pointer)
+	if r == nil {
+		cc.req = newRequest(c)
+		r = cc.req
+	}
 	cc.server = C.ws_new_server(C.uintptr_t(cc.handle), r)
 	if cc.server == nil {
 		cc.free()
@@ -160,6 +209,23 @@ func (pl *Plugin) OnOpen(ctx context.Context, c *gateway.Conn) error {
 			cc.closed.Store(true)
 			cc.free()
 			return gateway.Refuse(http.StatusForbidden, "plugin "+pl.name+" refused the connection")
+		}
+	}
+	if cc.req != nil {
+		// What on_connect put in r->headers_out goes into the 101, as in
+		// httpd.
+		var names, values **C.char
+		n := int(C.ws_request_headers_out(cc.req, &names, &values))
+		if n > 0 {
+			ns, vs := unsafe.Slice(names, n), unsafe.Slice(values, n)
+			for i := range n {
+				k, v := C.GoString(ns[i]), C.GoString(vs[i])
+				if http.CanonicalHeaderKey(k) == "Sec-Websocket-Protocol" {
+					c.SetSubprotocol(v)
+					continue
+				}
+				c.ResponseHeader().Add(k, v)
+			}
 		}
 	}
 	cc.mu.Lock()
@@ -213,6 +279,92 @@ func (cc *conn) free() {
 		C.free(unsafe.Pointer(s))
 	}
 	cc.cstrs, cc.protos = nil, nil
+	if cc.req != nil {
+		C.ws_request_free(cc.req)
+		cc.req = nil
+	}
+}
+
+// newRequest builds the daemon's request_rec for a connection, or returns
+// nil when APR is not available.
+func newRequest(c *gateway.Conn) unsafe.Pointer {
+	if C.ws_apr_ready() == 0 {
+		return nil
+	}
+	req := c.Request()
+	var strs []*C.char
+	cs := func(s string) *C.char {
+		p := C.CString(s)
+		strs = append(strs, p)
+		return p
+	}
+	defer func() {
+		for _, p := range strs {
+			C.free(unsafe.Pointer(p))
+		}
+	}()
+	uri := req.Path
+	if req.RawQuery != "" {
+		uri += "?" + req.RawQuery
+	}
+	proto := fmt.Sprintf("HTTP/%d.%d", req.ProtoMajor, req.ProtoMinor)
+	var in C.ws_request_info
+	in.method = cs(req.Method)
+	in.request_line = cs(req.Method + " " + uri + " " + proto)
+	in.unparsed_uri = cs(uri)
+	in.path = cs(req.Path)
+	in.query = cs(req.RawQuery)
+	in.host = cs(req.Host)
+	in.proto_major, in.proto_minor = C.int(req.ProtoMajor), C.int(req.ProtoMinor)
+	if req.TLS != nil {
+		in.tls = 1
+	}
+	client := req.ClientIP
+	if client == "" {
+		client, _ = splitHostPort(req.RemoteAddr)
+	}
+	_, cport := splitHostPort(req.RemoteAddr)
+	lip, lport := splitHostPort(req.LocalAddr)
+	in.client_ip, in.client_port = cs(client), C.int(cport)
+	in.local_ip, in.local_port = cs(lip), C.int(lport)
+	in.conn_id = C.long(c.ID())
+	// headers_in as httpd has it: Host among them (net/http keeps it
+	// apart).
+	hdr := req.Header.Clone()
+	if hdr == nil {
+		hdr = http.Header{}
+	}
+	if req.Host != "" && hdr.Get("Host") == "" {
+		hdr.Set("Host", req.Host)
+	}
+	var n int
+	for _, vs := range hdr {
+		n += len(vs)
+	}
+	arr := (**C.char)(C.calloc(C.size_t(2*n+2), C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+	defer C.free(unsafe.Pointer(arr))
+	all := unsafe.Slice(arr, 2*n+2)
+	i := 0
+	for k, vs := range hdr {
+		for _, v := range vs {
+			all[i], all[n+1+i] = cs(k), cs(v)
+			i++
+		}
+	}
+	in.nheaders = C.size_t(n)
+	in.header_names = arr
+	in.header_values = &all[n+1]
+	return C.ws_request_new(&in)
+}
+
+// splitHostPort splits "ip:port"; a UNIX socket's path gives no address.
+func splitHostPort(addr string) (string, int) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0
+	}
+	port, _ := strconv.Atoi(p)
+	return h, port
 }
 
 func connOf(h C.uintptr_t) *conn {

@@ -27,4 +27,21 @@ int plugin_has_on_message(WebSocketPlugin *p);
 
 extern unsigned char empty_message[1];
 
+/* request.c: APR and a request_rec for plugins in the daemon. */
+typedef struct {
+    const char *method, *request_line, *unparsed_uri, *path, *query, *host;
+    int proto_major, proto_minor, tls;
+    const char *client_ip, *local_ip;
+    int client_port, local_port;
+    long conn_id;
+    size_t nheaders;
+    const char **header_names, **header_values;
+} ws_request_info;
+
+const char *ws_apr_load(void);
+int ws_apr_ready(void);
+void *ws_request_new(const ws_request_info *in);
+size_t ws_request_headers_out(void *r, const char ***names, const char ***values);
+void ws_request_free(void *r);
+
 #endif

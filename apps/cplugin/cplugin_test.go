@@ -55,8 +55,44 @@ func TestEchoPlugin(t *testing.T) { conformance.PluginEcho(t, start(t).URL("")) 
 
 func TestDumbIncrementPlugin(t *testing.T) { conformance.PluginDumbIncrement(t, start(t).URL("")) }
 
-// The daemon has no request_rec: server->request is NULL.
-func TestDebugPlugin(t *testing.T) { conformance.PluginDebug(t, start(t).URL(""), false) }
+// server->request is the daemon's own request_rec when it was built with
+// httpd's headers and APR loads (scripts/test.sh installs both), and NULL
+// otherwise.
+func TestDebugPlugin(t *testing.T) {
+	if !cplugin.RequestAvailable() && os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
+		t.Fatal("no request_rec for plugins: build with apache2-dev's headers and install libapr1")
+	}
+	conformance.PluginDebug(t, start(t).URL(""), cplugin.RequestAvailable())
+}
+
+// TestHTTPDSymbols: a plugin that calls httpd's own functions cannot run
+// outside httpd; loading it says which symbol and where to run it.
+func TestHTTPDSymbols(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "logs.c")
+	os.WriteFile(src, []byte(`#include "websocket_plugin.h"
+/* httpd's, as http_log.h declares it (simplified): exists only in httpd. */
+void ap_log_perror_(const char *file, int line, int module_index, int level, int status, void *p, const char *fmt, ...);
+static size_t CALLBACK on_message(void *priv, const WebSocketServer *s, const int type, unsigned char *b, const size_t n)
+{
+    (void)priv; (void)type;
+    ap_log_perror_(__FILE__, __LINE__, 0, 7, 0, 0, "message");
+    return s->send(s, type, b, n);
+}
+static WebSocketPlugin plugin = {sizeof(WebSocketPlugin), WEBSOCKET_PLUGIN_VERSION_0, NULL, NULL, on_message, NULL};
+extern EXPORT WebSocketPlugin *CALLBACK logs_init(void) { return &plugin; }
+`), 0o644)
+	lib := filepath.Join(dir, "logs.so")
+	if out, err := exec.Command("cc", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-Iinclude", "-o", lib, src).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	_, err := cplugin.Load(lib, "logs_init")
+	for _, want := range []string{"Could not load WebSocketHandler " + lib, "undefined symbol: ap_log_perror_", "serve it with mod_wsgate"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("loading a plugin that calls httpd: %v, want %q", err, want)
+		}
+	}
+}
 
 func TestSendFromThreads(t *testing.T) { conformance.PluginThreads(t, start(t).URL("")) }
 

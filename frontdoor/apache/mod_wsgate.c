@@ -49,6 +49,17 @@ static void copy_headers(apr_table_t *t, wsgate_response *resp)
     }
 }
 
+/* The 101's headers: the engine's replace those of the same name, and
+ * what a plugin's on_connect set in r->headers_out stays, as in
+ * mod_websocket. */
+static void merge_headers(apr_table_t *t, wsgate_response *resp)
+{
+    for (int i = 0; i < resp->nheaders; i++) {
+        apr_table_unset(t, resp->header_names[i]);
+    }
+    copy_headers(t, resp);
+}
+
 static int wsgate_handler(request_rec *r)
 {
     wsgate_dir_conf *conf;
@@ -58,6 +69,7 @@ static int wsgate_handler(request_rec *r)
     const apr_table_entry_t *e;
     wsgate_conn_io io;
     wsgate_io gio;
+    apr_table_t *saved;
     int status;
 
     if (!r->handler || strcmp(r->handler, "websocket-handler")) {
@@ -95,11 +107,17 @@ static int wsgate_handler(request_rec *r)
     req.plugin = conf->plugin;
     req.plugin_init = conf->plugin_init;
 
+    /* As mod_websocket: the 101 starts from nothing, and what the
+     * plugin's on_connect (run inside handle) puts in headers_out is
+     * kept. */
+    saved = apr_table_copy(r->pool, r->headers_out);
+    apr_table_clear(r->headers_out);
     memset(&resp, 0, sizeof(resp));
     wsgate_go.handle(&req, &resp);
     status = resp.status;
     if (status == 0) {
         wsgate_go.free_response(&resp);
+        r->headers_out = saved;
         return DECLINED; /* not a WebSocket upgrade: other handlers may serve it */
     }
     if (status != HTTP_SWITCHING_PROTOCOLS) {
@@ -113,8 +131,7 @@ static int wsgate_handler(request_rec *r)
      * body, and mod_reqtimeout would time it out: both go. */
     ap_remove_input_filter_byhandle(r->input_filters, "http_in");
     ap_remove_input_filter_byhandle(r->input_filters, "reqtimeout");
-    apr_table_clear(r->headers_out);
-    copy_headers(r->headers_out, &resp);
+    merge_headers(r->headers_out, &resp);
     wsgate_go.free_response(&resp);
     r->status = HTTP_SWITCHING_PROTOCOLS;
     r->status_line = ap_get_status_line(r->status);
@@ -133,6 +150,17 @@ static int wsgate_handler(request_rec *r)
 static void register_hooks(apr_pool_t *p)
 {
     (void)p;
+    /* Loaded as apache-websocket's module (LoadModule websocket_module),
+     * answer to its source name too: <IfModule mod_websocket.c>. httpd
+     * has just set the short name from the symbol LoadModule named; the
+     * symbol name serves <IfModule websocket_module> and LogLevel
+     * websocket:... by itself. */
+    if (wsgate_module.module_index >= 0) {
+        const char *as = ap_find_module_short_name(wsgate_module.module_index);
+        if (as && !strcmp(as, "websocket")) {
+            wsgate_module.name = "mod_websocket.c";
+        }
+    }
     ap_hook_pre_config(wsgate_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(wsgate_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(wsgate_post_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -157,3 +185,9 @@ AP_DECLARE_MODULE(wsgate) = {
     AP_MODULE_FLAG_NONE
 #endif
 };
+
+/* apache-websocket's name for the same module: configurations written for
+ * mod_websocket load mod_wsgate.so with their own LoadModule line,
+ * "LoadModule websocket_module /path/to/mod_wsgate.so". Load the module
+ * once, under one of its two names. */
+extern module AP_MODULE_DECLARE_DATA websocket_module __attribute__((alias("wsgate_module")));

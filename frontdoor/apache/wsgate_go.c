@@ -41,6 +41,16 @@ const char *wsgate_library(server_rec *s)
 
 void *wsgate_counters_shm(long *size);
 
+/* The engine's log goes through httpd's, with its time, pid and module
+ * tag ([wsgate:info], or [websocket:info] when loaded under
+ * apache-websocket's name), so LogLevel and ErrorLog apply to it. */
+static server_rec *log_server;
+
+static void engine_log(int level, const char *msg)
+{
+    ap_log_error(APLOG_MARK, level, 0, log_server, "%s", msg);
+}
+
 void wsgate_child_init(apr_pool_t *p, server_rec *s)
 {
     const char *lib = wsgate_library(s);
@@ -49,6 +59,7 @@ void wsgate_child_init(apr_pool_t *p, server_rec *s)
     long shm_size = 0;
 
     (void)p;
+    log_server = s;
     ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded);
     wsgate_go.dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
     if (!wsgate_go.dl) {
@@ -65,7 +76,8 @@ void wsgate_child_init(apr_pool_t *p, server_rec *s)
     shm = wsgate_counters_shm(&shm_size);
     if (!wsgate_go.init || !wsgate_go.handle || !wsgate_go.free_response || !wsgate_go.serve || !wsgate_go.stopping ||
         !wsgate_go.metrics ||
-        wsgate_go.init(WSGATE_MODULE_ABI, (char *)ap_get_server_banner(), threaded != 0, shm, shm_size) != 0) {
+        wsgate_go.init(WSGATE_MODULE_ABI, (char *)ap_get_server_banner(), threaded != 0, shm, shm_size,
+                       ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX), engine_log) != 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "mod_wsgate: %s is not a usable libwsgate", lib);
         wsgate_go.handle = NULL;
         wsgate_go.metrics = NULL;

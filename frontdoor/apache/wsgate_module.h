@@ -13,7 +13,7 @@
 /* Bumped whenever a structure or function below changes: a mod_wsgate.so
  * and a libwsgate.so from different builds refuse each other at child
  * start instead of misreading each other's structures. */
-#define WSGATE_MODULE_ABI 4
+#define WSGATE_MODULE_ABI 5
 
 /* A request asking to become a WebSocket, described for the Go side. */
 typedef struct wsgate_request {
@@ -71,7 +71,14 @@ typedef struct wsgate_io {
 /* Exported by libwsgate.so. shm is the segment the parent made for the
  * children's counters (NULL if it could not); the child claims a slot in
  * it and publishes its counters there (see libwsgate/children.go). */
-typedef int (*wsgate_init_fn)(int abi, char *software, int mpm_threaded, void *shm, long shm_size);
+/* Writes one line of the engine's log to httpd's error log, at an httpd
+ * level (APLOG_ERR ... APLOG_DEBUG), tagged with the module's name as
+ * LogLevel knows it. Safe from any thread. */
+typedef void (*wsgate_log_fn)(int level, const char *msg);
+/* loglevel is the module's LogLevel in the main server (APLOG_*): the
+ * engine does not format what httpd would drop. */
+typedef int (*wsgate_init_fn)(int abi, char *software, int mpm_threaded, void *shm, long shm_size, int loglevel,
+                              wsgate_log_fn log);
 /* The counters of every child: format 0 is Prometheus's text format, 1
  * mod_status's HTML section, 2 its machine-readable lines (?auto). The
  * result is malloc'ed; the caller frees it. */

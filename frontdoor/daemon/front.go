@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"context"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -36,6 +37,9 @@ func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding,
 		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header,
 		RemoteAddr: r.RemoteAddr, TLS: r.TLS,
+	}
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		req.LocalAddr = la.String()
 	}
 	timeout := cfg.Server.HandshakeTimeout
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)

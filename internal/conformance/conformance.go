@@ -170,8 +170,30 @@ func Frames() []Frame {
 		{Name: "too big, version 8", Path: "/small", Extra: []string{"Sec-WebSocket-Version: 8"}, In: ws.Text(strings.Repeat("x", 31)), Close: 1004},
 		{Name: "close reason over the limit", Path: "/small", In: ws.Close(1000, strings.Repeat("r", 29)), Close: 1009},
 		{Name: "2^63-1 byte header", Path: "/echo", In: f(ws.Frame{Fin: true, Op: ws.OpBinary, Masked: true, Length: 1<<63 - 1}), Close: 1009},
+		// A header is judged as soon as its length is in: these stop
+		// before the masking key, and the close comes without it.
+		{Name: "16-bit length over the limit, no key yet", Path: "/small", In: noKey(ws.Frame{Fin: true, Op: ws.OpText, Masked: true, Length: 1000}), Close: 1009},
+		{Name: "64-bit length over the limit, no key yet", Path: "/echo", In: noKey(ws.Frame{Fin: true, Op: ws.OpBinary, Masked: true, Length: 1 << 40}), Close: 1009},
+		{Name: "2^63-1 byte header, no key yet", Path: "/echo", In: noKey(ws.Frame{Fin: true, Op: ws.OpBinary, Masked: true, Length: 1<<63 - 1}), Close: 1009},
+		{Name: "64-bit length with the top bit set, no key yet", Path: "/echo", In: noKey(ws.Frame{Fin: true, Op: ws.OpBinary, Masked: true, Length: 1 << 63}), Close: 1002},
+		{Name: "continuation declaring 2^63-1 after a fragment, no key yet", Path: "/echo",
+			In: ws.Concat(f(ws.Frame{Op: ws.OpText, Masked: true, Payload: []byte("a")}), noKey(ws.Frame{Fin: true, Op: ws.OpCont, Masked: true, Length: 1<<63 - 1})), Close: 1009},
 		{Name: "fragments with a ping between", Path: "/echo", In: ws.Concat(f(ws.Frame{Op: ws.OpText, Masked: true, Payload: []byte("frag")}), ws.Ping([]byte("p")), ws.Cont(true, []byte("ment")), ws.Close(1000, "")), Pong: "p", Echoes: []string{"fragment"}, Close: 1000},
 	}
+}
+
+// noKey is f's header without its masking key: all a client has sent
+// when it stops after the length.
+func noKey(f ws.Frame) []byte {
+	b := f.Bytes()
+	n := 2
+	switch b[1] & 0x7F {
+	case 126:
+		n = 4
+	case 127:
+		n = 10
+	}
+	return b[:n]
 }
 
 // FrameResult is what a server sent back.

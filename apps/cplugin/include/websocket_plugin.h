@@ -20,12 +20,17 @@
  * of bytes accepted, or 0 when the connection is closed (a 0-byte message
  * cannot report success, as in mod_websocket). server->close sends an
  * empty close frame: the client sees 1005. server->request returns httpd's
- * request_rec in mod_wsgate and NULL in the standalone daemon.
+ * request_rec in mod_wsgate; the standalone daemon gives each connection
+ * one of its own, with a pool, the request line, the URI fields, the
+ * hostname, headers_in and headers_out (copied into the 101), and the
+ * client's and local addresses, and loads APR for plugins that use it
+ * (see the README's "C plugins in the daemon").
  */
 #ifndef WSGATE_WEBSOCKET_PLUGIN_H
 #define WSGATE_WEBSOCKET_PLUGIN_H
 
 #include <stddef.h>
+#include <stdlib.h> /* apache-websocket's header included it, and plugins rely on it */
 
 #ifdef __cplusplus
 extern "C" {

@@ -42,6 +42,7 @@ server: {max_connections_per_ip: 0}
 defaults:
   origin_check: "off"
   keepalive_interval: 0
+  message_timeout: 0
 routes:
   - {path: /echo, app: echo}
   - {path: /echo-deflate, app: echo, deflate: true}

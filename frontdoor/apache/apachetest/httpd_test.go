@@ -101,6 +101,9 @@ type options struct {
 	Body string
 	// Global is configuration outside the virtual hosts.
 	Global string
+	// LoadModule, when set, replaces the lines that load mod_wsgate
+	// (LoadModule wsgate_module and WsgateLibrary).
+	LoadModule string
 	// Files are written below the ServerRoot first (name: content), with
 	// {{ROOT}} expanded; directories are made readable by the children.
 	Files map[string]string
@@ -155,7 +158,11 @@ func configure(t *testing.T, o options) *httpd {
 	for _, m := range mods {
 		fmt.Fprintf(&c, "LoadModule %s_module %s/mod_%s.so\n", m, modules, m)
 	}
-	fmt.Fprintf(&c, "LoadModule wsgate_module %s/mod_wsgate.so\nWsgateLibrary %s/libwsgate.so\n", build, build)
+	if o.LoadModule != "" {
+		c.WriteString(expand(o.LoadModule) + "\n")
+	} else {
+		fmt.Fprintf(&c, "LoadModule wsgate_module %s/mod_wsgate.so\nWsgateLibrary %s/libwsgate.so\n", build, build)
+	}
 	c.WriteString(expand(o.Global) + "\n")
 	c.WriteString(body + "\n")
 	if o.TLS {

@@ -5,3 +5,4 @@ int wsgate_io_write(wsgate_io *io, const char *buf, long len) { return io->write
 int wsgate_io_flush(wsgate_io *io) { return io->flush(io->ctx); }
 void wsgate_io_shutdown_write(wsgate_io *io) { io->shutdown_write(io->ctx); }
 int wsgate_io_stopping(wsgate_io *io) { return io->stopping(); }
+void wsgate_call_log(wsgate_log_fn fn, int level, const char *msg) { fn(level, msg); }

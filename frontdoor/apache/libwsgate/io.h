@@ -8,5 +8,6 @@ int wsgate_io_write(wsgate_io *io, const char *buf, long len);
 int wsgate_io_flush(wsgate_io *io);
 void wsgate_io_shutdown_write(wsgate_io *io);
 int wsgate_io_stopping(wsgate_io *io);
+void wsgate_call_log(wsgate_log_fn fn, int level, const char *msg);
 
 #endif

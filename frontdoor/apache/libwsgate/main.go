@@ -56,20 +56,16 @@ var (
 	routes   = map[string]*gateway.Route{}
 )
 
-// WsgateInit sets the engine up in a child. Its log goes to stderr, which
-// httpd sends to the ErrorLog.
+// WsgateInit sets the engine up in a child. Its log goes through httpd's
+// error log, at the module's LogLevel (see log.go).
 //
 //export WsgateInit
-func WsgateInit(abi C.int, software *C.char, threaded C.int, shmBase unsafe.Pointer, shmSize C.long) C.int {
+func WsgateInit(abi C.int, software *C.char, threaded C.int, shmBase unsafe.Pointer, shmSize C.long, loglevel C.int, logFn C.wsgate_log_fn) C.int {
 	if abi != C.WSGATE_MODULE_ABI {
 		fmt.Fprintf(os.Stderr, "mod_wsgate: libwsgate.so speaks interface %d, mod_wsgate.so %d: install both from one build\n", int(C.WSGATE_MODULE_ABI), int(abi))
 		return 1
 	}
-	level := slog.LevelInfo
-	if v := os.Getenv("WSGATE_LOG_LEVEL"); v != "" {
-		level.UnmarshalText([]byte(v))
-	}
-	log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("module", "mod_wsgate", "pid", os.Getpid())
+	log = newHTTPDLogger(logFn, int(loglevel))
 	var err error
 	if gw, err = gateway.New(log); err != nil {
 		return 1

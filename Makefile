@@ -1,27 +1,78 @@
 # wsgate. The README's two commands need no make; this builds the rest.
 #
-#   make           the daemon (./wsgate) and mod_wsgate (frontdoor/apache/build/)
-#   make test      every test, as the README's test command
-#   make bench     the benchmark matrix against the peer libraries (about 15
-#                  minutes): docs/BENCHMARKS.md, docs/benchmarks.png
+#   make              the daemon (build/wsgate), its man pages (build/man) and
+#                     mod_wsgate (build/apache: mod_wsgate.so, libwsgate.so,
+#                     plugins/)
+#   make install      install them under DESTDIR/PREFIX (see the variables)
+#   make packages     Debian packages and the Python SDK's wheel in dist/
+#   make test         every test, as the README's test command
+#   make bench        the benchmark matrix against the peer libraries (about
+#                     20 minutes): docs/BENCHMARKS.md, docs/benchmarks.png
 #   make bench-quick  the harness's smoke test (under a minute)
-#   make install-apache
 #   make clean
-.PHONY: all wsgate apache test bench bench-quick install-apache clean
+VERSION    ?= $(shell cat VERSION)
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= /lib/systemd/system
+DESTDIR    ?=
+GO         ?= go
+OUT        ?= build
+# The commit and the build date, for builds without a VCS stamp (packages
+# build with -buildvcs=false); SOURCE_DATE_EPOCH keeps packages
+# reproducible.
+COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null)
+DIRTY      ?= $(shell test -n "$$(git status --porcelain 2>/dev/null)" && echo true)
+BUILD_DATE ?= $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H:%M:%SZ)
+V          := github.com/wsgate/wsgate/internal/version
+GO_LDFLAGS := -X $(V).Release=$(VERSION) -X $(V).Commit=$(COMMIT) -X $(V).Dirty=$(DIRTY) -X $(V).BuildDate=$(BUILD_DATE)
+# Flags for the external linker (the packages pass Debian's hardening
+# flags: relro, bindnow).
+EXTLDFLAGS ?=
+ifneq ($(strip $(EXTLDFLAGS)),)
+GO_LDFLAGS += -linkmode=external -extldflags '$(EXTLDFLAGS)'
+endif
+# frontdoor/apache's Makefile builds libwsgate.so with the same flags.
+export GO_LDFLAGS
 
-all: wsgate apache
+.PHONY: all wsgate man apache install install-systemd packages test bench bench-quick install-apache clean
+
+all: wsgate man apache
 
 wsgate:
-	go build -o wsgate ./cmd/wsgate
+	@mkdir -p $(OUT)
+	$(GO) build -buildmode=pie -trimpath -ldflags "$(GO_LDFLAGS)" -o $(OUT)/wsgate ./cmd/wsgate
+
+# The man pages are the README's sections, converted (scripts/man.sh).
+man:
+	./scripts/man.sh $(OUT)/man $(VERSION)
 
 apache:
-	$(MAKE) -C frontdoor/apache
+	$(MAKE) -C frontdoor/apache OUT=$(abspath $(OUT))/apache PREFIX=$(PREFIX)
+
+install: all
+	install -D -m 0755 $(OUT)/wsgate $(DESTDIR)$(PREFIX)/bin/wsgate
+	install -D -m 0644 config/default.yaml $(DESTDIR)$(SYSCONFDIR)/wsgate/wsgate.yaml
+	install -D -m 0644 $(OUT)/man/wsgate.1 $(DESTDIR)$(PREFIX)/share/man/man1/wsgate.1
+	install -D -m 0644 $(OUT)/man/wsgate.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/wsgate.yaml.5
+	$(MAKE) -C frontdoor/apache install-apache OUT=$(abspath $(OUT))/apache DESTDIR=$(DESTDIR) PREFIX=$(PREFIX)
+
+# The systemd units, for installs that are not the Debian package (which
+# installs the same files with dh_installsystemd).
+install-systemd:
+	install -D -m 0644 packaging/systemd/wsgate.service $(DESTDIR)$(UNITDIR)/wsgate.service
+	install -D -m 0644 packaging/systemd/wsgate.socket $(DESTDIR)$(UNITDIR)/wsgate.socket
+
+# dpkg-buildpackage with debhelper, into dist/; the Go modules come from
+# the module cache (go mod download), with no network during the build.
+packages:
+	./scripts/packages.sh dist
 
 test:
 	./scripts/test.sh
 
 bench:
 	cd bench && go run ./cmd/bench -out ../docs
+	cd bench/plot && go run . ../../docs
 
 bench-quick:
 	cd bench && go run ./cmd/bench -quick
@@ -30,5 +81,5 @@ install-apache:
 	$(MAKE) -C frontdoor/apache install-apache
 
 clean:
-	rm -f wsgate
+	rm -rf $(OUT) dist
 	$(MAKE) -C frontdoor/apache clean

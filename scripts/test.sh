@@ -15,6 +15,14 @@ command -v apxs >/dev/null || need+=(apache2-dev)
 command -v make >/dev/null || need+=(make)
 command -v cc >/dev/null || need+=(gcc)
 command -v promtool >/dev/null || need+=(prometheus)
+# The package test (scripts/test-packages.sh).
+command -v dpkg-buildpackage >/dev/null || need+=(dpkg-dev)
+command -v dh >/dev/null || need+=(debhelper)
+command -v lintian >/dev/null || need+=(lintian)
+command -v go-md2man >/dev/null || need+=(go-md2man)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v pkill >/dev/null || need+=(procps)
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
   echo "test.sh: installing ${need[*]}"
   sudo=""
@@ -52,3 +60,6 @@ go test -race -count=1 -timeout 15m ./...
 # The benchmark harness: its own tests, then its quick mode, a smoke test
 # that every server and scenario still runs (the figures mean nothing).
 (cd bench && go test -race -count=1 ./... && go run ./cmd/bench -quick)
+# The Debian packages and the SDKs' installs: build, lintian, install, run,
+# purge (it installs and removes packages on this machine).
+./scripts/test-packages.sh

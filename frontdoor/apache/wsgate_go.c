@@ -18,8 +18,10 @@ APLOG_USE_MODULE(wsgate);
 wsgate_go_t wsgate_go;
 
 /* wsgate_library is the engine to load: WsgateLibrary, or libwsgate.so
- * next to the mod_wsgate.so httpd loaded (found with dladdr, so a module
- * installed anywhere finds its engine), or the compiled-in path. */
+ * next to the mod_wsgate.so httpd loaded when there is one (found with
+ * dladdr, so a build directory or a module copied anywhere finds its
+ * engine), or the compiled-in path (the packages install the engine in
+ * /usr/lib/wsgate: it is not an httpd module). */
 const char *wsgate_library(server_rec *s)
 {
     wsgate_server_conf *sc = ap_get_module_config(s->module_config, &wsgate_module);
@@ -34,6 +36,9 @@ const char *wsgate_library(server_rec *s)
         if (slash) {
             apr_snprintf(next_to_module, sizeof(next_to_module), "%.*s/libwsgate.so", (int)(slash - info.dli_fname),
                          info.dli_fname);
+        }
+        if (access(next_to_module, F_OK) != 0) {
+            apr_snprintf(next_to_module, sizeof(next_to_module), "%s", WSGATE_LIBRARY);
         }
     }
     return next_to_module[0] ? next_to_module : WSGATE_LIBRARY;

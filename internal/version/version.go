@@ -15,8 +15,16 @@ import (
 //
 //	go build -ldflags "-X github.com/wsgate/wsgate/internal/version.Release=1.2.0"
 //
-// Otherwise it is the module's version, or "devel".
-var Release = ""
+// Otherwise it is the module's version, or "devel". Commit and BuildDate
+// are set the same way by builds that have no VCS stamp (a package built
+// with -buildvcs=false, or from a tarball): the commit, and the date of
+// the build (SOURCE_DATE_EPOCH's, for reproducible packages).
+var (
+	Release   = ""
+	Commit    = ""
+	Dirty     = "" // "true" when the tree had uncommitted changes
+	BuildDate = ""
+)
 
 // Info describes the running build.
 type Info struct {
@@ -24,6 +32,7 @@ type Info struct {
 	Revision  string // the VCS commit, "" when unknown
 	Modified  bool   // the tree had uncommitted changes
 	Time      string // the commit's date (vcs.time), RFC 3339
+	BuildDate string // when it was built, when the build said so
 	GoVersion string
 }
 
@@ -36,6 +45,9 @@ var (
 func Get() Info {
 	once.Do(func() {
 		info.Release = Release
+		info.Revision = Commit
+		info.Modified = Dirty == "true"
+		info.BuildDate = BuildDate
 		bi, ok := debug.ReadBuildInfo()
 		if !ok {
 			if info.Release == "" {
@@ -64,7 +76,8 @@ func Get() Info {
 	return info
 }
 
-// String is one line: "1.2.0 (commit 1234abcd, modified, 2026-11-29T10:00:00Z, go1.26.8)".
+// String is one line: "1.2.0 (commit 1234abcd5678, modified, committed
+// 2026-11-29T10:00:00Z, built 2026-11-30T08:00:00Z, go1.26.8)".
 func (i Info) String() string {
 	var parts []string
 	if i.Revision != "" {
@@ -78,7 +91,10 @@ func (i Info) String() string {
 		parts = append(parts, "modified")
 	}
 	if i.Time != "" {
-		parts = append(parts, "built from a tree of "+i.Time)
+		parts = append(parts, "committed "+i.Time)
+	}
+	if i.BuildDate != "" {
+		parts = append(parts, "built "+i.BuildDate)
 	}
 	if i.GoVersion != "" {
 		parts = append(parts, i.GoVersion)

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"image/color"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,12 +10,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/wsgate/wsgate/bench/load"
 )
@@ -273,7 +266,10 @@ func writeReport(dir, machine string, all []*measurement) error {
 	if err := os.WriteFile(filepath.Join(dir, "BENCHMARKS.md"), []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	return plotThroughput(filepath.Join(dir, "benchmarks.png"), all)
+	// The plot (benchmarks.png) is drawn by bench/plot, a module of its
+	// own, so that the tests, which run this harness, never fetch a
+	// plotting library.
+	return nil
 }
 
 // cpuTable is the server's CPU time per operation for each case, and in
@@ -345,135 +341,4 @@ func isPeer(s string) bool {
 		return true
 	}
 	return false
-}
-
-// plotThroughput draws, for every throughput case, each server's rate as
-// a share of the fastest server in that case: scenarios have different
-// units, so the plot compares servers within a case and the tables carry
-// the absolute figures. The Apache cases, which have other servers, get a
-// panel of their own.
-func plotThroughput(file string, all []*measurement) error {
-	var panels []*plot.Plot
-	var heights []float64
-	for _, apache := range []bool{false, true} {
-		var ms []*measurement
-		for _, m := range all {
-			// The ops group compares wsgate with itself: its table says
-			// all there is, and its two servers would widen every case.
-			if m.Group != "idle" && m.Group != "ops" && (m.Group == "apache") == apache {
-				ms = append(ms, m)
-			}
-		}
-		if len(ms) == 0 {
-			continue
-		}
-		title := "wsgate and the peer libraries"
-		if apache {
-			title = "Apache httpd: mod_wsgate and httpd's proxy in front of the daemon"
-		}
-		p, rows, err := barPanel(title, ms)
-		if err != nil {
-			return err
-		}
-		panels = append(panels, p)
-		heights = append(heights, float64(rows)*6.5+70)
-	}
-	if len(panels) == 0 {
-		return nil
-	}
-	total := 0.0
-	for _, h := range heights {
-		total += h
-	}
-	img := vgimg.New(vg.Points(900), vg.Points(total))
-	dc := draw.New(img)
-	top := 0.0
-	for i, p := range panels {
-		// Crop from the top by what the panels above took, from the bottom
-		// by what the panels below take.
-		below := total - top - heights[i]
-		p.Draw(draw.Crop(dc, 0, 0, vg.Points(below), -vg.Points(top)))
-		top += heights[i]
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = vgimg.PngCanvas{Canvas: img}.WriteTo(f)
-	return err
-}
-
-// barPanel is one horizontal grouped bar chart; it returns the number of
-// bar rows it holds, for sizing.
-func barPanel(title string, ms []*measurement) (*plot.Plot, int, error) {
-	var cases, servers []string
-	type key struct{ c, s string }
-	vals := map[key]float64{}
-	for _, m := range ms {
-		label := m.Group + ": " + m.Case
-		if !slices.Contains(cases, label) {
-			cases = append(cases, label)
-		}
-		if !slices.Contains(servers, m.Server) {
-			servers = append(servers, m.Server)
-		}
-		if v, _, _, _, ok := m.median(); ok {
-			vals[key{label, m.Server}] = v
-		}
-	}
-	p := plot.New()
-	p.Title.Text = title + ": rate as a share of the fastest in each case (same run)"
-	p.X.Label.Text = "share of the fastest server's rate"
-	// Room on the right for the legend.
-	p.X.Min, p.X.Max = 0, 1.3
-	p.Legend.Top = true
-	// Cases top to bottom in table order: the Y axis grows upwards.
-	rev := slices.Clone(cases)
-	slices.Reverse(rev)
-	n := len(servers)
-	w := vg.Points(6)
-	for i, s := range servers {
-		vs := make(plotter.Values, len(rev))
-		for j, c := range rev {
-			best := 0.0
-			for _, o := range servers {
-				best = max(best, vals[key{c, o}])
-			}
-			if best > 0 {
-				vs[j] = vals[key{c, s}] / best
-			}
-		}
-		bc, err := plotter.NewBarChart(vs, w)
-		if err != nil {
-			return nil, 0, err
-		}
-		bc.Horizontal = true
-		bc.LineStyle.Width = 0
-		bc.Color = serverColor(s)
-		bc.Offset = w * vg.Length(float64(n-1)/2-float64(i))
-		p.Add(bc)
-		p.Legend.Add(s, bc)
-	}
-	p.NominalY(rev...)
-	p.Add(plotter.NewGrid())
-	return p, len(cases) * (n + 1), nil
-}
-
-// serverColor gives each server the same colour in every panel.
-func serverColor(name string) color.Color {
-	palette := map[string]color.RGBA{
-		"wsgate":      {0xd6, 0x27, 0x28, 0xff},
-		"gorilla":     {0x1f, 0x77, 0xb4, 0xff},
-		"coder":       {0x2c, 0xa0, 0x2c, 0xff},
-		"gws":         {0xff, 0x7f, 0x0e, 0xff},
-		"nbio":        {0x94, 0x67, 0xbd, 0xff},
-		"tcp":         {0x7f, 0x7f, 0x7f, 0xff},
-		"mod_wsgate":  {0xe3, 0x77, 0xc2, 0xff},
-		"httpd proxy": {0x8c, 0x56, 0x4b, 0xff},
-	}
-	if c, ok := palette[name]; ok {
-		return c
-	}
-	return color.Black
 }

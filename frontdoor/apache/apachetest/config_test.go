@@ -135,7 +135,7 @@ func TestInstallLayout(t *testing.T) {
 	mods := filepath.Join(dest, strings.TrimSpace(string(libexec)))
 	avail := filepath.Join(dest, strings.TrimSpace(string(sysconf)), "mods-available")
 	for _, f := range []string{
-		filepath.Join(mods, "mod_wsgate.so"), filepath.Join(mods, "libwsgate.so"),
+		filepath.Join(mods, "mod_wsgate.so"), filepath.Join(dest, "usr/lib/wsgate/libwsgate.so"),
 		filepath.Join(dest, "usr/lib/wsgate/plugins/echo.so"), filepath.Join(dest, "usr/lib/wsgate/plugins/dumb_increment.so"),
 		filepath.Join(dest, "usr/include/wsgate/websocket_plugin.h"),
 		filepath.Join(avail, "wsgate.load"), filepath.Join(avail, "wsgate.conf"),

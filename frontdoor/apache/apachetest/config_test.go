@@ -148,4 +148,17 @@ func TestInstallLayout(t *testing.T) {
 	if !strings.Contains(string(load), "LoadModule wsgate_module "+strings.TrimSpace(string(libexec))+"/mod_wsgate.so") {
 		t.Errorf("wsgate.load: %s", load)
 	}
+	// Debian's a2enmod finds the module where install-apache put it.
+	if a2enmod, err := exec.LookPath("a2enmod"); err == nil {
+		confdir := filepath.Dir(avail)
+		os.MkdirAll(filepath.Join(confdir, "mods-enabled"), 0o755)
+		cmd := exec.Command(a2enmod, "wsgate")
+		cmd.Env = append(os.Environ(), "APACHE_CONFDIR="+confdir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("a2enmod wsgate: %v\n%s", err, out)
+		}
+		if _, err := os.Lstat(filepath.Join(confdir, "mods-enabled", "wsgate.load")); err != nil {
+			t.Errorf("a2enmod did not enable wsgate: %v", err)
+		}
+	}
 }

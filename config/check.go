@@ -48,6 +48,14 @@ func (c *Config) CheckFiles() error {
 			add(c.Admin.Line, "admin.listen", "cannot create the socket %s: %v", c.Admin.Address, err)
 		}
 	}
+	for _, f := range []struct{ key, path string }{{"credentials", c.Cluster.Credentials}, {"nkey", c.Cluster.NKey},
+		{"tls.ca", c.Cluster.CA}, {"tls.cert", c.Cluster.Cert}, {"tls.key", c.Cluster.Key}} {
+		if f.path != "" {
+			if _, err := os.ReadFile(f.path); err != nil {
+				add(c.Cluster.Line, "cluster."+f.key, "%v", unwrapPath(err))
+			}
+		}
+	}
 	switch out := c.Log.Output; strings.ToLower(out) {
 	case "", "stderr", "stdout":
 	default:

@@ -33,6 +33,7 @@ type Config struct {
 	Log       Log
 	Server    Server
 	Admin     Admin
+	Cluster   Cluster
 	Routes    []Route
 	// Static serves directories of files over plain HTTP, such as the page
 	// of a chat producer.
@@ -123,6 +124,22 @@ type Admin struct {
 	// off.
 	Network, Address string
 	Line             int
+}
+
+// Cluster is the bus that carries broadcasts and rooms to the other
+// nodes (gateway.Bus), over NATS. No URLs: no bus, rooms stay local.
+type Cluster struct {
+	URLs []string
+	// Name names this node in NATS's monitoring; Prefix starts every
+	// subject ("wsgate"), so that clusters can share a NATS.
+	Name, Prefix string
+	// Credentials, NKey: files; User/Password or Token: the simple forms.
+	Credentials, NKey, User, Password, Token string
+	// CA, Cert, Key: PEM files for TLS to NATS.
+	CA, Cert, Key string
+	// Buffer bounds what waits for NATS while it is unreachable.
+	Buffer int64
+	Line   int
 }
 
 // Route is one route as configured.

@@ -59,6 +59,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		"server":   func(d *Decoder) { serverSection(d, &cfg.Server) },
 		"defaults": func(d *Decoder) { defaults = policy(d, &defaults, nil) },
 		"admin":    func(d *Decoder) { adminSection(d, &cfg.Admin) },
+		"cluster":  func(d *Decoder) { clusterSection(d, &cfg.Cluster) },
 		"routes":   func(d *Decoder) { routes = d },
 		"static":   func(d *Decoder) { cfg.Static = static(d) },
 	})
@@ -233,6 +234,61 @@ func adminSection(d *Decoder, dst *Admin) {
 			}
 		},
 	})
+}
+
+// ParseCluster parses a cluster block on its own (JSON or YAML), as
+// mod_wsgate's WsgateCluster directives describe one, with the daemon's
+// checks and messages; the files it names are checked too.
+func ParseCluster(name string, data []byte) (Cluster, error) {
+	p := &parser{file: name}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return Cluster{}, p.syntaxError(data, err)
+	}
+	var c Cluster
+	if len(doc.Content) > 0 {
+		clusterSection(p.decoder(doc.Content[0], "cluster"), &c)
+	}
+	if err := errors.Join(p.errs...); err != nil {
+		return Cluster{}, err
+	}
+	cfg := &Config{File: name, Cluster: c}
+	return c, cfg.CheckFiles()
+}
+
+func clusterSection(d *Decoder, dst *Cluster) {
+	dst.Line = d.Line()
+	d.Fields(map[string]func(*Decoder){
+		"nats": func(v *Decoder) {
+			dst.URLs = v.Strings()
+			for _, u := range dst.URLs {
+				if !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") && !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
+					v.Errorf("%q is not a NATS URL (nats://host:port, tls://, ws://, wss://)", u)
+				}
+			}
+		},
+		"name":        func(v *Decoder) { v.String(&dst.Name) },
+		"prefix":      func(v *Decoder) { v.String(&dst.Prefix) },
+		"credentials": func(v *Decoder) { v.String(&dst.Credentials) },
+		"nkey":        func(v *Decoder) { v.String(&dst.NKey) },
+		"user":        func(v *Decoder) { v.String(&dst.User) },
+		"password":    func(v *Decoder) { v.String(&dst.Password) },
+		"token":       func(v *Decoder) { v.String(&dst.Token) },
+		"buffer":      func(v *Decoder) { v.Size(&dst.Buffer) },
+		"tls": func(v *Decoder) {
+			v.Fields(map[string]func(*Decoder){
+				"ca":   func(v *Decoder) { v.String(&dst.CA) },
+				"cert": func(v *Decoder) { v.String(&dst.Cert) },
+				"key":  func(v *Decoder) { v.String(&dst.Key) },
+			})
+		},
+	})
+	if len(dst.URLs) == 0 && d.IsMapping() {
+		d.Errorf("needs nats: the URLs of the NATS servers")
+	}
+	if strings.ContainsAny(dst.Prefix, " .*>") {
+		d.ErrorfIn("prefix", "must be one subject token: no spaces, dots, * or >")
+	}
 }
 
 // static reads the static file directories.

@@ -31,6 +31,7 @@ type Gateway struct {
 	access accessLog
 
 	mu       sync.Mutex
+	cluster  *cluster                  // the bus, when UseBus gave one
 	extra    []*Route                  // started by StartRoute
 	retired  []*Route                  // replaced by a reload, serving their last connections
 	past     map[string]*RouteSnapshot // counters of stopped routes, by path
@@ -225,6 +226,8 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 			c.ws.Discard()
 		} else {
 			c.ws.Abort()
+			// Rooms it joined while OnOpen ran, before refusing.
+			route.hub.remove(c, nil)
 			g.unregister(c)
 			g.connDone()
 			g.limits.done(req.ClientIP)

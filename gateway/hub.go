@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"sort"
 	"sync"
 
@@ -15,6 +16,10 @@ type Hub struct {
 	mu    sync.RWMutex
 	conns map[*Conn]struct{}
 	rooms map[string]map[*Conn]struct{}
+
+	// The route's topic on the bus, when the gateway has one (cluster.go).
+	cl    *cluster
+	topic *topic
 }
 
 func newHub() *Hub {
@@ -48,14 +53,69 @@ func (h *Hub) Each(fn func(*Conn) bool) {
 }
 
 // Broadcast sends a message to every open connection of the route except
-// except (which may be nil) and returns how many accepted it.
+// except (which may be nil), on every node when the gateway has a bus, and
+// returns how many of this node's connections accepted it.
 func (h *Hub) Broadcast(typ websocket.MessageType, data []byte, except *Conn) int {
-	return h.send(h.snapshot(except, ""), typ, data)
+	n := h.send(h.snapshot(except, ""), typ, data)
+	if cl, t := h.clusterTopic(); cl != nil {
+		cl.publish(t, h, "", typ, data)
+	}
+	return n
 }
 
-// SendRoom sends a message to every connection in room except except.
+// SendRoom sends a message to every connection in room except except, on
+// every node when the gateway has a bus.
 func (h *Hub) SendRoom(room string, typ websocket.MessageType, data []byte, except *Conn) int {
-	return h.send(h.snapshot(except, room), typ, data)
+	n := h.send(h.snapshot(except, room), typ, data)
+	if cl, t := h.clusterTopic(); cl != nil {
+		cl.publish(t, h, room, typ, data)
+	}
+	return n
+}
+
+// sendLocal delivers a message that came from elsewhere (another node, or
+// another hub of the same path) to this hub's connections only.
+func (h *Hub) sendLocal(room string, typ websocket.MessageType, data []byte) int {
+	return h.send(h.snapshot(nil, room), typ, data)
+}
+
+// ClusterLen counts the connections of the route (room "") or of a room
+// on every node of the bus, this one included, and says how many nodes
+// answered. Without a bus it is this node's count. Nodes that do not
+// answer within CountTimeout are left out.
+func (h *Hub) ClusterLen(ctx context.Context, room string) (count, nodes int) {
+	cl, t := h.clusterTopic()
+	if cl == nil {
+		if room == "" {
+			return h.Len(), 1
+		}
+		return h.RoomLen(room), 1
+	}
+	count, nodes, _ = cl.count(ctx, t, room)
+	return count, nodes
+}
+
+func (h *Hub) setCluster(cl *cluster, t *topic) {
+	h.mu.Lock()
+	h.cl, h.topic = cl, t
+	h.mu.Unlock()
+}
+
+func (h *Hub) clusterTopic() (*cluster, *topic) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.cl, h.topic
+}
+
+// leaveCluster takes the hub out of the bus, when its route stops.
+func (h *Hub) leaveCluster() {
+	h.mu.Lock()
+	cl, t := h.cl, h.topic
+	h.cl, h.topic = nil, nil
+	h.mu.Unlock()
+	if cl != nil {
+		cl.detach(h, t)
+	}
 }
 
 func (h *Hub) send(snap *[]*Conn, typ websocket.MessageType, data []byte) int {

@@ -160,6 +160,7 @@ func (r *Route) stop(ctx context.Context) error {
 		return nil
 	}
 	r.stopped = true
+	r.hub.leaveCluster()
 	if s, ok := r.Handler.(Stopper); ok {
 		if err := s.Stop(ctx); err != nil {
 			return &RouteError{Route: r, Err: err}
@@ -176,8 +177,23 @@ func (g *Gateway) Start(ctx context.Context) error {
 			g.Stop(ctx)
 			return err
 		}
+		g.joinCluster(r)
 	}
 	return nil
+}
+
+// joinCluster makes a started route's hub a member of its topic on the
+// bus, if the gateway has one.
+func (g *Gateway) joinCluster(r *Route) {
+	g.mu.Lock()
+	cl := g.cluster
+	g.mu.Unlock()
+	if cl == nil || r.hub == nil {
+		return
+	}
+	if have, _ := r.hub.clusterTopic(); have == nil {
+		cl.attach(r.Path, r.hub)
+	}
 }
 
 // Stop runs every application's Stop, in reverse configuration order. Call
@@ -191,6 +207,12 @@ func (g *Gateway) Stop(ctx context.Context) error {
 			g.log.Warn("application did not stop cleanly", "route", routes[i].Path, "err", err)
 			errs = append(errs, err)
 		}
+	}
+	g.mu.Lock()
+	cl := g.cluster
+	g.mu.Unlock()
+	if cl != nil {
+		cl.close()
 	}
 	return errors.Join(errs...)
 }
@@ -211,5 +233,6 @@ func (g *Gateway) StartRoute(ctx context.Context, r *Route) error {
 	g.mu.Lock()
 	g.extra = append(g.extra, r)
 	g.mu.Unlock()
+	g.joinCluster(r)
 	return nil
 }

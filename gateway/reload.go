@@ -49,6 +49,9 @@ func (g *Gateway) Reload(ctx context.Context, routes ...*Route) error {
 		}
 		started = append(started, r)
 	}
+	for _, r := range started {
+		g.joinCluster(r)
+	}
 	g.set.Store(newRouteSet(routes))
 	var retire []*Route
 	for _, o := range old.routes {

@@ -3,7 +3,8 @@
 # installs what the tests use as real peers, with apt-get (through sudo when
 # not root): Python's websockets, headless Chromium, Apache httpd with
 # apxs (apache2-dev) and make, which build and run mod_wsgate, and
-# Prometheus's promtool, which checks the metrics both serve.
+# Prometheus's promtool, which checks the metrics both serve, and
+# nats-server, the cluster bus's broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ command -v apxs >/dev/null || need+=(apache2-dev)
 command -v make >/dev/null || need+=(make)
 command -v cc >/dev/null || need+=(gcc)
 command -v promtool >/dev/null || need+=(prometheus)
+[ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null || need+=(nats-server)
 # The package test (scripts/test-packages.sh).
 command -v dpkg-buildpackage >/dev/null || need+=(dpkg-dev)
 command -v dh >/dev/null || need+=(debhelper)
@@ -28,7 +30,7 @@ if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
-  # Installing apache2 (or prometheus) would start the system's service;
+  # Installing apache2 (or prometheus, nats-server) would start the system's service;
   # the tests run their own on loopback, so services are not started.
   policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then

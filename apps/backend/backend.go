@@ -53,6 +53,10 @@ func New(cfg Config) (*Backend, error) {
 func (b *Backend) Config() Config { return b.cfg }
 
 // Provision learns the route and its limits; it connects to nothing.
+// Broadcasts implements gateway.Broadcaster: a producer may send BROADCAST
+// and ROOM frames, which reach every process of the route's bus.
+func (b *Backend) Broadcasts() bool { return true }
+
 func (b *Backend) Provision(ctx gateway.AppContext) error {
 	b.rt, b.route, b.log = ctx.Route, ctx.Route.Path, ctx.Logger.With("producer", b.cfg.Address)
 	b.maxMsg = ctx.Route.Policy.MaxMessageSize

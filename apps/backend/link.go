@@ -15,6 +15,7 @@ import (
 	"github.com/wsgate/wsgate/apps/backend/wire"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/bufpool"
+	"github.com/wsgate/wsgate/internal/recovered"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -50,14 +51,24 @@ type client struct {
 type openReply struct {
 	f   wire.Frame // ACCEPT or REFUSE; Type 0 if the link went down
 	err error
+	// rooms are the JOIN and LEAVE frames the producer sent before its
+	// ACCEPT (a producer joins a client to its rooms while deciding to
+	// accept it), applied in order once it is accepted.
+	rooms []membership
+}
+
+type membership struct {
+	join bool
+	room string
 }
 
 // pendingOpen is an OPEN waiting for its answer. The client exists before
 // OPEN is sent, so that the reader can make it live the moment ACCEPT
 // arrives: SEND frames right behind the ACCEPT then find it.
 type pendingOpen struct {
-	ch chan openReply
-	cl *client
+	ch    chan openReply
+	cl    *client
+	rooms []membership // guarded by the link's cmu
 }
 
 var errLinkDown = errors.New("producer connection lost")
@@ -189,10 +200,12 @@ func (l *link) dispatch(f *wire.Frame) {
 		l.cmu.Lock()
 		p := l.pending[f.Conn]
 		delete(l.pending, f.Conn)
+		var rooms []membership
 		if p != nil && f.Type == wire.TypeAccept {
 			// Live before OnOpen returns, so SEND frames that follow the
 			// ACCEPT reach the client (they queue until the 101 is out).
 			l.clients[f.Conn] = p.cl
+			rooms = p.rooms
 		}
 		l.cmu.Unlock()
 		if p == nil {
@@ -202,7 +215,7 @@ func (l *link) dispatch(f *wire.Frame) {
 			}
 			return
 		}
-		p.ch <- openReply{f: *f}
+		p.ch <- openReply{f: *f, rooms: rooms}
 	case wire.TypeSend:
 		if c := l.clientOf(f.Conn); c != nil {
 			c.c.Send(kindType(f.Kind), f.Payload)
@@ -211,14 +224,31 @@ func (l *link) dispatch(f *wire.Frame) {
 		l.b.hub().Broadcast(kindType(f.Kind), f.Payload, l.b.connByID(f.Except))
 	case wire.TypeRoom:
 		l.b.hub().SendRoom(f.Room, kindType(f.Kind), f.Payload, l.b.connByID(f.Except))
-	case wire.TypeJoin:
-		if c := l.clientOf(f.Conn); c != nil {
-			c.c.Join(f.Room)
+	case wire.TypeJoin, wire.TypeLeave:
+		join := f.Type == wire.TypeJoin
+		l.cmu.Lock()
+		c := l.clients[f.Conn]
+		if p := l.pending[f.Conn]; c == nil && p != nil {
+			p.rooms = append(p.rooms, membership{join: join, room: f.Room})
 		}
-	case wire.TypeLeave:
-		if c := l.clientOf(f.Conn); c != nil {
+		l.cmu.Unlock()
+		switch {
+		case c == nil:
+		case join:
+			c.c.Join(f.Room)
+		default:
 			c.c.Leave(f.Room)
 		}
+	case wire.TypeCount:
+		// Counting may wait for the other nodes (gateway.CountTimeout): not
+		// on the link's reader.
+		id, room := f.ID, f.Room
+		recovered.Go("producer COUNT", func() {
+			count, nodes := l.b.hub().ClusterLen(context.Background(), room)
+			buf := bufpool.Get(32 + len(room))
+			*buf = wire.AppendCounted(*buf, id, room, uint64(count), uint16(min(nodes, 0xFFFF)))
+			l.enqueue(buf, false)
+		})
 	case wire.TypeClose:
 		if c := l.clientOf(f.Conn); c != nil {
 			if err := c.c.Close(websocket.StatusCode(f.Code), f.Reason); err != nil {
@@ -261,6 +291,13 @@ func (l *link) open(ctx context.Context, c *gateway.Conn) error {
 		}
 		for _, h := range r.f.Headers {
 			c.ResponseHeader().Add(h.Name, h.Value)
+		}
+		for _, m := range r.rooms {
+			if m.join {
+				c.Join(m.room)
+			} else {
+				c.Leave(m.room)
+			}
 		}
 		return nil
 	case <-ctx.Done():

@@ -322,3 +322,51 @@ routes:
 		t.Fatal("the program did not see EOF when the client left")
 	}
 }
+
+// TestJoinBeforeAccept: a producer that joins a client to a room while
+// deciding to accept it (JOIN before ACCEPT, as the SDK's OnOpen does)
+// gets it in the room; one it refuses afterwards is in no room. COUNT
+// answers with the room's size.
+func TestJoinBeforeAccept(t *testing.T) {
+	counts := make(chan string, 1)
+	sock := serveProducer(t, &handler{
+		open: func(c *producer.Client, _ *producer.Accept) error {
+			c.Join("lobby")
+			if c.Query == "refuse" {
+				return producer.Refuse(403, "no")
+			}
+			return nil
+		},
+		message: func(c *producer.Client, typ producer.MessageType, data []byte) {
+			if string(data) == "count" {
+				go func() {
+					n, nodes, err := c.Count(context.Background(), "lobby")
+					counts <- fmt.Sprintf("%d %d %v", n, nodes, err)
+				}()
+				return
+			}
+			c.SendRoom("lobby", typ, data, false)
+		},
+	})
+	s := testserver.Start(t, fmt.Sprintf("listen: [{address: 127.0.0.1:0}]\nroutes:\n  - {path: /p, backend: {socket: %s}}\n", sock))
+	a, b := dial(t, s.URL("/p")), dial(t, s.URL("/p"))
+	if _, resp, err := websocket.DefaultDialer.Dial(s.URL("/p?refuse"), nil); err == nil || resp.StatusCode != 403 {
+		t.Fatalf("refused client: %v %v", resp, err)
+	}
+	a.WriteMessage(websocket.TextMessage, []byte("hi"))
+	for _, c := range []*websocket.Conn{a, b} {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, p, err := c.ReadMessage(); err != nil || string(p) != "hi" {
+			t.Fatalf("room message: %q %v", p, err)
+		}
+	}
+	a.WriteMessage(websocket.TextMessage, []byte("count"))
+	select {
+	case got := <-counts:
+		if got != "2 1 <nil>" {
+			t.Fatalf("COUNT: %s, want 2 clients on 1 node", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer to COUNT")
+	}
+}

@@ -108,6 +108,10 @@ func (a *Increment) OnClose(c *gateway.Conn, _ websocket.CloseStatus) {
 // sender included, so each client sees the conversation in one order.
 type Chat struct{ gateway.Base }
 
+// Broadcasts implements gateway.Broadcaster: the chat is one room across
+// every process of the route's bus.
+func (Chat) Broadcasts() bool { return true }
+
 func (Chat) OnMessage(c *gateway.Conn, m gateway.Message) {
 	if m.Type == websocket.TextMessage {
 		c.Hub().Broadcast(websocket.TextMessage, m.Data, nil)

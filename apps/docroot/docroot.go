@@ -45,6 +45,10 @@ type Docroot struct {
 	byConn   sync.Map                   // conn id -> gateway.Handler
 }
 
+// Broadcasts implements gateway.Broadcaster: its producers may send
+// BROADCAST and ROOM frames.
+func (d *Docroot) Broadcasts() bool { return true }
+
 // New returns a docroot for cfg. The root is looked at by Validate.
 func New(cfg Config) (*Docroot, error) {
 	var errs []error

@@ -53,6 +53,10 @@ extern module AP_MODULE_DECLARE_DATA wsgate_module;
 
 typedef struct {
     const char *library; /* WsgateLibrary */
+    /* WsgateCluster and WsgateClusterOption: the bus the children share
+     * (NATS), as the daemon's cluster block in JSON; NULL for none. */
+    apr_array_header_t *cluster_urls;
+    apr_table_t *cluster_options;
 } wsgate_server_conf;
 
 typedef struct {
@@ -106,6 +110,8 @@ const apr_array_header_t *wsgate_sections(void);
 
 /* wsgate_route.c */
 const char *wsgate_json_string(apr_pool_t *p, const char *s);
+/* The cluster configuration of the main server as JSON ("" for none). */
+const char *wsgate_cluster_json(apr_pool_t *p, server_rec *s);
 const char *wsgate_route_path(request_rec *r, const char *section_path);
 const char *wsgate_route_json(apr_pool_t *p, const wsgate_dir_conf *conf, const char *path);
 

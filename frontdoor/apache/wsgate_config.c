@@ -20,6 +20,8 @@ void *wsgate_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
 {
     wsgate_server_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
     c->library = add->library ? add->library : base->library;
+    c->cluster_urls = add->cluster_urls ? add->cluster_urls : base->cluster_urls;
+    c->cluster_options = add->cluster_options ? add->cluster_options : base->cluster_options;
     return c;
 }
 
@@ -374,6 +376,104 @@ static const char *set_library(cmd_parms *cmd, void *confv, const char *path)
     return NULL;
 }
 
+static const char *add_cluster_url(cmd_parms *cmd, void *confv, const char *url)
+{
+    wsgate_server_conf *sc = ap_get_module_config(cmd->server->module_config, &wsgate_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    (void)confv;
+    if (err) {
+        return err;
+    }
+    if (strncmp(url, "nats://", 7) && strncmp(url, "tls://", 6) && strncmp(url, "ws://", 5) && strncmp(url, "wss://", 6)) {
+        return apr_psprintf(cmd->pool, "WsgateCluster: '%s' is not a NATS URL (nats://host:port, tls://, ws://, wss://)", url);
+    }
+    if (!sc->cluster_urls) {
+        sc->cluster_urls = apr_array_make(cmd->pool, 3, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(sc->cluster_urls, const char *) = apr_pstrdup(cmd->pool, url);
+    return NULL;
+}
+
+/* The keys of the daemon's cluster block, but nats (WsgateCluster). */
+static const char *const cluster_keys[] = {"name", "prefix", "credentials", "nkey", "user", "password",
+                                           "token", "tls.ca", "tls.cert", "tls.key", "buffer", NULL};
+
+static const char *set_cluster_option(cmd_parms *cmd, void *confv, const char *key, const char *value)
+{
+    wsgate_server_conf *sc = ap_get_module_config(cmd->server->module_config, &wsgate_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    int known = 0;
+    (void)confv;
+    if (err) {
+        return err;
+    }
+    for (int i = 0; cluster_keys[i]; i++) {
+        known |= !strcmp(key, cluster_keys[i]);
+    }
+    if (!known) {
+        return apr_psprintf(cmd->pool,
+                            "WsgateClusterOption: unknown key '%s' (name, prefix, credentials, nkey, user, password, "
+                            "token, tls.ca, tls.cert, tls.key, buffer)",
+                            key);
+    }
+    if (!sc->cluster_options) {
+        sc->cluster_options = apr_table_make(cmd->pool, 4);
+    }
+    if (!strcmp(key, "credentials") || !strcmp(key, "nkey") || !strncmp(key, "tls.", 4)) {
+        value = ap_server_root_relative(cmd->pool, value);
+    }
+    apr_table_set(sc->cluster_options, key, value);
+    return NULL;
+}
+
+typedef struct {
+    apr_pool_t *p;
+    apr_array_header_t *out;
+    int tls;
+} cluster_json_ctx;
+
+static int cluster_option_json(void *v, const char *key, const char *value)
+{
+    cluster_json_ctx *c = v;
+    if (strncmp(key, "tls.", 4)) {
+        APR_ARRAY_PUSH(c->out, const char *) =
+            apr_psprintf(c->p, ",%s:%s", wsgate_json_string(c->p, key), wsgate_json_string(c->p, value));
+    }
+    return 1;
+}
+
+const char *wsgate_cluster_json(apr_pool_t *p, server_rec *s)
+{
+    wsgate_server_conf *sc = ap_get_module_config(s->module_config, &wsgate_module);
+    cluster_json_ctx c = {p, apr_array_make(p, 8, sizeof(const char *)), 0};
+    const char *tls = "";
+
+    if (!sc->cluster_urls || sc->cluster_urls->nelts == 0) {
+        return "";
+    }
+    APR_ARRAY_PUSH(c.out, const char *) = "{\"nats\":[";
+    for (int i = 0; i < sc->cluster_urls->nelts; i++) {
+        APR_ARRAY_PUSH(c.out, const char *) =
+            apr_pstrcat(p, i ? "," : "", wsgate_json_string(p, APR_ARRAY_IDX(sc->cluster_urls, i, const char *)), NULL);
+    }
+    APR_ARRAY_PUSH(c.out, const char *) = "]";
+    if (sc->cluster_options) {
+        apr_table_do(cluster_option_json, &c, sc->cluster_options, NULL);
+        for (const char *const *k = (const char *const[]){"tls.ca", "tls.cert", "tls.key", NULL}; *k; k++) {
+            const char *v = apr_table_get(sc->cluster_options, *k);
+            if (v) {
+                tls = apr_psprintf(p, "%s%s%s:%s", tls, *tls ? "," : "", wsgate_json_string(p, *k + 4),
+                                   wsgate_json_string(p, v));
+            }
+        }
+    }
+    if (*tls) {
+        APR_ARRAY_PUSH(c.out, const char *) = apr_psprintf(p, ",\"tls\":{%s}", tls);
+    }
+    APR_ARRAY_PUSH(c.out, const char *) = "}";
+    return apr_array_pstrcat(p, c.out, 0);
+}
+
 const command_rec wsgate_cmds[] = {
     AP_INIT_TAKE2("WebSocketHandler", set_handler, NULL, OR_AUTHCFG,
                   "Shared library containing a WebSocket plugin, and its initialization function"),
@@ -404,5 +504,10 @@ const command_rec wsgate_cmds[] = {
                   "Send a ping after this long without traffic"),
     AP_INIT_TAKE1("WsgateLibrary", set_library, NULL, RSRC_CONF,
                   "Path of libwsgate.so, the Go engine (default: next to mod_wsgate.so)"),
+    AP_INIT_ITERATE("WsgateCluster", add_cluster_url, NULL, RSRC_CONF,
+                    "NATS servers through which every child shares rooms and broadcasts"),
+    AP_INIT_TAKE2("WsgateClusterOption", set_cluster_option, NULL, RSRC_CONF,
+                  "A setting of the cluster's NATS connection: name, prefix, credentials, nkey, user, password, "
+                  "token, tls.ca, tls.cert, tls.key, buffer"),
     {NULL}
 };

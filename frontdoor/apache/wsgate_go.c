@@ -63,7 +63,6 @@ void wsgate_child_init(apr_pool_t *p, server_rec *s)
     void *shm;
     long shm_size = 0;
 
-    (void)p;
     log_server = s;
     ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded);
     wsgate_go.dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
@@ -82,7 +81,8 @@ void wsgate_child_init(apr_pool_t *p, server_rec *s)
     if (!wsgate_go.init || !wsgate_go.handle || !wsgate_go.free_response || !wsgate_go.serve || !wsgate_go.stopping ||
         !wsgate_go.metrics ||
         wsgate_go.init(WSGATE_MODULE_ABI, (char *)ap_get_server_banner(), threaded != 0, shm, shm_size,
-                       ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX), engine_log) != 0) {
+                       ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX), engine_log,
+                       (char *)wsgate_cluster_json(p, s)) != 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "mod_wsgate: %s is not a usable libwsgate", lib);
         wsgate_go.handle = NULL;
         wsgate_go.metrics = NULL;
@@ -121,6 +121,34 @@ static const char *directive_of(apr_pool_t *p, const char *key)
         }
     }
     return key;
+}
+
+/* broadcast_warning: a section whose application uses rooms or broadcast
+ * ("file:line<TAB>application"), under an MPM that runs more than one
+ * child, with no WsgateCluster: its clients in different children would
+ * not see each other's messages, and the administrator is told so. */
+static void broadcast_warning(server_rec *s, char *what, int have_cluster)
+{
+    int daemons = 1;
+    char *app = strchr(what, '\t');
+
+    if (have_cluster) {
+        return;
+    }
+    if (app) {
+        *app++ = '\0';
+    }
+    if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS) {
+        daemons = 2; /* unknown: assume more than one */
+    }
+    if (daemons <= 1) {
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, s,
+                 "mod_wsgate: the section at %s (%s) uses rooms or broadcast, but httpd may run %d child processes "
+                 "and WsgateCluster is not set: clients in different children will not get each other's "
+                 "messages. Set WsgateCluster nats://... (see the README)",
+                 what, app ? app : "?", daemons);
 }
 
 /* run_check is the helper child: it loads the engine and writes what
@@ -168,7 +196,7 @@ int wsgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
 {
     const apr_array_header_t *sections = wsgate_sections();
     apr_array_header_t *j = apr_array_make(ptemp, 16, sizeof(const char *));
-    const char *lib = wsgate_library(s), *json;
+    const char *lib = wsgate_library(s), *json, *cluster;
     apr_array_header_t *chunks = apr_array_make(ptemp, 4, sizeof(const char *));
     int fds[2], status = 0, failed = 0;
     char buf[4096], *out, *line, *save;
@@ -177,7 +205,7 @@ int wsgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
 
     (void)pconf;
     (void)plog;
-    APR_ARRAY_PUSH(j, const char *) = "[";
+    APR_ARRAY_PUSH(j, const char *) = "{\"sections\":[";
     for (int i = 0; sections && i < sections->nelts; i++) {
         const wsgate_dir_conf *conf = APR_ARRAY_IDX(sections, i, const wsgate_dir_conf *);
         const char *path = conf->location && *conf->location == '/' ? conf->location : "/";
@@ -186,7 +214,8 @@ int wsgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
             wsgate_json_string(ptemp, apr_psprintf(ptemp, "%s:%d", conf->app_file, conf->app_line)),
             wsgate_route_json(ptemp, conf, path));
     }
-    APR_ARRAY_PUSH(j, const char *) = "]";
+    cluster = wsgate_cluster_json(ptemp, s);
+    APR_ARRAY_PUSH(j, const char *) = apr_pstrcat(ptemp, "],\"cluster\":", *cluster ? cluster : "null", "}", NULL);
     json = apr_array_pstrcat(ptemp, j, 0);
 
     if (pipe(fds) != 0) {
@@ -224,6 +253,10 @@ int wsgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
      * about the engine itself. */
     for (line = apr_strtok(out, "\n", &save); line; line = apr_strtok(NULL, "\n", &save)) {
         char *key = strchr(line, '\t'), *msg, *colon;
+        if (!strncmp(line, "!broadcast\t", 11)) {
+            broadcast_warning(s, line + 11, *cluster != '\0');
+            continue;
+        }
         if (!key || !(msg = strchr(key + 1, '\t'))) {
             continue;
         }

@@ -13,7 +13,7 @@
 /* Bumped whenever a structure or function below changes: a mod_wsgate.so
  * and a libwsgate.so from different builds refuse each other at child
  * start instead of misreading each other's structures. */
-#define WSGATE_MODULE_ABI 5
+#define WSGATE_MODULE_ABI 6
 
 /* A request asking to become a WebSocket, described for the Go side. */
 typedef struct wsgate_request {
@@ -77,8 +77,11 @@ typedef struct wsgate_io {
 typedef void (*wsgate_log_fn)(int level, const char *msg);
 /* loglevel is the module's LogLevel in the main server (APLOG_*): the
  * engine does not format what httpd would drop. */
+/* cluster is WsgateCluster's configuration as JSON (the daemon's cluster
+ * block: {"nats": [...], "name": ...}), or "" for none: every child then
+ * joins the bus, so rooms and broadcasts span the children. */
 typedef int (*wsgate_init_fn)(int abi, char *software, int mpm_threaded, void *shm, long shm_size, int loglevel,
-                              wsgate_log_fn log);
+                              wsgate_log_fn log, char *cluster);
 /* The counters of every child: format 0 is Prometheus's text format, 1
  * mod_status's HTML section, 2 its machine-readable lines (?auto). The
  * result is malloc'ed; the caller frees it. */
@@ -87,8 +90,12 @@ typedef void (*wsgate_handle_fn)(wsgate_request *req, wsgate_response *resp);
 typedef void (*wsgate_free_response_fn)(wsgate_response *resp);
 typedef void (*wsgate_serve_fn)(uintptr_t conn, wsgate_io *io);
 typedef void (*wsgate_stopping_fn)(int graceful);
-/* Checks the configuration's routes (see WsgateCheck in libwsgate); only
- * ever called in a child forked for that purpose, which then exits. */
-typedef char *(*wsgate_check_fn)(int abi, char *routes_json);
+/* Checks the configuration (see WsgateCheck in libwsgate): config_json is
+ * {"sections": [{"section": "file:line", "route": {...}}...], "cluster":
+ * {...}}. Only ever called in a child forked for that purpose, which then
+ * exits. Each line of the answer is "file:line<TAB>key<TAB>message" for
+ * an error, or "!broadcast<TAB>file:line<TAB>application" for a section
+ * whose application uses rooms or broadcast. */
+typedef char *(*wsgate_check_fn)(int abi, char *config_json);
 
 #endif

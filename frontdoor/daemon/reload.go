@@ -174,10 +174,16 @@ func startupOnly(old, cfg *config.Config) []string {
 		{"server.http_idle_timeout", o.HTTPIdleTimeout != n.HTTPIdleTimeout},
 		{"admin.listen", !reflect.DeepEqual(old.Admin, cfg.Admin) && (old.Admin.Network != cfg.Admin.Network || old.Admin.Address != cfg.Admin.Address)},
 		{"log.format", old.Log.Format != cfg.Log.Format},
+		{"cluster", !reflect.DeepEqual(stripLine(old.Cluster), stripLine(cfg.Cluster))},
 	} {
 		if c.changed {
 			out = append(out, c.key)
 		}
 	}
 	return out
+}
+
+func stripLine(c config.Cluster) config.Cluster {
+	c.Line = 0
+	return c
 }

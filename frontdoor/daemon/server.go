@@ -25,6 +25,7 @@ import (
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/frontdoor/netconn"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/gateway/natsbus"
 	imetrics "github.com/wsgate/wsgate/internal/metrics"
 	"github.com/wsgate/wsgate/internal/recovered"
 )
@@ -39,6 +40,7 @@ type Server struct {
 	gw     *gateway.Gateway
 	http   *http.Server
 	admin  *admin
+	bus    *natsbus.Bus // the cluster's, when configured
 
 	mu        sync.Mutex // listeners, reloads, upgrades
 	lns       []*listener
@@ -235,6 +237,9 @@ func (s *Server) AdminAddr() net.Addr {
 // Serve starts the applications (producer pools connect) and accepts
 // connections on every listener until Shutdown.
 func (s *Server) Serve() error {
+	if err := s.joinCluster(); err != nil {
+		return err
+	}
 	if err := s.gw.Start(context.Background()); err != nil {
 		return err
 	}
@@ -261,6 +266,34 @@ func (s *Server) serveListener(l *listener) {
 			s.log.Error("listener failed", "address", l.raw.Addr().String(), "err", err)
 		}
 	})
+}
+
+// joinCluster connects to the cluster's NATS, when the configuration has
+// one, and hands the bus to the gateway. It does not wait for NATS: a node
+// whose NATS is down serves its own clients and joins when NATS comes.
+func (s *Server) joinCluster() error {
+	c := s.cfg.Load().Cluster
+	if len(c.URLs) == 0 {
+		return nil
+	}
+	name := c.Name
+	if name == "" {
+		host, _ := os.Hostname()
+		name = fmt.Sprintf("wsgate %s %d", host, os.Getpid())
+	}
+	b, err := natsbus.Connect(natsbus.Options{URLs: c.URLs, Name: name, Credentials: c.Credentials, NKey: c.NKey,
+		User: c.User, Password: c.Password, Token: c.Token, CA: c.CA, Cert: c.Cert, Key: c.Key, Buffer: int(c.Buffer),
+		Log: s.log})
+	if err != nil {
+		return err
+	}
+	if err := s.gw.UseBus(b, c.Prefix); err != nil {
+		b.Close()
+		return err
+	}
+	s.bus = b
+	s.log.Info("cluster: broadcasts and rooms go through NATS", "servers", c.URLs, "node", name, "connected", b.Connected())
+	return nil
 }
 
 // watchMemory keeps s.overloaded current: true while the Go heap is over
@@ -321,6 +354,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.wg.Wait()
 	errStop := s.gw.Stop(ctx)
+	if s.bus != nil {
+		s.bus.Close()
+	}
 	if s.admin != nil {
 		s.admin.shutdown(ctx)
 	}
@@ -348,7 +384,11 @@ func (s *Server) Close() error {
 	}
 	s.closeStop()
 	s.removeSocketFiles()
-	return s.gw.Stop(context.Background())
+	err := s.gw.Stop(context.Background())
+	if s.bus != nil {
+		s.bus.Close()
+	}
+	return err
 }
 
 // closeListeners closes the public listeners. Callers hold s.mu.
@@ -394,6 +434,9 @@ func (s *Server) Front() imetrics.Front {
 	}
 	if !f.lastReload.IsZero() {
 		out.LastReload = float64(f.lastReload.UnixNano()) / 1e9
+	}
+	if cl, ok := s.gw.ClusterStats(); ok {
+		out.Cluster = &cl
 	}
 	return out
 }

@@ -44,6 +44,8 @@ type Front struct {
 	// and LastReload is when the last one succeeded (Unix seconds).
 	Reloads    map[string]uint64
 	LastReload float64
+	// Cluster is the bus's counters; nil without a bus.
+	Cluster *gateway.ClusterStats
 }
 
 // NewRegistry returns a registry with wsgate's metrics from src, the Go
@@ -84,6 +86,11 @@ var (
 	parked    = desc("parked_connections", "Idle connections parked on the shared epoll instance (no goroutine).")
 	reloads   = desc("config_reloads_total", "Configuration reloads, by result.", "result")
 	lastOK    = desc("config_last_reload_success_timestamp_seconds", "When the configuration was last loaded successfully.")
+	clConn    = desc("cluster_connected", "Whether the bus (NATS) reaches the other nodes: 1 or 0 (for mod_wsgate, the children that are connected).")
+	clPeers   = desc("cluster_peers", "Other nodes heard from on the bus in the last few seconds.")
+	clMsgs    = desc("cluster_messages_total", "Broadcast and room messages through the bus: published by this node, received from others.", "direction")
+	clLost    = desc("cluster_lost_messages_total", "Broadcast and room messages lost between nodes: not published (the bus was down and its buffer full), never received (a gap in a publisher's numbers), or dropped by the bus because this node was a slow consumer.", "where")
+	clDup     = desc("cluster_duplicate_messages_total", "Messages received twice from the bus (delivered once).")
 )
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -94,7 +101,7 @@ type collector struct{ src Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{buildInfo, open, accepted, ended, refused, messages, bytes, deflated, dropped, slow,
-		closes, links, reconn, timeouts, queue, frontRef, acceptErr, parked, reloads, lastOK} {
+		closes, links, reconn, timeouts, queue, frontRef, acceptErr, parked, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup} {
 		ch <- d
 	}
 }
@@ -150,6 +157,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for e, n := range f.AcceptErrors {
 		counter(acceptErr, n, e)
+	}
+	if cl := f.Cluster; cl != nil {
+		gauge(clConn, float64(cl.ConnectedNodes()))
+		gauge(clPeers, float64(cl.Peers))
+		counter(clMsgs, cl.Published, "published")
+		counter(clMsgs, cl.Received, "received")
+		counter(clLost, cl.PublishFailed, "publish")
+		counter(clLost, cl.Lost, "receive")
+		counter(clLost, cl.SlowConsumer, "slow_consumer")
+		counter(clDup, cl.Duplicates)
 	}
 	if f.Reloads == nil {
 		return // not a daemon: no front door of its own

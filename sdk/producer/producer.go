@@ -169,6 +169,42 @@ func (c *Client) SendRoom(room string, typ MessageType, data []byte, exceptSelf 
 	return c.link.send(b)
 }
 
+// ErrNoCount is returned by Count when the gateway does not answer COUNT
+// (a gateway older than the frame ignores it).
+var ErrNoCount = errors.New("producer: the gateway did not answer COUNT")
+
+// Count asks the gateway how many clients are in room ("" for the whole
+// route) on every gateway process that shares the route's bus (httpd's
+// children, a cluster of daemons), and how many processes were counted.
+// Without a bus it is the count of the gateway this client came through.
+// It waits for the answer until ctx ends.
+func (c *Client) Count(ctx context.Context, room string) (count, nodes int, err error) {
+	l := c.link
+	ch := make(chan wire.Frame, 1)
+	l.cmu.Lock()
+	l.nextID++
+	id := l.nextID
+	l.counts[id] = ch
+	l.cmu.Unlock()
+	b := getFrame(16 + len(room))
+	*b = wire.AppendCount(*b, id, room)
+	if err := l.send(b); err != nil {
+		return 0, 0, err
+	}
+	select {
+	case f := <-ch:
+		return int(f.Count), int(f.Nodes), nil
+	case <-ctx.Done():
+		l.cmu.Lock()
+		delete(l.counts, id)
+		l.cmu.Unlock()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return 0, 0, ErrNoCount
+		}
+		return 0, 0, ctx.Err()
+	}
+}
+
 // Server accepts the gateway's connections and serves their clients.
 type Server struct {
 	Handler Handler
@@ -320,12 +356,14 @@ type link struct {
 
 	cmu     sync.Mutex
 	clients map[uint64]*Client
+	nextID  uint32
+	counts  map[uint32]chan wire.Frame
 }
 
 const queueLimit = 4 << 20
 
 func (s *Server) newLink(nc net.Conn) *link {
-	l := &link{s: s, nc: nc, clients: map[uint64]*Client{}}
+	l := &link{s: s, nc: nc, clients: map[uint64]*Client{}, counts: map[uint32]chan wire.Frame{}}
 	l.sender = wire.NewSender(nc, queueLimit, putFrame, func(error) { nc.Close() })
 	return l
 }
@@ -417,6 +455,14 @@ func (l *link) serve() {
 		case wire.TypeMessage:
 			if c := l.client(f.Conn); c != nil {
 				l.call(func() { s.Handler.OnMessage(c, MessageType(f.Kind), f.Payload) })
+			}
+		case wire.TypeCounted:
+			l.cmu.Lock()
+			ch := l.counts[f.ID]
+			delete(l.counts, f.ID)
+			l.cmu.Unlock()
+			if ch != nil {
+				ch <- f
 			}
 		case wire.TypeClosed:
 			l.cmu.Lock()

@@ -25,6 +25,7 @@ const (
 	TypeOpen    Type = 0x02
 	TypeMessage Type = 0x03
 	TypeClosed  Type = 0x04
+	TypeCounted Type = 0x05 // the answer to COUNT
 
 	TypeHelloReply Type = 0x81 // producer hello
 	TypeAccept     Type = 0x82
@@ -35,12 +36,14 @@ const (
 	TypeJoin       Type = 0x87
 	TypeLeave      Type = 0x88
 	TypeClose      Type = 0x89
+	TypeCount      Type = 0x8A // how many clients in a room, cluster-wide
 )
 
 func (t Type) String() string {
 	names := map[Type]string{TypeHello: "HELLO", TypeOpen: "OPEN", TypeMessage: "MESSAGE", TypeClosed: "CLOSED",
 		TypeHelloReply: "HELLO(reply)", TypeAccept: "ACCEPT", TypeRefuse: "REFUSE", TypeSend: "SEND",
-		TypeBroadcast: "BROADCAST", TypeRoom: "ROOM", TypeJoin: "JOIN", TypeLeave: "LEAVE", TypeClose: "CLOSE"}
+		TypeBroadcast: "BROADCAST", TypeRoom: "ROOM", TypeJoin: "JOIN", TypeLeave: "LEAVE", TypeClose: "CLOSE",
+		TypeCount: "COUNT", TypeCounted: "COUNTED"}
 	if n, ok := names[t]; ok {
 		return n
 	}
@@ -92,7 +95,13 @@ type Frame struct {
 	Subprotocol string // ACCEPT
 	Status      uint16 // REFUSE
 	Except      uint64 // BROADCAST, ROOM
-	Room        string // ROOM, JOIN, LEAVE
+	Room        string // ROOM, JOIN, LEAVE, COUNT, COUNTED
+
+	// COUNT, COUNTED: the producer's request id, and the answer: how many
+	// clients, and how many gateway processes counted them.
+	ID    uint32
+	Count uint64
+	Nodes uint16
 }
 
 // ErrTooLarge is returned for a frame over the reader's limit.
@@ -186,6 +195,10 @@ func Decode(b []byte) (Frame, error) {
 		f.Room, f.Except, f.Kind, f.Payload = d.str(), d.u64(), d.u8(), d.rest()
 	case TypeJoin, TypeLeave:
 		f.Conn, f.Room = d.u64(), d.str()
+	case TypeCount:
+		f.ID, f.Room = d.u32(), d.str()
+	case TypeCounted:
+		f.ID, f.Room, f.Count, f.Nodes = d.u32(), d.str(), d.u64(), d.u16()
 	default:
 		return f, nil // unknown types are ignored by the caller
 	}
@@ -231,6 +244,15 @@ func (d *decoder) u16() uint16 {
 	}
 	v := binary.BigEndian.Uint16(d.b)
 	d.b = d.b[2:]
+	return v
+}
+
+func (d *decoder) u32() uint32 {
+	if !d.need(4) {
+		return 0
+	}
+	v := binary.BigEndian.Uint32(d.b)
+	d.b = d.b[4:]
 	return v
 }
 
@@ -407,4 +429,22 @@ func AppendMembership(dst []byte, t Type, conn uint64, room string) []byte {
 	dst, s := begin(dst, t)
 	dst = binary.BigEndian.AppendUint64(dst, conn)
 	return end(putStr(dst, room), s)
+}
+
+// AppendCount appends a COUNT frame: the producer asks how many clients
+// are in room ("" for the whole route) on every gateway process of the
+// cluster.
+func AppendCount(dst []byte, id uint32, room string) []byte {
+	dst, s := begin(dst, TypeCount)
+	dst = binary.BigEndian.AppendUint32(dst, id)
+	return end(putStr(dst, room), s)
+}
+
+// AppendCounted appends the gateway's answer to COUNT.
+func AppendCounted(dst []byte, id uint32, room string, count uint64, nodes uint16) []byte {
+	dst, s := begin(dst, TypeCounted)
+	dst = binary.BigEndian.AppendUint32(dst, id)
+	dst = putStr(dst, room)
+	dst = binary.BigEndian.AppendUint64(dst, count)
+	return end(binary.BigEndian.AppendUint16(dst, nodes), s)
 }

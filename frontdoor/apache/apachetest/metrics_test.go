@@ -68,28 +68,37 @@ func TestMetricsAcrossChildren(t *testing.T) {
 				}
 				return string(b)
 			}
-			// Children publish every second; every scrape, whatever child
-			// answers, must then see all four.
+			want := map[string]float64{
+				`wsgate_connections_open{route="/echo"}`:               held,
+				`wsgate_connections_accepted_total{route="/echo"}`:     held,
+				`wsgate_messages_total{direction="in",route="/echo"}`:  held,
+				`wsgate_messages_total{direction="out",route="/echo"}`: held,
+			}
+			mismatch := func(body string) string {
+				for name, v := range want {
+					if got := sample(body, name); got != v {
+						return fmt.Sprintf("%s = %v, want %v", name, got, v)
+					}
+				}
+				return ""
+			}
+			// Children publish every second, and a child's snapshot may
+			// fall between its accept and its first message: wait until
+			// every counter has arrived; after that every scrape, whatever
+			// child answers, must see all four.
 			deadline := time.Now().Add(15 * time.Second)
 			var body string
 			for {
 				body = scrape("/metrics")
-				if sample(body, `wsgate_connections_open{route="/echo"}`) == held || time.Now().After(deadline) {
+				if mismatch(body) == "" || time.Now().After(deadline) {
 					break
 				}
 				time.Sleep(200 * time.Millisecond)
 			}
 			for range 8 {
 				body = scrape("/metrics")
-				for name, want := range map[string]float64{
-					`wsgate_connections_open{route="/echo"}`:               held,
-					`wsgate_connections_accepted_total{route="/echo"}`:     held,
-					`wsgate_messages_total{direction="in",route="/echo"}`:  held,
-					`wsgate_messages_total{direction="out",route="/echo"}`: held,
-				} {
-					if got := sample(body, name); got != want {
-						t.Fatalf("%s = %v, want %v\n%s", name, got, want, body)
-					}
+				if m := mismatch(body); m != "" {
+					t.Fatalf("%s\n%s", m, body)
 				}
 			}
 			if mpm == "prefork" && sample(body, "wsgate_httpd_children") < held {

@@ -59,6 +59,9 @@ var mySlot = -1
 type published struct {
 	Routes []gateway.RouteSnapshot `json:"routes"`
 	Links  []gateway.RouteLinks    `json:"links"`
+	// Cluster is the child's bus counters (WsgateCluster); in a slot's
+	// history, the counters of the children that used it before.
+	Cluster *gateway.ClusterStats `json:"cluster,omitempty"`
 }
 
 func head() *shmHead { return (*shmHead)(unsafe.Pointer(&shm[0])) }
@@ -117,7 +120,29 @@ func fold(a *published, b published) {
 			a.Routes = append(a.Routes, r)
 		}
 	}
-	// Links are the state of a live child: not carried over.
+	// Links are the state of a live child: not carried over; nor is a
+	// cluster's connected state and peers.
+	if b.Cluster != nil {
+		if a.Cluster == nil {
+			a.Cluster = &gateway.ClusterStats{}
+		}
+		c := a.Cluster
+		c.Published += b.Cluster.Published
+		c.PublishFailed += b.Cluster.PublishFailed
+		c.Received += b.Cluster.Received
+		c.Lost += b.Cluster.Lost
+		c.Duplicates += b.Cluster.Duplicates
+		c.SlowConsumer += b.Cluster.SlowConsumer
+	}
+}
+
+// current is what this child publishes.
+func current() published {
+	p := published{Routes: gw.Snapshot(), Links: gw.Links()}
+	if cl, ok := gw.ClusterStats(); ok {
+		p.Cluster = &cl
+	}
+	return p
 }
 
 // readSlot returns a consistent copy of slot i.
@@ -170,8 +195,7 @@ func publish() {
 	recovered.Go("mod_wsgate counters", func() {
 		for {
 			retired, _ := readSlot(mySlot)
-			cur := published{Routes: gw.Snapshot(), Links: gw.Links()}
-			if !writeSlot(mySlot, retired, cur) && !warned {
+			if !writeSlot(mySlot, retired, current()) && !warned {
 				warned = true
 				log.Warn("this child's counters do not fit its shared memory slot; wsgate-metrics misses some of them")
 			}
@@ -187,7 +211,7 @@ func publishNow() {
 		return
 	}
 	retired, _ := readSlot(mySlot)
-	writeSlot(mySlot, retired, published{Routes: gw.Snapshot(), Links: gw.Links()})
+	writeSlot(mySlot, retired, current())
 }
 
 // sumChildren adds up every slot: each child's current counters and the
@@ -196,18 +220,27 @@ func sumChildren() (published, int) {
 	var total published
 	children := 0
 	if shm == nil || head().magic != shmMagic {
-		return published{Routes: gw.Snapshot(), Links: gw.Links()}, 1
+		return current(), 1
 	}
 	publishNow()
 	links := map[string]*gateway.RouteLinks{}
 	for i := 0; i < int(head().slots); i++ {
 		sh, _ := slot(i)
-		retired, current := readSlot(i)
+		retired, cur := readSlot(i)
 		fold(&total, retired)
 		if alive(atomic.LoadInt64(&sh.pid)) {
 			children++
-			fold(&total, current)
-			for _, l := range current.Links {
+			fold(&total, cur)
+			if c := cur.Cluster; c != nil {
+				t := total.Cluster // fold made it
+				t.Nodes++
+				if c.Connected {
+					t.ConnectedCount++
+					t.Connected = true
+				}
+				t.Peers = max(t.Peers, c.Peers)
+			}
+			for _, l := range cur.Links {
 				if t := links[l.Route]; t != nil {
 					t.Up += l.Up
 					t.Configured += l.Configured
@@ -220,7 +253,7 @@ func sumChildren() (published, int) {
 				}
 			}
 		} else {
-			fold(&total, current) // a child gone since its last publish
+			fold(&total, cur) // a child gone since its last publish
 		}
 	}
 	for _, l := range links {
@@ -238,7 +271,7 @@ type childrenSource struct {
 
 func (c childrenSource) Snapshot() []gateway.RouteSnapshot { return c.p.Routes }
 func (c childrenSource) Links() []gateway.RouteLinks       { return c.p.Links }
-func (c childrenSource) Front() metrics.Front              { return metrics.Front{} }
+func (c childrenSource) Front() metrics.Front              { return metrics.Front{Cluster: c.p.Cluster} }
 
 var childrenDesc = prometheus.NewDesc("wsgate_httpd_children", "httpd children whose counters this scrape adds up.", nil, nil)
 

@@ -41,6 +41,7 @@ import (
 	"github.com/wsgate/wsgate/apps/cplugin"
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/gateway/natsbus"
 	"github.com/wsgate/wsgate/internal/bufpool"
 	"github.com/wsgate/wsgate/internal/version"
 	"github.com/wsgate/wsgate/websocket"
@@ -60,7 +61,7 @@ var (
 // error log, at the module's LogLevel (see log.go).
 //
 //export WsgateInit
-func WsgateInit(abi C.int, software *C.char, threaded C.int, shmBase unsafe.Pointer, shmSize C.long, loglevel C.int, logFn C.wsgate_log_fn) C.int {
+func WsgateInit(abi C.int, software *C.char, threaded C.int, shmBase unsafe.Pointer, shmSize C.long, loglevel C.int, logFn C.wsgate_log_fn, cluster *C.char) C.int {
 	if abi != C.WSGATE_MODULE_ABI {
 		fmt.Fprintf(os.Stderr, "mod_wsgate: libwsgate.so speaks interface %d, mod_wsgate.so %d: install both from one build\n", int(C.WSGATE_MODULE_ABI), int(abi))
 		return 1
@@ -76,7 +77,40 @@ func WsgateInit(abi C.int, software *C.char, threaded C.int, shmBase unsafe.Poin
 		publish()
 	}
 	log.Info("engine loaded", "version", version.Get().String(), "server", C.GoString(software), "threaded", threaded != 0, "counters_slot", mySlot)
+	if c := gostr(cluster); c != "" {
+		joinCluster(c)
+	}
 	return 0
+}
+
+// joinCluster connects this child to the bus WsgateCluster names, so that
+// rooms and broadcasts span httpd's children (and any daemon on the same
+// NATS). It does not wait for NATS: a child whose NATS is down serves its
+// own clients and joins when NATS comes. The configuration was checked
+// when httpd started (WsgateCheck), so an error here is logged only.
+func joinCluster(js string) {
+	c, err := config.ParseCluster("WsgateCluster", []byte(js))
+	if err != nil {
+		log.Error("cluster: not joined; rooms and broadcasts stay in this child", "err", err)
+		return
+	}
+	name := c.Name
+	if name == "" {
+		host, _ := os.Hostname()
+		name = fmt.Sprintf("mod_wsgate %s %d", host, os.Getpid())
+	}
+	b, err := natsbus.Connect(natsbus.Options{URLs: c.URLs, Name: name, Credentials: c.Credentials, NKey: c.NKey,
+		User: c.User, Password: c.Password, Token: c.Token, CA: c.CA, Cert: c.Cert, Key: c.Key, Buffer: int(c.Buffer), Log: log})
+	if err != nil {
+		log.Error("cluster: not joined; rooms and broadcasts stay in this child", "err", err)
+		return
+	}
+	if err := gw.UseBus(b, c.Prefix); err != nil {
+		b.Close()
+		log.Error("cluster: not joined; rooms and broadcasts stay in this child", "err", err)
+		return
+	}
+	log.Info("cluster: rooms and broadcasts go through NATS", "servers", c.URLs, "node", name)
 }
 
 // WsgateMetrics renders the counters of every child: Prometheus's text
@@ -191,7 +225,7 @@ func buildRoute(spec string, plugin unsafe.Pointer, pluginInit string) (built, e
 // "docroot.root", or empty); an empty string means every route is usable.
 //
 //export WsgateCheck
-func WsgateCheck(abi C.int, in *C.char) *C.char {
+func WsgateCheck(abi C.int, cin *C.char) *C.char {
 	if abi != C.WSGATE_MODULE_ABI {
 		return C.CString(fmt.Sprintf("\t\tlibwsgate.so speaks interface %d, mod_wsgate.so %d: install both from one build\n", int(C.WSGATE_MODULE_ABI), int(abi)))
 	}
@@ -201,12 +235,23 @@ func WsgateCheck(abi C.int, in *C.char) *C.char {
 			fmt.Fprintf(&out, "\t\tchecking the configuration panicked: %v\n", v)
 		}
 	}()
-	var sections []struct {
-		Section string          `json:"section"`
-		Route   json.RawMessage `json:"route"`
+	var in struct {
+		Sections []struct {
+			Section string          `json:"section"`
+			Route   json.RawMessage `json:"route"`
+		} `json:"sections"`
+		Cluster json.RawMessage `json:"cluster"`
 	}
-	if err := json.Unmarshal([]byte(C.GoString(in)), &sections); err != nil {
+	if err := json.Unmarshal([]byte(C.GoString(cin)), &in); err != nil {
 		return C.CString("\t\t" + err.Error() + "\n")
+	}
+	sections := in.Sections
+	if len(in.Cluster) > 0 && string(in.Cluster) != "null" {
+		if _, err := config.ParseCluster("WsgateCluster", in.Cluster); err != nil {
+			for _, e := range config.Errors(err) {
+				fmt.Fprintf(&out, "\t\tWsgateCluster: %s\n", strings.ReplaceAll(e.Error(), "\n", " "))
+			}
+		}
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, sec := range sections {
@@ -215,6 +260,9 @@ func WsgateCheck(abi C.int, in *C.char) *C.char {
 			var g *gateway.Gateway
 			if g, err = gateway.New(quiet, r.Route); err == nil {
 				g.Stop(context.Background())
+			}
+			if b, ok := r.Route.Handler.(gateway.Broadcaster); ok && b.Broadcasts() {
+				fmt.Fprintf(&out, "!broadcast\t%s\t%s\n", sec.Section, r.Route.App)
 			}
 		}
 		for _, e := range config.Errors(err) {

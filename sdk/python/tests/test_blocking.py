@@ -42,8 +42,22 @@ class BlockingTest(unittest.TestCase):
                     ev.respond("joined")
                 elif data == "bye":
                     ev.client.close(4000, "py")
+                elif data == "count":
+                    client = ev.client
+                    threading.Thread(target=lambda: client.send("%d on %d" % client.count("lobby")), daemon=True).start()
                 else:
                     ev.respond(data)
+
+    def test_count(self):
+        g = FakeGateway(self.path)
+        g.send(p.open_frame(1))
+        self.assertEqual(g.read().type, p.ACCEPT)
+        g.send(p.message(1, "count"))
+        f = g.read()
+        self.assertEqual((f.type, f.room), (p.COUNT, "lobby"))
+        g.send(p.counted(f.id, "lobby", 7, 3))
+        self.assertEqual(g.read().data(), "7 on 3")
+        g.close()
 
     def test_modes(self):
         for mode in (p.MODE_MUX, p.MODE_PER_CLIENT):
@@ -101,3 +115,4 @@ class ListenTest(unittest.TestCase):
                     listen_unix(path)  # in use
             finally:
                 s.close()
+

@@ -45,6 +45,12 @@ class Client(p.ClientInfo):
     async def send_room(self, room, data, except_self=False):
         await self._link.write(p.room(room, data, self.id if except_self else 0))
 
+    async def count(self, room=""):
+        """How many clients are in room ("" for the route) on every gateway
+        process sharing the route's bus, and how many processes counted:
+        (count, nodes). Wrap it in asyncio.wait_for to bound the wait."""
+        return await self._link.count(room)
+
 
 class Handler:
     """Override what you need. Calls for the clients of one gateway
@@ -69,11 +75,25 @@ class _Link:
         self.route = None
         self.clients = {}
         self.lock = asyncio.Lock()
+        self.counts = {}
+        self.next_id = 0
 
     async def write(self, frame):
         async with self.lock:
             self.writer.write(frame)
             await self.writer.drain()
+
+    async def count(self, room):
+        self.next_id += 1
+        req = self.next_id
+        fut = asyncio.get_running_loop().create_future()
+        self.counts[req] = fut
+        try:
+            await self.write(p.count(req, room))
+            f = await fut
+        finally:
+            self.counts.pop(req, None)
+        return f.count, f.nodes
 
     async def read_frame(self, max_size):
         try:
@@ -133,6 +153,10 @@ class _Link:
                         c.closed = True
                         self.server.count -= 1
                         await h.on_close(c, f.code, f.reason)
+                elif f.type == p.COUNTED:
+                    fut = self.counts.get(f.id)
+                    if fut is not None and not fut.done():
+                        fut.set_result(f)
         except (EOFError, OSError, p.ProtocolError):
             pass
         finally:

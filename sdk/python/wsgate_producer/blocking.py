@@ -38,6 +38,12 @@ class Client(p.ClientInfo):
     def send_room(self, room, data, except_self=False):
         self._link.write(p.room(room, data, self.id if except_self else 0))
 
+    def count(self, room="", timeout=5.0):
+        """How many clients are in room ("" for the route) on every gateway
+        process sharing the route's bus, and how many processes counted:
+        (count, nodes). Raises TimeoutError when no answer comes."""
+        return self._link.count(room, timeout)
+
 
 class Event:
     """An Accept, IO or Close event."""
@@ -86,12 +92,28 @@ class _Link:
         self.lock = threading.Lock()
         self.clients = {}
         self.alive = True
+        self.counts = {}
+        self.next_id = 0
 
     def write(self, frame):
         with self.lock:
             if not self.alive:
                 raise ConnectionError("gateway connection closed")
             self.sock.sendall(frame)
+
+    def count(self, room, timeout):
+        done = threading.Event()
+        with self.lock:
+            self.next_id += 1
+            req = self.next_id
+            self.counts[req] = [done, None]
+        self.write(p.count(req, room))
+        if not done.wait(timeout):
+            with self.lock:
+                self.counts.pop(req, None)
+            raise TimeoutError("the gateway did not answer COUNT")
+        f = self.counts.pop(req)[1]
+        return f.count, f.nodes
 
     def forget(self, conn):
         self.clients.pop(conn, None)
@@ -131,6 +153,12 @@ class _Link:
                     if c is not None:
                         c.closed = True
                         self.server._events.put(Event(CLOSE, c, code=f.code, reason=f.reason))
+                elif f.type == p.COUNTED:
+                    with self.lock:
+                        w = self.counts.get(f.id)
+                    if w is not None:
+                        w[1] = f
+                        w[0].set()
         except (EOFError, OSError, p.ProtocolError):
             pass
         finally:

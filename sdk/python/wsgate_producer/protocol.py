@@ -9,6 +9,7 @@ HELLO = 0x01
 OPEN = 0x02
 MESSAGE = 0x03
 CLOSED = 0x04
+COUNTED = 0x05
 # Producer to gateway.
 HELLO_REPLY = 0x81
 ACCEPT = 0x82
@@ -19,6 +20,7 @@ ROOM = 0x86
 JOIN = 0x87
 LEAVE = 0x88
 CLOSE = 0x89
+COUNT = 0x8A
 
 TEXT = 1
 BINARY = 2
@@ -93,6 +95,16 @@ def close(conn, code=1000, reason=""):
 
 # The gateway's frames, for tests that play the gateway.
 
+def count(req_id, room=""):
+    """Ask how many clients are in room ("" for the route) on every gateway
+    process sharing the route's bus; the answer is a COUNTED frame."""
+    return _frame(COUNT, struct.pack(">I", req_id) + _str(room))
+
+
+def counted(req_id, room, n, nodes):
+    return _frame(COUNTED, struct.pack(">I", req_id) + _str(room) + struct.pack(">QH", n, nodes))
+
+
 def hello(mode, route, software="test"):
     return _frame(HELLO, struct.pack(">HB", VERSION, mode) + _str(route) + _str(software))
 
@@ -123,7 +135,7 @@ class Frame:
 
     __slots__ = ("type", "conn", "version", "mode", "route", "software", "path", "query", "host",
                  "remote", "tls", "protocols", "headers", "kind", "payload", "code", "reason",
-                 "subprotocol", "status", "except_conn", "room")
+                 "subprotocol", "status", "except_conn", "room", "id", "count", "nodes")
 
     def __init__(self, ftype):
         self.type = ftype
@@ -154,6 +166,9 @@ class _Decoder:
 
     def u16(self):
         return struct.unpack(">H", self.take(2))[0]
+
+    def u32(self):
+        return struct.unpack(">I", self.take(4))[0]
 
     def u64(self):
         return struct.unpack(">Q", self.take(8))[0]
@@ -200,6 +215,10 @@ def decode(body):
         f.room, f.except_conn, f.kind, f.payload = d.str(), d.u64(), d.u8(), d.rest()
     elif t in (JOIN, LEAVE):
         f.conn, f.room = d.u64(), d.str()
+    elif t == COUNT:
+        f.id, f.room = d.u32(), d.str()
+    elif t == COUNTED:
+        f.id, f.room, f.count, f.nodes = d.u32(), d.str(), d.u64(), d.u16()
     if f.kind is not None and f.kind not in (TEXT, BINARY):
         raise ProtocolError("message kind %d" % f.kind)
     return f

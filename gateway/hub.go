@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"runtime"
 	"sort"
 	"sync"
 
@@ -56,21 +57,23 @@ func (h *Hub) Each(fn func(*Conn) bool) {
 // except (which may be nil), on every node when the gateway has a bus, and
 // returns how many of this node's connections accepted it.
 func (h *Hub) Broadcast(typ websocket.MessageType, data []byte, except *Conn) int {
-	n := h.send(h.snapshot(except, ""), typ, data)
+	// The other nodes first: their fan-outs then run while this one's
+	// does, instead of after it.
 	if cl, t := h.clusterTopic(); cl != nil {
 		cl.publish(t, h, "", typ, data)
 	}
-	return n
+	return h.send(h.snapshot(except, ""), typ, data)
 }
 
 // SendRoom sends a message to every connection in room except except, on
 // every node when the gateway has a bus.
 func (h *Hub) SendRoom(room string, typ websocket.MessageType, data []byte, except *Conn) int {
-	n := h.send(h.snapshot(except, room), typ, data)
+	// The other nodes first: their fan-outs then run while this one's
+	// does, instead of after it.
 	if cl, t := h.clusterTopic(); cl != nil {
 		cl.publish(t, h, room, typ, data)
 	}
-	return n
+	return h.send(h.snapshot(except, room), typ, data)
 }
 
 // sendLocal delivers a message that came from elsewhere (another node, or
@@ -126,13 +129,25 @@ func (h *Hub) send(snap *[]*Conn, typ websocket.MessageType, data []byte) int {
 	pm := websocket.NewPreparedMessage(typ, data)
 	defer pm.Release()
 	n := 0
-	for _, c := range *snap {
+	for i, c := range *snap {
 		if c.ws.SendPrepared(pm) == nil {
 			n++
+		}
+		if i%yieldEvery == yieldEvery-1 {
+			runtime.Gosched()
 		}
 	}
 	return n
 }
+
+// yieldEvery is how many sends a fan-out makes between yields. A large
+// fan-out is one goroutine making thousands of write(2) calls; past the
+// scheduler's 10 ms time slice sysmon retakes its P in the middle of a
+// write, and the goroutine finishes the fan-out hopping between threads
+// (on one core, about an eighth of the time went to context switches).
+// Yielding starts a new time slice, as a goroutine per write would, and
+// lets the node's other connections run between batches.
+const yieldEvery = 64
 
 var snapPool = sync.Pool{New: func() any { s := make([]*Conn, 0, 64); return &s }}
 

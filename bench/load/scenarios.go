@@ -37,6 +37,10 @@ type Result struct {
 	// microseconds, from /proc. The harness fills it in; on a machine
 	// whose neighbours steal cycles it varies much less than the rate.
 	ServerCPU float64 `json:"server_cpu_us,omitempty"`
+	// ProcessRSS is, for a server of several processes (a cluster's
+	// nodes and broker), each one's RSS in KiB at the end of the run. The
+	// harness fills it in.
+	ProcessRSS map[string]int64 `json:"process_rss_kib,omitempty"`
 }
 
 func (r *Result) latencies(h *Hist) {
@@ -261,15 +265,35 @@ func Storm(target string, conc int, d time.Duration) (Result, error) {
 // size bytes, each after the previous one reached all n. Rate is
 // deliveries per second; the latencies are those of whole fan-outs.
 //
+// With several targets (the nodes of a cluster, each serving the same
+// route) the subscribers are spread evenly over them, subscriber i on
+// targets[i%len(targets)], and the sender is on the first: a message
+// reaches the other nodes' subscribers through the cluster's bus.
+//
 // Subscribers are read through one epoll loop rather than a goroutine
 // each, so that the client keeps up with 10,000 deliveries per message on
 // one core and the server is what is measured.
-func Broadcast(target string, n, msgs, size int, timeout time.Duration) (Result, error) {
+func Broadcast(targets []string, n, msgs, size int, timeout time.Duration) (Result, error) {
 	res := Result{Scenario: "broadcast", Conns: n, Size: size}
+	if len(targets) == 0 {
+		return res, fmt.Errorf("broadcast: no target")
+	}
 	cs := make([]*Conn, n)
 	defer closeAll(cs)
-	if err := dialAll(cs, target, "", 256, false); err != nil {
-		return res, err
+	// dialAll fills a slice; the subscribers of node k are every
+	// len(targets)-th connection, gathered here and put back in place.
+	for k, target := range targets {
+		var mine []*Conn
+		for i := k; i < n; i += len(targets) {
+			mine = append(mine, nil)
+		}
+		err := dialAll(mine, target, "", 256, false)
+		for j, c := range mine {
+			cs[k+j*len(targets)] = c
+		}
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", target, err)
+		}
 	}
 	// Every delivery is the same unmasked text frame.
 	frameLen := int64(2 + size)

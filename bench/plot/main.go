@@ -85,9 +85,10 @@ func plotThroughput(file string, all []*measurement) error {
 	for _, apache := range []bool{false, true} {
 		var ms []*measurement
 		for _, m := range all {
-			// The ops group compares wsgate with itself: its table says
-			// all there is, and its two servers would widen every case.
-			if m.Group != "idle" && m.Group != "ops" && (m.Group == "apache") == apache {
+			// The ops and cluster groups compare wsgate with itself: their
+			// tables say all there is, and their servers would widen every
+			// case.
+			if m.Group != "idle" && m.Group != "ops" && m.Group != "cluster" && (m.Group == "apache") == apache {
 				ms = append(ms, m)
 			}
 		}

@@ -88,7 +88,7 @@ func main() {
 	out := flag.String("out", "", "directory for BENCHMARKS.md, benchmarks.png and benchmarks.json (default: a temporary directory)")
 	rounds := flag.Int("rounds", 3, "rounds of each case (each server once per round)")
 	secs := flag.Duration("duration", 2*time.Second, "length of each echo and storm measurement")
-	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, storm, broadcast, ops, apache)")
+	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, storm, broadcast, ops, cluster, apache)")
 	apache := flag.String("apache", "auto", "the Apache group: on, off, or auto (on when apache2 and apxs are installed)")
 	verbose := flag.Bool("v", false, "print each result as it comes")
 	report := flag.String("report", "", "write the report again from this benchmarks.json instead of measuring")
@@ -285,6 +285,12 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 		cs = append(cs, benchCase{group: "ops", scenario: "echo", conns: c, size: 16, path: "/echo", servers: ops, args: d})
 	}
 	cs = append(cs, benchCase{group: "ops", scenario: "storm", conns: 64, path: "/echo", servers: ops, args: d})
+	cluster := benchCase{group: "cluster", scenario: "broadcast", conns: 9000, size: 64, path: "/broadcast", servers: h.clusterServers(),
+		args: []string{"-msgs", strconv.Itoa(bcastMsgs)}}
+	if h.quick {
+		cluster.conns = 300
+	}
+	cs = append(cs, cluster)
 	if apache {
 		as := append([]server{servers[0]}, h.apacheServers()...)
 		for _, c := range aConns {
@@ -308,6 +314,9 @@ func (h *harness) measure(c benchCase, s server) (load.Result, error) {
 	}
 	defer p.stop()
 	url := fmt.Sprintf("ws://127.0.0.1:%d%s", port, c.path)
+	for _, p := range p.ports {
+		url += fmt.Sprintf(",ws://127.0.0.1:%d%s", p, c.path)
+	}
 	scenario := c.scenario
 	args := []string{"-url", url}
 	switch c.scenario {
@@ -338,14 +347,30 @@ func (h *harness) measure(c benchCase, s server) (load.Result, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cpu0 := cpuTime(p.pid)
+	cpu := func() time.Duration {
+		if len(p.parts) == 0 {
+			return cpuTime(p.pid)
+		}
+		var t time.Duration
+		for _, pt := range p.parts {
+			t += cpuTime(pt.pid)
+		}
+		return t
+	}
+	cpu0 := cpu()
 	if err := cmd.Run(); err != nil {
 		return load.Result{}, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	cpu1 := cpuTime(p.pid)
+	cpu1 := cpu()
 	var r load.Result
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 		return r, fmt.Errorf("load's output: %v: %q", err, stdout.String())
+	}
+	if len(p.parts) > 0 {
+		r.ProcessRSS = map[string]int64{}
+		for _, pt := range p.parts {
+			r.ProcessRSS[pt.name] = load.RSS(pt.pid, false)
+		}
 	}
 	if r.Count > 0 && cpu1 > cpu0 && !p.children {
 		r.ServerCPU = (cpu1 - cpu0).Seconds() * 1e6 / float64(r.Count)

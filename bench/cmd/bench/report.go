@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,6 +140,7 @@ var groupTitles = map[string]string{
 	"storm":     "Connect storm: handshakes per second (connect, upgrade, reset)",
 	"broadcast": "Broadcast: deliveries per second (each message relayed to every subscriber, 50 messages one after another)",
 	"apache":    "Apache httpd: echo messages per second, mod_wsgate and httpd's proxy tunnel (mod_proxy_http) in front of the daemon",
+	"cluster":   "Cluster: broadcast deliveries per second, 9,000 subscribers on one daemon, and spread over three daemons joined by a NATS server (3,000 each; the sender on the first), every process on the same server core. In parentheses the three nodes' rate ÷ one node's, paired round by round",
 	"ops":       "Operations cost: echo messages and handshakes per second, one build with limits, metrics and access log off (ops-off); every limit on and the metrics scraped each second (ops-on); and ops-on with the access log written to a file (ops-log). In parentheses each one's rate ÷ ops-off's, paired round by round",
 }
 
@@ -254,8 +256,11 @@ func writeReport(dir, machine string, all []*measurement) error {
 		if g != "idle" {
 			b.WriteString(lat.String() + "\n")
 		}
-		if g == "ops" {
+		if g == "ops" || g == "cluster" {
 			b.WriteString(cpuTable(servers, cases, cell, ref))
+		}
+		if g == "cluster" {
+			b.WriteString(rssTable(servers, cases, cell))
 		}
 		for _, m := range ms {
 			if m.Error != "" {
@@ -307,6 +312,32 @@ func cpuTable(servers, cases []string, cell map[[2]string]*measurement, ref stri
 	return b.String() + "\n"
 }
 
+// rssTable is, for servers of several processes, each process's RSS at
+// the end of the run (the median over rounds), in MiB.
+func rssTable(servers, cases []string, cell map[[2]string]*measurement) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| RSS of each process after the run (MiB) | %s |\n|---|%s\n", strings.Join(servers, " | "), strings.Repeat("---|", len(servers)))
+	for _, c := range cases {
+		fmt.Fprintf(&b, "| %s |", c)
+		for _, s := range servers {
+			m := cell[[2]string{c, s}]
+			if m == nil || len(m.Results) == 0 || len(m.Results[0].ProcessRSS) == 0 {
+				b.WriteString(" – |")
+				continue
+			}
+			names := slices.Sorted(maps.Keys(m.Results[0].ProcessRSS))
+			var parts []string
+			for _, name := range names {
+				v := medianOf(m.Results, func(x load.Result) float64 { return float64(x.ProcessRSS[name]) })
+				parts = append(parts, fmt.Sprintf("%s %.0f", name, v/1024))
+			}
+			fmt.Fprintf(&b, " %s |", strings.Join(parts, ", "))
+		}
+		b.WriteString("\n")
+	}
+	return b.String() + "\n"
+}
+
 // medianOf is the median of f over rs.
 func medianOf(rs []load.Result, f func(load.Result) float64) float64 {
 	xs := make([]float64, len(rs))
@@ -329,7 +360,7 @@ func medianOf(rs []load.Result, f func(load.Result) float64) float64 {
 // group, whose reference is the configuration with everything off and
 // whose question is what each other configuration keeps of its rate.
 func shownRatio(group string, a float64) float64 {
-	if group == "ops" && a > 0 {
+	if (group == "ops" || group == "cluster") && a > 0 {
 		return 1 / a
 	}
 	return a

@@ -30,6 +30,16 @@ type proc struct {
 	pid      int  // measured for RSS
 	children bool // measure pid's children too (httpd)
 	stop     func()
+	// A server of several processes (a cluster) lists them in parts:
+	// their CPU time is added up and each one's RSS reported. urls are
+	// the ports, besides the first, that serve the case's path.
+	parts []part
+	ports []int
+}
+
+type part struct {
+	name string
+	pid  int
 }
 
 func wsgateConfig(port int) string {
@@ -142,6 +152,134 @@ func (h *harness) servers() []server {
 		list = append(list, s)
 	}
 	return list
+}
+
+// The "cluster" group measures a broadcast spread over three daemons
+// joined by a NATS server, against one daemon holding every subscriber,
+// in the same run and on the same server cores: the cluster does the same
+// deliveries with three processes and a broker sharing them, so what it
+// costs is the bus (a publish, NATS's relay, a receive per node and
+// message) and three runtimes instead of one.
+func (h *harness) clusterServers() []server {
+	single := server{name: "1 node", start: func(h *harness, port int) (*proc, error) {
+		cfg := filepath.Join(h.work, "wsgate.yaml")
+		if err := os.WriteFile(cfg, []byte(wsgateConfig(port)), 0o644); err != nil {
+			return nil, err
+		}
+		p, err := h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
+		if p != nil {
+			p.parts = []part{{"wsgate", p.pid}}
+		}
+		return p, err
+	}}
+	three := server{name: "3 nodes + NATS", start: func(h *harness, port int) (*proc, error) {
+		return h.cluster(port, 3)
+	}}
+	return []server{single, three}
+}
+
+// natsServer is Debian's nats-server (package nats-server), which puts
+// it in /usr/sbin, or one on the PATH.
+func natsServer() (string, error) {
+	if _, err := os.Stat("/usr/sbin/nats-server"); err == nil {
+		return "/usr/sbin/nats-server", nil
+	}
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("nats-server is not installed (Debian package nats-server)")
+}
+
+// cluster starts a NATS server and n wsgate daemons joined through it,
+// the first on port, and waits until every node sees the others.
+func (h *harness) cluster(port, n int) (*proc, error) {
+	bin, err := natsServer()
+	if err != nil {
+		return nil, err
+	}
+	natsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	var procs []*proc
+	stopAll := func() {
+		for i := len(procs) - 1; i >= 0; i-- {
+			procs[i].stop()
+		}
+	}
+	broker, err := h.spawn(natsPort, bin, "-a", "127.0.0.1", "-p", strconv.Itoa(natsPort))
+	if err != nil {
+		return nil, err
+	}
+	procs = append(procs, broker)
+	p := &proc{}
+	admins := make([]int, n)
+	for i := range n {
+		nport := port
+		if i > 0 {
+			if nport, err = freePort(); err != nil {
+				stopAll()
+				return nil, err
+			}
+			p.ports = append(p.ports, nport)
+		}
+		if admins[i], err = freePort(); err != nil {
+			stopAll()
+			return nil, err
+		}
+		name := fmt.Sprintf("node-%d", i+1)
+		cfg := filepath.Join(h.work, name+".yaml")
+		conf := strings.Replace(wsgateConfig(nport), `admin: {listen: "off"}`, fmt.Sprintf(`admin: {listen: "127.0.0.1:%d"}`, admins[i]), 1)
+		conf += fmt.Sprintf("cluster: {nats: [\"nats://127.0.0.1:%d\"], name: %s}\n", natsPort, name)
+		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+			stopAll()
+			return nil, err
+		}
+		d, err := h.spawn(nport, filepath.Join(h.work, "wsgate"), "-config", cfg)
+		if err != nil {
+			stopAll()
+			return nil, err
+		}
+		procs = append(procs, d)
+		p.parts = append(p.parts, part{name, d.pid})
+	}
+	p.parts = append(p.parts, part{"nats", broker.pid})
+	p.pid = procs[1].pid
+	p.stop = stopAll
+	// A node publishes a heartbeat every second; once each has heard the
+	// others, every node's subscription is in place.
+	deadline := time.Now().Add(15 * time.Second)
+	for i := 0; i < n; {
+		if time.Now().After(deadline) {
+			stopAll()
+			return nil, fmt.Errorf("node-%d does not see the other %d nodes after 15s", i+1, n-1)
+		}
+		if peers, _ := metric(admins[i], "wsgate_cluster_peers"); peers == float64(n-1) {
+			i++
+			continue
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return p, nil
+}
+
+// metric reads one unlabelled sample from a daemon's admin listener.
+func metric(adminPort int, name string) (float64, error) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", adminPort))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s", name)
 }
 
 // apacheServers are the Apache deployments: mod_wsgate, and httpd's

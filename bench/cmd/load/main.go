@@ -26,7 +26,7 @@ func main() {
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
-	url := fs.String("url", "ws://127.0.0.1:8080/echo", "WebSocket URL")
+	url := fs.String("url", "ws://127.0.0.1:8080/echo", "WebSocket URL (broadcast: several, comma-separated, to spread the subscribers over a cluster's nodes)")
 	conns := fs.Int("conns", 1, "echo: connections")
 	size := fs.Int("size", 64, "echo, broadcast: payload bytes")
 	duration := fs.Duration("duration", 5*time.Second, "echo, storm: how long to run")
@@ -67,7 +67,7 @@ func main() {
 	case "storm":
 		res, err = load.Storm(*url, *conc, *duration)
 	case "broadcast":
-		res, err = load.Broadcast(*url, *n, *msgs, *size, *timeout)
+		res, err = load.Broadcast(strings.Split(*url, ","), *n, *msgs, *size, *timeout)
 	default:
 		fail(fmt.Errorf("unknown scenario %q", os.Args[1]))
 	}

@@ -87,6 +87,9 @@ func Connect(o Options) (*Bus, error) {
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.ReconnectBufSize(o.Buffer),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil {
+				return // Close: the node is stopping
+			}
 			b.log.Warn("cluster: disconnected from NATS; broadcasts stay on this node until it is back", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

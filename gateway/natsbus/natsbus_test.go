@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	_ "github.com/wsgate/wsgate/apps/all"
+	"github.com/wsgate/wsgate/gateway/natsbus"
 	"github.com/wsgate/wsgate/internal/natstest"
 	"github.com/wsgate/wsgate/internal/testserver"
 	"github.com/wsgate/wsgate/sdk/producer"
@@ -438,4 +439,79 @@ func TestBusDown(t *testing.T) {
 	}
 	st, _ = ds[0].Gateway().ClusterStats()
 	t.Logf("node 0: %+v; node 1 got %d of %d, %+v", st, got, sent, st1)
+}
+
+// TestSlowConsumer: a node that cannot keep up with a route's messages
+// (here a subscriber on the routes' subjects whose handler is held, as a
+// node starved of CPU would be) is a NATS slow consumer. NATS drops for it
+// alone and the drops are counted; the daemons' clients get every
+// message, in order, without waiting for it.
+func TestSlowConsumer(t *testing.T) {
+	nats := natstest.StartCluster(t, 1)
+	var ds []*testserver.Server
+	for range 2 {
+		ds = append(ds, testserver.Start(t, clusterConf([]string{nats[0].URL()}, "")))
+	}
+	waitPeers(t, ds)
+	slow, err := natsbus.Connect(natsbus.Options{URLs: []string{nats[0].URL()}, Name: "slow", PendingMsgs: 16, PendingBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	release := make(chan struct{})
+	var handled atomic.Int64
+	unsub, err := slow.Subscribe("wsgate.r.>", func([]byte) {
+		if handled.Load() > 0 {
+			<-release
+		}
+		handled.Add(1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	a, b := dial(t, ds[0].URL("/chat")), dial(t, ds[1].URL("/chat"))
+	rb := receive(b)
+	// Until the slow subscriber has its first message, its subscription
+	// may not have reached the server.
+	if !testserver.WaitFor(10*time.Second, func() bool {
+		if handled.Load() > 0 {
+			return true
+		}
+		a.WriteMessage(websocket.TextMessage, []byte("0:0"))
+		time.Sleep(50 * time.Millisecond)
+		return false
+	}) {
+		t.Fatal("the slow subscriber got nothing")
+	}
+	const msgs = 2000
+	sendAll([]*websocket.Conn{a}, 1, msgs, 0)
+	// The other daemon's client is not held up by the slow node.
+	last := func() int {
+		rb.mu.Lock()
+		defer rb.mu.Unlock()
+		return rb.last[0]
+	}
+	if !testserver.WaitFor(20*time.Second, func() bool { return last() == msgs && rb.count() > msgs }) {
+		t.Fatalf("node 1's client got %d messages (last %d) while the slow node was held", rb.count(), last())
+	}
+	rb.mu.Lock()
+	if rb.err != nil {
+		t.Error(rb.err)
+	}
+	rb.mu.Unlock()
+	if slow.SlowConsumer() == 0 {
+		t.Fatal("nothing counted as dropped for the slow consumer")
+	}
+	close(release)
+	// Every message either reached the slow node or was counted as
+	// dropped: the "0:0" messages sent while its subscription was
+	// being made are the only ones that may have been neither.
+	sent := int64(msgs) + 1
+	if !testserver.WaitFor(10*time.Second, func() bool {
+		return handled.Load()+int64(slow.SlowConsumer()) >= sent
+	}) {
+		t.Fatalf("handled %d + dropped %d < %d sent", handled.Load(), slow.SlowConsumer(), sent)
+	}
+	t.Logf("slow node: handled %d, dropped (counted) %d of %d", handled.Load(), slow.SlowConsumer(), sent)
 }

@@ -20,7 +20,9 @@ import tarfile
 import zipfile
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGE = "wsgate_producer"
+# The SDK, and mod_pywebsocket: the import path pywebsocket's handler
+# files use, served by wsgate_producer.pywebsocket.
+PACKAGES = ("wsgate_producer", "mod_pywebsocket")
 
 
 def _project():
@@ -71,12 +73,13 @@ def _metadata(p):
 
 
 def _sources():
-    for root, dirs, files in os.walk(os.path.join(HERE, PACKAGE)):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
-            if name.endswith(".py"):
-                path = os.path.join(root, name)
-                yield path, os.path.relpath(path, HERE).replace(os.sep, "/")
+    for package in PACKAGES:
+        for root, dirs, files in os.walk(os.path.join(HERE, package)):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(files):
+                if name.endswith(".py"):
+                    path = os.path.join(root, name)
+                    yield path, os.path.relpath(path, HERE).replace(os.sep, "/")
 
 
 class _Wheel:
@@ -120,7 +123,7 @@ def _build(wheel_directory, editable):
                 w.add(arcname, f.read())
     w.add(dist_info + "/METADATA", _metadata(p))
     w.add(dist_info + "/WHEEL", "Wheel-Version: 1.0\nGenerator: wsgate_build\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-    w.add(dist_info + "/top_level.txt", PACKAGE + "\n")
+    w.add(dist_info + "/top_level.txt", "".join(p + "\n" for p in PACKAGES))
     w.close(dist_info)
     return filename
 

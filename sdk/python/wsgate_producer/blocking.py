@@ -72,6 +72,13 @@ class Event:
         self._decided = True
         self.client._link.write(p.accept(self.client.id, subprotocol, (headers or {}).items()))
 
+    def defer(self):
+        """Take an Accept event's decision away from dequeue(): accept()
+        or refuse() will be called later, from any thread (a handshake
+        hook that may block, say). The gateway waits for it up to its
+        open_timeout."""
+        self._deferred = True
+
     def refuse(self, status=403, reason=""):
         """Refuse an Accept event's client with an HTTP status."""
         if self._decided:
@@ -212,7 +219,7 @@ class Server:
     def dequeue(self, timeout=None):
         """The next event. An Accept event returned by the previous call and
         not decided is accepted now. Raises queue.Empty on timeout."""
-        if self._last is not None and self._last.type == ACCEPT:
+        if self._last is not None and self._last.type == ACCEPT and not getattr(self._last, "_deferred", False):
             self._last.accept()
         self._last = self._events.get(timeout=timeout)
         return self._last

@@ -72,9 +72,14 @@ static int wsgate_handler(request_rec *r)
     apr_table_t *saved;
     int status;
 
-    if (!r->handler || strcmp(r->handler, "websocket-handler")) {
+    int apachews;
+
+    /* websocket-handler is apache-websocket's SetHandler; websocket is
+     * apache-ws's AddHandler websocket .ws. */
+    if (!r->handler || (strcmp(r->handler, "websocket-handler") && strcmp(r->handler, "websocket"))) {
         return DECLINED;
     }
+    apachews = !strcmp(r->handler, "websocket");
     if (!wsgate_go.handle) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_wsgate: the Go engine is not loaded in this child");
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -103,9 +108,17 @@ static int wsgate_handler(request_rec *r)
     }
     req.request_rec = r;
     req.section = conf->section ? conf->section : "";
-    req.route = wsgate_route_json(r->pool, conf, wsgate_route_path(r, conf->location));
-    req.plugin = conf->plugin;
-    req.plugin_init = conf->plugin_init;
+    if (apachews) {
+        req.route = wsgate_apachews_route(r, conf, &status);
+        if (!req.route) {
+            return status;
+        }
+        req.section = apr_pstrcat(r->pool, req.section, "\tapache-ws", NULL);
+    } else {
+        req.route = wsgate_route_json(r->pool, conf, wsgate_route_path(r, conf->location));
+        req.plugin = conf->plugin;
+        req.plugin_init = conf->plugin_init;
+    }
 
     /* As mod_websocket: the 101 starts from nothing, and what the
      * plugin's on_connect (run inside handle) puts in headers_out is

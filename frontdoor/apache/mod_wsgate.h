@@ -83,6 +83,9 @@ typedef struct {
     const char *app_file;
     int app_line;
     int recorded; /* in wsgate_sections() */
+    /* Not a directive: set on a request's copy for apache-ws's
+     * AddHandler websocket, whose docroot speaks raw text. */
+    int raw_text;
 } wsgate_dir_conf;
 
 /* The Go library, once loaded in this child (wsgate_go.c). */
@@ -109,6 +112,10 @@ int wsgate_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
 const apr_array_header_t *wsgate_sections(void);
 
 /* wsgate_route.c */
+/* apache-ws's AddHandler websocket: the route for a request whose mapped
+ * file (r->filename) is its producer's socket, or NULL (and *status set)
+ * when the request cannot be served so. */
+const char *wsgate_apachews_route(request_rec *r, const wsgate_dir_conf *conf, int *status);
 const char *wsgate_json_string(apr_pool_t *p, const char *s);
 /* The cluster configuration of the main server as JSON ("" for none). */
 const char *wsgate_cluster_json(apr_pool_t *p, server_rec *s);

@@ -144,6 +144,9 @@ const char *wsgate_route_json(apr_pool_t *p, const wsgate_dir_conf *conf, const 
                 LIT(",\"deny\":");
                 json_list(j, conf->deny);
             }
+            if (conf->raw_text) {
+                LIT(",\"mode\":\"per-client\",\"protocol\":\"raw\",\"message_type\":\"text\"");
+            }
             LIT("}");
         } else if (conf->program) {
             LIT(",\"program\":{\"command\":");
@@ -153,4 +156,40 @@ const char *wsgate_route_json(apr_pool_t *p, const wsgate_dir_conf *conf, const 
     }
     LIT("}");
     return apr_array_pstrcat(p, j, 0);
+}
+
+/* wsgate_apachews_route: apache-ws mapped a URL to a file (AddHandler
+ * websocket .ws) and its producer listens on that path, taking one
+ * connection per client and raw bytes. The route is a raw docroot of the
+ * file's directory, served at the URL the directory is reached by, so that
+ * every .ws file of a directory shares one route (routes stay bounded by
+ * the directories, not the URLs), with the section's other directives
+ * (origin check, limits) applied. */
+const char *wsgate_apachews_route(request_rec *r, const wsgate_dir_conf *conf, int *status)
+{
+    wsgate_dir_conf c = *conf;
+    const char *slash, *base;
+    size_t nu, nb;
+
+    if (!r->filename || r->filename[0] != '/' || (r->path_info && *r->path_info)) {
+        *status = HTTP_NOT_FOUND;
+        return NULL;
+    }
+    slash = strrchr(r->filename, '/');
+    base = slash + 1;
+    nu = strlen(r->uri);
+    nb = strlen(base);
+    if (!nb || nu < nb + 1 || strcmp(r->uri + nu - nb, base) || r->uri[nu - nb - 1] != '/') {
+        *status = HTTP_NOT_FOUND;
+        return NULL;
+    }
+    c.plugin = NULL;
+    c.app = c.backend = NULL;
+    c.program = NULL;
+    c.docroot = slash == r->filename ? "/" : apr_pstrndup(r->pool, r->filename, slash - r->filename);
+    c.allow = apr_array_make(r->pool, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(c.allow, const char *) = "*.ws";
+    c.deny = NULL;
+    c.raw_text = 1;
+    return wsgate_route_json(r->pool, &c, apr_pstrndup(r->pool, r->uri, nu - nb));
 }

@@ -197,7 +197,7 @@ func start(t *testing.T, o options) *httpd {
 		t.Fatalf("httpd -t: %v\n%s\n%s", err, out, conf)
 	}
 	if out, err := exec.Command(apache2, "-f", h.conf, "-k", "start").CombinedOutput(); err != nil {
-		t.Fatalf("httpd -k start: %v\n%s", err, out)
+		t.Fatalf("httpd -k start: %v\n%s\n%s", err, out, h.Log())
 	}
 	t.Cleanup(h.stop)
 	for _, p := range []int{h.Port, h.TLSPort} {

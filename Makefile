@@ -4,6 +4,9 @@
 #                     mod_wsgate (build/apache: mod_wsgate.so, libwsgate.so,
 #                     plugins/)
 #   make install      install them under DESTDIR/PREFIX (see the variables)
+#   make apachews     libapachews (apache-ws's producer library API), its header
+#                     and apachews.pc in build/apachews; install-apachews
+#                     installs them under DESTDIR/PREFIX
 #   make packages     Debian packages and the Python SDK's wheel in dist/
 #   make test         every test, as the README's test command
 #   make bench        the benchmark matrix against the peer libraries (about
@@ -34,7 +37,7 @@ endif
 # frontdoor/apache's Makefile builds libwsgate.so with the same flags.
 export GO_LDFLAGS
 
-.PHONY: all wsgate man apache install install-systemd packages test bench bench-quick install-apache clean
+.PHONY: all wsgate man apache apachews install install-apachews install-systemd packages test bench bench-quick install-apache clean
 
 all: wsgate man apache
 
@@ -48,6 +51,21 @@ man:
 
 apache:
 	$(MAKE) -C frontdoor/apache OUT=$(abspath $(OUT))/apache PREFIX=$(PREFIX)
+
+# apache-ws's producer library: the Go SDK behind apache-ws's C names, a
+# shared library (sdk/apachews).
+apachews:
+	@mkdir -p $(OUT)/apachews/include $(OUT)/apachews/pkgconfig
+	$(GO) build -buildmode=c-shared -trimpath -ldflags "$(GO_LDFLAGS)" -o $(OUT)/apachews/libapachews.so ./sdk/apachews
+	rm -f $(OUT)/apachews/libapachews.h
+	cp sdk/apachews/include/apache-ws-common.h $(OUT)/apachews/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(PREFIX)/lib|' -e 's|@INCLUDEDIR@|$(PREFIX)/include|' \
+	    -e 's|@VERSION@|$(VERSION)|' sdk/apachews/apachews.pc.in > $(OUT)/apachews/pkgconfig/apachews.pc
+
+install-apachews: apachews
+	install -D -m 0644 $(OUT)/apachews/libapachews.so $(DESTDIR)$(PREFIX)/lib/libapachews.so
+	install -D -m 0644 $(OUT)/apachews/include/apache-ws-common.h $(DESTDIR)$(PREFIX)/include/apache-ws-common.h
+	install -D -m 0644 $(OUT)/apachews/pkgconfig/apachews.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/apachews.pc
 
 install: all
 	install -D -m 0755 $(OUT)/wsgate $(DESTDIR)$(PREFIX)/bin/wsgate

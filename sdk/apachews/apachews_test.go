@@ -1,0 +1,151 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	_ "github.com/wsgate/wsgate/apps/all"
+	"github.com/wsgate/wsgate/internal/testserver"
+)
+
+// prefix is where TestMain installed libapachews (make install-apachews).
+var prefix string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "apachews")
+	if err != nil {
+		panic(err)
+	}
+	prefix = filepath.Join(dir, "prefix")
+	root, _ := filepath.Abs("../..")
+	for _, target := range []string{"apachews", "install-apachews"} {
+		cmd := exec.Command("make", "-s", "-C", root, target, "OUT="+filepath.Join(dir, "build"), "PREFIX="+prefix)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "make %s: %v\n%s", target, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// build compiles a producer written for apache-ws the way its users built
+// theirs, with the flags pkg-config gives.
+func build(t *testing.T, src string) string {
+	t.Helper()
+	pc := exec.Command("pkg-config", "--cflags", "--libs", "apachews")
+	pc.Env = append(os.Environ(), "PKG_CONFIG_PATH="+filepath.Join(prefix, "lib", "pkgconfig"))
+	flags, err := pc.Output()
+	if err != nil {
+		t.Fatalf("pkg-config apachews: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(src), ".c"))
+	args := append([]string{"-Wall", "-Wextra", "-Werror", "-o", bin, src}, strings.Fields(string(flags))...)
+	args = append(args, "-Wl,-rpath,"+filepath.Join(prefix, "lib"))
+	if out, err := exec.Command("cc", args...).CombinedOutput(); err != nil {
+		t.Fatalf("cc %s: %v\n%s", src, err, out)
+	}
+	return bin
+}
+
+func run(t *testing.T, bin, sock string) {
+	t.Helper()
+	cmd := exec.Command(bin, sock)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if !testserver.WaitFor(10*time.Second, func() bool {
+		fi, err := os.Stat(sock)
+		return err == nil && fi.Mode()&os.ModeSocket != 0
+	}) {
+		t.Fatalf("%s did not listen on %s", bin, sock)
+	}
+}
+
+func dial(t *testing.T, url string, h http.Header) *websocket.Conn {
+	t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial(url, h)
+	if err != nil {
+		t.Fatalf("%s: %v %v", url, err, resp)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+func expect(t *testing.T, c *websocket.Conn, typ int, want string) {
+	t.Helper()
+	gt, p, err := c.ReadMessage()
+	if err != nil || gt != typ || string(p) != want {
+		t.Fatalf("got %d %q %v, want %d %q", gt, p, err, typ, want)
+	}
+}
+
+// TestApacheWSProducers: producers written against apache-ws's library
+// (testdata/*.c), compiled unchanged against libapachews, serve clients
+// through the daemon's mux and per-client routes, with message boundaries
+// and binary messages apache-ws could not carry.
+func TestApacheWSProducers(t *testing.T) {
+	dir := t.TempDir()
+	run(t, build(t, "testdata/echo.c"), filepath.Join(dir, "echo.ws"))
+	run(t, build(t, "testdata/chat.c"), filepath.Join(dir, "chat.ws"))
+	d := testserver.Start(t, fmt.Sprintf(`
+listen: [{address: 127.0.0.1:0}]
+routes:
+  - {path: /echo, backend: {socket: %[1]s/echo.ws}}
+  - {path: /echo-per-client, backend: {socket: %[1]s/echo.ws, mode: per-client}}
+  - {path: /chat, backend: {socket: %[1]s/chat.ws}}
+`, dir))
+
+	for _, path := range []string{"/echo", "/echo-per-client"} {
+		t.Run("echo "+path, func(t *testing.T) {
+			c := dial(t, d.URL(path), nil)
+			// Two messages written at once stay two messages.
+			c.WriteMessage(websocket.TextMessage, []byte("first"))
+			c.WriteMessage(websocket.TextMessage, []byte("second"))
+			expect(t, c, websocket.TextMessage, "first")
+			expect(t, c, websocket.TextMessage, "second")
+			// Binary, with NUL bytes (apache-ws cut at the first NUL).
+			c.WriteMessage(websocket.BinaryMessage, []byte{1, 0, 0xff, 0})
+			expect(t, c, websocket.BinaryMessage, "\x01\x00\xff\x00")
+			big := strings.Repeat("wsgate ", 20000)
+			c.WriteMessage(websocket.TextMessage, []byte(big))
+			expect(t, c, websocket.TextMessage, big)
+			// apachews_client_close closes the client normally.
+			c.WriteMessage(websocket.TextMessage, []byte("quit"))
+			_, _, err := c.ReadMessage()
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+				t.Errorf("after quit: %v, want 1000", err)
+			}
+		})
+	}
+
+	t.Run("chat broadcast", func(t *testing.T) {
+		a := dial(t, d.URL("/chat"), http.Header{"Accept-Language": {"fr-CH, fr;q=0.9"}})
+		b := dial(t, d.URL("/chat"), nil)
+		gone := dial(t, d.URL("/chat"), nil)
+		c := dial(t, d.URL("/chat"), nil)
+		// A client that vanishes is an IO event whose read says
+		// ConnectionClosed; the producer closes it and goes on.
+		gone.UnderlyingConn().Close()
+		a.WriteMessage(websocket.TextMessage, []byte("lang"))
+		expect(t, a, websocket.TextMessage, "fr-CH, fr;q=0.9")
+		b.WriteMessage(websocket.TextMessage, []byte("hi all"))
+		for _, x := range []*websocket.Conn{a, b, c} {
+			expect(t, x, websocket.TextMessage, "said: hi all")
+		}
+	})
+}

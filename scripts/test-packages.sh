@@ -50,6 +50,7 @@ contents=$(dpkg-deb -c dist/wsgate_${version}_*.deb)
 grep -q 'usr/share/man/man1/wsgate.1.gz' <<<"$contents" || fail "no wsgate(1)"
 grep -q 'usr/share/man/man5/wsgate.yaml.5.gz' <<<"$contents" || fail "no wsgate.yaml(5)"
 [ -f /usr/include/wsgate/websocket_plugin.h ] || fail "no plugin header"
+php -l /usr/share/php/apachews.php >/dev/null || fail "no PHP SDK"
 
 step "wsgate check /etc/wsgate/wsgate.yaml"
 /usr/bin/wsgate check /etc/wsgate/wsgate.yaml
@@ -175,7 +176,7 @@ $sudo env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq wsgate libapache2-
 for f in /usr/bin/wsgate /etc/wsgate /usr/lib/apache2/modules/mod_wsgate.so /usr/lib/apache2/modules/libwsgate.so \
   /etc/apache2/mods-available/wsgate.load /etc/apache2/mods-enabled/wsgate.load /lib/systemd/system/wsgate.service \
   /lib/systemd/system/wsgate.socket /usr/lib/wsgate /usr/include/wsgate /usr/share/man/man1/wsgate.1.gz \
-  /usr/share/doc/wsgate; do
+  /usr/share/doc/wsgate /usr/share/php/apachews.php; do
   [ ! -e "$f" ] || fail "$f is left after purge"
 done
 for p in wsgate libapache2-mod-wsgate wsgate-dev; do

@@ -4,7 +4,8 @@
 # not root): Python's websockets, headless Chromium, Apache httpd with
 # apxs (apache2-dev) and make, which build and run mod_wsgate, and
 # Prometheus's promtool, which checks the metrics both serve, and
-# nats-server, the cluster bus's broker.
+# nats-server, the cluster bus's broker, pkg-config for libapachews's
+# producers, and php-cli for the PHP SDK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v apxs >/dev/null || need+=(apache2-dev)
 command -v make >/dev/null || need+=(make)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v php >/dev/null || need+=(php-cli)
 command -v cc >/dev/null || need+=(gcc)
 command -v promtool >/dev/null || need+=(prometheus)
 [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null || need+=(nats-server)

@@ -58,22 +58,12 @@ func start(t *testing.T) (*testserver.Server, *syncBuffer) {
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+sdk)
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
 		if t.Failed() {
 			t.Logf("runner's log:\n%s", logs)
 		}
 	})
-	if !testserver.WaitFor(10*time.Second, func() bool {
-		fi, err := os.Stat(sock)
-		return err == nil && fi.Mode()&os.ModeSocket != 0
-	}) {
-		t.Fatalf("the runner did not listen:\n%s", logs)
-	}
+	testserver.RunProducer(t, cmd, sock)
 	d := testserver.Start(t, `
 listen: [{address: 127.0.0.1:0}]
 defaults: {origin_check: "off"}

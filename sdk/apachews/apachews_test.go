@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -62,36 +61,16 @@ func run(t *testing.T, bin, sock string) {
 	t.Helper()
 	cmd := exec.Command(bin, sock)
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if !testserver.WaitFor(10*time.Second, func() bool {
-		fi, err := os.Stat(sock)
-		return err == nil && fi.Mode()&os.ModeSocket != 0
-	}) {
-		t.Fatalf("%s did not listen on %s", bin, sock)
-	}
+	testserver.RunProducer(t, cmd, sock)
 }
 
 func dial(t *testing.T, url string, h http.Header) *websocket.Conn {
 	t.Helper()
-	c, resp, err := websocket.DefaultDialer.Dial(url, h)
-	if err != nil {
-		t.Fatalf("%s: %v %v", url, err, resp)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	c, _ := testserver.Dial(t, url, h)
 	return c
 }
 
-func expect(t *testing.T, c *websocket.Conn, typ int, want string) {
-	t.Helper()
-	gt, p, err := c.ReadMessage()
-	if err != nil || gt != typ || string(p) != want {
-		t.Fatalf("got %d %q %v, want %d %q", gt, p, err, typ, want)
-	}
-}
+var expect = testserver.Expect
 
 // TestApacheWSProducers: producers written against apache-ws's library
 // (testdata/*.c), compiled unchanged against libapachews, serve clients

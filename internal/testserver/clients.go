@@ -1,0 +1,53 @@
+package testserver
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// RunProducer starts cmd, a program that listens on the UNIX socket sock
+// (a producer), kills it when the test ends, and waits until sock is a
+// socket file.
+func RunProducer(t testing.TB, cmd *exec.Cmd, sock string) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if !WaitFor(10*time.Second, func() bool {
+		fi, err := os.Stat(sock)
+		return err == nil && fi.Mode()&os.ModeSocket != 0
+	}) {
+		t.Fatalf("%s did not listen on %s", cmd.Path, sock)
+	}
+}
+
+// Dial opens a WebSocket with gorilla/websocket, a peer written by
+// others, offering protos; the connection has a 10 s read deadline and is
+// closed when the test ends.
+func Dial(t testing.TB, url string, h http.Header, protos ...string) (*websocket.Conn, *http.Response) {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: protos, HandshakeTimeout: 10 * time.Second}
+	c, resp, err := d.Dial(url, h)
+	if err != nil {
+		t.Fatalf("%s: %v %v", url, err, resp)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return c, resp
+}
+
+// Expect reads one message and fails the test unless it is of type typ
+// (websocket.TextMessage or BinaryMessage) and holds want.
+func Expect(t testing.TB, c *websocket.Conn, typ int, want string) {
+	t.Helper()
+	gt, p, err := c.ReadMessage()
+	if err != nil || gt != typ || string(p) != want {
+		t.Fatalf("got %d %q %v, want %d %q", gt, p, err, typ, want)
+	}
+}

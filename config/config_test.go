@@ -276,7 +276,7 @@ routes:
 func TestKindErrors(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{"backend: {mode: mux}", "b.yaml:3: routes[0].backend: needs socket"},
-		{"backend: {socket: /x, mode: sideways}", `b.yaml:3: routes[0].backend.mode: must be mux or per-client, not "sideways"`},
+		{"backend: {socket: /x, mode: sideways}", `b.yaml:3: routes[0].backend.mode: must be mux, per-client or direct, not "sideways"`},
 		{"backend: {socket: /x, delimiter: nul}", "b.yaml:3: routes[0].backend.delimiter: only applies with protocol: raw"},
 		{"backend: {socket: /x, protocol: raw, mode: mux}", "routes[0].backend.mode: protocol: raw needs mode: per-client"},
 		{"backend: {address: nowhere}", "routes[0].backend.address: must be host:port"},

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/wsgate/wsgate/gateway"
 )
 
 // Load reads and parses a configuration file.
@@ -71,6 +74,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if len(cfg.Listeners) == 0 && root.IsMapping() {
 		cfg.Listeners = []Listener{{Network: "tcp", Address: "127.0.0.1:8080"}}
 	}
+	handOffWithTLS(p, cfg)
 	if err := errors.Join(p.errs...); err != nil {
 		return nil, err
 	}
@@ -317,4 +321,23 @@ func static(d *Decoder) []Static {
 		out = append(out, st)
 	}
 	return out
+}
+
+// handOffWithTLS refuses a route that hands client sockets to its backend
+// (mode: direct) in a configuration with a TLS listener, as ouistiti
+// does: the backend would get the socket in the middle of a TLS session it
+// cannot continue. (A TLS client is also refused at run time.)
+func handOffWithTLS(p *parser, cfg *Config) {
+	for i, l := range cfg.Listeners {
+		if l.TLS == nil {
+			continue
+		}
+		for j, r := range cfg.Routes {
+			if _, ok := r.Handler.(gateway.HandOff); ok {
+				p.errorAt(r.Line, fmt.Sprintf("routes[%d].%s.mode", j, r.Kind),
+					fmt.Sprintf("direct hands the client's TCP socket to the backend, which cannot continue a TLS session: not allowed with a TLS listener (listen[%d], line %d)", i, l.Line))
+			}
+		}
+		return
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -138,10 +139,20 @@ type Pending struct {
 	Conn   *Conn
 	hs     *websocket.Handshake
 	header http.Header
+	// transfer is set, and Conn nil, for a route that hands connections
+	// off (HandOff): the front door writes the 101 and calls HandOff.
+	transfer Transfer
 }
 
 // AppendResponse appends the 101 response to dst.
 func (p *Pending) AppendResponse(dst []byte) []byte { return p.hs.AppendResponse(dst, p.header) }
+
+// HandsOff says whether the connection goes to the backend itself
+// (HandOff) rather than to Serve.
+func (p *Pending) HandsOff() bool { return p.transfer != nil }
+
+// HandOff passes the connection, after the 101, to the backend.
+func (p *Pending) HandOff(nc net.Conn, buffered []byte) error { return p.transfer.Pass(nc, buffered) }
 
 // Header is the complete header of the 101: Upgrade, Connection,
 // Sec-WebSocket-Accept, the selected subprotocol, the negotiated
@@ -153,7 +164,13 @@ func (p *Pending) Serve(t websocket.Transport) { p.Conn.ws.Serve(t) }
 
 // Abandon ends a connection whose 101 could not be written. The
 // application, which accepted it in OnOpen, gets OnClose with 1006.
-func (p *Pending) Abandon() { p.Conn.ws.Discard() }
+func (p *Pending) Abandon() {
+	if p.transfer != nil {
+		p.transfer.Cancel()
+		return
+	}
+	p.Conn.ws.Discard()
+}
 
 // Accept runs the opening handshake for a request on route: the RFC 6455
 // checks, the Origin policy, the admission limits, then the application's
@@ -188,7 +205,8 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 	if retry, ok := g.limits.rate(req.ClientIP, time.Now()); !ok {
 		return refuse(http.StatusTooManyRequests, CauseRatePerIP, "handshake rate over the limit", retry)
 	}
-	if dp := route.Policy.Deflate; dp != nil {
+	ho, handsOff := route.Handler.(HandOff)
+	if dp := route.Policy.Deflate; dp != nil && !handsOff {
 		if err := hs.NegotiateDeflate(req.Header, *dp); err != nil {
 			herr = err.(*websocket.HandshakeError)
 			g.refused(route, req, herr, CauseBadRequest)
@@ -210,6 +228,16 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 	if cause, status, retry := g.limits.admit(req.ClientIP, time.Now()); cause != "" {
 		g.connDone()
 		return refuse(status, cause, "limit reached: "+cause, retry)
+	}
+	if handsOff {
+		p, r := g.handOff(ctx, route, req, ho, hs.Protocols, func(proto string) (http.Header, error) {
+			return hs.Header(http.Header{}, proto)
+		})
+		if r != nil {
+			return refuse(r.status, r.cause, r.reason, 0)
+		}
+		p.hs = hs
+		return p, nil
 	}
 	route.live.Add(1)
 	c := &Conn{id: g.nextID.Add(1), req: req, route: route, gw: g, header: http.Header{}, start: time.Now(), ext: hs.Extensions()}

@@ -16,7 +16,8 @@ import (
 
 // routeStats are a route's counters.
 type routeStats struct {
-	accepted atomic.Uint64
+	accepted  atomic.Uint64
+	handedOff atomic.Uint64 // accepted and given to the backend (HandOff)
 
 	mu      sync.Mutex
 	refused map[refusal]uint64
@@ -106,6 +107,9 @@ type RouteSnapshot struct {
 	// Open is the number of WebSockets open now; Accepted and Ended count
 	// since the route was made.
 	Open, Accepted, Ended uint64
+	// HandedOff counts connections given to the backend itself after the
+	// 101 (a HandOff route); they are not in Accepted.
+	HandedOff uint64
 	// Refused counts refused upgrades by HTTP status and cause.
 	Refused []RefusalCount
 	// Data messages and payload bytes each way, and for compressed ones
@@ -169,6 +173,7 @@ func (g *Gateway) Snapshot() []RouteSnapshot {
 func (s *RouteSnapshot) Add(o *RouteSnapshot) {
 	s.Open += o.Open
 	s.Accepted += o.Accepted
+	s.HandedOff += o.HandedOff
 	s.Ended += o.Ended
 	s.MessagesIn += o.MessagesIn
 	s.MessagesOut += o.MessagesOut
@@ -210,7 +215,7 @@ func (r *Route) snapshot() RouteSnapshot {
 	// ended (in the totals), never both or neither: the counters a scrape
 	// sees never go down.
 	r.hub.mu.RLock()
-	snap.Accepted, snap.Ended = s.accepted.Load(), s.ended.Load()
+	snap.Accepted, snap.Ended, snap.HandedOff = s.accepted.Load(), s.ended.Load(), s.handedOff.Load()
 	snap.MessagesIn, snap.MessagesOut = s.msgsIn.Load(), s.msgsOut.Load()
 	snap.BytesIn, snap.BytesOut = s.bytesIn.Load(), s.bytesOut.Load()
 	snap.DeflatedIn, snap.DeflatedOut = s.zIn.Load(), s.zOut.Load()

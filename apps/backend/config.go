@@ -18,11 +18,17 @@ const (
 	Mux Mode = iota
 	// PerClient opens one producer connection per client.
 	PerClient
+	// Direct hands each client's TCP socket to the producer after the
+	// 101 (ouistiti's direct mode): the producer speaks RFC 6455 itself.
+	Direct
 )
 
 func (m Mode) String() string {
-	if m == PerClient {
+	switch m {
+	case PerClient:
 		return "per-client"
+	case Direct:
+		return "direct"
 	}
 	return "mux"
 }

@@ -21,6 +21,9 @@ func init() {
 
 // NewHandler returns the handler for cfg: a Backend, or a Raw in raw mode.
 func NewHandler(cfg Config) (gateway.Handler, error) {
+	if cfg.Mode == Direct {
+		return NewDirect(cfg)
+	}
 	if cfg.Raw != nil {
 		return NewRaw(cfg)
 	}
@@ -60,7 +63,14 @@ func Decode(d *config.Decoder) Config {
 func ProducerFields(dst *Config) (fields map[string]func(*config.Decoder), finish func(d *config.Decoder)) {
 	var raw RawConfig
 	var rawOnly []*config.Decoder // delimiter and message_type, which need protocol: raw
+	var directAt *config.Decoder  // mode: direct
 	finish = func(*config.Decoder) {
+		if directAt != nil && dst.Raw != nil {
+			directAt.Errorf("direct hands the client's socket to the producer, which then speaks WebSocket frames: not with protocol: raw")
+		}
+		if directAt != nil && dst.Network == "tcp" {
+			directAt.Errorf("direct passes the client's socket over a UNIX socket (SCM_RIGHTS): it needs socket:, not address:")
+		}
 		if dst.Raw == nil {
 			for _, v := range rawOnly {
 				v.Errorf("only applies with protocol: raw")
@@ -70,12 +80,15 @@ func ProducerFields(dst *Config) (fields map[string]func(*config.Decoder), finis
 	return map[string]func(*config.Decoder){
 		"mode": func(v *config.Decoder) {
 			var s string
-			v.OneOf(&s, "mux", "per-client")
+			v.OneOf(&s, "mux", "per-client", "direct")
 			switch s {
 			case "mux":
 				dst.Mode = Mux
 			case "per-client":
 				dst.Mode = PerClient
+			case "direct":
+				dst.Mode = Direct
+				directAt = v
 			}
 		},
 		"connections":  func(v *config.Decoder) { v.Int(1, 1024, &dst.Connections) },

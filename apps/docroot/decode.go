@@ -37,7 +37,7 @@ func init() {
 			if c.Root == "" && d.IsMapping() {
 				d.ErrorfIn("root", "needs the directory of sockets")
 			}
-			return d.Build(mark, func() (gateway.Handler, error) { return New(c) })
+			return d.Build(mark, func() (gateway.Handler, error) { return NewHandler(c) })
 		},
 	})
 }

@@ -66,6 +66,41 @@ func New(cfg Config) (*Docroot, error) {
 	return &Docroot{cfg: cfg, log: slog.Default(), handlers: map[string]gateway.Handler{}}, nil
 }
 
+// NewHandler returns the route's handler for cfg: a Docroot, or with
+// mode: direct a Direct, which hands each client's socket to the
+// producer its name resolves to.
+func NewHandler(cfg Config) (gateway.Handler, error) {
+	d, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Producer.Mode != backend.Direct {
+		return d, nil
+	}
+	return &Direct{d}, nil
+}
+
+// Direct is a docroot whose producers take the client's socket itself
+// (ouistiti's direct mode, whose docroot it was).
+type Direct struct{ *Docroot }
+
+var _ gateway.HandOff = (*Direct)(nil)
+
+// Connect resolves the request's socket as OnOpen does and reaches its
+// producer.
+func (d *Direct) Connect(ctx context.Context, req *gateway.Request) (gateway.Transfer, error) {
+	name := below(req.Path, d.ctx.Route.Path)
+	sock, _, status := d.Resolve(name, req.Protocols)
+	if status != 0 {
+		return nil, gateway.Refuse(status, fmt.Sprintf("no socket for %q", name))
+	}
+	h, err := d.handler(sock)
+	if err != nil {
+		return nil, gateway.RefuseFor(http.StatusServiceUnavailable, gateway.CauseBackendDown, "producer unavailable")
+	}
+	return h.(gateway.HandOff).Connect(ctx, req)
+}
+
 // Config returns the docroot's configuration.
 func (d *Docroot) Config() Config { return d.cfg }
 
@@ -233,15 +268,21 @@ func (d *Docroot) handler(sock string) (gateway.Handler, error) {
 	return h, nil
 }
 
+// below is the name a request path asks for below the route's path:
+// /ws/ and /ws both serve /ws/chat as "chat" (httpd's <Location /ws>
+// matches /ws/chat too).
+func below(path, route string) string {
+	name := strings.TrimPrefix(path, route)
+	if !strings.HasSuffix(route, "/") {
+		name = strings.TrimPrefix(name, "/") // one separator, not "//"
+	}
+	return name
+}
+
 // OnOpen resolves the socket for the request and hands the client to
 // its producer.
 func (d *Docroot) OnOpen(ctx context.Context, c *gateway.Conn) error {
-	// The name below the route: /ws/ and /ws both serve /ws/chat as
-	// "chat" (httpd's <Location /ws> matches /ws/chat too).
-	name := strings.TrimPrefix(c.Request().Path, c.Route().Path)
-	if !strings.HasSuffix(c.Route().Path, "/") {
-		name = strings.TrimPrefix(name, "/") // one separator, not "//"
-	}
+	name := below(c.Request().Path, c.Route().Path)
 	sock, proto, status := d.Resolve(name, c.Request().Protocols)
 	if status != 0 {
 		return gateway.Refuse(status, fmt.Sprintf("no socket for %q", name))

@@ -88,7 +88,7 @@ func plotThroughput(file string, all []*measurement) error {
 			// The ops and cluster groups compare wsgate with itself: their
 			// tables say all there is, and their servers would widen every
 			// case.
-			if m.Group != "idle" && m.Group != "ops" && m.Group != "cluster" && (m.Group == "apache") == apache {
+			if m.Group != "idle" && m.Group != "ops" && m.Group != "cluster" && m.Group != "direct" && (m.Group == "apache") == apache {
 				ms = append(ms, m)
 			}
 		}

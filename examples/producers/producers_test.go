@@ -107,6 +107,7 @@ func TestEchoProducers(t *testing.T) {
 	dir := t.TempDir()
 	producer(t, dir, "echo", "echo")
 	producer(t, dir, "pyecho", "echo.py")
+	producer(t, dir, "echo-direct", "echo", "-direct")
 	gw := testserver.Start(t, fmt.Sprintf(`
 listen: [{address: 127.0.0.1:0}]
 defaults: {max_message_size: 32MiB}
@@ -115,8 +116,9 @@ routes:
   - {path: /go-pc, backend: {socket: %[1]s/echo, mode: per-client}}
   - {path: /py, backend: {socket: %[1]s/pyecho, mode: mux}}
   - {path: /py-pc, backend: {socket: %[1]s/pyecho, mode: per-client}}
+  - {path: /go-direct, backend: {socket: %[1]s/echo-direct, mode: direct}}
 `, dir))
-	for _, route := range []string{"/go", "/go-pc", "/py", "/py-pc"} {
+	for _, route := range []string{"/go", "/go-pc", "/py", "/py-pc", "/go-direct"} {
 		t.Run(route, func(t *testing.T) {
 			c := dial(t, gw.URL(route))
 			for _, n := range []int{0, 1, 125, 64 << 10, 16 << 20} {

@@ -78,6 +78,16 @@ func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nc.SetWriteDeadline(time.Time{})
+	if p.HandsOff() {
+		// mode: direct. The backend gets the socket (a duplicate of the
+		// descriptor); this process's copy closes, and the connection
+		// is no longer the gateway's.
+		if err := p.HandOff(nc, buffered); err != nil {
+			s.log.Warn("handing the connection to the backend failed", "route", route.Path, "peer", r.RemoteAddr, "err", err)
+		}
+		nc.Close()
+		return
+	}
 	// Serve returns at once: netconn parks the connection, or moves it to
 	// a fresh goroutine, so the stack net/http built up for this request
 	// is freed when this handler returns.

@@ -69,6 +69,7 @@ var (
 	buildInfo = desc("build_info", "The running build: its release, commit and Go version.", "version", "revision", "goversion")
 	open      = desc("connections_open", "WebSocket connections open now.", "route")
 	accepted  = desc("connections_accepted_total", "WebSocket connections accepted (101 sent).", "route")
+	handedOff = desc("connections_handed_off_total", "WebSocket connections given to the backend itself after the 101 (mode: direct), not counted as accepted.", "route")
 	ended     = desc("connections_ended_total", "WebSocket connections that have ended.", "route")
 	refused   = desc("handshakes_refused_total", "WebSocket upgrades refused, by HTTP status and cause.", "route", "status", "cause")
 	messages  = desc("messages_total", "Data messages, by direction (in: from clients).", "route", "direction")
@@ -100,7 +101,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 type collector struct{ src Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{buildInfo, open, accepted, ended, refused, messages, bytes, deflated, dropped, slow,
+	for _, d := range []*prometheus.Desc{buildInfo, open, accepted, handedOff, ended, refused, messages, bytes, deflated, dropped, slow,
 		closes, links, reconn, timeouts, queue, frontRef, acceptErr, parked, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup} {
 		ch <- d
 	}
@@ -119,6 +120,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		r := s.Route
 		gauge(open, float64(s.Open), r)
 		counter(accepted, s.Accepted, r)
+		counter(handedOff, s.HandedOff, r)
 		counter(ended, s.Ended, r)
 		for _, rc := range s.Refused {
 			counter(refused, rc.Count, r, strconv.Itoa(rc.Status), rc.Cause)

@@ -1,6 +1,7 @@
 package testserver
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -48,6 +49,15 @@ func Expect(t testing.TB, c *websocket.Conn, typ int, want string) {
 	t.Helper()
 	gt, p, err := c.ReadMessage()
 	if err != nil || gt != typ || string(p) != want {
-		t.Fatalf("got %d %q %v, want %d %q", gt, p, err, typ, want)
+		t.Fatalf("got %d %s %v, want %d %s", gt, brief(string(p)), err, typ, brief(want))
 	}
+}
+
+// brief is s, or for a long s its length and ends: a failed comparison
+// of 30 KB messages should not print them.
+func brief(s string) string {
+	if len(s) <= 80 {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("%d bytes %q...%q", len(s), s[:30], s[len(s)-30:])
 }

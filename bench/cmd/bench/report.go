@@ -140,6 +140,7 @@ var groupTitles = map[string]string{
 	"storm":     "Connect storm: handshakes per second (connect, upgrade, reset)",
 	"broadcast": "Broadcast: deliveries per second (each message relayed to every subscriber, 50 messages one after another)",
 	"apache":    "Apache httpd: echo messages per second, mod_wsgate and httpd's proxy tunnel (mod_proxy_http) in front of the daemon",
+	"direct":    "Direct mode: echo messages per second through a producer (examples/producers/echo), in the daemon's own process (in-process), behind the framed protocol (mux), and taking each client's socket itself (direct, ouistiti's direct mode). In parentheses each one's rate ÷ in-process's, paired round by round",
 	"cluster":   "Cluster: broadcast deliveries per second, 9,000 subscribers on one daemon, and spread over three daemons joined by a NATS server (3,000 each; the sender on the first), every process on the same server core. In parentheses the three nodes' rate ÷ one node's, paired round by round",
 	"ops":       "Operations cost: echo messages and handshakes per second, one build with limits, metrics and access log off (ops-off); every limit on and the metrics scraped each second (ops-on); and ops-on with the access log written to a file (ops-log). In parentheses each one's rate ÷ ops-off's, paired round by round",
 }
@@ -256,7 +257,7 @@ func writeReport(dir, machine string, all []*measurement) error {
 		if g != "idle" {
 			b.WriteString(lat.String() + "\n")
 		}
-		if g == "ops" || g == "cluster" {
+		if g == "ops" || g == "cluster" || g == "direct" {
 			b.WriteString(cpuTable(servers, cases, cell, ref))
 		}
 		if g == "cluster" {
@@ -360,7 +361,7 @@ func medianOf(rs []load.Result, f func(load.Result) float64) float64 {
 // group, whose reference is the configuration with everything off and
 // whose question is what each other configuration keeps of its rate.
 func shownRatio(group string, a float64) float64 {
-	if (group == "ops" || group == "cluster") && a > 0 {
+	if (group == "ops" || group == "cluster" || group == "direct") && a > 0 {
 		return 1 / a
 	}
 	return a

@@ -178,6 +178,86 @@ func (h *harness) clusterServers() []server {
 	return []server{single, three}
 }
 
+// The "direct" group measures an echo producer three ways, in one run:
+// the application in the daemon's process (in-process), a producer
+// behind the framed protocol (mux: every message crosses the UNIX socket
+// twice), and the same producer taking each client's socket itself
+// (direct: the gateway only does the handshake). The producer is
+// examples/producers/echo, with -direct for the last.
+func (h *harness) directServers() []server {
+	inProcess := server{name: "in-process", start: func(h *harness, port int) (*proc, error) {
+		cfg := filepath.Join(h.work, "wsgate.yaml")
+		if err := os.WriteFile(cfg, []byte(wsgateConfig(port)), 0o644); err != nil {
+			return nil, err
+		}
+		return h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
+	}}
+	viaProducer := func(name, mode string, args ...string) server {
+		return server{name: name, start: func(h *harness, port int) (*proc, error) {
+			dir, err := os.MkdirTemp(h.work, name)
+			if err != nil {
+				return nil, err
+			}
+			os.Chmod(dir, 0o755)
+			sock := filepath.Join(dir, "echo")
+			prod, err := h.spawnSocket(sock, append([]string{filepath.Join(h.work, "echo-producer"), "-R", dir, "-n", "echo", "-m", "0"}, args...)...)
+			if err != nil {
+				return nil, err
+			}
+			cfg := filepath.Join(h.work, name+".yaml")
+			conf := strings.Replace(wsgateConfig(port), "  - {path: /echo, app: echo}",
+				fmt.Sprintf("  - {path: /echo, backend: {socket: %s, mode: %s}}", sock, mode), 1)
+			if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+				prod.stop()
+				return nil, err
+			}
+			d, err := h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
+			if err != nil {
+				prod.stop()
+				return nil, err
+			}
+			return &proc{pid: d.pid, parts: []part{{"wsgate", d.pid}, {"producer", prod.pid}},
+				stop: func() { d.stop(); prod.stop() }}, nil
+		}}
+	}
+	return []server{inProcess, viaProducer("mux", "mux"), viaProducer("direct", "direct", "-direct")}
+}
+
+// spawnSocket starts a program on the server's cores and waits until it
+// listens on the UNIX socket sock.
+func (h *harness) spawnSocket(sock string, argv ...string) (*proc, error) {
+	argv = pinned(h.serverCPUs, argv)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	log, _ := os.Create(filepath.Join(h.work, "producer.log"))
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	p := &proc{pid: cmd.Process.Pid, stop: func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		log.Close()
+	}}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if fi, err := os.Stat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return p, nil
+		}
+		select {
+		case <-exited:
+			p.stop()
+			return nil, fmt.Errorf("%s exited before listening", argv[0])
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("%s: no socket %s after 15s", argv[0], sock)
+		}
+	}
+}
+
 // natsServer is Debian's nats-server (package nats-server), which puts
 // it in /usr/sbin, or one on the PATH.
 func natsServer() (string, error) {

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/sdk/direct"
 	"github.com/wsgate/wsgate/sdk/producer"
 )
 
@@ -47,7 +49,21 @@ func (o *Options) Socket() string { return filepath.Join(o.Root, o.Name) }
 // exits.
 func (o *Options) Run(h producer.Handler) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("producer", o.Name)
-	ln, err := producer.Listen(o.Socket())
+	srv := &producer.Server{Handler: h, Log: log, MaxClients: o.MaxClients}
+	o.serve(log, producer.Listen, srv.Serve, srv.Shutdown)
+}
+
+// RunDirect is Run for a route in mode: direct: the gateway hands over
+// each client's socket, and h serves it with wsgate's engine here.
+func (o *Options) RunDirect(h gateway.Handler) {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("producer", o.Name)
+	srv := &direct.Server{Handler: h, Log: log}
+	o.serve(log, direct.Listen, srv.Serve, srv.Shutdown)
+}
+
+func (o *Options) serve(log *slog.Logger, listen func(string, ...os.FileMode) (net.Listener, error),
+	serve func(net.Listener) error, shutdown func(context.Context) error) {
+	ln, err := listen(o.Socket())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -56,17 +72,17 @@ func (o *Options) Run(h producer.Handler) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	srv := &producer.Server{Handler: h, Log: log, MaxClients: o.MaxClients}
 	go func() {
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 		<-sig
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		shutdown(ctx)
+		ln.Close()
 	}()
 	log.Info("listening", "socket", o.Socket())
-	if err := srv.Serve(ln); err != nil {
+	if err := serve(ln); err != nil {
 		log.Error("serve", "err", err)
 		os.Exit(1)
 	}

@@ -312,11 +312,20 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 
 // measure starts s, runs c's load against it, and stops it.
 func (h *harness) measure(c benchCase, s server) (load.Result, error) {
-	port, err := freePort()
-	if err != nil {
-		return load.Result{}, err
+	// A port freePort found may be taken by the time the server binds it
+	// (the load generator's own connections use ephemeral ports): a
+	// server that does not start gets two more tries on other ports.
+	var port int
+	var p *proc
+	var err error
+	for try := 0; try < 3; try++ {
+		if port, err = freePort(); err != nil {
+			return load.Result{}, err
+		}
+		if p, err = s.start(h, port); err == nil {
+			break
+		}
 	}
-	p, err := s.start(h, port)
 	if err != nil {
 		return load.Result{}, err
 	}

@@ -323,6 +323,15 @@ func WsgateHandle(req *C.wsgate_request, resp *C.wsgate_response) {
 		gr.TLS = &tls.ConnectionState{}
 	}
 	p, herr := gw.Accept(context.Background(), rt, gr)
+	if herr == nil && p.HandsOff() {
+		// httpd owns the client's socket (and mod_ssl its session): it
+		// cannot be handed to a producer. The shim's directives offer no
+		// direct mode; this guards a route that would.
+		p.Abandon()
+		log.Error("mode: direct is not available in mod_wsgate", "path", gostr(req.path))
+		resp.status = http.StatusInternalServerError
+		return
+	}
 	var out http.Header
 	if herr != nil {
 		resp.status = C.int(herr.Status)

@@ -282,16 +282,24 @@ func (cl *cluster) publish(t *topic, from *Hub, room string, typ websocket.Messa
 	cl.published.Add(1)
 }
 
+// envelope reads the header every bus message starts with (version,
+// kind, sending node); ok is false for a message this node must ignore:
+// too short, of another version, or its own.
+func (cl *cluster) envelope(msg []byte) (kind byte, node uint64, ok bool) {
+	if len(msg) < 10 || msg[0] != envVersion {
+		return 0, 0, false
+	}
+	node = binary.BigEndian.Uint64(msg[2:])
+	return msg[1], node, node != cl.node
+}
+
 // receiveOn handles a message on a route's topic.
 func (cl *cluster) receiveOn(t *topic, msg []byte) {
-	if len(msg) < 10 || msg[0] != envVersion {
+	kind, node, ok := cl.envelope(msg)
+	if !ok {
 		return
 	}
-	node := binary.BigEndian.Uint64(msg[2:])
-	if node == cl.node {
-		return
-	}
-	switch msg[1] {
+	switch kind {
 	case kindMessage:
 		if len(msg) < 21 {
 			return
@@ -341,14 +349,11 @@ func (cl *cluster) receiveOn(t *topic, msg []byte) {
 
 // receive handles the node-wide topics: heartbeats and count replies.
 func (cl *cluster) receive(msg []byte) {
-	if len(msg) < 10 || msg[0] != envVersion {
+	kind, node, ok := cl.envelope(msg)
+	if !ok {
 		return
 	}
-	node := binary.BigEndian.Uint64(msg[2:])
-	if node == cl.node {
-		return
-	}
-	switch msg[1] {
+	switch kind {
 	case kindHeartbeat:
 		p := peer{seen: time.Now(), topics: map[string]bool{}}
 		rest := msg[10:]

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,4 +61,27 @@ func brief(s string) string {
 		return fmt.Sprintf("%q", s)
 	}
 	return fmt.Sprintf("%d bytes %q...%q", len(s), s[:30], s[len(s)-30:])
+}
+
+// EchoProducer drives an echo producer through c, as the SDKs' tests of
+// apache-ws-style producers do: two messages written at once come back
+// as two, binary with NUL bytes comes back binary, a text message of a
+// few hundred KB comes back whole, and "quit" makes the producer close
+// the client with 1000.
+func EchoProducer(t testing.TB, c *websocket.Conn) {
+	t.Helper()
+	c.WriteMessage(websocket.TextMessage, []byte("héllo"))
+	c.WriteMessage(websocket.TextMessage, []byte("again"))
+	Expect(t, c, websocket.TextMessage, "héllo")
+	Expect(t, c, websocket.TextMessage, "again")
+	c.WriteMessage(websocket.BinaryMessage, []byte{1, 0, 0xff, 0})
+	Expect(t, c, websocket.BinaryMessage, "\x01\x00\xff\x00")
+	big := strings.Repeat("wsgate ", 30000)
+	c.WriteMessage(websocket.TextMessage, []byte(big))
+	Expect(t, c, websocket.TextMessage, big)
+	c.WriteMessage(websocket.TextMessage, []byte("quit"))
+	_, _, err := c.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Errorf("after quit: %v, want a close with 1000", err)
+	}
 }

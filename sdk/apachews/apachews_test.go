@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -91,24 +90,9 @@ routes:
 	for _, path := range []string{"/echo", "/echo-per-client"} {
 		t.Run("echo "+path, func(t *testing.T) {
 			c := dial(t, d.URL(path), nil)
-			// Two messages written at once stay two messages.
-			c.WriteMessage(websocket.TextMessage, []byte("first"))
-			c.WriteMessage(websocket.TextMessage, []byte("second"))
-			expect(t, c, websocket.TextMessage, "first")
-			expect(t, c, websocket.TextMessage, "second")
-			// Binary, with NUL bytes (apache-ws cut at the first NUL).
-			c.WriteMessage(websocket.BinaryMessage, []byte{1, 0, 0xff, 0})
-			expect(t, c, websocket.BinaryMessage, "\x01\x00\xff\x00")
-			big := strings.Repeat("wsgate ", 20000)
-			c.WriteMessage(websocket.TextMessage, []byte(big))
-			expect(t, c, websocket.TextMessage, big)
-			// apachews_client_close closes the client normally.
-			c.WriteMessage(websocket.TextMessage, []byte("quit"))
-			_, _, err := c.ReadMessage()
-			var ce *websocket.CloseError
-			if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
-				t.Errorf("after quit: %v, want 1000", err)
-			}
+			// Boundaries, binary with NUL bytes (apache-ws cut at the
+			// first NUL), a large message, and the producer's close.
+			testserver.EchoProducer(t, c)
 		})
 	}
 

@@ -4,13 +4,11 @@
 package php_test
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/gorilla/websocket"
@@ -57,21 +55,9 @@ routes:
 	for _, path := range []string{"/echo", "/echo-per-client"} {
 		t.Run("echo "+path, func(t *testing.T) {
 			c := dial(t, d.URL(path), nil)
-			c.WriteMessage(websocket.TextMessage, []byte("héllo"))
-			c.WriteMessage(websocket.TextMessage, []byte("again"))
-			expect(t, c, websocket.TextMessage, "héllo")
-			expect(t, c, websocket.TextMessage, "again")
-			c.WriteMessage(websocket.BinaryMessage, []byte{0, 0xff, 7})
-			expect(t, c, websocket.BinaryMessage, "\x00\xff\x07")
-			big := strings.Repeat("php ", 50000)
-			c.WriteMessage(websocket.TextMessage, []byte(big))
-			expect(t, c, websocket.TextMessage, big)
-			c.WriteMessage(websocket.TextMessage, []byte("quit"))
-			_, _, err := c.ReadMessage()
-			var ce *websocket.CloseError
-			if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
-				t.Errorf("after quit: %v, want 1000", err)
-			}
+			// Boundaries, binary with NUL bytes (apache-ws cut at the
+			// first NUL), a large message, and the producer's close.
+			testserver.EchoProducer(t, c)
 		})
 	}
 

@@ -226,21 +226,10 @@ func (h *harness) directServers() []server {
 // spawnSocket starts a program on the server's cores and waits until it
 // listens on the UNIX socket sock.
 func (h *harness) spawnSocket(sock string, argv ...string) (*proc, error) {
-	argv = pinned(h.serverCPUs, argv)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	log, _ := os.Create(filepath.Join(h.work, "producer.log"))
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	p, exited, err := h.startPinned("producer.log", argv)
+	if err != nil {
 		return nil, err
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	p := &proc{pid: cmd.Process.Pid, stop: func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		log.Close()
-	}}
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if fi, err := os.Stat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			return p, nil
@@ -393,27 +382,37 @@ func (h *harness) apacheServers() []server {
 // spawn starts a server pinned to the server's cores and waits until its
 // port accepts connections.
 func (h *harness) spawn(port int, argv ...string) (*proc, error) {
-	argv = pinned(h.serverCPUs, argv)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	log, _ := os.Create(filepath.Join(h.work, "server.log"))
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	p, exited, err := h.startPinned("server.log", argv)
+	if err != nil {
 		return nil, err
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	p := &proc{pid: cmd.Process.Pid, stop: func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		log.Close()
-	}}
 	if err := waitPort(port, exited); err != nil {
 		p.stop()
 		b, _ := os.ReadFile(filepath.Join(h.work, "server.log"))
 		return nil, fmt.Errorf("%s: %v\n%s", argv, err, b)
 	}
 	return p, nil
+}
+
+// startPinned starts argv on the server's cores in a process group of
+// its own, its output in logName; stop kills the group. exited closes
+// when the process ends.
+func (h *harness) startPinned(logName string, argv []string) (*proc, <-chan struct{}, error) {
+	argv = pinned(h.serverCPUs, argv)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	log, _ := os.Create(filepath.Join(h.work, logName))
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	return &proc{pid: cmd.Process.Pid, stop: func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		log.Close()
+	}}, exited, nil
 }
 
 // pinned prefixes argv with taskset for cpus, when there are any.

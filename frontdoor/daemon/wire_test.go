@@ -416,12 +416,14 @@ func TestIdleAndKeepalive(t *testing.T) {
     keepalive_interval: 50ms
 `)
 	t.Run("idle", func(t *testing.T) {
+		// Measured from before the handshake: the server's idle clock
+		// starts with its 101, which the client reads a little later.
+		start := time.Now()
 		c, err := ws.Upgrade(ts.Addr, "/idle")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		start := time.Now()
 		cl, _, err := c.ReadUntilClose()
 		if err != nil || cl.Code() != 1001 {
 			t.Fatalf("%v %v", cl, err)

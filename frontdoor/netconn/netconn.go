@@ -350,6 +350,7 @@ func (d *conn) WriteBuffers(bufs [][]byte) error {
 func (d *conn) Close() error {
 	err := d.nc.Close()
 	d.unpark()
+	released()
 	return err
 }
 

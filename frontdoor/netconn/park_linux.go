@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -28,14 +27,13 @@ import (
 // Events carry a connection number, not the descriptor: a descriptor
 // number is reused as soon as a socket closes, a number here never is.
 type poller struct {
-	parked atomic.Int64 // parks since the last shed
-	dead   atomic.Bool  // the loop has stopped: park no more
-	ep     int
-	f      *os.File // keeps ep open and registered with the runtime
-	rc     syscall.RawConn
-	mu     sync.Mutex
-	conns  map[uint64]*conn
-	next   uint64
+	dead  atomic.Bool // the loop has stopped: park no more
+	ep    int
+	f     *os.File // keeps ep open and registered with the runtime
+	rc    syscall.RawConn
+	mu    sync.Mutex
+	conns map[uint64]*conn
+	next  uint64
 }
 
 var (
@@ -69,7 +67,6 @@ func getPoller() *poller {
 		}
 		thePoller = &poller{ep: ep, f: f, rc: rc, conns: map[uint64]*conn{}}
 		go thePoller.loop()
-		go thePoller.shed()
 	})
 	return thePoller
 }
@@ -94,7 +91,7 @@ func (d *conn) park() bool {
 	p.conns[d.pollID] = d
 	p.mu.Unlock()
 	d.state.Store(stateParked)
-	p.parked.Add(1)
+	released()
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
 	setEventData(&ev, d.pollID)
 	var cerr error
@@ -201,42 +198,6 @@ func (p *poller) poll() (panicked bool, err error) {
 		err = failed
 	}
 	return false, err
-}
-
-// shedParks is how many parks make a shed worthwhile; shedGap is the
-// least time between two.
-const (
-	shedParks = 1000
-	shedGap   = 5 * time.Second
-)
-
-// shed returns freed memory to the kernel after many connections parked.
-// Parking frees each connection's goroutine stack, but the runtime only
-// hands free pages back as its next collections lower the heap goal, and
-// a server that has gone quiet collects rarely: without this, the memory
-// of a burst of connections stays resident for minutes after they go
-// idle. It waits for the burst of parks to end (a second with none), or
-// for shedGap while it goes on, and sheds at most once per shedGap, so
-// that the forced collection stays away from busy servers.
-func (p *poller) shed() {
-	defer func() {
-		if v := recover(); v != nil {
-			slog.Error("websocket poller: memory shedding panicked", "panic", v, "stack", string(debug.Stack()))
-		}
-	}()
-	var last time.Time
-	var seen int64
-	for now := range time.Tick(time.Second) {
-		n := p.parked.Load()
-		quiet := n == seen
-		seen = n
-		if n >= shedParks && now.Sub(last) >= shedGap && (quiet || now.Sub(last) >= 2*shedGap) {
-			p.parked.Add(-n)
-			seen = 0
-			last = now
-			debug.FreeOSMemory()
-		}
-	}
 }
 
 type parkState = atomic.Uint32

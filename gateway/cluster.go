@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,7 +130,7 @@ type topic struct {
 	name  string // the bus topic
 	path  string
 	mu    sync.Mutex
-	hubs  []*Hub // normally one; two while a reload replaces a route
+	hubs  []*Hub // normally one; two while a reload replaces a route. Never changed in place, so a reader may keep it after unlocking.
 	seq   uint64
 	last  map[uint64]uint64 // by publishing node: the last number delivered
 	unsub func()
@@ -200,7 +201,7 @@ func (cl *cluster) attach(path string, h *Hub) {
 		cl.topics[path] = t
 	}
 	t.mu.Lock()
-	t.hubs = append(t.hubs, h)
+	t.hubs = append(slices.Clip(t.hubs), h) // a new array: readers keep the old one
 	first := len(t.hubs) == 1
 	t.mu.Unlock()
 	cl.mu.Unlock()
@@ -220,12 +221,7 @@ func (cl *cluster) attach(path string, h *Hub) {
 // detach takes h out of its topic, when its route stops.
 func (cl *cluster) detach(h *Hub, t *topic) {
 	t.mu.Lock()
-	for i, x := range t.hubs {
-		if x == h {
-			t.hubs = append(t.hubs[:i], t.hubs[i+1:]...)
-			break
-		}
-	}
+	t.hubs = slices.DeleteFunc(slices.Clone(t.hubs), func(x *Hub) bool { return x == h })
 	var unsub func()
 	if len(t.hubs) == 0 {
 		unsub, t.unsub = t.unsub, nil
@@ -259,7 +255,7 @@ func (cl *cluster) publish(t *topic, from *Hub, room string, typ websocket.Messa
 	msg := make([]byte, 0, 21+len(room)+len(data))
 	msg = append(msg, envVersion, kindMessage)
 	msg = binary.BigEndian.AppendUint64(msg, cl.node)
-	msg = append(msg, make([]byte, 8)...) // the number, below
+	msg = binary.BigEndian.AppendUint64(msg, 0) // the number, below
 	msg = append(msg, byte(typ))
 	msg = binary.BigEndian.AppendUint16(msg, uint16(len(room)))
 	msg = append(msg, room...)
@@ -322,7 +318,7 @@ func (cl *cluster) receiveOn(t *topic, msg []byte) {
 			cl.lost.Add(seq - last - 1)
 		}
 		t.last[node] = seq
-		hubs := append([]*Hub(nil), t.hubs...)
+		hubs := t.hubs
 		t.mu.Unlock()
 		cl.received.Add(1)
 		for _, h := range hubs {

@@ -230,20 +230,15 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 		return refuse(status, cause, "limit reached: "+cause, retry)
 	}
 	if handsOff {
-		p, r := g.handOff(ctx, route, req, ho, hs.Protocols, func(proto string) (http.Header, error) {
-			return hs.Header(http.Header{}, proto)
-		})
+		p, r := g.handOff(ctx, route, req, ho, hs)
 		if r != nil {
 			return refuse(r.status, r.cause, r.reason, 0)
 		}
-		p.hs = hs
 		return p, nil
 	}
-	route.live.Add(1)
-	c := &Conn{id: g.nextID.Add(1), req: req, route: route, gw: g, header: http.Header{}, start: time.Now(), ext: hs.Extensions()}
+	c := g.newConn(route, req, hs)
+	c.ext = hs.Extensions()
 	c.proto = selectSubprotocol(route.Policy.Subprotocols, hs.Protocols)
-	c.ws = hs.NewConn((*connHandler)(c), route.Policy.engineOptions())
-	g.register(c)
 
 	accepted := false
 	fail := func(status int, cause, reason string) (*Pending, *websocket.HandshakeError) {
@@ -253,13 +248,7 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 			c.refused = true
 			c.ws.Discard()
 		} else {
-			c.ws.Abort()
-			// Rooms it joined while OnOpen ran, before refusing.
-			route.hub.remove(c, nil)
-			g.unregister(c)
-			g.connDone()
-			g.limits.done(req.ClientIP)
-			route.live.Add(-1)
+			g.drop(c)
 		}
 		return refuse(status, cause, reason, 0)
 	}
@@ -277,13 +266,40 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 		g.log.Error("application chose a response the handshake cannot send", "route", route.Path, "err", err)
 		return fail(http.StatusInternalServerError, CauseApplicationFail, err.Error())
 	}
-	route.stats.accepted.Add(1)
-	g.access.opened(c)
-	// In the route's hub from now on, before the 101 is written: a client
-	// that has its 101 must get every broadcast sent after it. What is sent
-	// to the connection before Serve is held and follows the 101.
-	route.hub.add(c)
+	g.opened(c)
 	return &Pending{Conn: c, hs: hs, header: header}, nil
+}
+
+// newConn makes the connection for an admitted request (counted by
+// admit and limits.admit) and registers it.
+func (g *Gateway) newConn(route *Route, req *Request, hs *websocket.Handshake) *Conn {
+	route.live.Add(1)
+	c := &Conn{id: g.nextID.Add(1), req: req, route: route, gw: g, header: http.Header{}, start: time.Now()}
+	c.ws = hs.NewConn((*connHandler)(c), route.Policy.engineOptions())
+	g.register(c)
+	return c
+}
+
+// drop undoes newConn and the admission for a connection its application
+// refused in OnOpen: it gets no OnClose.
+func (g *Gateway) drop(c *Conn) {
+	c.ws.Abort()
+	// Rooms it joined while OnOpen ran, before refusing.
+	c.route.hub.remove(c, nil)
+	g.unregister(c)
+	g.connDone()
+	g.limits.done(c.req.ClientIP)
+	c.route.live.Add(-1)
+}
+
+// opened counts an accepted connection and puts it in its route's hub:
+// from now on, before the 101 is written, since a client that has its 101
+// must get every broadcast sent after it. What is sent to the connection
+// before Serve is held and follows the 101.
+func (g *Gateway) opened(c *Conn) {
+	c.route.stats.accepted.Add(1)
+	g.access.opened(c)
+	c.route.hub.add(c)
 }
 
 type panicError struct{ v any }

@@ -43,8 +43,7 @@ type Transfer interface {
 // handOff completes Accept for a HandOff route, after the admission
 // checks: the connection is released from the limits at once, since the
 // gateway will not hold it.
-func (g *Gateway) handOff(ctx context.Context, route *Route, req *Request, ho HandOff, protos []string,
-	header func(proto string) (http.Header, error)) (*Pending, *errRefusal) {
+func (g *Gateway) handOff(ctx context.Context, route *Route, req *Request, ho HandOff, hs *websocket.Handshake) (*Pending, *errRefusal) {
 	defer g.connDone()
 	defer g.limits.done(req.ClientIP)
 	if req.TLS != nil {
@@ -55,7 +54,7 @@ func (g *Gateway) handOff(ctx context.Context, route *Route, req *Request, ho Ha
 		status, cause := refuseStatus(err)
 		return nil, &errRefusal{status, cause, err.Error()}
 	}
-	h, err := header(selectSubprotocol(route.Policy.Subprotocols, protos))
+	h, err := hs.Header(http.Header{}, selectSubprotocol(route.Policy.Subprotocols, hs.Protocols))
 	if err != nil {
 		tr.Cancel()
 		return nil, &errRefusal{http.StatusInternalServerError, CauseApplicationFail, err.Error()}
@@ -63,7 +62,7 @@ func (g *Gateway) handOff(ctx context.Context, route *Route, req *Request, ho Ha
 	// Counted apart from accepted: the gateway never holds the
 	// connection, so it never ends here either.
 	route.stats.handedOff.Add(1)
-	return &Pending{transfer: tr, header: h}, nil
+	return &Pending{hs: hs, transfer: tr, header: h}, nil
 }
 
 type errRefusal struct {
@@ -91,24 +90,14 @@ func (g *Gateway) Adopt(ctx context.Context, route *Route, req *Request) (*Pendi
 		route.stats.refuse(status, cause)
 		return nil, RefuseFor(status, cause, "limit reached: "+cause)
 	}
-	route.live.Add(1)
 	hs := &websocket.Handshake{Version: 13}
-	c := &Conn{id: g.nextID.Add(1), req: req, route: route, gw: g, header: http.Header{}, start: time.Now()}
-	c.ws = hs.NewConn((*connHandler)(c), route.Policy.engineOptions())
-	g.register(c)
+	c := g.newConn(route, req, hs)
 	if err := g.onOpen(ctx, c); err != nil {
-		c.ws.Abort()
-		route.hub.remove(c, nil)
-		g.unregister(c)
-		g.connDone()
-		g.limits.done(req.ClientIP)
-		route.live.Add(-1)
+		g.drop(c)
 		status, cause := refuseStatus(err)
 		route.stats.refuse(status, cause)
 		return nil, err
 	}
-	route.stats.accepted.Add(1)
-	g.access.opened(c)
-	route.hub.add(c)
+	g.opened(c)
 	return &Pending{Conn: c, hs: hs}, nil
 }

@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsgate/wsgate/apps/backend/wire"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/websocket"
 )
@@ -78,7 +78,7 @@ func (t *transfer) Pass(nc net.Conn, buffered []byte) error {
 	if !ok {
 		return fmt.Errorf("direct mode hands over TCP connections only, not %T", nc)
 	}
-	addr := sockaddr(tc.RemoteAddr().(*net.TCPAddr))
+	addr := wire.AppendSockaddr(nil, tc.RemoteAddr().(*net.TCPAddr))
 	f, err := tc.File() // a duplicate descriptor, for the producer
 	if err != nil {
 		return err
@@ -100,22 +100,4 @@ func (t *transfer) Pass(nc net.Conn, buffered []byte) error {
 		}
 	}
 	return nil
-}
-
-// sockaddr is a as struct sockaddr_in or sockaddr_in6, as Linux lays them
-// out: the family in host byte order (little-endian on every platform
-// wsgate builds for), the port in network byte order.
-func sockaddr(a *net.TCPAddr) []byte {
-	if ip4 := a.IP.To4(); ip4 != nil {
-		b := make([]byte, 16)
-		binary.LittleEndian.PutUint16(b, syscall.AF_INET)
-		binary.BigEndian.PutUint16(b[2:], uint16(a.Port))
-		copy(b[4:8], ip4)
-		return b
-	}
-	b := make([]byte, 28)
-	binary.LittleEndian.PutUint16(b, syscall.AF_INET6)
-	binary.BigEndian.PutUint16(b[2:], uint16(a.Port))
-	copy(b[8:24], a.IP.To16())
-	return b
 }

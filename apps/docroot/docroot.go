@@ -89,14 +89,9 @@ var _ gateway.HandOff = (*Direct)(nil)
 // Connect resolves the request's socket as OnOpen does and reaches its
 // producer.
 func (d *Direct) Connect(ctx context.Context, req *gateway.Request) (gateway.Transfer, error) {
-	name := below(req.Path, d.ctx.Route.Path)
-	sock, _, status := d.Resolve(name, req.Protocols)
-	if status != 0 {
-		return nil, gateway.Refuse(status, fmt.Sprintf("no socket for %q", name))
-	}
-	h, err := d.handler(sock)
+	h, _, err := d.producer(req, d.ctx.Route.Path)
 	if err != nil {
-		return nil, gateway.RefuseFor(http.StatusServiceUnavailable, gateway.CauseBackendDown, "producer unavailable")
+		return nil, err
 	}
 	return h.(gateway.HandOff).Connect(ctx, req)
 }
@@ -279,21 +274,32 @@ func below(path, route string) string {
 	return name
 }
 
-// OnOpen resolves the socket for the request and hands the client to
-// its producer.
-func (d *Docroot) OnOpen(ctx context.Context, c *gateway.Conn) error {
-	name := below(c.Request().Path, c.Route().Path)
-	sock, proto, status := d.Resolve(name, c.Request().Protocols)
+// producer resolves a request on the route at routePath to its socket's
+// handler, and the subprotocol that chose the socket (for a directory);
+// the error is the refusal to answer with.
+func (d *Docroot) producer(req *gateway.Request, routePath string) (gateway.Handler, string, error) {
+	name := below(req.Path, routePath)
+	sock, proto, status := d.Resolve(name, req.Protocols)
 	if status != 0 {
-		return gateway.Refuse(status, fmt.Sprintf("no socket for %q", name))
-	}
-	if proto != "" {
-		c.SetSubprotocol(proto)
+		return nil, "", gateway.Refuse(status, fmt.Sprintf("no socket for %q", name))
 	}
 	h, err := d.handler(sock)
 	if err != nil {
 		d.log.Error("cannot use producer socket", "socket", sock, "err", err)
-		return gateway.RefuseFor(http.StatusServiceUnavailable, gateway.CauseBackendDown, "producer unavailable")
+		return nil, "", gateway.RefuseFor(http.StatusServiceUnavailable, gateway.CauseBackendDown, "producer unavailable")
+	}
+	return h, proto, nil
+}
+
+// OnOpen resolves the socket for the request and hands the client to
+// its producer.
+func (d *Docroot) OnOpen(ctx context.Context, c *gateway.Conn) error {
+	h, proto, err := d.producer(c.Request(), c.Route().Path)
+	if err != nil {
+		return err
+	}
+	if proto != "" {
+		c.SetSubprotocol(proto)
 	}
 	if err := h.OnOpen(ctx, c); err != nil {
 		return err

@@ -67,17 +67,7 @@ func producer(t *testing.T, dir, name string, args ...string) *exec.Cmd {
 	if os.Getenv("WSGATE_TEST_LOG") == "" {
 		cmd.Stderr = nil
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	sock := filepath.Join(dir, name)
-	if !testserver.WaitFor(10*time.Second, func() bool {
-		fi, err := os.Stat(sock)
-		return err == nil && fi.Mode()&os.ModeSocket != 0
-	}) {
-		t.Fatalf("%s did not create %s", args[0], sock)
-	}
+	testserver.RunProducer(t, cmd, filepath.Join(dir, name))
 	return cmd
 }
 

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -32,17 +30,7 @@ func get(t *testing.T, url string) (int, string) {
 
 func adminURL(s *testserver.Server) string { return "http://" + s.AdminAddr().String() }
 
-// metric returns the value of one sample in an exposition, or -1.
-func metric(text, sample string) float64 {
-	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(line, sample+" ") {
-			var v float64
-			fmt.Sscan(strings.TrimPrefix(line, sample+" "), &v)
-			return v
-		}
-	}
-	return -1
-}
+var metric = testserver.Sample
 
 // TestMetrics: the admin listener's /metrics passes promtool's checks
 // and counts what happened: connections, messages and bytes each way,
@@ -115,17 +103,8 @@ routes:
 			t.Errorf("%s missing", family)
 		}
 	}
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
-			t.Fatal("promtool is not installed (Debian package prometheus); ./scripts/test.sh installs it")
-		}
+	if !testserver.Promtool(t, body) {
 		t.Skip("promtool is not installed")
-	}
-	cmd := exec.Command(promtool, "check", "metrics")
-	cmd.Stdin = strings.NewReader(body)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -52,8 +52,12 @@ type Bus struct {
 	nc   *nats.Conn
 	log  *slog.Logger
 	opts Options
-	slow atomic.Uint64
-	subs atomic.Pointer[[]*nats.Subscription]
+
+	// subs are the live subscriptions; slow the drops of those gone.
+	// Read at scrapes, changed when routes start and stop.
+	mu   sync.Mutex
+	subs map[*nats.Subscription]struct{}
+	slow uint64
 }
 
 // Connect returns a Bus. It does not wait for a server: a node whose NATS
@@ -74,8 +78,7 @@ func Connect(o Options) (*Bus, error) {
 	if o.PendingBytes == 0 {
 		o.PendingBytes = 64 << 20
 	}
-	b := &Bus{log: o.Log, opts: o}
-	b.subs.Store(&[]*nats.Subscription{})
+	b := &Bus{log: o.Log, opts: o, subs: map[*nats.Subscription]struct{}{}}
 	no := []nats.Option{
 		nats.Name(o.Name),
 		// The gateway publishes to the others; its own subscriptions must
@@ -194,31 +197,21 @@ func (b *Bus) Subscribe(topic string, fn func([]byte)) (func(), error) {
 		sub.Unsubscribe()
 		return nil, err
 	}
-	for {
-		old := b.subs.Load()
-		next := append(append([]*nats.Subscription(nil), *old...), sub)
-		if b.subs.CompareAndSwap(old, &next) {
-			break
-		}
-	}
+	b.mu.Lock()
+	b.subs[sub] = struct{}{}
+	b.mu.Unlock()
 	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if _, ok := b.subs[sub]; !ok {
+			return
+		}
 		// What it dropped stays in the total.
 		if n, err := sub.Dropped(); err == nil {
-			b.slow.Add(uint64(n))
+			b.slow += uint64(n)
 		}
+		delete(b.subs, sub)
 		sub.Unsubscribe()
-		for {
-			old := b.subs.Load()
-			next := make([]*nats.Subscription, 0, len(*old))
-			for _, s := range *old {
-				if s != sub {
-					next = append(next, s)
-				}
-			}
-			if b.subs.CompareAndSwap(old, &next) {
-				break
-			}
-		}
 	}, nil
 }
 
@@ -228,8 +221,10 @@ func (b *Bus) Connected() bool { return b.nc.IsConnected() }
 // SlowConsumer implements gateway.BusStatus: the messages NATS dropped
 // because a subscription of this node fell behind.
 func (b *Bus) SlowConsumer() uint64 {
-	n := b.slow.Load()
-	for _, s := range *b.subs.Load() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := b.slow
+	for s := range b.subs {
 		if d, err := s.Dropped(); err == nil {
 			n += uint64(d)
 		}

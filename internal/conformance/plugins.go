@@ -137,11 +137,19 @@ func PluginDebug(t testing.TB, base string, hasRequest bool) {
 func PluginThreads(t testing.TB, base string) {
 	c, _ := dialPlugin(t, base+"/debug", nil)
 	c.WriteMessage(websocket.TextMessage, []byte("threads 10 1000"))
-	next := make([]int, 10)
+	ThreadMessages(t, c, 10, 1000)
+}
+
+// ThreadMessages reads what threads plugin threads send on c, each
+// counting down from each as "THREAD: N", checking every thread's order,
+// and then the 1000 close the last thread sends.
+func ThreadMessages(t testing.TB, c *websocket.Conn, threads, each int) {
+	t.Helper()
+	next := make([]int, threads)
 	for i := range next {
-		next[i] = 1000
+		next[i] = each
 	}
-	for range 10000 {
+	for range threads * each {
 		var th, m int
 		if _, err := fmt.Sscanf(readText(t, c), "%d: %d", &th, &m); err != nil {
 			t.Fatal(err)
@@ -154,7 +162,7 @@ func PluginThreads(t testing.TB, base string) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, _, err := c.ReadMessage()
 	if !websocket.IsCloseError(err, 1000) {
-		t.Fatalf("after the threads: %v", err)
+		t.Fatalf("after the threads: %v, want the last thread's 1000", err)
 	}
 }
 

@@ -17,7 +17,6 @@ package direct
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsgate/wsgate/apps/backend/wire"
 	"github.com/wsgate/wsgate/frontdoor/netconn"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/sdk/producer"
@@ -171,33 +171,13 @@ func Receive(uc *net.UnixConn) (*Handoff, error) {
 	if err != nil {
 		return nil, err
 	}
-	remote, size := parseSockaddr(buf[:n])
+	remote, size := wire.ParseSockaddr(buf[:n])
 	rest, err := io.ReadAll(io.LimitReader(uc, MaxBuffered))
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
 	return &Handoff{Conn: nc, Remote: remote, Buffered: append(buf[size:n:n], rest...)}, nil
-}
-
-// parseSockaddr reads a struct sockaddr_in or sockaddr_in6 (the family
-// in host byte order, little-endian on Linux's platforms) and says how
-// many bytes it took.
-func parseSockaddr(b []byte) (*net.TCPAddr, int) {
-	if len(b) < 2 {
-		return &net.TCPAddr{}, len(b)
-	}
-	switch binary.LittleEndian.Uint16(b) {
-	case syscall.AF_INET:
-		if len(b) >= 16 {
-			return &net.TCPAddr{IP: net.IP(append([]byte(nil), b[4:8]...)), Port: int(binary.BigEndian.Uint16(b[2:]))}, 16
-		}
-	case syscall.AF_INET6:
-		if len(b) >= 28 {
-			return &net.TCPAddr{IP: net.IP(append([]byte(nil), b[8:24]...)), Port: int(binary.BigEndian.Uint16(b[2:]))}, 28
-		}
-	}
-	return &net.TCPAddr{}, len(b)
 }
 
 func (s *Server) receive(g *gateway.Gateway, route *gateway.Route, uc *net.UnixConn) {

@@ -39,12 +39,13 @@ const (
 	TypeCount      Type = 0x8A // how many clients in a room, cluster-wide
 )
 
+var typeNames = map[Type]string{TypeHello: "HELLO", TypeOpen: "OPEN", TypeMessage: "MESSAGE", TypeClosed: "CLOSED",
+	TypeHelloReply: "HELLO(reply)", TypeAccept: "ACCEPT", TypeRefuse: "REFUSE", TypeSend: "SEND",
+	TypeBroadcast: "BROADCAST", TypeRoom: "ROOM", TypeJoin: "JOIN", TypeLeave: "LEAVE", TypeClose: "CLOSE",
+	TypeCount: "COUNT", TypeCounted: "COUNTED"}
+
 func (t Type) String() string {
-	names := map[Type]string{TypeHello: "HELLO", TypeOpen: "OPEN", TypeMessage: "MESSAGE", TypeClosed: "CLOSED",
-		TypeHelloReply: "HELLO(reply)", TypeAccept: "ACCEPT", TypeRefuse: "REFUSE", TypeSend: "SEND",
-		TypeBroadcast: "BROADCAST", TypeRoom: "ROOM", TypeJoin: "JOIN", TypeLeave: "LEAVE", TypeClose: "CLOSE",
-		TypeCount: "COUNT", TypeCounted: "COUNTED"}
-	if n, ok := names[t]; ok {
+	if n, ok := typeNames[t]; ok {
 		return n
 	}
 	return "0x" + strconv.FormatUint(uint64(t), 16)

@@ -28,16 +28,7 @@ func rawProducer(t *testing.T, path string) {
 	}
 	cmd := exec.Command(bin, path)
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if !testserver.WaitFor(10*time.Second, func() bool {
-		fi, err := os.Stat(path)
-		return err == nil && fi.Mode()&os.ModeSocket != 0
-	}) {
-		t.Fatalf("the producer did not listen on %s", path)
-	}
+	testserver.RunProducer(t, cmd, path)
 	// apache-ws's producers ran as the web server's user; this one runs
 	// as the test's, so httpd's children need the socket opened to them.
 	os.Chmod(path, 0o777)

@@ -3,7 +3,6 @@ package apachetest
 import (
 	"errors"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsgate/wsgate/internal/testserver"
 	ws "github.com/wsgate/wsgate/internal/wstest"
 )
 
@@ -20,19 +20,8 @@ import (
 func producer(t *testing.T, dir, name string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(build, "echo-producer"), "-R", dir, "-n", name)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	sock := filepath.Join(dir, name)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if fi, err := os.Stat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			return cmd
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the producer did not create %s", sock)
-		}
-	}
+	testserver.RunProducer(t, cmd, filepath.Join(dir, name))
+	return cmd
 }
 
 func dialOK(t *testing.T, url string, h http.Header) (*websocket.Conn, *http.Response) {

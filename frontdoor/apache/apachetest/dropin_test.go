@@ -16,6 +16,7 @@ import (
 
 	_ "github.com/wsgate/wsgate/apps/all"
 	"github.com/wsgate/wsgate/apps/cplugin"
+	"github.com/wsgate/wsgate/internal/conformance"
 	"github.com/wsgate/wsgate/internal/testserver"
 	ws "github.com/wsgate/wsgate/internal/wstest"
 )
@@ -299,24 +300,7 @@ func dropInCases(t *testing.T, base string) {
 		}
 		defer c.Close()
 		c.WriteMessage(websocket.TextMessage, []byte("start 10 500"))
-		next := make([]int, 10)
-		for i := range next {
-			next[i] = 500
-		}
-		for range 5000 {
-			var th, m int
-			if _, err := fmt.Sscanf(readString(t, c), "%d: %d", &th, &m); err != nil {
-				t.Fatal(err)
-			}
-			if th < 0 || th >= len(next) || m != next[th] {
-				t.Fatalf("thread %d sent %d, want %d", th, m, next[th])
-			}
-			next[th]--
-		}
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, 1000) {
-			t.Fatalf("after the threads: %v, want the last thread's 1000", err)
-		}
+		conformance.ThreadMessages(t, c, 10, 500)
 	})
 	t.Run("WebSocketOriginCheck", func(t *testing.T) {
 		self := "http://" + host

@@ -4,26 +4,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/testserver"
 	ws "github.com/wsgate/wsgate/internal/wstest"
 )
 
-// sample returns one sample's value in a Prometheus exposition, or -1.
-func sample(text, name string) float64 {
-	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(line, name+" ") {
-			var v float64
-			fmt.Sscan(strings.TrimPrefix(line, name+" "), &v)
-			return v
-		}
-	}
-	return -1
-}
+var sample = testserver.Sample
 
 // TestMetricsAcrossChildren: SetHandler wsgate-metrics reports the sum
 // over every httpd child, whichever child answers the scrape; mod_status
@@ -104,15 +93,7 @@ func TestMetricsAcrossChildren(t *testing.T) {
 			if mpm == "prefork" && sample(body, "wsgate_httpd_children") < held {
 				t.Errorf("%v children publishing under prefork with %d held WebSockets", sample(body, "wsgate_httpd_children"), held)
 			}
-			if promtool, err := exec.LookPath("promtool"); err == nil {
-				cmd := exec.Command(promtool, "check", "metrics")
-				cmd.Stdin = strings.NewReader(body)
-				if out, err := cmd.CombinedOutput(); err != nil {
-					t.Fatalf("promtool check metrics: %v\n%s", err, out)
-				}
-			} else if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
-				t.Fatal("promtool is not installed (Debian package prometheus)")
-			}
+			testserver.Promtool(t, body)
 			if page := scrape("/server-status"); !strings.Contains(page, "<h2>mod_wsgate</h2>") || !strings.Contains(page, "4 WebSockets open") {
 				t.Errorf("mod_status has no mod_wsgate section:\n%s", page)
 			}

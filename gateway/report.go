@@ -34,6 +34,14 @@ type LinkStats struct {
 	Reconnects, OpenTimeouts uint64
 	// QueueBytes is what waits to be written to the producer.
 	QueueBytes int64
+	// Held clients wait for their producer to come back (route option
+	// hold, or a planned handover), with HeldBytes of their messages.
+	// Resumed counts those re-announced and accepted, HoldExpired those
+	// closed with 1012 when the hold ran out, HeldDropped the messages
+	// dropped past the held queue's bound, Drains the DRAINs received.
+	Held                                      int
+	HeldBytes                                 int64
+	Resumed, HoldExpired, HeldDropped, Drains uint64
 }
 
 // Ready reports whether the gateway can serve: not while it drains, and

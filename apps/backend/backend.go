@@ -32,6 +32,8 @@ type Backend struct {
 	conns sync.Map // uint64 -> *gateway.Conn, for BROADCAST and ROOM's except
 
 	openTimeouts atomic.Uint64
+
+	holding // clients held while their producer restarts (hold.go)
 }
 
 // Software is sent in HELLO: wsgate's release and commit.
@@ -94,7 +96,12 @@ func (b *Backend) Ready() error {
 
 // Links implements gateway.LinkReporter.
 func (b *Backend) Links() gateway.LinkStats {
-	ls := gateway.LinkStats{Address: b.cfg.Address, Required: b.cfg.Required, OpenTimeouts: b.openTimeouts.Load()}
+	ls := gateway.LinkStats{Address: b.cfg.Address, Required: b.cfg.Required, OpenTimeouts: b.openTimeouts.Load(),
+		Resumed: b.resumed.Load(), HoldExpired: b.expired.Load(), HeldDropped: b.dropped.Load(), Drains: b.drains.Load(),
+		HeldBytes: b.bytes.Load()}
+	b.hmu.Lock()
+	ls.Held = len(b.set)
+	b.hmu.Unlock()
 	if p := b.pool; p != nil {
 		ls.Configured = len(p.links)
 		ls.Reconnects = p.reconnects.Load()
@@ -152,9 +159,14 @@ var handshakeHeaders = map[string]bool{
 	"Sec-Websocket-Extensions": true, "Sec-Websocket-Protocol": true,
 }
 
-func (b *Backend) openFrame(c *gateway.Conn) *[]byte {
+// openFrame encodes c's OPEN; resumed re-announces a held client, with
+// its rooms.
+func (b *Backend) openFrame(c *gateway.Conn, resumed bool) *[]byte {
 	r := c.Request()
 	o := wire.Open{Conn: c.ID(), Path: r.Path, Query: r.RawQuery, Host: r.Host, Remote: r.RemoteAddr, TLS: r.TLS != nil, Protocols: r.Protocols}
+	if resumed {
+		o.Resumed, o.Rooms = true, c.Rooms()
+	}
 	if b.cfg.Headers == nil {
 		for k, vs := range r.Header {
 			if !handshakeHeaders[k] {
@@ -209,7 +221,12 @@ func (b *Backend) OnOpen(ctx context.Context, c *gateway.Conn) error {
 }
 
 // OnMessage relays a client's message. When the producer connection's
-// queue is full this waits, which stops reading from this client.
+// queue is full this waits, which stops reading from this client. While
+// the client is held the message waits for the producer's return.
+//
+// The client's lock is held across the send: a DRAIN that moves the
+// client (hold.go) then sees every message either sent on the old link
+// before its DRAINED, or queued for the new one, never one after.
 func (b *Backend) OnMessage(c *gateway.Conn, m gateway.Message) {
 	cl, ok := c.State().(*client)
 	if !ok {
@@ -221,7 +238,23 @@ func (b *Backend) OnMessage(c *gateway.Conn, m gateway.Message) {
 	}
 	buf := bufpool.Get(wire.MessageHeaderSize + len(m.Data))
 	*buf = wire.AppendMessage(*buf, wire.TypeMessage, c.ID(), kind, m.Data)
-	cl.link.enqueue(buf, true)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if l := cl.link; l != nil && !l.draining.Load() {
+		err := l.sender.Offer(buf)
+		if !errors.Is(err, wire.ErrNotSent) {
+			return
+		}
+		if b.cfg.Hold <= 0 {
+			bufpool.Put(buf) // the client is being closed with 1012
+			return
+		}
+		// The link went down under this send: the message waits with the
+		// client, which the link's failure is about to hold.
+	}
+	// Held, or carried by a draining link (which takes nothing after its
+	// DRAINED, and which holds the client when it ends).
+	b.queueHeld(cl, buf)
 }
 
 // OnClose tells the producer the client has gone.
@@ -231,10 +264,23 @@ func (b *Backend) OnClose(c *gateway.Conn, s websocket.CloseStatus) {
 		return
 	}
 	b.conns.Delete(c.ID())
-	cl.link.remove(c.ID())
-	cl.link.enqueue(cl.link.closedFrame(c.ID(), s.Code, s.Reason), false)
+	cl.mu.Lock()
+	cl.gone = true
+	l, h := cl.link, cl.held
+	cl.held = nil
+	cl.mu.Unlock()
+	if h != nil {
+		b.unhold(cl, h)
+		// A resumed OPEN is out: its producer hears of the close.
+		h.on.cancelResume(c.ID(), s.Code, s.Reason)
+	}
+	if l == nil {
+		return
+	}
+	l.remove(c.ID())
+	l.enqueue(l.closedFrame(c.ID(), s.Code, s.Reason), false)
 	if b.cfg.Mode == PerClient {
-		recovered.Go("producer connection close", cl.link.closeGracefully)
+		recovered.Go("producer connection close", l.closeGracefully)
 	}
 }
 
@@ -247,10 +293,11 @@ type pool struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	links []*link // nil where a slot is down
-	state int     // 0 unknown, 1 up, -1 down
-	ever  []bool  // the slot has been up before: a new link is a reconnect
+	mu      sync.Mutex
+	links   []*link // nil where a slot is down
+	state   int     // 0 unknown, 1 up, -1 down
+	ever    []bool  // the slot has been up before: a new link is a reconnect
+	retired map[*link]struct{} // draining links, until they end
 
 	reconnects atomic.Uint64
 }
@@ -286,6 +333,12 @@ func (p *pool) keep(slot int) {
 			select {
 			case <-l.done:
 				p.set(slot, nil, l.err)
+			case <-l.drainCh:
+				// A planned handover: the slot gets a new link (from the
+				// new instance) at once; the old one ends on its own.
+				p.retire(l)
+				p.set(slot, nil, nil)
+				continue
 			case <-p.ctx.Done():
 				l.fail(errors.New("gateway stopping"))
 				p.set(slot, nil, nil)
@@ -331,6 +384,9 @@ func (p *pool) set(slot int, l *link, err error) {
 		p.ever[slot] = true
 	}
 	p.links[slot] = l
+	if l != nil {
+		recovered.Go("producer resume", p.b.resumeHeld)
+	}
 	up := 0
 	for _, x := range p.links {
 		if x != nil {
@@ -361,7 +417,7 @@ func (p *pool) pick() *link {
 	defer p.mu.Unlock()
 	var best *link
 	for _, l := range p.links {
-		if l != nil && (best == nil || l.load.Load() < best.load.Load()) {
+		if l != nil && !l.draining.Load() && (best == nil || l.load.Load() < best.load.Load()) {
 			best = l
 		}
 	}
@@ -392,7 +448,32 @@ func (p *pool) waitUp(ctx context.Context) *link {
 	}
 }
 
+// retire keeps a draining link until it ends, so that stop can end it.
+func (p *pool) retire(l *link) {
+	p.mu.Lock()
+	if p.retired == nil {
+		p.retired = map[*link]struct{}{}
+	}
+	p.retired[l] = struct{}{}
+	p.mu.Unlock()
+	recovered.Go("producer retired link", func() {
+		<-l.done
+		p.mu.Lock()
+		delete(p.retired, l)
+		p.mu.Unlock()
+	})
+}
+
 func (p *pool) stop() {
 	p.cancel()
 	p.wg.Wait()
+	p.mu.Lock()
+	retired := make([]*link, 0, len(p.retired))
+	for l := range p.retired {
+		retired = append(retired, l)
+	}
+	p.mu.Unlock()
+	for _, l := range retired {
+		l.fail(errors.New("gateway stopping"))
+	}
 }

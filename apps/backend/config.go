@@ -57,6 +57,11 @@ type Config struct {
 	// Required makes the daemon not ready (/readyz) while the producer
 	// cannot be reached.
 	Required bool
+	// Hold keeps a mux route's clients open this long when their producer
+	// connection drops, and re-announces them to the producer when a
+	// connection is back (docs/backend-protocol.md, "Restarts"). Zero
+	// closes them at once with 1012.
+	Hold time.Duration
 }
 
 // RawConfig configures raw mode (see docs/backend-protocol.md).
@@ -109,6 +114,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Raw != nil && c.Mode == Mux {
 		errs = append(errs, errors.New("raw mode needs one connection per client (mode: per-client)"))
+	}
+	if c.Hold < 0 {
+		errs = append(errs, errors.New("hold is negative"))
+	} else if c.Hold > 0 && c.Mode != Mux {
+		errs = append(errs, errors.New("hold needs mode: mux (a per-client or direct producer connection ends with its client)"))
 	}
 	return errors.Join(errs...)
 }

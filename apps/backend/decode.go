@@ -46,8 +46,13 @@ func Decode(d *config.Decoder) Config {
 			v.Errorf("must be host:port, such as 127.0.0.1:9000 (%v)", err)
 		}
 	}
+	var holdAt *config.Decoder
+	fields["hold"] = func(v *config.Decoder) { v.Duration(&c.Hold); holdAt = v }
 	d.Fields(fields)
 	finish(d)
+	if holdAt != nil && c.Hold > 0 && (c.Mode != Mux || c.Raw != nil) {
+		holdAt.Errorf("needs mode: mux (a per-client or direct producer connection ends with its client)")
+	}
 	if c.Address == "" && d.IsMapping() {
 		d.Errorf("needs socket (a UNIX socket path) or address (host:port)")
 	}

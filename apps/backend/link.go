@@ -37,15 +37,22 @@ type link struct {
 	clients map[uint64]*client
 	pending map[uint64]*pendingOpen
 
-	helloed chan struct{} // closed when the producer's HELLO arrives
-	done    chan struct{} // closed when the link is down
-	load    atomic.Int64  // clients carried, for the pool's choice
+	helloed  chan struct{} // closed when the producer's HELLO arrives
+	done     chan struct{} // closed when the link is down
+	load     atomic.Int64  // clients carried, for the pool's choice
+	draining atomic.Bool   // the producer sent DRAIN: no new clients
+	drainCh  chan struct{} // closed on DRAIN, for the pool
 }
 
-// client is one WebSocket client carried by a link.
+// client is one WebSocket client of a framed route. It is carried by a
+// link, or held (hold.go) while no link carries it; mu guards which.
 type client struct {
-	c    *gateway.Conn
-	link *link
+	c *gateway.Conn
+
+	mu   sync.Mutex
+	link *link // the carrying link; nil while held
+	held *held // non-nil while held, and while a resumed OPEN waits
+	gone bool  // OnClose has run
 }
 
 type openReply struct {
@@ -66,12 +73,16 @@ type membership struct {
 // OPEN is sent, so that the reader can make it live the moment ACCEPT
 // arrives: SEND frames right behind the ACCEPT then find it.
 type pendingOpen struct {
-	ch    chan openReply
-	cl    *client
-	rooms []membership // guarded by the link's cmu
+	ch     chan openReply
+	cl     *client
+	rooms  []membership // guarded by the link's cmu
+	resume *batch       // a held client re-announced: nobody waits on ch
 }
 
-var errLinkDown = errors.New("producer connection lost")
+var (
+	errLinkDown     = errors.New("producer connection lost")
+	errDrainTimeout = errors.New("producer did not close a drained connection")
+)
 
 // dialLink connects, sends HELLO (and any frames in first, in the same
 // write) and starts the reader.
@@ -84,7 +95,7 @@ func (b *Backend) dialLink(ctx context.Context, mode uint8, first []byte) (*link
 	l := &link{
 		b: b, nc: nc, mode: mode, log: b.log,
 		clients: map[uint64]*client{}, pending: map[uint64]*pendingOpen{},
-		helloed: make(chan struct{}), done: make(chan struct{}),
+		helloed: make(chan struct{}), done: make(chan struct{}), drainCh: make(chan struct{}),
 	}
 	l.sender = wire.NewSender(nc, b.cfg.QueueBytes, bufpool.Put, l.fail)
 	buf := bufpool.Get(64 + len(first))
@@ -110,8 +121,10 @@ func (l *link) enqueue(buf *[]byte, wait bool) error {
 	return nil
 }
 
-// fail takes the link down: every client on it is closed with 1011 and
-// every pending OPEN answered with an error.
+// fail takes the link down. Its clients are held for the producer's
+// return (route option hold, or after DRAIN) or closed with 1012; a
+// pending OPEN is answered with an error, a pending resumption waits for
+// the next link.
 func (l *link) fail(err error) {
 	l.mu.Lock()
 	if l.closed {
@@ -128,13 +141,34 @@ func (l *link) fail(err error) {
 	pending := l.pending
 	l.clients, l.pending = map[uint64]*client{}, map[uint64]*pendingOpen{}
 	l.cmu.Unlock()
+	b := l.b
+	hold := b.cfg.Hold
+	if l.draining.Load() && b.pool != nil {
+		hold = max(hold, DrainHold)
+	}
+	held := 0
 	for _, p := range pending {
+		if p.resume != nil {
+			b.hold(p.cl, hold, nil)
+			held++
+			p.resume.done(nil)
+			continue
+		}
 		p.ch <- openReply{err: errLinkDown}
 	}
 	for _, c := range clients {
-		c.c.Close(websocket.StatusInternalError, "backend connection lost")
+		if hold > 0 {
+			b.hold(c, hold, nil)
+			held++
+		} else {
+			c.c.Close(websocket.StatusServiceRestart, "producer went away")
+		}
 	}
 	close(l.done)
+	if held > 0 {
+		// Another link of the pool may be up already.
+		recovered.Go("producer resume", b.resumeHeld)
+	}
 }
 
 // closeGracefully closes a per-client link once its queue is written.
@@ -215,6 +249,10 @@ func (l *link) dispatch(f *wire.Frame) {
 			}
 			return
 		}
+		if p.resume != nil {
+			l.resumed(p.cl, f, rooms, p.resume)
+			return
+		}
 		p.ch <- openReply{f: *f, rooms: rooms}
 	case wire.TypeSend:
 		if c := l.clientOf(f.Conn); c != nil {
@@ -249,6 +287,8 @@ func (l *link) dispatch(f *wire.Frame) {
 			*buf = wire.AppendCounted(*buf, id, room, uint64(count), uint16(min(nodes, 0xFFFF)))
 			l.enqueue(buf, false)
 		})
+	case wire.TypeDrain:
+		recovered.Go("producer drain", l.drain)
 	case wire.TypeClose:
 		if c := l.clientOf(f.Conn); c != nil {
 			if err := c.c.Close(websocket.StatusCode(f.Code), f.Reason); err != nil {
@@ -274,7 +314,7 @@ func (l *link) open(ctx context.Context, c *gateway.Conn) error {
 	l.cmu.Lock()
 	l.pending[c.ID()] = p
 	l.cmu.Unlock()
-	if err := l.enqueue(l.b.openFrame(c), false); err != nil {
+	if err := l.enqueue(l.b.openFrame(c, false), false); err != nil {
 		return gateway.RefuseFor(http.StatusServiceUnavailable, gateway.CauseBackendDown, "producer unavailable")
 	}
 	select {

@@ -82,6 +82,11 @@ var (
 	reconn    = desc("producer_reconnects_total", "Producer connections re-established after one was lost.", "route")
 	timeouts  = desc("producer_open_timeouts_total", "Clients refused because the producer did not answer OPEN in time.", "route")
 	queue     = desc("producer_queue_bytes", "Bytes waiting to be written to the route's producer.", "route")
+	heldNow   = desc("producer_held_clients", "Clients held open while their producer restarts or hands over.", "route")
+	heldBytes = desc("producer_held_bytes", "Bytes of messages that held clients sent, waiting for their producer.", "route")
+	holds     = desc("producer_holds_total", "Held clients by outcome: resumed (re-announced and accepted) or expired (closed with 1012).", "route", "outcome")
+	heldDrop  = desc("producer_held_dropped_messages_total", "Messages from held clients dropped past the held queue's bound.", "route")
+	drains    = desc("producer_drains_total", "DRAINs received: producer connections handed over to a new instance.", "route")
 	frontRef  = desc("connections_refused_total", "Connections refused before a route was chosen, by cause.", "cause")
 	acceptErr = desc("accept_errors_total", "Failed accepts on the public listeners, by error.", "error")
 	parked    = desc("parked_connections", "Idle connections parked on the shared epoll instance (no goroutine).")
@@ -102,7 +107,7 @@ type collector struct{ src Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{buildInfo, open, accepted, handedOff, ended, refused, messages, bytes, deflated, dropped, slow,
-		closes, links, reconn, timeouts, queue, frontRef, acceptErr, parked, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup} {
+		closes, links, reconn, timeouts, queue, heldNow, heldBytes, holds, heldDrop, drains, frontRef, acceptErr, parked, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup} {
 		ch <- d
 	}
 }
@@ -152,6 +157,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(queue, float64(l.QueueBytes), l.Route)
 		}
 		counter(timeouts, l.OpenTimeouts, l.Route)
+		if l.Configured > 0 {
+			gauge(heldNow, float64(l.Held), l.Route)
+			gauge(heldBytes, float64(l.HeldBytes), l.Route)
+			counter(holds, l.Resumed, l.Route, "resumed")
+			counter(holds, l.HoldExpired, l.Route, "expired")
+			counter(heldDrop, l.HeldDropped, l.Route)
+			counter(drains, l.Drains, l.Route)
+		}
 	}
 	f := c.src.Front()
 	for cause, n := range f.Refused {

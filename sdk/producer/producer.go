@@ -89,6 +89,14 @@ type Client struct {
 	Header    http.Header
 	// Route is the gateway route the client came through.
 	Route string
+	// Resumed is set for a client the gateway held while a producer
+	// restarted, or moved here from an instance that drained: its
+	// WebSocket stayed open, and what it sent meanwhile follows. Rooms are
+	// the rooms it is in (the gateway keeps them), so the producer can
+	// rebuild its own state. An ACCEPT's subprotocol and headers are
+	// ignored for it: its handshake is long done.
+	Resumed bool
+	Rooms   []string
 
 	link   *link
 	closed atomic.Bool
@@ -177,7 +185,9 @@ var ErrNoCount = errors.New("producer: the gateway did not answer COUNT")
 // route) on every gateway process that shares the route's bus (httpd's
 // children, a cluster of daemons), and how many processes were counted.
 // Without a bus it is the count of the gateway this client came through.
-// It waits for the answer until ctx ends.
+// It waits for the answer until ctx ends. The answer is read by the
+// goroutine that calls the Handler for this client's gateway connection:
+// call Count from a goroutine of your own, not from OnMessage itself.
 func (c *Client) Count(ctx context.Context, room string) (count, nodes int, err error) {
 	l := c.link
 	ch := make(chan wire.Frame, 1)
@@ -241,12 +251,28 @@ func (s *Server) log() *slog.Logger {
 // refusing connections (which it counts as the producer being down).
 // Closing the listener removes the path.
 func Listen(path string, mode ...os.FileMode) (net.Listener, error) {
+	return listen(path, false, mode)
+}
+
+// ListenTakeOver is Listen for the new instance of a planned handover: a
+// socket in use at path is replaced (atomically, by rename), so that the
+// gateway's next connections reach this instance; the old instance then
+// calls Server.Drain.
+func ListenTakeOver(path string, mode ...os.FileMode) (net.Listener, error) {
+	return listen(path, true, mode)
+}
+
+func listen(path string, takeOver bool, mode []os.FileMode) (net.Listener, error) {
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		if c, err := net.Dial("unix", path); err == nil {
+		c, err := net.Dial("unix", path)
+		if err == nil {
 			c.Close()
-			return nil, fmt.Errorf("%s is in use", path)
+			if !takeOver {
+				return nil, fmt.Errorf("%s is in use", path)
+			}
+		} else {
+			os.Remove(path)
 		}
-		os.Remove(path)
 	}
 	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".wsgate-%d.sock", os.Getpid()))
 	os.Remove(tmp)
@@ -269,21 +295,41 @@ func Listen(path string, mode ...os.FileMode) (net.Listener, error) {
 		os.Remove(tmp)
 		return nil, err
 	}
-	return &unixListener{UnixListener: ln, path: path}, nil
+	fi, _ := os.Stat(path)
+	return &unixListener{UnixListener: ln, path: path, fi: fi}, nil
 }
 
 // unixListener removes its path when closed, as a net.UnixListener does
-// for the name it was bound to.
+// for the name it was bound to, unless the path is no longer its socket:
+// in a handover the new instance has put its own socket there, and the
+// old one must not remove it.
 type unixListener struct {
 	*net.UnixListener
 	path string
+	fi   os.FileInfo
 	once sync.Once
 }
 
 func (l *unixListener) Close() error {
 	err := l.UnixListener.Close()
-	l.once.Do(func() { os.Remove(l.path) })
+	l.once.Do(func() {
+		if fi, err := os.Stat(l.path); err == nil && l.fi != nil && os.SameFile(fi, l.fi) {
+			os.Remove(l.path)
+		}
+	})
 	return err
+}
+
+// Replaced reports whether another instance has put its socket at the
+// path ln (from Listen) listens on: the new instance of a handover has
+// started, and this one should Drain.
+func Replaced(ln net.Listener) bool {
+	ul, ok := ln.(*unixListener)
+	if !ok || ul.fi == nil {
+		return false
+	}
+	fi, err := os.Stat(ul.path)
+	return err == nil && !os.SameFile(fi, ul.fi)
 }
 
 func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
@@ -325,7 +371,8 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Shutdown stops accepting, closes every gateway connection (the gateway
-// closes their clients with 1011) and waits for handlers to finish.
+// holds their clients for the next instance with the route option hold,
+// or closes them with 1012) and waits for handlers to finish.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -336,6 +383,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		l.nc.Close()
 	}
 	s.mu.Unlock()
+	return s.wait(ctx)
+}
+
+func (s *Server) wait(ctx context.Context) error {
 	done := make(chan struct{})
 	recovered.Go("producer shutdown", func() { s.wg.Wait(); close(done) })
 	select {
@@ -344,6 +395,45 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Drain hands this instance's clients to the next one, for a planned
+// handover: start the new instance on the same socket path first (Listen
+// puts its socket in place atomically), then call Drain on the old one.
+// It stops accepting and sends DRAIN on every gateway connection. The
+// gateway stops sending on it, answers DRAINED after the last message it
+// had sent, and re-announces the connection's clients to the new instance
+// (Client.Resumed) once this one has closed it, so nothing is lost or
+// reordered. Each connection closes when its DRAINED has been served and
+// the answers to open OPENs and every queued frame are written; its
+// clients then get OnClose with 1012 and "moved". Drain returns when every
+// connection has closed, or closes what remains when ctx ends (its clients
+// are then held or closed by the gateway, as on a crash).
+func (s *Server) Drain(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	links := make([]*link, 0, len(s.links))
+	for l := range s.links {
+		links = append(links, l)
+	}
+	s.mu.Unlock()
+	for _, l := range links {
+		b := getFrame(8)
+		*b = wire.AppendEmpty(*b, wire.TypeDrain)
+		l.sender.Send(b, false)
+	}
+	err := s.wait(ctx)
+	if err != nil {
+		s.mu.Lock()
+		for l := range s.links {
+			l.nc.Close()
+		}
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // link is one connection from the gateway.
@@ -358,6 +448,9 @@ type link struct {
 	clients map[uint64]*Client
 	nextID  uint32
 	counts  map[uint32]chan wire.Frame
+
+	opens   sync.WaitGroup // OnOpen calls in flight, answered before a drained link closes
+	drained bool           // DRAINED arrived: the clients left are moved, not gone
 }
 
 const queueLimit = 4 << 20
@@ -410,8 +503,12 @@ func (l *link) serve() {
 		clients := l.clients
 		l.clients = nil
 		l.cmu.Unlock()
+		code, reason := uint16(1006), "gateway connection lost"
+		if l.drained {
+			code, reason = 1012, "moved"
+		}
 		for _, c := range clients {
-			l.ended(c, 1006, "gateway connection lost")
+			l.ended(c, code, reason)
 		}
 		s.mu.Lock()
 		delete(s.links, l)
@@ -444,26 +541,41 @@ func (l *link) serve() {
 		switch f.Type {
 		case wire.TypeOpen:
 			c := &Client{ID: f.Conn, Path: f.Path, Query: f.Query, Host: f.Host, Remote: f.Remote, TLS: f.TLS,
-				Protocols: f.Protocols, Header: http.Header{}, Route: l.route, link: l}
+				Protocols: f.Protocols, Header: http.Header{}, Route: l.route, Resumed: f.Resumed, Rooms: f.Rooms, link: l}
 			for _, h := range f.Headers {
 				c.Header.Add(h.Name, h.Value)
 			}
 			l.cmu.Lock()
 			l.clients[c.ID] = c
 			l.cmu.Unlock()
-			recovered.Go("producer OnOpen", func() { l.open(c) })
+			l.opens.Add(1)
+			recovered.Go("producer OnOpen", func() { defer l.opens.Done(); l.open(c) })
+		case wire.TypeDrained:
+			// The gateway sends nothing more here but the answers to COUNTs
+			// already asked: answer the OPENs in flight, take those
+			// answers, write what is queued, and close.
+			l.drained = true
+			l.opens.Wait()
+			l.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for l.countsPending() {
+				f, err := r.Next()
+				if err != nil {
+					break
+				}
+				if f.Type == wire.TypeCounted {
+					l.counted(f)
+				}
+			}
+			for deadline := time.Now().Add(5 * time.Second); !l.sender.Idle() && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+			return
 		case wire.TypeMessage:
 			if c := l.client(f.Conn); c != nil {
 				l.call(func() { s.Handler.OnMessage(c, MessageType(f.Kind), f.Payload) })
 			}
 		case wire.TypeCounted:
-			l.cmu.Lock()
-			ch := l.counts[f.ID]
-			delete(l.counts, f.ID)
-			l.cmu.Unlock()
-			if ch != nil {
-				ch <- f
-			}
+			l.counted(f)
 		case wire.TypeClosed:
 			l.cmu.Lock()
 			c := l.clients[f.Conn]
@@ -474,6 +586,22 @@ func (l *link) serve() {
 			}
 		}
 	}
+}
+
+func (l *link) counted(f wire.Frame) {
+	l.cmu.Lock()
+	ch := l.counts[f.ID]
+	delete(l.counts, f.ID)
+	l.cmu.Unlock()
+	if ch != nil {
+		ch <- f
+	}
+}
+
+func (l *link) countsPending() bool {
+	l.cmu.Lock()
+	defer l.cmu.Unlock()
+	return len(l.counts) > 0
 }
 
 func (l *link) client(id uint64) *Client {

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -46,12 +47,32 @@ func NewSender(w io.Writer, limit int, release func(*[]byte), onError func(error
 // few frames that must not be lost) and never written by the caller,
 // which may be a goroutine that must not block on the connection.
 func (s *Sender) Send(frame *[]byte, wait bool) error {
+	return s.send(frame, wait, false)
+}
+
+// ErrNotSent is returned by Offer for a frame that did not reach the
+// connection: its buffer still belongs to the caller.
+var ErrNotSent = errors.New("wire: connection closed; frame not sent")
+
+// Offer is Send with wait, for a frame the caller can deliver some other
+// way (a client's message to a producer that has just gone away, which
+// waits for the next one): when the connection is already dead, or an
+// inline write fails before writing a byte, it returns ErrNotSent and
+// the buffer stays the caller's. Any other error means the frame is lost.
+func (s *Sender) Offer(frame *[]byte) error {
+	return s.send(frame, true, true)
+}
+
+func (s *Sender) send(frame *[]byte, wait, keep bool) error {
 	s.mu.Lock()
 	for wait && !s.dead && s.qBytes > 0 && s.qBytes+len(*frame) > s.limit {
 		s.space.Wait()
 	}
 	if s.dead {
 		s.mu.Unlock()
+		if keep {
+			return ErrNotSent
+		}
 		s.release(frame)
 		return net.ErrClosed
 	}
@@ -59,8 +80,12 @@ func (s *Sender) Send(frame *[]byte, wait bool) error {
 	if wait && !s.writing {
 		s.writing = true
 		s.mu.Unlock()
-		_, err := s.w.Write(*frame)
-		if s.done([]*[]byte{frame}, err) {
+		n, err := s.w.Write(*frame)
+		if keep && n == 0 && err != nil {
+			s.done(nil, err, len(*frame))
+			return ErrNotSent
+		}
+		if s.done([]*[]byte{frame}, err, 0) {
 			go s.writeLoop()
 		}
 		return err
@@ -77,8 +102,10 @@ func (s *Sender) Send(frame *[]byte, wait bool) error {
 
 // done accounts for written frames and reports whether more are queued,
 // in which case the caller stays the writer.
-func (s *Sender) done(batch []*[]byte, err error) bool {
-	n := 0
+// extra is bytes counted in the queue that are not in batch (a frame
+// handed back to its caller).
+func (s *Sender) done(batch []*[]byte, err error, extra int) bool {
+	n := extra
 	for _, b := range batch {
 		n += len(*b)
 		s.release(b)
@@ -110,7 +137,7 @@ func (s *Sender) writeLoop() {
 			s.mu.Lock()
 			s.writing = false
 			s.mu.Unlock()
-			s.done(nil, fmt.Errorf("writer panicked: %v", v))
+			s.done(nil, fmt.Errorf("writer panicked: %v", v), 0)
 		}
 	}()
 	var bufs net.Buffers
@@ -131,7 +158,7 @@ func (s *Sender) writeLoop() {
 		w := bufs
 		_, err := w.WriteTo(s.w)
 		clear(bufs)
-		if !s.done(batch, err) {
+		if !s.done(batch, err, 0) {
 			return
 		}
 	}

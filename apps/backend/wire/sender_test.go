@@ -111,3 +111,42 @@ func testSenderBackpressureAndClose(t *testing.T) {
 		t.Fatal("onError after Close")
 	}
 }
+
+type failWriter struct{ n int }
+
+func (w failWriter) Write(p []byte) (int, error) { return min(w.n, len(p)), errors.New("broken pipe") }
+
+// TestOfferKeepsWhatWasNotSent: a frame that never reached a dead
+// connection is handed back (so a held client's message can wait for the
+// producer's return), one that was partly written is not.
+func TestOfferKeepsWhatWasNotSent(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		written int
+		want    error
+		release int64
+	}{
+		{"nothing written", 0, ErrNotSent, 0},
+		{"partly written", 3, nil, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var released atomic.Int64
+			s := NewSender(failWriter{tc.written}, 1<<10, func(*[]byte) { released.Add(1) }, func(error) {})
+			b := []byte("0123456789")
+			err := s.Offer(&b)
+			if tc.want != nil && !errors.Is(err, tc.want) || tc.want == nil && (err == nil || errors.Is(err, ErrNotSent)) {
+				t.Fatalf("Offer: %v", err)
+			}
+			if released.Load() != tc.release {
+				t.Fatalf("released %d buffers, want %d", released.Load(), tc.release)
+			}
+			// The connection is dead now: the next offer is refused untouched.
+			if err := s.Offer(&b); !errors.Is(err, ErrNotSent) || released.Load() != tc.release {
+				t.Fatalf("Offer after failure: %v, released %d", err, released.Load())
+			}
+			if s.Queued() != 0 {
+				t.Fatalf("%d bytes still counted as queued", s.Queued())
+			}
+		})
+	}
+}

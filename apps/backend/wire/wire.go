@@ -26,6 +26,7 @@ const (
 	TypeMessage Type = 0x03
 	TypeClosed  Type = 0x04
 	TypeCounted Type = 0x05 // the answer to COUNT
+	TypeDrained Type = 0x06 // the answer to DRAIN: nothing more comes on this connection
 
 	TypeHelloReply Type = 0x81 // producer hello
 	TypeAccept     Type = 0x82
@@ -37,12 +38,13 @@ const (
 	TypeLeave      Type = 0x88
 	TypeClose      Type = 0x89
 	TypeCount      Type = 0x8A // how many clients in a room, cluster-wide
+	TypeDrain      Type = 0x8B // this producer instance is going away: move its clients
 )
 
 var typeNames = map[Type]string{TypeHello: "HELLO", TypeOpen: "OPEN", TypeMessage: "MESSAGE", TypeClosed: "CLOSED",
 	TypeHelloReply: "HELLO(reply)", TypeAccept: "ACCEPT", TypeRefuse: "REFUSE", TypeSend: "SEND",
 	TypeBroadcast: "BROADCAST", TypeRoom: "ROOM", TypeJoin: "JOIN", TypeLeave: "LEAVE", TypeClose: "CLOSE",
-	TypeCount: "COUNT", TypeCounted: "COUNTED"}
+	TypeCount: "COUNT", TypeCounted: "COUNTED", TypeDrain: "DRAIN", TypeDrained: "DRAINED"}
 
 func (t Type) String() string {
 	if n, ok := typeNames[t]; ok {
@@ -84,6 +86,12 @@ type Frame struct {
 	TLS                       bool
 	Protocols                 []string
 	Headers                   []Header // OPEN: forwarded; ACCEPT: to add to the 101
+	// Resumed marks an OPEN that re-announces a client the gateway held
+	// while its producer restarted (or moved from a draining instance);
+	// Rooms are the rooms it is in. The client's handshake is long done:
+	// an ACCEPT's subprotocol and headers are ignored.
+	Resumed bool
+	Rooms   []string
 
 	// MESSAGE, SEND, BROADCAST, ROOM
 	Kind    uint8
@@ -173,14 +181,13 @@ func Decode(b []byte) (Frame, error) {
 		f.Version = d.u16()
 	case TypeOpen:
 		f.Conn, f.Path, f.Query, f.Host, f.Remote = d.u64(), d.str(), d.str(), d.str(), d.str()
-		f.TLS = d.u8()&1 != 0
-		if n := int(d.u8()); n > 0 && d.err == nil {
-			f.Protocols = make([]string, 0, min(n, len(d.b)/2))
-			for range n {
-				f.Protocols = append(f.Protocols, d.str())
-			}
-		}
+		flags := d.u8()
+		f.TLS, f.Resumed = flags&flagTLS != 0, flags&flagResumed != 0
+		f.Protocols = d.strs(int(d.u8()))
 		f.Headers = d.headers()
+		if f.Resumed && len(d.b) >= 2 {
+			f.Rooms = d.strs(int(d.u16()))
+		}
 	case TypeMessage, TypeSend:
 		f.Conn, f.Kind, f.Payload = d.u64(), d.u8(), d.rest()
 	case TypeClosed, TypeClose:
@@ -276,6 +283,21 @@ func (d *decoder) str() string {
 	return s
 }
 
+// strs reads n strings.
+func (d *decoder) strs(n int) []string {
+	if n == 0 || d.err != nil {
+		return nil
+	}
+	out := make([]string, 0, min(n, len(d.b)/2))
+	for range n {
+		out = append(out, d.str())
+		if d.err != nil {
+			return nil
+		}
+	}
+	return out
+}
+
 func (d *decoder) rest() []byte {
 	if d.err != nil {
 		return nil
@@ -352,7 +374,16 @@ type Open struct {
 	TLS                       bool
 	Protocols                 []string
 	Headers                   []Header
+	// Resumed and Rooms re-announce a held client (see Frame).
+	Resumed bool
+	Rooms   []string
 }
+
+// OPEN's flags.
+const (
+	flagTLS     = 1 << 0
+	flagResumed = 1 << 1
+)
 
 // AppendOpen appends an OPEN frame.
 func AppendOpen(dst []byte, o *Open) []byte {
@@ -361,7 +392,10 @@ func AppendOpen(dst []byte, o *Open) []byte {
 	dst = putStr(putStr(putStr(putStr(dst, o.Path), o.Query), o.Host), o.Remote)
 	var flags byte
 	if o.TLS {
-		flags |= 1
+		flags |= flagTLS
+	}
+	if o.Resumed {
+		flags |= flagResumed
 	}
 	dst = append(dst, flags)
 	n := min(len(o.Protocols), 0xFF)
@@ -369,7 +403,24 @@ func AppendOpen(dst []byte, o *Open) []byte {
 	for _, p := range o.Protocols[:n] {
 		dst = putStr(dst, p)
 	}
-	return end(putHeaders(dst, o.Headers), s)
+	dst = putHeaders(dst, o.Headers)
+	if o.Resumed {
+		// A field added at the end: a producer that predates it reads a
+		// resumed client as a new one, which is what it would have been.
+		n := min(len(o.Rooms), 0xFFFF)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(n))
+		for _, r := range o.Rooms[:n] {
+			dst = putStr(dst, r)
+		}
+	}
+	return end(dst, s)
+}
+
+// AppendEmpty appends a frame with no body: DRAIN (producer) or DRAINED
+// (gateway).
+func AppendEmpty(dst []byte, t Type) []byte {
+	dst, s := begin(dst, t)
+	return end(dst, s)
 }
 
 // AppendMessage appends a MESSAGE (gateway) or SEND (producer) frame:

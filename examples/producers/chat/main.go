@@ -12,14 +12,21 @@
 // Clients are called guest<id> until they say hello. The page in www/
 // speaks this protocol; serve it with the gateway's static option.
 //
+// A name is also kept by the gateway, as the client's room "name:<name>":
+// when the gateway re-announces a client after this producer restarted
+// (route option hold) or handed over (-takeover), the new process reads
+// the name back from the client's rooms, so nobody has to say hello again.
+//
 //	chat -R /run/wsgate -n chat [-u nobody] [-m 50]
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/wsgate/wsgate/examples/producers/sample"
 	"github.com/wsgate/wsgate/sdk/producer"
@@ -32,8 +39,18 @@ type chat struct {
 
 func name(c *producer.Client) string { return c.State().(string) }
 
+const nameRoom = "name:"
+
 func (ch *chat) OnOpen(c *producer.Client, _ *producer.Accept) error {
 	c.SetState(fmt.Sprintf("guest%d", c.ID))
+	for _, r := range c.Rooms {
+		if n, ok := strings.CutPrefix(r, nameRoom); ok && c.Resumed {
+			ch.mu.Lock()
+			ch.names[n] = c
+			ch.mu.Unlock()
+			c.SetState(n)
+		}
+	}
 	return nil
 }
 
@@ -51,11 +68,26 @@ func (ch *chat) OnMessage(c *producer.Client, typ producer.MessageType, data []b
 		ch.mu.Lock()
 		target := ch.names[to]
 		ch.mu.Unlock()
-		if target == nil {
-			c.SendText("WSError no such name " + to)
+		text := "WSPrivate " + name(c) + " " + msg
+		if target != nil {
+			target.SendText(text)
 			return
 		}
-		target.SendText("WSPrivate " + name(c) + " " + msg)
+		// Not known here (yet): a client re-announced after a restart, or
+		// carried by another connection of an instance handing over, is
+		// still in its name's room at the gateway. Asking waits for the
+		// gateway's answer, which this goroutine (the connection's
+		// reader) delivers: ask from another.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			n, _, err := c.Count(ctx, nameRoom+to)
+			cancel()
+			if err != nil || n == 0 {
+				c.SendText("WSError no such name " + to)
+				return
+			}
+			c.SendRoom(nameRoom+to, producer.Text, []byte(text), false)
+		}()
 	case "WSWhois":
 		who := strings.TrimSpace(rest)
 		ch.mu.Lock()
@@ -81,6 +113,7 @@ func (ch *chat) hello(c *producer.Client, want string) {
 	ch.mu.Lock()
 	if old, ok := c.State().(string); ok && ch.names[old] == c {
 		delete(ch.names, old)
+		c.Leave(nameRoom + old)
 	}
 	got := want
 	for i := 2; ch.names[got] != nil; i++ {
@@ -89,6 +122,7 @@ func (ch *chat) hello(c *producer.Client, want string) {
 	ch.names[got] = c
 	c.SetState(got)
 	ch.mu.Unlock()
+	c.Join(nameRoom + got)
 	c.SendText("WSWelcome " + got)
 }
 

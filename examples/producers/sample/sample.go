@@ -2,6 +2,11 @@
 // options: -R <docroot>, -n <name>, -u <user>, -m <max clients>. The
 // socket is <docroot>/<name>, mode 0777 so the gateway's user can connect;
 // with -u the process drops to that user once the socket exists.
+//
+// A redeploy without dropping clients: start the new build with
+// -takeover. It puts its socket in place of the running one's; the
+// running one notices, drains (its clients move to the new one, see
+// producer.Server.Drain) and exits.
 package sample
 
 import (
@@ -15,6 +20,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,6 +35,7 @@ type Options struct {
 	Name       string
 	User       string
 	MaxClients int
+	TakeOver   bool
 }
 
 // Flags registers the options on the default flag set; call flag.Parse
@@ -39,6 +46,7 @@ func Flags() *Options {
 	flag.StringVar(&o.Name, "n", filepath.Base(os.Args[0]), "socket `name` in the directory")
 	flag.StringVar(&o.User, "u", "", "`user` to run as once the socket is open")
 	flag.IntVar(&o.MaxClients, "m", 50, "maximum clients; more are refused with 503")
+	flag.BoolVar(&o.TakeOver, "takeover", false, "take over the socket of a running instance, which then hands its clients over and exits")
 	return o
 }
 
@@ -50,8 +58,41 @@ func (o *Options) Socket() string { return filepath.Join(o.Root, o.Name) }
 func (o *Options) Run(h producer.Handler) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("producer", o.Name)
 	srv := &producer.Server{Handler: h, Log: log, MaxClients: o.MaxClients}
-	o.serve(log, producer.Listen, srv.Serve, srv.Shutdown)
+	listen := producer.Listen
+	if o.TakeOver {
+		listen = producer.ListenTakeOver
+	}
+	o.serve(log, func(path string, mode ...os.FileMode) (net.Listener, error) {
+		ln, err := listen(path, mode...)
+		if err == nil {
+			go drainWhenReplaced(log, ln, srv)
+		}
+		return ln, err
+	}, srv.Serve, srv.Shutdown)
 }
+
+// drainWhenReplaced hands the clients over once a new instance has taken
+// the socket, then exits. (Drain closes the listener, which ends Serve:
+// serve waits for this instead of returning.)
+func drainWhenReplaced(log *slog.Logger, ln net.Listener, srv *producer.Server) {
+	for range time.Tick(100 * time.Millisecond) {
+		if producer.Replaced(ln) {
+			handingOver.Store(true)
+			log.Info("a new instance has the socket: handing clients over")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := srv.Drain(ctx)
+			cancel()
+			if err != nil {
+				log.Warn("drain did not finish", "err", err)
+			}
+			log.Info("drained")
+			os.Exit(0)
+		}
+	}
+}
+
+// handingOver is set while drainWhenReplaced runs.
+var handingOver atomic.Bool
 
 // RunDirect is Run for a route in mode: direct: the gateway hands over
 // each client's socket, and h serves it with wsgate's engine here.
@@ -67,6 +108,9 @@ func (o *Options) serve(log *slog.Logger, listen func(string, ...os.FileMode) (n
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	if o.TakeOver {
+		log.Info("took over the socket", "socket", o.Socket())
 	}
 	if err := o.dropPrivileges(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -86,7 +130,12 @@ func (o *Options) serve(log *slog.Logger, listen func(string, ...os.FileMode) (n
 		log.Error("serve", "err", err)
 		os.Exit(1)
 	}
-	os.Remove(o.Socket())
+	if handingOver.Load() {
+		select {} // drainWhenReplaced exits
+	}
+	if !producer.Replaced(ln) {
+		os.Remove(o.Socket())
+	}
 }
 
 func (o *Options) dropPrivileges() error {

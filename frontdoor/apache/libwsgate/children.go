@@ -247,6 +247,12 @@ func sumChildren() (published, int) {
 					t.Reconnects += l.Reconnects
 					t.OpenTimeouts += l.OpenTimeouts
 					t.QueueBytes += l.QueueBytes
+					t.Held += l.Held
+					t.HeldBytes += l.HeldBytes
+					t.Resumed += l.Resumed
+					t.HoldExpired += l.HoldExpired
+					t.HeldDropped += l.HeldDropped
+					t.Drains += l.Drains
 				} else {
 					c := l
 					links[l.Route] = &c

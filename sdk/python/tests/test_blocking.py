@@ -90,6 +90,67 @@ class BlockingTest(unittest.TestCase):
         g.close()
 
 
+class HandoverTest(unittest.TestCase):
+    """A planned handover: a new instance takes the socket over, the old one
+    drains; what the gateway sent before DRAINED is still served by the old
+    one, and the new one learns resumed clients and their rooms."""
+
+    def serve(self, server, events):
+        def loop():
+            while True:
+                try:
+                    ev = server.dequeue(timeout=0.05)
+                except queue.Empty:
+                    if getattr(server, "stopped", False):
+                        return
+                    continue
+                events.append(ev)
+                if ev.type == IO:
+                    ev.respond(ev.read())
+        threading.Thread(target=loop, daemon=True).start()
+
+    def test_drain_and_resume(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "p.sock")
+            old, old_events = Server(path), []
+            self.serve(old, old_events)
+            g = FakeGateway(path)
+            g.send(p.open_frame(1))
+            self.assertEqual(g.read().type, p.ACCEPT)
+            g.send(p.message(1, "a"))
+            self.assertEqual(g.read().data(), "a")
+            with self.assertRaises(OSError):
+                Server(path)  # in use, without take_over
+            new, new_events = Server(path, take_over=True), []
+            self.serve(new, new_events)
+            self.assertTrue(old.replaced())
+            self.assertFalse(new.replaced())
+            result = []
+            t = threading.Thread(target=lambda: result.append(old.drain(timeout=10)))
+            t.start()
+            self.assertEqual(g.read().type, p.DRAIN)
+            g.send(p.message(1, "b"))  # sent before the gateway's DRAINED: still served here
+            g.send(p.drained())
+            self.assertEqual(g.read().data(), "b")
+            with self.assertRaises(EOFError):
+                g.read()
+            t.join(10)
+            self.assertEqual(result, [True])
+            closes = [(e.code, e.reason) for e in old_events if e.type == CLOSE]
+            self.assertEqual(closes, [(1012, "moved")])
+            # The gateway re-announces the client to the new instance.
+            g2 = FakeGateway(path)
+            g2.send(p.open_frame(1, resumed=True, rooms=["r", "name:x"]))
+            self.assertEqual(g2.read().type, p.ACCEPT)
+            opened = [e.client for e in new_events if e.type == ACCEPT]
+            self.assertEqual([(c.resumed, c.rooms) for c in opened], [(True, ["r", "name:x"])])
+            g2.send(p.message(1, "c"))
+            self.assertEqual(g2.read().data(), "c")
+            g2.close()
+            old.stopped = new.stopped = True
+            new.close()
+
+
 if __name__ == "__main__":
     unittest.main()
 

@@ -77,6 +77,8 @@ class _Link:
         self.lock = asyncio.Lock()
         self.counts = {}
         self.next_id = 0
+        self.drained = False
+        self.opens = set()
 
     async def write(self, frame):
         async with self.lock:
@@ -143,6 +145,13 @@ class _Link:
                     t = asyncio.ensure_future(self.open(c))
                     tasks.add(t)
                     t.add_done_callback(tasks.discard)
+                elif f.type == p.DRAINED:
+                    # Nothing more comes here: answer the OPENs in flight,
+                    # then close; the clients left have moved.
+                    self.drained = True
+                    if tasks:
+                        await asyncio.wait(set(tasks), timeout=5)
+                    return
                 elif f.type == p.MESSAGE:
                     c = self.clients.get(f.conn)
                     if c is not None:
@@ -160,11 +169,13 @@ class _Link:
         except (EOFError, OSError, p.ProtocolError):
             pass
         finally:
+            self.server.links.discard(self)
             self.writer.close()
+            code, reason = (1012, "moved") if self.drained else (1006, "gateway connection lost")
             for c in list(self.clients.values()):
                 c.closed = True
                 self.server.count -= 1
-                await h.on_close(c, 1006, "gateway connection lost")
+                await h.on_close(c, code, reason)
             self.clients.clear()
 
 
@@ -174,17 +185,47 @@ class _Server:
         self.max_clients = max_clients
         self.max_frame = max_frame
         self.count = 0
+        self.links = set()
 
     async def connected(self, reader, writer):
-        await _Link(self, reader, writer).run()
+        link = _Link(self, reader, writer)
+        self.links.add(link)
+        await link.run()
 
 
-async def start(address, handler, max_clients=0, mode=0o777, max_frame=64 << 20):
-    """Start serving; returns the asyncio server."""
+async def start(address, handler, max_clients=0, mode=0o777, max_frame=64 << 20, take_over=False):
+    """Start serving; returns the asyncio server. With take_over, a socket
+    in use at address is replaced: this is the new instance of a planned
+    handover, and the old one calls drain()."""
     s = _Server(handler, max_clients, max_frame)
     if isinstance(address, tuple):
-        return await asyncio.start_server(s.connected, address[0], address[1])
-    return await asyncio.start_unix_server(s.connected, sock=listen_unix(address, mode))
+        srv = await asyncio.start_server(s.connected, address[0], address[1])
+    else:
+        srv = await asyncio.start_unix_server(s.connected, sock=listen_unix(address, mode, take_over=take_over))
+    srv.wsgate = s
+    return srv
+
+
+async def drain(srv, timeout=30.0):
+    """Hand the clients of a server from start() to the next instance (see
+    Server.drain in the blocking API): stop accepting, send DRAIN on every
+    gateway connection and wait for them to close; on_close follows for
+    each moved client with 1012 and "moved". Returns True when every
+    connection closed in time; the rest are closed."""
+    srv.close()
+    links = list(srv.wsgate.links)
+    for l in links:
+        try:
+            await l.write(p.drain())
+        except (ConnectionError, OSError):
+            pass
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while srv.wsgate.links and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    for l in list(srv.wsgate.links):
+        l.writer.close()
+    return not srv.wsgate.links
 
 
 async def serve(address, handler, max_clients=0, mode=0o777):

@@ -5,6 +5,7 @@ import queue
 import socket
 import stat
 import threading
+import time
 
 from . import protocol as p
 
@@ -101,6 +102,7 @@ class _Link:
         self.alive = True
         self.counts = {}
         self.next_id = 0
+        self.drained = False
 
     def write(self, frame):
         with self.lock:
@@ -166,15 +168,22 @@ class _Link:
                     if w is not None:
                         w[1] = f
                         w[0].set()
+                elif f.type == p.DRAINED:
+                    # Nothing more comes here: wait (a little) until the
+                    # application has handled what came before, then close.
+                    self.drained = True
+                    self.server._wait_served(self)
+                    return
         except (EOFError, OSError, p.ProtocolError):
             pass
         finally:
             with self.lock:
                 self.alive = False
             self.sock.close()
+            code, reason = (1012, "moved") if self.drained else (1006, "gateway connection lost")
             for c in list(self.clients.values()):
                 c.closed = True
-                self.server._events.put(Event(CLOSE, c, code=1006, reason="gateway connection lost"))
+                self.server._events.put(Event(CLOSE, c, code=code, reason=reason))
             self.clients.clear()
             self.server._drop(self)
 
@@ -183,7 +192,7 @@ class Server:
     """Listens on a UNIX socket (or a (host, port) on loopback) for the
     gateway's connections, and turns what they carry into events."""
 
-    def __init__(self, address, max_clients=0, mode=0o777, max_frame=64 << 20):
+    def __init__(self, address, max_clients=0, mode=0o777, max_frame=64 << 20, take_over=False):
         self.max_clients = max_clients
         self.max_frame = max_frame
         self._events = queue.Queue()
@@ -193,8 +202,9 @@ class Server:
         if isinstance(address, tuple):
             self.sock = socket.create_server(address)
         else:
-            self.sock = listen_unix(address, mode)
+            self.sock = listen_unix(address, mode, take_over=take_over)
         self.address = address if not isinstance(address, tuple) else self.sock.getsockname()
+        self._stat = None if isinstance(address, tuple) else os.stat(address)
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -221,6 +231,7 @@ class Server:
         not decided is accepted now. Raises queue.Empty on timeout."""
         if self._last is not None and self._last.type == ACCEPT and not getattr(self._last, "_deferred", False):
             self._last.accept()
+        self._last = None  # handled: drain() may close its connection now
         self._last = self._events.get(timeout=timeout)
         return self._last
 
@@ -230,6 +241,48 @@ class Server:
             links = [l for l in self._links if route is None or l.route == route]
         if links:
             links[0].write(p.broadcast(data))
+
+    def _wait_served(self, link, timeout=5.0):
+        """Wait (a little) until the application has handled every event of
+        link: none is queued, and the one dequeue() returned last (which the
+        application is handling until it calls dequeue() again) is not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            last = self._last
+            busy = last is not None and last.client._link is link
+            if not busy and not any(e.client._link is link for e in list(self._events.queue)):
+                return
+            time.sleep(0.005)
+
+    def drain(self, timeout=30.0):
+        """Hand this instance's clients to the next one (a planned handover):
+        start the new instance first, with take_over=True, then call drain()
+        on the old one, and keep calling dequeue() until it returns. The
+        gateway moves the clients of every connection once this instance has
+        served what was already sent to it; they then get Close events with
+        1012 and "moved" here. Returns True when every connection closed in
+        time (the rest are closed)."""
+        self.sock.close()
+        with self._lock:
+            links = list(self._links)
+        for l in links:
+            try:
+                l.write(p.drain())
+            except ConnectionError:
+                pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._links:
+                    return True
+            time.sleep(0.01)
+        self.close()
+        return False
+
+    def replaced(self):
+        """Whether another instance has put its socket at this server's
+        path (listen_unix with take_over=True): the moment to drain()."""
+        return self._stat is not None and _replaced(self.address, self._stat)
 
     def close(self):
         self.sock.close()
@@ -242,12 +295,14 @@ class Server:
                 pass
 
 
-def listen_unix(path, mode=0o777, backlog=128):
+def listen_unix(path, mode=0o777, backlog=128, take_over=False):
     """Returns a socket listening at path. It is bound under a temporary
     name in the same directory, listening and given its mode, then renamed
     into place: a gateway that finds the path never finds it refusing
-    connections, which it would count as the producer being down."""
-    _remove_stale(path)
+    connections, which it would count as the producer being down. A socket
+    in use at path is an error, unless take_over: the new instance of a
+    planned handover replaces it, and the old one drains."""
+    _remove_stale(path, take_over)
     tmp = os.path.join(os.path.dirname(path), ".wsgate-%d.sock" % os.getpid())
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -269,7 +324,7 @@ def listen_unix(path, mode=0o777, backlog=128):
     return s
 
 
-def _remove_stale(path):
+def _remove_stale(path, take_over=False):
     try:
         if stat.S_ISSOCK(os.lstat(path).st_mode):
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -279,6 +334,17 @@ def _remove_stale(path):
                 os.unlink(path)
             else:
                 probe.close()
-                raise OSError("%s is in use" % path)
+                if not take_over:
+                    raise OSError("%s is in use" % path)
+            finally:
+                probe.close()
     except FileNotFoundError:
         pass
+
+
+def _replaced(path, st):
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino)

@@ -10,6 +10,7 @@ OPEN = 0x02
 MESSAGE = 0x03
 CLOSED = 0x04
 COUNTED = 0x05
+DRAINED = 0x06
 # Producer to gateway.
 HELLO_REPLY = 0x81
 ACCEPT = 0x82
@@ -21,6 +22,7 @@ JOIN = 0x87
 LEAVE = 0x88
 CLOSE = 0x89
 COUNT = 0x8A
+DRAIN = 0x8B
 
 TEXT = 1
 BINARY = 2
@@ -93,6 +95,17 @@ def close(conn, code=1000, reason=""):
     return _frame(CLOSE, struct.pack(">QH", conn, code) + _str(reason))
 
 
+def drain():
+    """This instance is going away: the gateway moves the connection's
+    clients to the instance now listening at the socket path, and answers
+    DRAINED after the last frame it sends here."""
+    return _frame(DRAIN, b"")
+
+
+def drained():
+    return _frame(DRAINED, b"")
+
+
 # The gateway's frames, for tests that play the gateway.
 
 def count(req_id, room=""):
@@ -109,15 +122,18 @@ def hello(mode, route, software="test"):
     return _frame(HELLO, struct.pack(">HB", VERSION, mode) + _str(route) + _str(software))
 
 
-def open_frame(conn, path="/", query="", host="", remote="", tls=False, protocols=(), headers=()):
+def open_frame(conn, path="/", query="", host="", remote="", tls=False, protocols=(), headers=(),
+               resumed=False, rooms=()):
     body = struct.pack(">Q", conn) + _str(path) + _str(query) + _str(host) + _str(remote)
-    body += struct.pack(">BB", 1 if tls else 0, len(protocols))
+    body += struct.pack(">BB", (1 if tls else 0) | (2 if resumed else 0), len(protocols))
     for p in protocols:
         body += _str(p)
     headers = list(headers)
     body += struct.pack(">H", len(headers))
     for name, value in headers:
         body += _str(name) + _str(value)
+    if resumed:
+        body += struct.pack(">H", len(rooms)) + b"".join(_str(r) for r in rooms)
     return _frame(OPEN, body)
 
 
@@ -135,7 +151,7 @@ class Frame:
 
     __slots__ = ("type", "conn", "version", "mode", "route", "software", "path", "query", "host",
                  "remote", "tls", "protocols", "headers", "kind", "payload", "code", "reason",
-                 "subprotocol", "status", "except_conn", "room", "id", "count", "nodes")
+                 "subprotocol", "status", "except_conn", "room", "id", "count", "nodes", "resumed", "rooms")
 
     def __init__(self, ftype):
         self.type = ftype
@@ -198,9 +214,13 @@ def decode(body):
         f.version = d.u16()
     elif t == OPEN:
         f.conn, f.path, f.query, f.host, f.remote = d.u64(), d.str(), d.str(), d.str(), d.str()
-        f.tls = bool(d.u8() & 1)
+        flags = d.u8()
+        f.tls, f.resumed = bool(flags & 1), bool(flags & 2)
         f.protocols = [d.str() for _ in range(d.u8())]
         f.headers = d.headers()
+        f.rooms = []
+        if f.resumed and len(d.b) - d.i >= 2:
+            f.rooms = [d.str() for _ in range(d.u16())]
     elif t in (MESSAGE, SEND):
         f.conn, f.kind, f.payload = d.u64(), d.u8(), d.rest()
     elif t in (CLOSED, CLOSE):
@@ -250,5 +270,10 @@ class ClientInfo:
         self.protocols = list(f.protocols)
         self.headers = dict(f.headers)
         self.route = link.route
+        # A client the gateway held while a producer restarted, or moved
+        # from an instance that drained: its WebSocket stayed open, and
+        # rooms are the rooms it is in.
+        self.resumed = bool(f.resumed)
+        self.rooms = list(f.rooms or ())
         self.closed = False
         self.state = None

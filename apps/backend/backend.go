@@ -294,9 +294,9 @@ type pool struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	links   []*link // nil where a slot is down
-	state   int     // 0 unknown, 1 up, -1 down
-	ever    []bool  // the slot has been up before: a new link is a reconnect
+	links   []*link            // nil where a slot is down
+	state   int                // 0 unknown, 1 up, -1 down
+	ever    []bool             // the slot has been up before: a new link is a reconnect
 	retired map[*link]struct{} // draining links, until they end
 
 	reconnects atomic.Uint64

@@ -42,6 +42,10 @@ type LinkStats struct {
 	Held                                      int
 	HeldBytes                                 int64
 	Resumed, HoldExpired, HeldDropped, Drains uint64
+	// Events marks a WebSocket-over-HTTP application, whose Requests are
+	// counted, and RequestErrors those that failed (no answer, or not 200).
+	Events                  bool
+	Requests, RequestErrors uint64
 }
 
 // Ready reports whether the gateway can serve: not while it drains, and

@@ -159,6 +159,11 @@ func (c *Conn) Closing() bool { return c.closing.Load() }
 // Dropped returns how many messages the drop policy has discarded.
 func (c *Conn) Dropped() uint64 { return c.dropped.Load() }
 
+// CountDropped records a message from the peer that the application
+// dropped (a bounded queue of its own was full), so that it shows in Stats
+// and the dropped-messages metric with those the engine dropped.
+func (c *Conn) CountDropped() { c.dropped.Add(1) }
+
 // Status returns how the connection ended, once it has.
 func (c *Conn) Status() CloseStatus {
 	c.mu.Lock()

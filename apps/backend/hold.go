@@ -100,6 +100,7 @@ func (b *Backend) queueHeld(cl *client, buf *[]byte) {
 	if b.bytes.Load()+int64(n) > int64(b.cfg.QueueBytes) {
 		bufpool.Put(buf)
 		b.dropped.Add(1)
+		cl.c.Engine().CountDropped()
 		if b.rt.Policy.SlowConsumer == websocket.SlowConsumerClose {
 			c := cl.c
 			recovered.Go("held client close", func() {

@@ -354,7 +354,7 @@ routes:
 }
 
 // TestProducerKilled: a producer dies mid-stream. Its clients close with
-// 1011, new clients get 503, other routes keep serving, the outage is
+// 1012 (Service Restart: the route does not hold them), new clients get 503, other routes keep serving, the outage is
 // logged once, and the pool reconnects when the producer is back.
 func TestProducerKilled(t *testing.T) {
 	dir := t.TempDir()
@@ -381,8 +381,8 @@ routes:
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		_, _, err := c.ReadMessage()
 		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != 1011 {
-			t.Fatalf("client %d: %v, want close 1011", i, err)
+		if !errors.As(err, &ce) || ce.Code != 1012 {
+			t.Fatalf("client %d: %v, want close 1012", i, err)
 		}
 	}
 	for _, route := range []string{"/victim", "/victim-pc"} {

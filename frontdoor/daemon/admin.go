@@ -17,6 +17,7 @@ import (
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/frontdoor/netconn"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/gateway/publish"
 	imetrics "github.com/wsgate/wsgate/internal/metrics"
 	"github.com/wsgate/wsgate/internal/recovered"
 	"github.com/wsgate/wsgate/internal/version"
@@ -75,6 +76,11 @@ func (s *Server) openAdmin(a config.Admin, inherited *inheritedSockets) (*admin,
 	mux.HandleFunc("GET /healthz", ad.healthz)
 	mux.HandleFunc("GET /readyz", ad.readyz)
 	mux.HandleFunc("POST /reload", ad.reload)
+	// Pushpin's publishing API, for WebSocket-over-HTTP applications (and
+	// anything else) to push to the clients in a room.
+	pub := publish.Handler(s.gw.Routes)
+	mux.Handle("/publish/", pub)
+	mux.Handle("/publish", pub)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

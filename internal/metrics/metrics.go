@@ -87,6 +87,7 @@ var (
 	holds     = desc("producer_holds_total", "Held clients by outcome: resumed (re-announced and accepted) or expired (closed with 1012).", "route", "outcome")
 	heldDrop  = desc("producer_held_dropped_messages_total", "Messages from held clients dropped past the held queue's bound.", "route")
 	drains    = desc("producer_drains_total", "DRAINs received: producer connections handed over to a new instance.", "route")
+	evReqs    = desc("events_requests_total", "Requests to a WebSocket-over-HTTP application, by result (ok: answered 200; error: no answer, or another status).", "route", "result")
 	frontRef  = desc("connections_refused_total", "Connections refused before a route was chosen, by cause.", "cause")
 	acceptErr = desc("accept_errors_total", "Failed accepts on the public listeners, by error.", "error")
 	parked    = desc("parked_connections", "Idle connections parked on the shared epoll instance (no goroutine).")
@@ -107,7 +108,7 @@ type collector struct{ src Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{buildInfo, open, accepted, handedOff, ended, refused, messages, bytes, deflated, dropped, slow,
-		closes, links, reconn, timeouts, queue, heldNow, heldBytes, holds, heldDrop, drains, frontRef, acceptErr, parked, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup} {
+		closes, links, reconn, timeouts, queue, heldNow, heldBytes, holds, heldDrop, drains, evReqs, frontRef, acceptErr, parked, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup} {
 		ch <- d
 	}
 }
@@ -155,6 +156,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(links, float64(l.Configured-l.Up), l.Route, "down")
 			counter(reconn, l.Reconnects, l.Route)
 			gauge(queue, float64(l.QueueBytes), l.Route)
+		}
+		if l.Events {
+			counter(evReqs, l.Requests-l.RequestErrors, l.Route, "ok")
+			counter(evReqs, l.RequestErrors, l.Route, "error")
+			continue
 		}
 		counter(timeouts, l.OpenTimeouts, l.Route)
 		if l.Configured > 0 {

@@ -169,7 +169,7 @@ func TestBackDoorDirectives(t *testing.T) {
 		}
 	})
 	// Last: the victim producer dies with a client mid-stream. The client
-	// closes with 1011, new clients get 503, and everything else in the
+	// closes with 1012 (Service Restart), new clients get 503, and everything else in the
 	// same httpd child keeps serving.
 	t.Run("dead producer", func(t *testing.T) {
 		c, _ := dialOK(t, base+"/victim", nil)
@@ -180,8 +180,8 @@ func TestBackDoorDirectives(t *testing.T) {
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		_, _, err := c.ReadMessage()
 		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != 1011 {
-			t.Fatalf("%v, want close 1011", err)
+		if !errors.As(err, &ce) || ce.Code != 1012 {
+			t.Fatalf("%v, want close 1012", err)
 		}
 		if got := ws.Status(base + "/victim"); got != 503 {
 			t.Fatalf("while the producer is dead: %d, want 503", got)

@@ -253,6 +253,8 @@ func sumChildren() (published, int) {
 					t.HoldExpired += l.HoldExpired
 					t.HeldDropped += l.HeldDropped
 					t.Drains += l.Drains
+					t.Requests += l.Requests
+					t.RequestErrors += l.RequestErrors
 				} else {
 					c := l
 					links[l.Route] = &c

@@ -1,0 +1,110 @@
+// Package publish is Pushpin's HTTP publishing API over the gateway's
+// rooms: an application pushes a message to a channel from any HTTP
+// client, and every WebSocket subscribed to it (a room of that name, on
+// any route) receives it, on every process of the bus. WebSocket-over-HTTP
+// applications subscribe their clients with GRIP's subscribe control
+// message; producers and Go handlers join rooms as they always do.
+//
+//	POST /publish/
+//	{"items": [{"channel": "lobby", "formats": {"ws-message": {"content": "hi"}}}]}
+//
+// "content-bin" (base64) sends a binary message. Items without a
+// ws-message format (Pushpin's HTTP streaming formats) are skipped.
+package publish
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/websocket"
+)
+
+// MaxBody bounds a publish request.
+const MaxBody = 16 << 20
+
+// item is one publish item; only the fields served are read.
+type item struct {
+	Channel string `json:"channel"`
+	Formats struct {
+		WSMessage *struct {
+			Content    *string `json:"content"`
+			ContentBin *string `json:"content-bin"`
+		} `json:"ws-message"`
+	} `json:"formats"`
+}
+
+// message is what an item sends.
+type message struct {
+	channel string
+	typ     websocket.MessageType
+	data    []byte
+}
+
+// Parse decodes a publish body: every item, or an error naming the first
+// bad one. Nothing is sent for a body with an error.
+func Parse(body []byte) ([]message, error) {
+	var req struct {
+		Items []item `json:"items"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, fmt.Errorf("not a publish request: %v", err)
+	}
+	if len(req.Items) == 0 {
+		return nil, fmt.Errorf("no items")
+	}
+	var out []message
+	for i, it := range req.Items {
+		if it.Channel == "" {
+			return nil, fmt.Errorf("item %d has no channel", i)
+		}
+		ws := it.Formats.WSMessage
+		if ws == nil {
+			continue
+		}
+		switch {
+		case ws.Content != nil:
+			out = append(out, message{it.Channel, websocket.TextMessage, []byte(*ws.Content)})
+		case ws.ContentBin != nil:
+			b, err := base64.StdEncoding.DecodeString(*ws.ContentBin)
+			if err != nil {
+				return nil, fmt.Errorf("item %d: content-bin is not base64: %v", i, err)
+			}
+			out = append(out, message{it.Channel, websocket.BinaryMessage, b})
+		default:
+			return nil, fmt.Errorf("item %d: ws-message has neither content nor content-bin", i)
+		}
+	}
+	return out, nil
+}
+
+// Handler serves the publish endpoint for the routes routes returns.
+func Handler(routes func() []*gateway.Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			http.Error(w, "publish with POST", http.StatusMethodNotAllowed)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+		if err != nil {
+			http.Error(w, "request body over 16 MiB", http.StatusRequestEntityTooLarge)
+			return
+		}
+		msgs, err := Parse(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		for _, m := range msgs {
+			for _, rt := range routes() {
+				rt.Hub().SendRoom(m.channel, m.typ, m.data, nil)
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "Published\n")
+	})
+}

@@ -104,6 +104,7 @@ func (s *ClusterStats) Add(o *ClusterStats) {
 
 type cluster struct {
 	bus    Bus
+	hubs   func() []*Hub // every route's, for channel messages
 	log    *slog.Logger
 	node   uint64
 	prefix string
@@ -156,7 +157,7 @@ func (g *Gateway) UseBus(b Bus, prefix string) error {
 	if _, err := rand.Read(id[:]); err != nil {
 		return err
 	}
-	cl := &cluster{bus: b, log: g.log.With("log", "cluster"), node: binary.BigEndian.Uint64(id[:]) | 1, prefix: prefix,
+	cl := &cluster{bus: b, hubs: g.hubs, log: g.log.With("log", "cluster"), node: binary.BigEndian.Uint64(id[:]) | 1, prefix: prefix,
 		topics: map[string]*topic{}, peers: map[uint64]peer{}, counts: map[uint64]*countReq{}, done: make(chan struct{})}
 	unsub, err := b.Subscribe(prefix+".nodes", cl.receive)
 	if err != nil {
@@ -164,6 +165,12 @@ func (g *Gateway) UseBus(b Bus, prefix string) error {
 	}
 	cl.unsubs = append(cl.unsubs, unsub)
 	unsub, err = b.Subscribe(cl.replyTopic(cl.node), cl.receive)
+	if err != nil {
+		cl.close()
+		return err
+	}
+	cl.unsubs = append(cl.unsubs, unsub)
+	unsub, err = b.Subscribe(cl.channelTopic(), cl.receiveChannel)
 	if err != nil {
 		cl.close()
 		return err

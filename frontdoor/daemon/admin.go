@@ -78,7 +78,7 @@ func (s *Server) openAdmin(a config.Admin, inherited *inheritedSockets) (*admin,
 	mux.HandleFunc("POST /reload", ad.reload)
 	// Pushpin's publishing API, for WebSocket-over-HTTP applications (and
 	// anything else) to push to the clients in a room.
-	pub := publish.Handler(s.gw.Routes)
+	pub := publish.Handler(s.gw.Publish)
 	mux.Handle("/publish/", pub)
 	mux.Handle("/publish", pub)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

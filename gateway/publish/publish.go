@@ -19,7 +19,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -81,8 +80,25 @@ func Parse(body []byte) ([]message, error) {
 	return out, nil
 }
 
-// Handler serves the publish endpoint for the routes routes returns.
-func Handler(routes func() []*gateway.Route) http.Handler {
+// Publisher sends a message to a room on every route and process:
+// gateway.Gateway's Publish.
+type Publisher func(room string, typ websocket.MessageType, data []byte) int
+
+// Apply carries out a publish request's body, and says how to answer it:
+// 200 "Published", or 400 with what is wrong (nothing is sent then).
+func Apply(body []byte, pub Publisher) (status int, answer string) {
+	msgs, err := Parse(body)
+	if err != nil {
+		return http.StatusBadRequest, err.Error() + "\n"
+	}
+	for _, m := range msgs {
+		pub(m.channel, m.typ, m.data)
+	}
+	return http.StatusOK, "Published\n"
+}
+
+// Handler serves the publish endpoint.
+func Handler(pub Publisher) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", "POST")
@@ -94,17 +110,9 @@ func Handler(routes func() []*gateway.Route) http.Handler {
 			http.Error(w, "request body over 16 MiB", http.StatusRequestEntityTooLarge)
 			return
 		}
-		msgs, err := Parse(body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		for _, m := range msgs {
-			for _, rt := range routes() {
-				rt.Hub().SendRoom(m.channel, m.typ, m.data, nil)
-			}
-		}
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "Published\n")
+		status, answer := Apply(body, pub)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(status)
+		io.WriteString(w, answer)
 	})
 }

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""A chat room as a WSGI application: wsgate's WebSocket-over-HTTP back end
+(backend: {http: URL}) POSTs every WebSocket event to it, Pushpin's way,
+and it answers with the events to send back. Python's standard library
+only; any WSGI server (mod_wsgi, gunicorn) runs `app` the same way.
+
+    chat_wsgi.py [--port 9000] [--publish http://127.0.0.1:8090/publish/]
+
+"/nick NAME" sets the client's name (kept by the gateway as connection
+metadata); anything else goes to everybody in the room, through the
+gateway's publish endpoint.
+"""
+import argparse
+import json
+import socketserver
+import urllib.request
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+PUBLISH = "http://127.0.0.1:8090/publish/"
+
+
+def parse(body):
+    """The events of a body: (type, content or None) pairs."""
+    events = []
+    while body:
+        line, body = body.split(b"\r\n", 1)
+        typ, _, size = line.decode().partition(" ")
+        content = None
+        if size:
+            n = int(size, 16)
+            content, body = body[:n], body[n + 2:]
+        events.append((typ, content))
+    return events
+
+
+def event(typ, content=None):
+    if content is None:
+        return typ.encode() + b"\r\n"
+    return b"%s %x\r\n%s\r\n" % (typ.encode(), len(content), content)
+
+
+def publish(channel, text):
+    item = {"channel": channel, "formats": {"ws-message": {"content": text}}}
+    req = urllib.request.Request(PUBLISH, json.dumps({"items": [item]}).encode(),
+                                 {"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=5).close()
+
+
+def app(environ, start_response):
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    nick = environ.get("HTTP_META_NICK", "guest")
+    headers = [("Content-Type", "application/websocket-events")]
+    out = b""
+    for typ, content in parse(body):
+        if typ == "OPEN":
+            headers.append(("Sec-WebSocket-Extensions", "grip"))
+            out += event("OPEN") + event("TEXT", b'c:{"type": "subscribe", "channel": "room"}')
+        elif typ == "TEXT":
+            text = content.decode()
+            if text.startswith("/nick "):
+                nick = text[6:].strip()
+                headers.append(("Set-Meta-Nick", nick))
+                out += event("TEXT", ("m:you are " + nick).encode())
+            else:
+                publish("room", nick + ": " + text)
+        elif typ == "CLOSE":
+            out += event("CLOSE", content)
+    start_response("200 OK", headers)
+    return [out]
+
+
+class Server(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--port", type=int, default=9000)
+    ap.add_argument("--publish", default=PUBLISH)
+    args = ap.parse_args()
+    PUBLISH = args.publish
+    with make_server("127.0.0.1", args.port, app, Server, Quiet) as srv:
+        print("serving on 127.0.0.1:%d" % args.port, flush=True)
+        srv.serve_forever()

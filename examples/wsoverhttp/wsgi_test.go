@@ -1,0 +1,108 @@
+// Package wsoverhttp_test runs the WebSocket-over-HTTP examples, each an
+// ordinary HTTP application of a few dozen lines: a WSGI app under
+// Python's stdlib server behind the daemon (here), and a PHP chat and a
+// shell CGI script inside httpd through subrequests (in
+// frontdoor/apache/apachetest, which starts httpd).
+package wsoverhttp_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	_ "github.com/wsgate/wsgate/apps/all"
+	"github.com/wsgate/wsgate/internal/testserver"
+)
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func python(t *testing.T) string {
+	p, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
+			t.Fatal("python3 is required")
+		}
+		t.Skip("python3 not installed")
+	}
+	return p
+}
+
+// TestWSGIChat: the WSGI chat serves WebSocket clients behind the daemon:
+// names kept as connection metadata, messages to the room through the
+// publish endpoint, which any HTTP client may use too.
+func TestWSGIChat(t *testing.T) {
+	appPort, adminPort := freePort(t), freePort(t)
+	publish := fmt.Sprintf("http://127.0.0.1:%d/publish/", adminPort)
+	cmd := exec.Command(python(t), "chat_wsgi.py", "--port", fmt.Sprint(appPort), "--publish", publish)
+	if os.Getenv("WSGATE_TEST_LOG") != "" {
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if !testserver.WaitFor(10*time.Second, func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", appPort))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
+		t.Fatal("the WSGI app did not listen")
+	}
+	gw := testserver.Start(t, fmt.Sprintf(`
+listen: [{address: 127.0.0.1:0}]
+admin: {listen: 127.0.0.1:%d}
+static: [{path: /room/, dir: www}]
+routes:
+  - {path: /room/chat, backend: {http: "http://127.0.0.1:%d/"}}
+`, adminPort, appPort))
+	h := http.Header{"Origin": {"http://" + gw.Addr}}
+	ann, _ := testserver.Dial(t, gw.URL("/room/chat"), h)
+	bob, _ := testserver.Dial(t, gw.URL("/room/chat"), h)
+	ann.WriteMessage(websocket.TextMessage, []byte("/nick ann"))
+	testserver.Expect(t, ann, websocket.TextMessage, "you are ann")
+	ann.WriteMessage(websocket.TextMessage, []byte("hello, bob"))
+	testserver.Expect(t, bob, websocket.TextMessage, "ann: hello, bob")
+	testserver.Expect(t, ann, websocket.TextMessage, "ann: hello, bob")
+	bob.WriteMessage(websocket.TextMessage, []byte("hi"))
+	testserver.Expect(t, ann, websocket.TextMessage, "guest: hi")
+	testserver.Expect(t, bob, websocket.TextMessage, "guest: hi")
+
+	resp, err := http.Post(publish, "application/json", strings.NewReader(
+		`{"items":[{"channel":"room","formats":{"ws-message":{"content":"server: maintenance at 5"}}}]}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("publish: %v %v", err, resp)
+	}
+	for _, c := range []*websocket.Conn{ann, bob} {
+		testserver.Expect(t, c, websocket.TextMessage, "server: maintenance at 5")
+	}
+	ann.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
+	if _, _, err := ann.ReadMessage(); !websocket.IsCloseError(err, 1000) {
+		t.Fatalf("close: %v", err)
+	}
+	page, err := http.Get("http://" + gw.Addr + "/room/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if !strings.Contains(string(b), `new URL("chat", location.href)`) {
+		t.Fatalf("the page: %d %s", page.StatusCode, b)
+	}
+}

@@ -29,8 +29,9 @@ type Config struct {
 	// URL is where events are POSTed (http or https). When its path is
 	// empty or "/", the client's request path is used, as Pushpin does.
 	URL string
-	// Subrequest is, in mod_wsgate, a URL path or a file that httpd
-	// serves: each request is an internal subrequest into httpd.
+	// Subrequest is, in mod_wsgate, a URL path (with an optional query)
+	// or file:PATH that httpd serves: each request is an internal
+	// subrequest into httpd.
 	Subrequest string
 	// Timeout bounds each request (default 10 s).
 	Timeout time.Duration
@@ -123,8 +124,8 @@ func (c *Config) Validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("%q is not an http:// or https:// URL", c.URL)
 		}
-	case !strings.HasPrefix(c.Subrequest, "/"):
-		return fmt.Errorf("subrequest %q is not a URL path or an absolute file name", c.Subrequest)
+	case !strings.HasPrefix(strings.TrimPrefix(c.Subrequest, "file:"), "/"):
+		return fmt.Errorf("subrequest %q is not a URL path or file:PATH with an absolute path", c.Subrequest)
 	}
 	return nil
 }

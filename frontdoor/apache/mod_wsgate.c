@@ -107,6 +107,8 @@ static int wsgate_handler(request_rec *r)
         req.header_values[i] = e[i].val ? e[i].val : "";
     }
     req.request_rec = r;
+    req.subrequest = wsgate_subrequest;
+    req.free_subresp = wsgate_free_subresp;
     req.section = conf->section ? conf->section : "";
     if (apachews) {
         req.route = wsgate_apachews_route(r, conf, &status);
@@ -162,7 +164,6 @@ static int wsgate_handler(request_rec *r)
 
 static void register_hooks(apr_pool_t *p)
 {
-    (void)p;
     /* Loaded as apache-websocket's module (LoadModule websocket_module),
      * answer to its source name too: <IfModule mod_websocket.c>. httpd
      * has just set the short name from the symbol LoadModule named; the
@@ -178,6 +179,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_check_config(wsgate_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(wsgate_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(wsgate_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(wsgate_publish_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    wsgate_events_register(p);
     APR_OPTIONAL_HOOK(ap, status_hook, wsgate_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(wsgate_handler, NULL, NULL, APR_HOOK_FIRST - 1);
     ap_hook_child_init(wsgate_child_init, NULL, NULL, APR_HOOK_MIDDLE);

@@ -11,6 +11,8 @@
  *   wsgate_go.c      loading the Go engine (libwsgate.so) in each child,
  *                    and checking the configuration with it at startup
  *   wsgate_io.c      the connection's I/O, called by Go on the worker
+ *   wsgate_events.c  WebSocketEventHandler's subrequests (on that same
+ *                    worker) and SetHandler wsgate-publish
  *
  * All logic is in Go; these files hold only what needs httpd's API.
  */
@@ -79,6 +81,10 @@ typedef struct {
     int deflate;
     const char *idle_timeout;
     const char *keepalive;
+    const char *backend_hold; /* WebSocketBackendHold */
+    /* WebSocketEventHandler: an http(s) URL, or "file:PATH" or a URL path
+     * for subrequests */
+    const char *events;
     /* Where the directive choosing the application is, for messages. */
     const char *app_file;
     int app_line;
@@ -97,6 +103,7 @@ typedef struct {
     wsgate_serve_fn serve;
     wsgate_stopping_fn stopping;
     wsgate_metrics_fn metrics;
+    wsgate_publish_fn publish;
 } wsgate_go_t;
 extern wsgate_go_t wsgate_go;
 
@@ -129,6 +136,12 @@ void wsgate_child_stopping(apr_pool_t *p, int graceful);
 int wsgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 int wsgate_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 int wsgate_metrics_handler(request_rec *r);
+int wsgate_publish_handler(request_rec *r);
+
+/* wsgate_events.c: WebSocket-over-HTTP's subrequests. */
+void wsgate_events_register(apr_pool_t *p);
+void wsgate_subrequest(void *request_rec, const wsgate_subreq *in, wsgate_subresp *out);
+void wsgate_free_subresp(wsgate_subresp *out);
 int wsgate_status_hook(request_rec *r, int flags);
 
 /* wsgate_io.c: the I/O table handed to Go for one connection. */

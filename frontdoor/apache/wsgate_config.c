@@ -124,6 +124,8 @@ void *wsgate_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(deflate);
     MERGE_PTR(idle_timeout);
     MERGE_PTR(keepalive);
+    MERGE_PTR(backend_hold);
+    MERGE_PTR(events);
     return c;
 }
 
@@ -364,6 +366,43 @@ static const char *set_keepalive(cmd_parms *cmd, void *confv, const char *arg)
     return duration(cmd, arg, &in_section(cmd, confv)->keepalive);
 }
 
+static const char *set_backend_hold(cmd_parms *cmd, void *confv, const char *arg)
+{
+    return duration(cmd, arg, &in_section(cmd, confv)->backend_hold);
+}
+
+/* WebSocketEventHandler <target>: every event of the location's WebSockets
+ * goes to target in WebSocket-over-HTTP: an http(s):// URL (a request from
+ * the engine), or a subrequest into this httpd: a file when target names
+ * one now (or says file:PATH), otherwise a URL path. */
+static const char *set_events(cmd_parms *cmd, void *confv, const char *target)
+{
+    wsgate_dir_conf *conf = chose_app(cmd, confv);
+    apr_finfo_t fi;
+
+    if (!strncmp(target, "http://", 7) || !strncmp(target, "https://", 8)) {
+        conf->events = target;
+        return NULL;
+    }
+    if (!strncmp(target, "file:", 5)) {
+        target += 5;
+        if (target[0] != '/') {
+            return "WebSocketEventHandler's file: must be an absolute path";
+        }
+        conf->events = apr_pstrcat(cmd->pool, "file:", target, NULL);
+        return NULL;
+    }
+    if (target[0] != '/') {
+        return "WebSocketEventHandler needs an http:// or https:// URL, a file (an absolute path) or a URL path";
+    }
+    if (apr_stat(&fi, target, APR_FINFO_TYPE, cmd->temp_pool) == APR_SUCCESS && fi.filetype == APR_REG) {
+        conf->events = apr_pstrcat(cmd->pool, "file:", target, NULL);
+    } else {
+        conf->events = target;
+    }
+    return NULL;
+}
+
 static const char *set_library(cmd_parms *cmd, void *confv, const char *path)
 {
     wsgate_server_conf *sc = ap_get_module_config(cmd->server->module_config, &wsgate_module);
@@ -502,6 +541,11 @@ const command_rec wsgate_cmds[] = {
                   "Close a connection that has received nothing for this long"),
     AP_INIT_TAKE1("WebSocketKeepalive", set_keepalive, NULL, OR_AUTHCFG,
                   "Send a ping after this long without traffic"),
+    AP_INIT_TAKE1("WebSocketBackendHold", set_backend_hold, NULL, OR_AUTHCFG,
+                  "Keep a WebSocketBackend's clients open this long while its producer restarts (mux)"),
+    AP_INIT_TAKE1("WebSocketEventHandler", set_events, NULL, OR_AUTHCFG,
+                  "Serve the WebSockets with an HTTP application in WebSocket-over-HTTP: a URL path, a file "
+                  "(each event is a subrequest into httpd), or an http:// URL"),
     AP_INIT_TAKE1("WsgateLibrary", set_library, NULL, RSRC_CONF,
                   "Path of libwsgate.so, the Go engine (default: next to mod_wsgate.so)"),
     AP_INIT_ITERATE("WsgateCluster", add_cluster_url, NULL, RSRC_CONF,

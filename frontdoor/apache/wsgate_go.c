@@ -77,15 +77,17 @@ void wsgate_child_init(apr_pool_t *p, server_rec *s)
     wsgate_go.serve = (wsgate_serve_fn)dlsym(wsgate_go.dl, "WsgateServe");
     wsgate_go.stopping = (wsgate_stopping_fn)dlsym(wsgate_go.dl, "WsgateStopping");
     wsgate_go.metrics = (wsgate_metrics_fn)dlsym(wsgate_go.dl, "WsgateMetrics");
+    wsgate_go.publish = (wsgate_publish_fn)dlsym(wsgate_go.dl, "WsgatePublish");
     shm = wsgate_counters_shm(&shm_size);
     if (!wsgate_go.init || !wsgate_go.handle || !wsgate_go.free_response || !wsgate_go.serve || !wsgate_go.stopping ||
-        !wsgate_go.metrics ||
+        !wsgate_go.metrics || !wsgate_go.publish ||
         wsgate_go.init(WSGATE_MODULE_ABI, (char *)ap_get_server_banner(), threaded != 0, shm, shm_size,
                        ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX), engine_log,
                        (char *)wsgate_cluster_json(p, s)) != 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "mod_wsgate: %s is not a usable libwsgate", lib);
         wsgate_go.handle = NULL;
         wsgate_go.metrics = NULL;
+        wsgate_go.publish = NULL;
     }
 }
 
@@ -115,6 +117,12 @@ static const char *directive_of(apr_pool_t *p, const char *key)
                  {NULL, NULL}};
     size_t n = strcspn(key, ".[");
 
+    if (!strncmp(key, "backend.http", 12) || !strncmp(key, "backend.subrequest", 18)) {
+        return "WebSocketEventHandler";
+    }
+    if (!strncmp(key, "backend.hold", 12)) {
+        return "WebSocketBackendHold";
+    }
     for (int i = 0; names[i].key; i++) {
         if (strlen(names[i].key) == n && !strncmp(key, names[i].key, n)) {
             return key[n] ? apr_pstrcat(p, names[i].directive, " (", key + n + 1, ")", NULL) : names[i].directive;

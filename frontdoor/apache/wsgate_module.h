@@ -13,7 +13,39 @@
 /* Bumped whenever a structure or function below changes: a mod_wsgate.so
  * and a libwsgate.so from different builds refuse each other at child
  * start instead of misreading each other's structures. */
-#define WSGATE_MODULE_ABI 6
+#define WSGATE_MODULE_ABI 7
+
+/* One event of WebSocket-over-HTTP (WebSocketEventHandler) as an internal
+ * subrequest into httpd: a POST of body to target, which is "file:PATH"
+ * for a file, or a URL path with an optional query. The header list
+ * replaces the subrequest's request headers. */
+typedef struct wsgate_subreq {
+    const char *target;
+    const char *body;
+    long len;
+    int nheaders;
+    const char **header_names;
+    const char **header_values;
+    long max_body; /* a longer response body is an error */
+} wsgate_subreq;
+
+/* Its answer. status is the HTTP status (a handler's error included);
+ * too_large is set when the body went past max_body. The body and headers
+ * are malloc'ed by the shim; Go frees them with free_subresp. */
+typedef struct wsgate_subresp {
+    int status;
+    int too_large;
+    char *body;
+    long len;
+    int nheaders;
+    char **header_names;
+    char **header_values;
+} wsgate_subresp;
+
+/* Runs a subrequest for the WebSocket whose request_rec is r. Called by Go
+ * on the worker thread that serves that WebSocket, and only there. */
+typedef void (*wsgate_subrequest_fn)(void *request_rec, const wsgate_subreq *in, wsgate_subresp *out);
+typedef void (*wsgate_free_subresp_fn)(wsgate_subresp *out);
 
 /* A request asking to become a WebSocket, described for the Go side. */
 typedef struct wsgate_request {
@@ -40,6 +72,9 @@ typedef struct wsgate_request {
     const char *route;
     void *plugin;
     const char *plugin_init;
+    /* The shim's subrequests, for WebSocketEventHandler. */
+    wsgate_subrequest_fn subrequest;
+    wsgate_free_subresp_fn free_subresp;
 } wsgate_request;
 
 /* The answer. status 0 means "not a WebSocket upgrade": decline. Header
@@ -97,5 +132,8 @@ typedef void (*wsgate_stopping_fn)(int graceful);
  * an error, or "!broadcast<TAB>file:line<TAB>application" for a section
  * whose application uses rooms or broadcast. */
 typedef char *(*wsgate_check_fn)(int abi, char *config_json);
+/* SetHandler wsgate-publish: Pushpin's publish API. Returns the HTTP
+ * status; *answer (malloc'ed, the caller frees it) is the response body. */
+typedef int (*wsgate_publish_fn)(char *body, long len, char **answer);
 
 #endif

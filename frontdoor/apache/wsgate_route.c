@@ -132,6 +132,18 @@ const char *wsgate_route_json(apr_pool_t *p, const wsgate_dir_conf *conf, const 
                 LIT(",\"mode\":");
                 json_str(j, conf->backend_mode);
             }
+            if (conf->backend_hold) {
+                LIT(",\"hold\":");
+                json_str(j, conf->backend_hold);
+            }
+            LIT("}");
+        } else if (conf->events) {
+            if (!strncmp(conf->events, "http://", 7) || !strncmp(conf->events, "https://", 8)) {
+                LIT(",\"backend\":{\"http\":");
+            } else {
+                LIT(",\"backend\":{\"subrequest\":");
+            }
+            json_str(j, conf->events);
             LIT("}");
         } else if (conf->docroot) {
             LIT(",\"docroot\":{\"root\":");
@@ -184,7 +196,7 @@ const char *wsgate_apachews_route(request_rec *r, const wsgate_dir_conf *conf, i
         return NULL;
     }
     c.plugin = NULL;
-    c.app = c.backend = NULL;
+    c.app = c.backend = c.events = NULL;
     c.program = NULL;
     c.docroot = slash == r->filename ? "/" : apr_pstrndup(r->pool, r->filename, slash - r->filename);
     c.allow = apr_array_make(r->pool, 1, sizeof(const char *));

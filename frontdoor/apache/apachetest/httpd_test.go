@@ -107,6 +107,9 @@ type options struct {
 	// Files are written below the ServerRoot first (name: content), with
 	// {{ROOT}} expanded; directories are made readable by the children.
 	Files map[string]string
+	// Port is the plain listener's port when the configuration must know
+	// it beforehand; a free one otherwise.
+	Port int
 }
 
 // configure writes the configuration into a new ServerRoot.
@@ -121,7 +124,10 @@ func configure(t *testing.T, o options) *httpd {
 	// httpd's children run as www-data when the tests run as root; they
 	// read and connect below the root.
 	os.Chmod(root, 0o755)
-	h := &httpd{t: t, root: root, conf: filepath.Join(root, "httpd.conf"), Port: freePort(t), log: filepath.Join(root, "error.log")}
+	h := &httpd{t: t, root: root, conf: filepath.Join(root, "httpd.conf"), Port: o.Port, log: filepath.Join(root, "error.log")}
+	if h.Port == 0 {
+		h.Port = freePort(t)
+	}
 	if o.MPM == "" {
 		o.MPM = "event"
 	}

@@ -6,3 +6,5 @@ int wsgate_io_flush(wsgate_io *io) { return io->flush(io->ctx); }
 void wsgate_io_shutdown_write(wsgate_io *io) { io->shutdown_write(io->ctx); }
 int wsgate_io_stopping(wsgate_io *io) { return io->stopping(); }
 void wsgate_call_log(wsgate_log_fn fn, int level, const char *msg) { fn(level, msg); }
+void wsgate_call_subrequest(wsgate_subrequest_fn fn, void *r, const wsgate_subreq *in, wsgate_subresp *out) { fn(r, in, out); }
+void wsgate_call_free_subresp(wsgate_free_subresp_fn fn, wsgate_subresp *out) { fn(out); }

@@ -9,5 +9,7 @@ int wsgate_io_flush(wsgate_io *io);
 void wsgate_io_shutdown_write(wsgate_io *io);
 int wsgate_io_stopping(wsgate_io *io);
 void wsgate_call_log(wsgate_log_fn fn, int level, const char *msg);
+void wsgate_call_subrequest(wsgate_subrequest_fn fn, void *r, const wsgate_subreq *in, wsgate_subresp *out);
+void wsgate_call_free_subresp(wsgate_free_subresp_fn fn, wsgate_subresp *out);
 
 #endif

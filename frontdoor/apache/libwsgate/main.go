@@ -39,6 +39,7 @@ import (
 
 	_ "github.com/wsgate/wsgate/apps/all"
 	"github.com/wsgate/wsgate/apps/cplugin"
+	"github.com/wsgate/wsgate/apps/wsoverhttp"
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/gateway/natsbus"
@@ -315,14 +316,23 @@ func WsgateHandle(req *C.wsgate_request, resp *C.wsgate_response) {
 		resp.status = http.StatusInternalServerError
 		return
 	}
+	// WebSocketEventHandler's subrequests: inline while the handshake runs
+	// here, on the worker thread; then through the worker's I/O loop.
+	ex := &ownerExec{r: req.request_rec, fn: req.subrequest, free: req.free_subresp, direct: true}
 	gr := &gateway.Request{Method: gostr(req.method), ProtoMajor: int(req.proto_major), ProtoMinor: int(req.proto_minor),
 		Path: gostr(req.path), RawQuery: gostr(req.query), Host: gostr(req.host), Header: h,
 		RemoteAddr: gostr(req.remote), SelfOrigin: gostr(req.self_origin),
-		Extra: map[string]any{cplugin.RequestKey: req.request_rec}}
+		Extra: map[string]any{cplugin.RequestKey: req.request_rec, wsoverhttp.PosterKey: ex}}
 	if req.tls != 0 {
 		gr.TLS = &tls.ConnectionState{}
 	}
 	p, herr := gw.Accept(context.Background(), rt, gr)
+	ex.mu.Lock()
+	ex.direct = false
+	ex.mu.Unlock()
+	if herr != nil {
+		ex.close()
+	}
 	if herr == nil && p.HandsOff() {
 		// httpd owns the client's socket (and mod_ssl its session): it
 		// cannot be handed to a producer. The shim's directives offer no
@@ -394,6 +404,7 @@ type transport struct {
 	efd     int
 	conn    *gateway.Conn
 	aborted atomic.Bool
+	exec    *ownerExec // the connection's subrequests, run between reads
 }
 
 func (t *transport) WriteBuffers(bufs [][]byte) error {
@@ -447,7 +458,15 @@ func WsgateServe(h C.uintptr_t, cio *C.wsgate_io) {
 		return
 	}
 	defer unix.Close(efd)
-	p.Serve(&transport{io: cio, efd: efd, conn: p.Conn})
+	t := &transport{io: cio, efd: efd, conn: p.Conn}
+	if ex, ok := p.Conn.Request().Extra[wsoverhttp.PosterKey].(*ownerExec); ok {
+		t.exec = ex
+		ex.mu.Lock()
+		ex.wake = t.Wake
+		ex.mu.Unlock()
+		defer ex.close()
+	}
+	p.Serve(t)
 }
 
 // ReadTo is the worker's loop: write what other goroutines queued (an
@@ -459,6 +478,9 @@ func (t *transport) ReadTo(w io.Writer) error {
 	fds := []unix.PollFd{{Fd: int32(t.io.fd), Events: unix.POLLIN}, {Fd: int32(t.efd), Events: unix.POLLIN}}
 	var drainBuf [8]byte
 	for {
+		if t.exec != nil {
+			t.exec.runPending()
+		}
 		if _, err := w.Write(nil); err != nil {
 			return err
 		}

@@ -1,0 +1,202 @@
+package apachetest
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/internal/natstest"
+	"github.com/wsgate/wsgate/internal/testserver"
+)
+
+// examples is the WebSocket-over-HTTP examples' directory.
+var examples, _ = filepath.Abs("../../../examples/wsoverhttp")
+
+func exampleFile(t *testing.T, name string) string {
+	b, err := os.ReadFile(filepath.Join(examples, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// phpCGI starts php-cgi as a FastCGI server on loopback (php-fpm's
+// protocol, without php-fpm's daemon), as mod_proxy_fcgi reaches it.
+func phpCGI(t *testing.T) int {
+	t.Helper()
+	bin, err := exec.LookPath("php-cgi")
+	if err != nil {
+		if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
+			t.Fatal("php-cgi is required (Debian package php-cgi)")
+		}
+		t.Skip("php-cgi not installed")
+	}
+	port := freePort(t)
+	cmd := exec.Command(bin, "-b", fmt.Sprintf("127.0.0.1:%d", port))
+	cmd.Env = append(os.Environ(), "PHP_FCGI_CHILDREN=4", "PHP_FCGI_MAX_REQUESTS=0")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if !testserver.WaitFor(10*time.Second, func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
+		t.Fatal("php-cgi did not listen")
+	}
+	return port
+}
+
+// TestEventHandlerPHP: the PHP chat (examples/wsoverhttp/php/chat.php)
+// serves WebSocket clients inside httpd: every event is a subrequest to
+// /app/chat.php, which httpd hands to PHP through mod_proxy_fcgi. The
+// chat publishes to its room through SetHandler wsgate-publish, and with
+// WsgateCluster the room spans httpd's children.
+func TestEventHandlerPHP(t *testing.T) {
+	need(t)
+	fcgi := phpCGI(t)
+	nats := natstest.StartCluster(t, 1)
+	port := freePort(t)
+	h := start(t, options{
+		Modules: []string{"proxy", "proxy_fcgi", "alias", "env"},
+		Global:  multiChild["event"] + "WsgateCluster " + nats[0].URL() + "\n",
+		Files:   map[string]string{"app/chat.php": exampleFile(t, "php/chat.php")},
+		Body: fmt.Sprintf(`
+Alias /app/ {{ROOT}}/app/
+<Directory {{ROOT}}/app>
+  Require all granted
+  <FilesMatch "\.php$">
+    SetHandler "proxy:fcgi://127.0.0.1:%d"
+  </FilesMatch>
+</Directory>
+ProxyFCGIBackendType GENERIC
+SetEnv WSGATE_PUBLISH http://127.0.0.1:%d/publish/
+<Location /room/chat>
+  SetHandler websocket-handler
+  WebSocketOriginCheck Off
+  WebSocketEventHandler /app/chat.php
+</Location>
+<Location /publish/>
+  SetHandler wsgate-publish
+</Location>
+`, fcgi, port),
+		Port: port,
+	})
+	url := "ws://" + h.Addr() + "/room/chat"
+	ann, _ := dialOK(t, url, nil)
+	bob, _ := dialOK(t, url, nil)
+	ann.WriteMessage(websocket.TextMessage, []byte("/nick ann"))
+	expect(t, ann, websocket.TextMessage, "you are ann")
+	ann.WriteMessage(websocket.TextMessage, []byte("hello, bob"))
+	expect(t, bob, websocket.TextMessage, "ann: hello, bob")
+	expect(t, ann, websocket.TextMessage, "ann: hello, bob")
+	for i := range 20 { // order, through one connection's subrequests
+		bob.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "n%d", i))
+	}
+	for i := range 20 {
+		expect(t, ann, websocket.TextMessage, fmt.Sprintf("guest: n%d", i))
+	}
+	resp, err := http.Post("http://"+h.Addr()+"/publish/", "application/json", strings.NewReader(
+		`{"items":[{"channel":"room","formats":{"ws-message":{"content":"server: maintenance at 5"}}}]}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("publish: %v %v", err, resp)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "Published\n" {
+		t.Fatalf("publish answered %q", body)
+	}
+	for _, c := range []*websocket.Conn{ann, bob} {
+		for {
+			// bob's numbered messages come first for bob.
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, p, err := c.ReadMessage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(p) == "server: maintenance at 5" {
+				break
+			}
+		}
+	}
+	if strings.Contains(h.Log(), "AH0") && strings.Contains(h.Log(), "[error]") {
+		t.Errorf("httpd logged errors:\n%s", h.Log())
+	}
+}
+
+// TestEventHandlerCGI: a shell CGI script (examples/wsoverhttp/cgi/
+// echo.cgi) named by its file serves WebSocket clients through
+// subrequests: greeting, text and binary echoed byte for byte, in order,
+// and a publish to its channel, for plain and TLS clients.
+func TestEventHandlerCGI(t *testing.T) {
+	need(t)
+	h := start(t, options{
+		TLS:     true,
+		Modules: []string{"cgid", "mime", "alias"},
+		Files:   map[string]string{"cgi/echo.cgi": exampleFile(t, "cgi/echo.cgi")},
+		Global:  "ScriptSock {{ROOT}}/cgisock\nTypesConfig /dev/null\n",
+		Body: `
+Alias /cgi/ {{ROOT}}/cgi/
+<Directory {{ROOT}}/cgi>
+  Options +ExecCGI
+  AddHandler cgi-script .cgi
+  Require all granted
+</Directory>
+<Location /echo>
+  SetHandler websocket-handler
+  WebSocketOriginCheck Off
+  WebSocketEventHandler {{ROOT}}/cgi/echo.cgi
+</Location>
+<Location /publish/>
+  SetHandler wsgate-publish
+</Location>
+`,
+	})
+	os.Chmod(filepath.Join(h.root, "cgi/echo.cgi"), 0o755)
+	for _, url := range []string{"ws://" + h.Addr() + "/echo", "wss://" + h.TLSAddr() + "/echo"} {
+		t.Run(url[:strings.Index(url, ":")], func(t *testing.T) {
+			d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: &tls.Config{RootCAs: h.Pool}}
+			c, _, err := d.Dial(url, nil)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, h.Log())
+			}
+			defer c.Close()
+			expect(t, c, websocket.TextMessage, "hello 127.0.0.1")
+			c.WriteMessage(websocket.TextMessage, []byte("héllo"))
+			c.WriteMessage(websocket.BinaryMessage, []byte{0, '\r', '\n', 0xff})
+			c.WriteMessage(websocket.TextMessage, []byte("again"))
+			expect(t, c, websocket.TextMessage, "héllo")
+			expect(t, c, websocket.BinaryMessage, "\x00\r\n\xff")
+			expect(t, c, websocket.TextMessage, "again")
+			resp, err := http.Post("http://"+h.Addr()+"/publish/", "application/json", strings.NewReader(
+				`{"items":[{"channel":"news","formats":{"ws-message":{"content":"extra!"}}}]}`))
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("publish: %v %v", err, resp)
+			}
+			expect(t, c, websocket.TextMessage, "extra!")
+			c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
+			if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, 1000) {
+				t.Fatalf("close: %v", err)
+			}
+		})
+	}
+}
+
+func expect(t *testing.T, c *websocket.Conn, typ int, want string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	testserver.Expect(t, c, typ, want)
+}

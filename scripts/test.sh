@@ -5,7 +5,8 @@
 # apxs (apache2-dev) and make, which build and run mod_wsgate, and
 # Prometheus's promtool, which checks the metrics both serve, and
 # nats-server, the cluster bus's broker, pkg-config for libapachews's
-# producers, and php-cli for the PHP SDK.
+# producers, php-cli for the PHP SDK, and php-cgi for the PHP chat
+# that mod_wsgate serves through subrequests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ command -v apxs >/dev/null || need+=(apache2-dev)
 command -v make >/dev/null || need+=(make)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v php >/dev/null || need+=(php-cli)
+command -v php-cgi >/dev/null || need+=(php-cgi)
 command -v cc >/dev/null || need+=(gcc)
 command -v promtool >/dev/null || need+=(prometheus)
 [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null || need+=(nats-server)

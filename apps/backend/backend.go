@@ -319,7 +319,20 @@ func (p *pool) start() {
 const (
 	backoffMin = 100 * time.Millisecond
 	backoffMax = 10 * time.Second
+	// backoffHeld caps the backoff while clients are held: they wait for
+	// the producer, and a connection attempt to it costs next to nothing.
+	backoffHeld = 100 * time.Millisecond
 )
+
+func (p *pool) backoffCap() time.Duration {
+	p.b.hmu.Lock()
+	held := len(p.b.set)
+	p.b.hmu.Unlock()
+	if held > 0 {
+		return backoffHeld
+	}
+	return backoffMax
+}
 
 // keep maintains one slot of the pool.
 func (p *pool) keep(slot int) {
@@ -352,7 +365,7 @@ func (p *pool) keep(slot int) {
 		case <-p.ctx.Done():
 			return
 		}
-		backoff = min(2*backoff, backoffMax)
+		backoff = min(2*backoff, p.backoffCap())
 	}
 }
 

@@ -109,6 +109,13 @@ func (b *Backend) queueHeld(cl *client, buf *[]byte) {
 		}
 		return
 	}
+	if cap(*buf) > 2*n {
+		// A pool buffer is at least 512 bytes: a held queue of small
+		// messages would hold many times what it counts.
+		small := append(make([]byte, 0, n), *buf...)
+		bufpool.Put(buf)
+		buf = &small
+	}
 	h.queue = append(h.queue, buf)
 	h.bytes += n
 	b.bytes.Add(int64(n))

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +105,55 @@ routes:
 	page.Body.Close()
 	if !strings.Contains(string(b), `new URL("chat", location.href)`) {
 		t.Fatalf("the page: %d %s", page.StatusCode, b)
+	}
+}
+
+// TestGoAndPHPEcho: the Go echo application (examples/wsoverhttp/echo) and
+// the PHP one (php/echo.php, under PHP's built-in server) behind the
+// daemon, with text, binary and a large message, in order.
+func TestGoAndPHPEcho(t *testing.T) {
+	goPort, phpPort := freePort(t), freePort(t)
+	bin := filepath.Join(t.TempDir(), "echo")
+	if out, err := exec.Command("go", "build", "-o", bin, "./echo").CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	run := func(name string, port int, cmd *exec.Cmd) {
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		if !testserver.WaitFor(10*time.Second, func() bool {
+			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}) {
+			t.Fatalf("%s did not listen", name)
+		}
+	}
+	run("go echo", goPort, exec.Command(bin, "-listen", fmt.Sprintf("127.0.0.1:%d", goPort)))
+	routes := fmt.Sprintf("  - {path: /go, backend: {http: \"http://127.0.0.1:%d/\"}}\n", goPort)
+	if php, err := exec.LookPath("php"); err == nil {
+		run("php -S", phpPort, exec.Command(php, "-S", fmt.Sprintf("127.0.0.1:%d", phpPort), "-t", "php"))
+		routes += fmt.Sprintf("  - {path: /php, backend: {http: \"http://127.0.0.1:%d/echo.php\"}}\n", phpPort)
+	} else if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
+		t.Fatal("php is required (php-cli)")
+	}
+	gw := testserver.Start(t, "listen: [{address: 127.0.0.1:0}]\nroutes:\n"+routes)
+	for _, path := range []string{"/go", "/php"} {
+		if path == "/php" && !strings.Contains(routes, "/php") {
+			continue
+		}
+		t.Run(path, func(t *testing.T) {
+			c, _ := testserver.Dial(t, gw.URL(path), nil)
+			big := strings.Repeat("wsgate ", 20000)
+			c.WriteMessage(websocket.TextMessage, []byte("héllo"))
+			c.WriteMessage(websocket.BinaryMessage, []byte{0, '\r', '\n', 0xff})
+			c.WriteMessage(websocket.TextMessage, []byte(big))
+			testserver.Expect(t, c, websocket.TextMessage, "héllo")
+			testserver.Expect(t, c, websocket.BinaryMessage, "\x00\r\n\xff")
+			testserver.Expect(t, c, websocket.TextMessage, big)
+		})
 	}
 }

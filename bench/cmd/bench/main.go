@@ -88,7 +88,7 @@ func main() {
 	out := flag.String("out", "", "directory for BENCHMARKS.md, benchmarks.png and benchmarks.json (default: a temporary directory)")
 	rounds := flag.Int("rounds", 3, "rounds of each case (each server once per round)")
 	secs := flag.Duration("duration", 2*time.Second, "length of each echo and storm measurement")
-	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, storm, broadcast, ops, direct, cluster, apache)")
+	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, storm, broadcast, ops, direct, events, cluster, apache, events-php)")
 	apache := flag.String("apache", "auto", "the Apache group: on, off, or auto (on when apache2 and apxs are installed)")
 	verbose := flag.Bool("v", false, "print each result as it comes")
 	report := flag.String("report", "", "write the report again from this benchmarks.json instead of measuring")
@@ -229,6 +229,9 @@ func (h *harness) build(apache bool) error {
 	if err := run(h.root, "go", "build", "-o", filepath.Join(h.work, "echo-producer"), "./examples/producers/echo"); err != nil {
 		return err
 	}
+	if err := run(h.root, "go", "build", "-o", filepath.Join(h.work, "events-echo"), "./examples/wsoverhttp/echo"); err != nil {
+		return err
+	}
 	for _, cmd := range []string{"peers", "load"} {
 		if err := run(bench, "go", "build", "-o", filepath.Join(h.work, cmd), "./cmd/"+cmd); err != nil {
 			return err
@@ -293,6 +296,9 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 			cs = append(cs, benchCase{group: "direct", scenario: "echo", conns: c, size: sz, path: "/echo", servers: h.directServers(), args: d})
 		}
 	}
+	for _, c := range oConns {
+		cs = append(cs, benchCase{group: "events", scenario: "echo", conns: c, size: 16, path: "/echo", servers: h.eventsServers(), args: d})
+	}
 	cluster := benchCase{group: "cluster", scenario: "broadcast", conns: 9000, size: 64, path: "/broadcast", servers: h.clusterServers(),
 		args: []string{"-msgs", strconv.Itoa(bcastMsgs)}}
 	if h.quick {
@@ -304,6 +310,11 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 		for _, c := range aConns {
 			for _, s := range aSizes {
 				cs = append(cs, benchCase{group: "apache", scenario: "echo", conns: c, size: s, path: "/echo", servers: as, args: d})
+			}
+		}
+		if php := h.phpServers(); php != nil {
+			for _, c := range aConns {
+				cs = append(cs, benchCase{group: "events-php", scenario: "echo", conns: c, size: 16, path: "/echo", servers: php, args: d})
 			}
 		}
 	}

@@ -134,15 +134,17 @@ func describe(h *harness, rounds int, secs, took time.Duration) string {
 }
 
 var groupTitles = map[string]string{
-	"echo":      "Echo: messages per second (each connection sends, waits for the echo, repeats)",
-	"deflate":   "permessage-deflate echo: messages per second (compressible text, no context takeover)",
-	"idle":      "Idle hold: server RSS per idle connection (lower is better)",
-	"storm":     "Connect storm: handshakes per second (connect, upgrade, reset)",
-	"broadcast": "Broadcast: deliveries per second (each message relayed to every subscriber, 50 messages one after another)",
-	"apache":    "Apache httpd: echo messages per second, mod_wsgate and httpd's proxy tunnel (mod_proxy_http) in front of the daemon",
-	"direct":    "Direct mode: echo messages per second through a producer (examples/producers/echo), in the daemon's own process (in-process), behind the framed protocol (mux), and taking each client's socket itself (direct, ouistiti's direct mode). In parentheses each one's rate ÷ in-process's, paired round by round",
-	"cluster":   "Cluster: broadcast deliveries per second, 9,000 subscribers on one daemon, and spread over three daemons joined by a NATS server (3,000 each; the sender on the first), every process on the same server core. In parentheses the three nodes' rate ÷ one node's, paired round by round",
-	"ops":       "Operations cost: echo messages and handshakes per second, one build with limits, metrics and access log off (ops-off); every limit on and the metrics scraped each second (ops-on); and ops-on with the access log written to a file (ops-log). In parentheses each one's rate ÷ ops-off's, paired round by round",
+	"echo":       "Echo: messages per second (each connection sends, waits for the echo, repeats)",
+	"deflate":    "permessage-deflate echo: messages per second (compressible text, no context takeover)",
+	"idle":       "Idle hold: server RSS per idle connection (lower is better)",
+	"storm":      "Connect storm: handshakes per second (connect, upgrade, reset)",
+	"broadcast":  "Broadcast: deliveries per second (each message relayed to every subscriber, 50 messages one after another)",
+	"apache":     "Apache httpd: echo messages per second, mod_wsgate and httpd's proxy tunnel (mod_proxy_http) in front of the daemon",
+	"direct":     "Direct mode: echo messages per second through a producer (examples/producers/echo), in the daemon's own process (in-process), behind the framed protocol (mux), and taking each client's socket itself (direct, ouistiti's direct mode). In parentheses each one's rate ÷ in-process's, paired round by round",
+	"events":     "WebSocket-over-HTTP: echo messages per second through an HTTP application (examples/wsoverhttp/echo, Go's net/http: every message a POST), against the same echo in the daemon's own process (in-process) and behind the framed protocol (mux). In parentheses each one's rate ÷ in-process's, paired round by round",
+	"events-php": "PHP over WebSocket-over-HTTP: echo messages per second to examples/wsoverhttp/php/echo.php, behind the daemon (PHP's built-in server, 8 workers) and inside httpd as subrequests (mod_wsgate, php-cgi -b behind mod_proxy_fcgi, 8 children). In parentheses mod_wsgate's rate ÷ the daemon's, paired round by round",
+	"cluster":    "Cluster: broadcast deliveries per second, 9,000 subscribers on one daemon, and spread over three daemons joined by a NATS server (3,000 each; the sender on the first), every process on the same server core. In parentheses the three nodes' rate ÷ one node's, paired round by round",
+	"ops":        "Operations cost: echo messages and handshakes per second, one build with limits, metrics and access log off (ops-off); every limit on and the metrics scraped each second (ops-on); and ops-on with the access log written to a file (ops-log). In parentheses each one's rate ÷ ops-off's, paired round by round",
 }
 
 // results is what benchmarks.json holds: enough to write the report again
@@ -361,7 +363,7 @@ func medianOf(rs []load.Result, f func(load.Result) float64) float64 {
 // group, whose reference is the configuration with everything off and
 // whose question is what each other configuration keeps of its rate.
 func shownRatio(group string, a float64) float64 {
-	if (group == "ops" || group == "cluster" || group == "direct") && a > 0 {
+	if (group == "ops" || group == "cluster" || group == "direct" || group == "events" || group == "events-php") && a > 0 {
 		return 1 / a
 	}
 	return a

@@ -223,6 +223,98 @@ func (h *harness) directServers() []server {
 	return []server{inProcess, viaProducer("mux", "mux"), viaProducer("direct", "direct", "-direct")}
 }
 
+// eventsServers serve /echo in the daemon's process, through a producer
+// (mux), and through a WebSocket-over-HTTP application (Go's net/http).
+func (h *harness) eventsServers() []server {
+	ds := h.directServers()
+	viaHTTP := server{name: "http", start: func(h *harness, port int) (*proc, error) {
+		aport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		app, err := h.spawn(aport, filepath.Join(h.work, "events-echo"), "-listen", fmt.Sprintf("127.0.0.1:%d", aport))
+		if err != nil {
+			return nil, err
+		}
+		return h.daemonWith(port, fmt.Sprintf(`  - {path: /echo, backend: {http: "http://127.0.0.1:%d/"}}`, aport), part{"http app", app.pid}, app)
+	}}
+	return []server{ds[0], ds[1], viaHTTP}
+}
+
+// daemonWith starts the daemon with route in place of the echo route,
+// in front of app (which it stops with itself).
+func (h *harness) daemonWith(port int, route string, p part, app *proc) (*proc, error) {
+	cfg := filepath.Join(h.work, "wsgate-with.yaml")
+	conf := strings.Replace(wsgateConfig(port), "  - {path: /echo, app: echo}", route, 1)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		app.stop()
+		return nil, err
+	}
+	d, err := h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
+	if err != nil {
+		app.stop()
+		return nil, err
+	}
+	return &proc{pid: d.pid, parts: []part{{"wsgate", d.pid}, p}, stop: func() { d.stop(); app.stop() }}, nil
+}
+
+// phpServers serve /echo with examples/wsoverhttp/php/echo.php behind the
+// daemon (PHP's built-in server) and inside httpd (subrequests to php-cgi
+// through mod_proxy_fcgi); nil without php and php-cgi.
+func (h *harness) phpServers() []server {
+	php, err1 := exec.LookPath("php")
+	phpCGI, err2 := exec.LookPath("php-cgi")
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	dir := filepath.Join(h.root, "examples", "wsoverhttp", "php")
+	daemon := server{name: "daemon", start: func(h *harness, port int) (*proc, error) {
+		aport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		app, err := h.spawn(aport, "env", "PHP_CLI_SERVER_WORKERS=8", php, "-S", fmt.Sprintf("127.0.0.1:%d", aport), "-t", dir)
+		if err != nil {
+			return nil, err
+		}
+		return h.daemonWith(port, fmt.Sprintf(`  - {path: /echo, backend: {http: "http://127.0.0.1:%d/echo.php"}}`, aport), part{"php", app.pid}, app)
+	}}
+	inHTTPD := server{name: "mod_wsgate", start: func(h *harness, port int) (*proc, error) {
+		fport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		app, err := h.spawn(fport, "env", "PHP_FCGI_CHILDREN=8", "PHP_FCGI_MAX_REQUESTS=0", phpCGI, "-b", fmt.Sprintf("127.0.0.1:%d", fport))
+		if err != nil {
+			return nil, err
+		}
+		p, err := h.httpdWith(port, fmt.Sprintf(`LoadModule proxy_fcgi_module /usr/lib/apache2/modules/mod_proxy_fcgi.so
+LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so
+Alias /app/ %[1]s/
+<Directory %[1]s>
+  Require all granted
+  <FilesMatch "\.php$">
+    SetHandler "proxy:fcgi://127.0.0.1:%[2]d"
+  </FilesMatch>
+</Directory>
+ProxyFCGIBackendType GENERIC
+<Location /echo>
+  SetHandler websocket-handler
+  WebSocketOriginCheck Off
+  WebSocketEventHandler /app/echo.php
+</Location>
+`, dir, fport))
+		if err != nil {
+			app.stop()
+			return nil, err
+		}
+		stop := p.stop
+		p.stop = func() { stop(); app.stop() }
+		return p, nil
+	}}
+	return []server{daemon, inHTTPD}
+}
+
 // spawnSocket starts a program on the server's cores and waits until it
 // listens on the UNIX socket sock.
 func (h *harness) spawnSocket(sock string, argv ...string) (*proc, error) {
@@ -454,11 +546,6 @@ func freePort() (int, error) {
 // /echo, or, when daemonPort is not zero, with /echo proxied to the daemon
 // there (mod_proxy_http, upgrade=websocket).
 func (h *harness) httpd(port, daemonPort int) (*proc, error) {
-	mods := "/usr/lib/apache2/modules"
-	user := ""
-	if os.Getuid() == 0 {
-		user = "User www-data\nGroup www-data\n"
-	}
 	route := `<Location /echo>
   SetHandler websocket-handler
   WebSocketApp echo
@@ -467,6 +554,17 @@ func (h *harness) httpd(port, daemonPort int) (*proc, error) {
 `
 	if daemonPort != 0 {
 		route = fmt.Sprintf("ProxyPass /echo http://127.0.0.1:%d/echo upgrade=websocket\n", daemonPort)
+	}
+	return h.httpdWith(port, route)
+}
+
+// httpdWith starts httpd (event MPM, mod_wsgate loaded) with route as the
+// rest of its configuration.
+func (h *harness) httpdWith(port int, route string) (*proc, error) {
+	mods := "/usr/lib/apache2/modules"
+	user := ""
+	if os.Getuid() == 0 {
+		user = "User www-data\nGroup www-data\n"
 	}
 	dir := filepath.Join(h.work, "httpd-"+strconv.Itoa(port))
 	os.MkdirAll(dir, 0o755)

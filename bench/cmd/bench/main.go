@@ -88,7 +88,7 @@ func main() {
 	out := flag.String("out", "", "directory for BENCHMARKS.md, benchmarks.png and benchmarks.json (default: a temporary directory)")
 	rounds := flag.Int("rounds", 3, "rounds of each case (each server once per round)")
 	secs := flag.Duration("duration", 2*time.Second, "length of each echo and storm measurement")
-	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, storm, broadcast, ops, direct, events, cluster, apache, events-php)")
+	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, storm, broadcast, ops, direct, events, cluster, apache, events-php, hold)")
 	apache := flag.String("apache", "auto", "the Apache group: on, off, or auto (on when apache2 and apxs are installed)")
 	verbose := flag.Bool("v", false, "print each result as it comes")
 	report := flag.String("report", "", "write the report again from this benchmarks.json instead of measuring")
@@ -173,6 +173,19 @@ func main() {
 			}
 		}
 		printCase(c, ms)
+	}
+	if len(want) == 0 || want["hold"] {
+		ms, err := h.measureHold(*rounds)
+		all = append(all, ms...)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			failed++
+		}
+		for _, m := range ms {
+			if v, _, _, _, ok := m.median(); ok {
+				fmt.Printf("%-9s %-40s %12.1f\n", m.Group, m.Case, v)
+			}
+		}
 	}
 	took := time.Since(started)
 	m := describe(h, *rounds, *secs, took)

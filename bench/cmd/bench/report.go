@@ -75,6 +75,9 @@ func format(group string, v float64) string {
 	if group == "idle" {
 		return fmt.Sprintf("%.2f KiB", v)
 	}
+	if group == "hold" {
+		return fmt.Sprintf("%.0f", v)
+	}
 	switch {
 	case v >= 1e6:
 		return fmt.Sprintf("%.2fM", v/1e6)
@@ -256,7 +259,7 @@ func writeReport(dir, machine string, all []*measurement) error {
 			lat.WriteString("\n")
 		}
 		b.WriteString("\n")
-		if g != "idle" {
+		if g != "idle" && g != "hold" {
 			b.WriteString(lat.String() + "\n")
 		}
 		if g == "ops" || g == "cluster" || g == "direct" {

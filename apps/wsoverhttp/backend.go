@@ -581,8 +581,8 @@ type httpPoster struct{ client *http.Client }
 
 func newHTTPPoster(timeout time.Duration) *httpPoster {
 	tr := &http.Transport{
-		Proxy:               nil, // the application is ours: never through a proxy from the environment
-		DialContext:         (&net.Dialer{Timeout: timeout}).DialContext,
+		Proxy:       nil, // the application is ours: never through a proxy from the environment
+		DialContext: (&net.Dialer{Timeout: timeout}).DialContext,
 		// One request per WebSocket is in flight at a time: keep as many
 		// connections to the application as are busy together, so that a
 		// busy route does not open a TCP connection per event.

@@ -239,7 +239,10 @@ func checkHoldCounters(t *testing.T, gw *testserver.Server, how string) {
 		if l.Route != "/r" {
 			continue
 		}
-		if l.Resumed != restartClients*restartRounds || l.HoldExpired != 0 || l.HeldDropped != 0 {
+		// In a handover a client can be resumed twice in one round: on
+		// the old instance's other connection, before its DRAIN arrived.
+		if l.Resumed < restartClients*restartRounds || how == "kill" && l.Resumed != restartClients*restartRounds ||
+			l.HoldExpired != 0 || l.HeldDropped != 0 {
 			t.Fatalf("counters: %+v", l.LinkStats)
 		}
 		if how == "handover" && l.Drains == 0 {

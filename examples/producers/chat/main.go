@@ -70,7 +70,11 @@ func (ch *chat) OnMessage(c *producer.Client, typ producer.MessageType, data []b
 		ch.mu.Unlock()
 		text := "WSPrivate " + name(c) + " " + msg
 		if target != nil {
-			target.SendText(text)
+			// Through the name's room, on the sender's connection: it
+			// reaches the client wherever it is now (moved to a new
+			// instance of this producer, say), while a send on its own
+			// connection would not.
+			c.SendRoom(nameRoom+to, producer.Text, []byte(text), false)
 			return
 		}
 		// Not known here (yet): a client re-announced after a restart, or
@@ -126,7 +130,11 @@ func (ch *chat) hello(c *producer.Client, want string) {
 	c.SendText("WSWelcome " + got)
 }
 
-func (ch *chat) OnClose(c *producer.Client, _ uint16, _ string) {
+func (ch *chat) OnClose(c *producer.Client, code uint16, reason string) {
+	if code == 1012 && reason == "moved" {
+		// Handed over to the new instance: still connected, still named.
+		return
+	}
 	ch.mu.Lock()
 	if n := name(c); ch.names[n] == c {
 		delete(ch.names, n)

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/internal/natstest"
+	"github.com/wsgate/wsgate/internal/testserver"
 	sdk "github.com/wsgate/wsgate/sdk/producer"
 )
 
@@ -79,13 +80,18 @@ func TestClusterAcrossChildren(t *testing.T) {
 			}
 			// The children's bus counters, summed: several connected, and
 			// the eight messages published by the children that got them.
-			time.Sleep(1100 * time.Millisecond) // each child publishes its counters every second
-			resp, err := http.Get("http://" + h.Addr() + "/metrics")
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			// Each child publishes its counters every second: wait for all
+			// eight publications to be summed.
+			var body []byte
+			testserver.WaitFor(10*time.Second, func() bool {
+				resp, err := http.Get("http://" + h.Addr() + "/metrics")
+				if err != nil {
+					return false
+				}
+				body, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return strings.Contains(string(body), `wsgate_cluster_messages_total{direction="published"} 8`)
+			})
 			m := string(body)
 			if !strings.Contains(m, `wsgate_cluster_messages_total{direction="published"} 8`) || strings.Contains(m, "wsgate_cluster_connected 1\n") || strings.Contains(m, "wsgate_cluster_connected 0\n") {
 				t.Errorf("cluster metrics:\n%s", grep(m, "wsgate_cluster"))

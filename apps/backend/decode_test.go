@@ -1,6 +1,7 @@
 package backend_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -35,5 +36,26 @@ routes:
 	}
 	if r[0].Kind != "backend" || r[0].App != "backend" {
 		t.Fatalf("kind %q app %q", r[0].Kind, r[0].App)
+	}
+}
+
+// TestDecodeErrors: a hold, an HTTP application or a subrequest where it
+// cannot work is refused with the file, line and key.
+func TestDecodeErrors(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"backend: {socket: /run/a, mode: per-client, hold: 5s}", "e.yaml:3: routes[0].backend.hold: needs mode: mux"},
+		{"backend: {socket: /run/a, hold: -5s}", "e.yaml:3: routes[0].backend"},
+		{"backend: {subrequest: /x.php}", "e.yaml:3: routes[0].backend.subrequest: is made inside httpd"},
+		{`backend: {http: "ftp://x"}`, `e.yaml:3: routes[0].backend.http: "ftp://x" is not an http:// or https:// URL`},
+		{`backend: {http: "http://127.0.0.1:9/", subrequest: /x}`, "routes[0].backend.subrequest: excludes http"},
+	} {
+		_, err := config.Parse("e.yaml", []byte("routes:\n  - path: /a\n    "+tc.yaml+"\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	cfg, err := config.Parse("ok.yaml", []byte("routes:\n  - path: /a\n    backend: {socket: /run/a, hold: 30s}\n"))
+	if err != nil || cfg.Routes[0].Handler.(*backend.Backend).Config().Hold != 30*time.Second {
+		t.Fatalf("hold: %v", err)
 	}
 }

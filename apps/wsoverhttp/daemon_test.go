@@ -105,14 +105,7 @@ func (a *pushpinApp) seen() ([]http.Header, []string) {
 	return append([]http.Header(nil), a.requests...), append([]string(nil), a.bodies...)
 }
 
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freePort(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", testserver.FreePort(t)) }
 
 // startApp serves app on loopback until the test ends.
 func startApp(t *testing.T, h http.Handler) string {
@@ -278,7 +271,7 @@ routes:
 		resp.Body.Close()
 		if testserver.Sample(string(text), `wsgate_events_requests_total{result="ok",route="/chat"}`) < 10 ||
 			testserver.Sample(string(text), `wsgate_events_requests_total{result="error",route="/chat"}`) < 1 {
-			t.Fatalf("events metrics:\n%s", grep(string(text), "events_requests"))
+			t.Fatalf("events metrics:\n%s", testserver.Grep(string(text), "events_requests"))
 		}
 		testserver.Promtool(t, string(text))
 	})
@@ -292,14 +285,4 @@ func TestApplicationDown(t *testing.T) {
 	if got := wstest.Status(gw.URL("/e")); got != 502 {
 		t.Fatalf("unreachable application: %d, want 502", got)
 	}
-}
-
-func grep(text, s string) string {
-	var out []string
-	for _, l := range strings.Split(text, "\n") {
-		if strings.Contains(l, s) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }

@@ -153,13 +153,19 @@ func expectText(c *websocket.Conn, want string) error {
 	return nil
 }
 
-func restartEcho(t *testing.T, how string) {
+// restartSetup starts the producer bin, a gateway holding its route's
+// clients, and the clients.
+func restartSetup(t *testing.T, bin string) (p *proc, sock string, gw *testserver.Server, cs []*websocket.Conn) {
 	dir := t.TempDir()
-	sock := filepath.Join(dir, "p")
-	p := startProc(t, sock, "echo")
+	sock = filepath.Join(dir, "p")
+	p = startProc(t, sock, bin)
 	waitSocket(t, sock)
-	gw := restartGateway(t, dir)
-	cs := dialAll(t, gw.URL("/r"))
+	gw = restartGateway(t, dir)
+	return p, sock, gw, dialAll(t, gw.URL("/r"))
+}
+
+func restartEcho(t *testing.T, how string) {
+	p, sock, gw, cs := restartSetup(t, "echo")
 	for round := range restartRounds {
 		each(t, cs, func(i int, c *websocket.Conn) error {
 			err := c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "before %d.%d", round, i))
@@ -204,12 +210,7 @@ func restartEcho(t *testing.T, how string) {
 }
 
 func restartChat(t *testing.T, how string) {
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "p")
-	p := startProc(t, sock, "chat")
-	waitSocket(t, sock)
-	gw := restartGateway(t, dir)
-	cs := dialAll(t, gw.URL("/r"))
+	p, sock, gw, cs := restartSetup(t, "chat")
 	each(t, cs, func(i int, c *websocket.Conn) error {
 		c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "WSHello u%d", i))
 		return expectText(c, fmt.Sprintf("WSWelcome u%d", i))

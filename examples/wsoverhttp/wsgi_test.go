@@ -8,29 +8,18 @@ package wsoverhttp_test
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gorilla/websocket"
 
 	_ "github.com/wsgate/wsgate/apps/all"
 	"github.com/wsgate/wsgate/internal/testserver"
 )
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 func python(t *testing.T) string {
 	p, err := exec.LookPath("python3")
@@ -47,25 +36,9 @@ func python(t *testing.T) string {
 // names kept as connection metadata, messages to the room through the
 // publish endpoint, which any HTTP client may use too.
 func TestWSGIChat(t *testing.T) {
-	appPort, adminPort := freePort(t), freePort(t)
+	appPort, adminPort := testserver.FreePort(t), testserver.FreePort(t)
 	publish := fmt.Sprintf("http://127.0.0.1:%d/publish/", adminPort)
-	cmd := exec.Command(python(t), "chat_wsgi.py", "--port", fmt.Sprint(appPort), "--publish", publish)
-	if os.Getenv("WSGATE_TEST_LOG") != "" {
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if !testserver.WaitFor(10*time.Second, func() bool {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", appPort))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}) {
-		t.Fatal("the WSGI app did not listen")
-	}
+	testserver.StartListening(t, exec.Command(python(t), "chat_wsgi.py", "--port", fmt.Sprint(appPort), "--publish", publish), appPort)
 	gw := testserver.Start(t, fmt.Sprintf(`
 listen: [{address: 127.0.0.1:0}]
 admin: {listen: 127.0.0.1:%d}
@@ -112,30 +85,15 @@ routes:
 // the PHP one (php/echo.php, under PHP's built-in server) behind the
 // daemon, with text, binary and a large message, in order.
 func TestGoAndPHPEcho(t *testing.T) {
-	goPort, phpPort := freePort(t), freePort(t)
+	goPort, phpPort := testserver.FreePort(t), testserver.FreePort(t)
 	bin := filepath.Join(t.TempDir(), "echo")
 	if out, err := exec.Command("go", "build", "-o", bin, "./echo").CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	run := func(name string, port int, cmd *exec.Cmd) {
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		if !testserver.WaitFor(10*time.Second, func() bool {
-			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		}) {
-			t.Fatalf("%s did not listen", name)
-		}
-	}
-	run("go echo", goPort, exec.Command(bin, "-listen", fmt.Sprintf("127.0.0.1:%d", goPort)))
+	testserver.StartListening(t, exec.Command(bin, "-listen", fmt.Sprintf("127.0.0.1:%d", goPort)), goPort)
 	routes := fmt.Sprintf("  - {path: /go, backend: {http: \"http://127.0.0.1:%d/\"}}\n", goPort)
 	if php, err := exec.LookPath("php"); err == nil {
-		run("php -S", phpPort, exec.Command(php, "-S", fmt.Sprintf("127.0.0.1:%d", phpPort), "-t", "php"))
+		testserver.StartListening(t, exec.Command(php, "-S", fmt.Sprintf("127.0.0.1:%d", phpPort), "-t", "php"), phpPort)
 		routes += fmt.Sprintf("  - {path: /php, backend: {http: \"http://127.0.0.1:%d/echo.php\"}}\n", phpPort)
 	} else if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
 		t.Fatal("php is required (php-cli)")

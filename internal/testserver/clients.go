@@ -2,6 +2,7 @@ package testserver
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -84,4 +85,51 @@ func EchoProducer(t testing.TB, c *websocket.Conn) {
 	if !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
 		t.Errorf("after quit: %v, want a close with 1000", err)
 	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago,
+// for a server the test starts and must name beforehand.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// StartListening starts cmd, a server that will listen on TCP port on
+// 127.0.0.1, kills it when the test ends, and waits until it accepts
+// connections.
+func StartListening(t testing.TB, cmd *exec.Cmd, port int) {
+	t.Helper()
+	if os.Getenv("WSGATE_TEST_LOG") != "" && cmd.Stderr == nil {
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if !WaitFor(10*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
+		t.Fatalf("%s did not listen on %s", cmd.Path, addr)
+	}
+}
+
+// Grep returns the lines of text that contain s, for failure messages.
+func Grep(text, s string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

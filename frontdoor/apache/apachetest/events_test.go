@@ -4,8 +4,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsgate/wsgate/apps/wsoverhttp"
 	"github.com/wsgate/wsgate/internal/natstest"
 	"github.com/wsgate/wsgate/internal/testserver"
 )
@@ -45,19 +46,7 @@ func phpCGI(t *testing.T) int {
 	port := freePort(t)
 	cmd := exec.Command(bin, "-b", fmt.Sprintf("127.0.0.1:%d", port))
 	cmd.Env = append(os.Environ(), "PHP_FCGI_CHILDREN=4", "PHP_FCGI_MAX_REQUESTS=0")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if !testserver.WaitFor(10*time.Second, func() bool {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}) {
-		t.Fatal("php-cgi did not listen")
-	}
+	testserver.StartListening(t, cmd, port)
 	return port
 }
 
@@ -267,4 +256,43 @@ func TestBackendHold(t *testing.T) {
 	testserver.RunProducer(t, cmd, filepath.Join(dir, "echo"))
 	expect(t, held, websocket.TextMessage, "during")
 	roundTrip(t, held, "after")
+}
+
+// TestEventHandlerURL: WebSocketEventHandler with an http:// URL posts the
+// events from the engine inside httpd, as the daemon does, to a
+// WebSocket-over-HTTP application written with Go's standard library.
+func TestEventHandlerURL(t *testing.T) {
+	need(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		evs, err := wsoverhttp.Parse(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var out []byte
+		for _, ev := range evs {
+			if ev.Type == wsoverhttp.Text {
+				ev.Content = append([]byte(r.Header.Get("Connection-Id")+" "), ev.Content...)
+			}
+			out = wsoverhttp.Append(out, ev.Type, ev.Content)
+		}
+		w.Header().Set("Content-Type", wsoverhttp.ContentType)
+		w.Write(out)
+	}))
+	t.Cleanup(app.Close)
+	h := start(t, options{Body: `
+<Location /url>
+  SetHandler websocket-handler
+  WebSocketOriginCheck Off
+  WebSocketEventHandler ` + app.URL + `/events
+</Location>
+`})
+	c, _ := dialOK(t, "ws://"+h.Addr()+"/url", nil)
+	c.WriteMessage(websocket.TextMessage, []byte("hi"))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, p, err := c.ReadMessage()
+	if id, msg, ok := strings.Cut(string(p), " "); err != nil || !ok || msg != "hi" || id == "" {
+		t.Fatalf("got %q %v", p, err)
+	}
 }

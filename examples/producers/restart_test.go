@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -35,7 +36,11 @@ type proc struct {
 
 func startProc(t *testing.T, sock, bin string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bins[bin], append([]string{"-R", filepath.Dir(sock), "-n", filepath.Base(sock), "-m", "0"}, args...)...)
+	argv := append([]string{"-R", filepath.Dir(sock), "-n", filepath.Base(sock), "-m", "0"}, args...)
+	cmd := exec.Command(bins[bin], argv...)
+	if strings.HasSuffix(bin, ".py") {
+		cmd = exec.Command(python(t), append([]string{bin}, argv...)...)
+	}
 	if os.Getenv("WSGATE_TEST_LOG") != "" {
 		cmd.Stderr = os.Stderr
 	}
@@ -93,13 +98,15 @@ func restart(t *testing.T, how string, gw *testserver.Server, route, sock, bin s
 }
 
 // TestRestartKeepsClients: 200 clients stay connected while their
-// producer is restarted 10 times, by SIGKILL and by a planned handover;
+// producer (the Go echo and chat, the Python SDK's echo) is restarted 10
+// times, by SIGKILL and by a planned handover;
 // what they send during each gap arrives after it, in order, and the chat
 // producer finds each client's name again in the rooms the gateway kept.
 func TestRestartKeepsClients(t *testing.T) {
 	for _, how := range restarts {
-		t.Run("echo/"+how, func(t *testing.T) { restartEcho(t, how) })
+		t.Run("echo/"+how, func(t *testing.T) { restartEcho(t, how, "echo") })
 		t.Run("chat/"+how, func(t *testing.T) { restartChat(t, how) })
+		t.Run("echo.py/"+how, func(t *testing.T) { restartEcho(t, how, "echo.py") })
 	}
 }
 
@@ -164,8 +171,8 @@ func restartSetup(t *testing.T, bin string) (p *proc, sock string, gw *testserve
 	return p, sock, gw, dialAll(t, gw.URL("/r"))
 }
 
-func restartEcho(t *testing.T, how string) {
-	p, sock, gw, cs := restartSetup(t, "echo")
+func restartEcho(t *testing.T, how, bin string) {
+	p, sock, gw, cs := restartSetup(t, bin)
 	for round := range restartRounds {
 		each(t, cs, func(i int, c *websocket.Conn) error {
 			err := c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "before %d.%d", round, i))
@@ -177,7 +184,7 @@ func restartEcho(t *testing.T, how string) {
 			}
 			return err
 		})
-		p = restart(t, how, gw, "/r", sock, "echo", p, round, func() {
+		p = restart(t, how, gw, "/r", sock, bin, p, round, func() {
 			each(t, cs, func(i int, c *websocket.Conn) error {
 				for k := range 3 {
 					if err := c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "gap %d.%d.%d", round, i, k)); err != nil {

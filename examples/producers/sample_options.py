@@ -18,6 +18,8 @@ def parse(description, default_name):
     ap.add_argument("-n", dest="name", default=default_name, help="socket name in the directory")
     ap.add_argument("-u", dest="user", default="", help="user to run as once the socket is open")
     ap.add_argument("-m", dest="max_clients", type=int, default=50, help="maximum clients (more get 503)")
+    ap.add_argument("--takeover", "-takeover", action="store_true",
+                    help="take over a running instance's socket; it hands its clients over and exits")
     opts = ap.parse_args()
     opts.socket = os.path.join(opts.root, opts.name)
     return opts

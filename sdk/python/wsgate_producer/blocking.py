@@ -254,30 +254,39 @@ class Server:
                 return
             time.sleep(0.005)
 
-    def drain(self, timeout=30.0):
+    def drain(self, timeout=30.0, wait=True):
         """Hand this instance's clients to the next one (a planned handover):
         start the new instance first, with take_over=True, then call drain()
-        on the old one, and keep calling dequeue() until it returns. The
-        gateway moves the clients of every connection once this instance has
-        served what was already sent to it; they then get Close events with
-        1012 and "moved" here. Returns True when every connection closed in
-        time (the rest are closed)."""
+        on the old one. It stops accepting and sends DRAIN on every gateway
+        connection; the gateway moves each connection's clients once this
+        instance has served what was already sent to it, and they get Close
+        events with 1012 and "moved" here. Keep calling dequeue() meanwhile:
+        from another thread with wait=True (drain returns True when every
+        connection closed within timeout; the rest are closed), or in the
+        same loop with wait=False, until drained() says it is over."""
         self.sock.close()
         with self._lock:
             links = list(self._links)
+            self._draining = True
         for l in links:
             try:
                 l.write(p.drain())
             except ConnectionError:
                 pass
+        if not wait:
+            return False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self._lock:
-                if not self._links:
-                    return True
+            if self.drained():
+                return True
             time.sleep(0.01)
         self.close()
         return False
+
+    def drained(self):
+        """Whether drain() has begun and every gateway connection has closed."""
+        with self._lock:
+            return getattr(self, "_draining", False) and not self._links
 
     def replaced(self):
         """Whether another instance has put its socket at this server's

@@ -95,3 +95,86 @@ routes:
 	b.StopTimer()
 	srv.Shutdown(context.Background())
 }
+
+// TestHeldQueueBound: what held clients send is bounded by the route's
+// queue; past it the slow-consumer policy applies and every loss shows:
+// drop counts the message (the dropped-messages metric, the access log),
+// close ends the client with 1008.
+func TestHeldQueueBound(t *testing.T) {
+	for _, policy := range []string{"drop", "close"} {
+		t.Run(policy, func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "p")
+			ln, err := producer.Listen(sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := &producer.Server{Handler: echoHandler{}}
+			go srv.Serve(ln)
+			gw := testserver.Start(t, fmt.Sprintf(`
+listen: [{address: 127.0.0.1:0}]
+routes:
+  - {path: /r, slow_consumer: %s, backend: {socket: %s, hold: 1m, queue: 1KiB}}
+`, policy, sock))
+			c, _ := testserver.Dial(t, gw.URL("/r"), nil)
+			c.WriteMessage(websocket.TextMessage, []byte("up"))
+			testserver.Expect(t, c, websocket.TextMessage, "up")
+			srv.Shutdown(context.Background())
+			links := func() gateway.LinkStats {
+				for _, l := range gw.Links() {
+					if l.Route == "/r" {
+						return l.LinkStats
+					}
+				}
+				return gateway.LinkStats{}
+			}
+			if !testserver.WaitFor(10*time.Second, func() bool { return links().Held == 1 }) {
+				t.Fatalf("not held: %+v", links())
+			}
+			msg := make([]byte, 300)
+			for i := range 5 { // 5 × 314 bytes of frames: the fourth does not fit in 1 KiB
+				msg[0] = byte('a' + i)
+				c.WriteMessage(websocket.BinaryMessage, msg)
+			}
+			if policy == "close" {
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, 1008) {
+					t.Fatalf("%v, want 1008", err)
+				}
+				return
+			}
+			if !testserver.WaitFor(10*time.Second, func() bool { return links().HeldDropped == 2 }) {
+				t.Fatalf("dropped: %+v", links())
+			}
+			srv = serve(t, sock)
+			for i := range 3 {
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, p, err := c.ReadMessage()
+				if err != nil || p[0] != byte('a'+i) {
+					t.Fatalf("message %d: %v %q", i, err, p[:1])
+				}
+			}
+			srv.Shutdown(context.Background())
+			c.Close()
+			var dropped uint64
+			if !testserver.WaitFor(5*time.Second, func() bool {
+				dropped = 0
+				for _, r := range gw.Gateway().Snapshot() {
+					dropped += r.Dropped
+				}
+				return dropped == 2
+			}) {
+				t.Fatalf("wsgate_dropped_messages_total counts %d, want 2", dropped)
+			}
+		})
+	}
+}
+
+func serve(t *testing.T, sock string) *producer.Server {
+	ln, err := producer.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &producer.Server{Handler: echoHandler{}}
+	go srv.Serve(ln)
+	return srv
+}

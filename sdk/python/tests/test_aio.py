@@ -4,7 +4,7 @@ import tempfile
 import unittest
 
 from wsgate_producer import protocol as p
-from wsgate_producer.aio import Accept, Handler, Refused, start
+from wsgate_producer.aio import Accept, Handler, Refused, drain, start
 
 from .gateway import FakeGateway
 
@@ -56,6 +56,39 @@ class AioTest(unittest.IsolatedAsyncioTestCase):
             finally:
                 srv.close()
                 await srv.wait_closed()
+
+    async def test_drain(self):
+        """A handover: the new instance takes the socket over, the old one
+        drains, serves what came before DRAINED, and its moved client is
+        closed here with 1012 "moved"; the new one learns a resumed client."""
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "a.sock")
+            old_h, new_h = Echo(), Echo()
+            old = await start(path, old_h)
+            g = await asyncio.to_thread(FakeGateway, path)
+            await asyncio.to_thread(g.send, p.open_frame(5))
+            self.assertEqual((await asyncio.to_thread(g.read)).type, p.ACCEPT)
+            new = await start(path, new_h, take_over=True)
+            try:
+                draining = asyncio.ensure_future(drain(old, timeout=10))
+                self.assertEqual((await asyncio.to_thread(g.read)).type, p.DRAIN)
+                await asyncio.to_thread(g.send, p.message(5, "last"))
+                await asyncio.to_thread(g.send, p.drained())
+                self.assertEqual((await asyncio.to_thread(g.read)).data(), "last")
+                with self.assertRaises(EOFError):
+                    await asyncio.to_thread(g.read)
+                g.close()
+                self.assertTrue(await draining)
+                self.assertEqual(old_h.closes, [1012])
+                g2 = await asyncio.to_thread(FakeGateway, path)
+                await asyncio.to_thread(g2.send, p.open_frame(5, resumed=True, rooms=["r"]))
+                self.assertEqual((await asyncio.to_thread(g2.read)).type, p.ACCEPT)
+                await asyncio.to_thread(g2.send, p.message(5, "next"))
+                self.assertEqual((await asyncio.to_thread(g2.read)).data(), "next")
+                g2.close()
+            finally:
+                new.close()
+                await new.wait_closed()
 
 
 if __name__ == "__main__":

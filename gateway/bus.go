@@ -28,6 +28,22 @@ type Bus interface {
 	Subscribe(topic string, fn func(msg []byte)) (unsubscribe func(), err error)
 }
 
+// OrderedBus is implemented by buses that can also carry a topic's
+// messages back to the publishing process, in the broker's one order with
+// everyone else's. Channels (Gateway.Publish) use it: their publishes come
+// from separate requests that may reach different processes (an httpd
+// child each), and a message published after another was acknowledged
+// must not overtake it anywhere, which delivering locally first would
+// allow.
+type OrderedBus interface {
+	// PublishOrdered sends msg to every subscriber of topic, this
+	// process's included, and returns once the broker has it.
+	PublishOrdered(topic string, msg []byte) error
+	// SubscribeOrdered is Subscribe for such a topic: fn gets this
+	// process's messages too, in the broker's order.
+	SubscribeOrdered(topic string, fn func(msg []byte)) (unsubscribe func(), err error)
+}
+
 // Broadcaster is implemented by applications that send to rooms or to
 // their whole route (a chat, a producer's BROADCAST and ROOM), so that a
 // front door serving a route from several processes without a bus can

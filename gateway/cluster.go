@@ -103,11 +103,12 @@ func (s *ClusterStats) Add(o *ClusterStats) {
 }
 
 type cluster struct {
-	bus    Bus
-	hubs   func() []*Hub // every route's, for channel messages
-	log    *slog.Logger
-	node   uint64
-	prefix string
+	bus     Bus
+	ordered OrderedBus    // bus, when it can keep channels in one order
+	hubs    func() []*Hub // every route's, for channel messages
+	log     *slog.Logger
+	node    uint64
+	prefix  string
 
 	mu     sync.Mutex
 	topics map[string]*topic
@@ -170,7 +171,12 @@ func (g *Gateway) UseBus(b Bus, prefix string) error {
 		return err
 	}
 	cl.unsubs = append(cl.unsubs, unsub)
-	unsub, err = b.Subscribe(cl.channelTopic(), cl.receiveChannel)
+	if ob, ok := b.(OrderedBus); ok {
+		cl.ordered = ob
+		unsub, err = ob.SubscribeOrdered(cl.channelTopic(), cl.receiveChannel)
+	} else {
+		unsub, err = b.Subscribe(cl.channelTopic(), cl.receiveChannel)
+	}
 	if err != nil {
 		cl.close()
 		return err

@@ -50,6 +50,7 @@ type Options struct {
 // Bus is a NATS connection serving as the gateway's Bus.
 type Bus struct {
 	nc   *nats.Conn
+	echo *nats.Conn // channels' connection: echo on (OrderedBus)
 	log  *slog.Logger
 	opts Options
 
@@ -81,14 +82,14 @@ func Connect(o Options) (*Bus, error) {
 	b := &Bus{log: o.Log, opts: o, subs: map[*nats.Subscription]struct{}{}}
 	no := []nats.Option{
 		nats.Name(o.Name),
-		// The gateway publishes to the others; its own subscriptions must
-		// not get its messages back.
-		nats.NoEcho(),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.ReconnectBufSize(o.Buffer),
+	}
+	// What the node says about the bus comes from its main connection.
+	events := []nats.Option{
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err == nil {
 				return // Close: the node is stopping
@@ -132,11 +133,20 @@ func Connect(o Options) (*Bus, error) {
 		}
 		no = append(no, nats.Secure(cfg))
 	}
-	nc, err := nats.Connect(joinURLs(o.URLs), no...)
+	// The gateway publishes to the others; its own subscriptions must
+	// not get its messages back.
+	nc, err := nats.Connect(joinURLs(o.URLs), append(append(no, events...), nats.NoEcho())...)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: %w", err)
 	}
-	b.nc = nc
+	// Channels (OrderedBus) come back to this node in the server's order:
+	// a second connection, with echo, carries them.
+	echo, err := nats.Connect(joinURLs(o.URLs), no...)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("natsbus: %w", err)
+	}
+	b.nc, b.echo = nc, echo
 	return b, nil
 }
 
@@ -189,7 +199,11 @@ func (b *Bus) Publish(topic string, msg []byte) error { return b.nc.Publish(topi
 // per subscription, in the order the server delivers, which is each
 // publisher's order.
 func (b *Bus) Subscribe(topic string, fn func([]byte)) (func(), error) {
-	sub, err := b.nc.Subscribe(topic, func(m *nats.Msg) { fn(m.Data) })
+	return b.subscribe(b.nc, topic, fn)
+}
+
+func (b *Bus) subscribe(nc *nats.Conn, topic string, fn func([]byte)) (func(), error) {
+	sub, err := nc.Subscribe(topic, func(m *nats.Msg) { fn(m.Data) })
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +229,22 @@ func (b *Bus) Subscribe(topic string, fn func([]byte)) (func(), error) {
 	}, nil
 }
 
+// PublishOrdered implements gateway.OrderedBus: it returns once the
+// server has processed msg (a flush), so that whatever is published
+// after it, by any node, is delivered after it.
+func (b *Bus) PublishOrdered(topic string, msg []byte) error {
+	if err := b.echo.Publish(topic, msg); err != nil {
+		return err
+	}
+	return b.echo.FlushTimeout(2 * time.Second)
+}
+
+// SubscribeOrdered implements gateway.OrderedBus, on the connection with
+// echo.
+func (b *Bus) SubscribeOrdered(topic string, fn func([]byte)) (func(), error) {
+	return b.subscribe(b.echo, topic, fn)
+}
+
 // Connected implements gateway.BusStatus.
 func (b *Bus) Connected() bool { return b.nc.IsConnected() }
 
@@ -236,4 +266,5 @@ func (b *Bus) SlowConsumer() uint64 {
 func (b *Bus) Close() {
 	b.nc.FlushTimeout(time.Second)
 	b.nc.Close()
+	b.echo.Close()
 }

@@ -146,11 +146,15 @@ func WsgateStopping(graceful C.int) {
 	if gw == nil {
 		return
 	}
+	// The child may exit before its next once-a-second publication: what
+	// it counted since the last one would be lost from the sums.
+	publishNow()
 	go func() {
 		defer recoverLog("stopping")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		gw.Shutdown(ctx)
+		publishNow()
 	}()
 }
 

@@ -293,11 +293,12 @@ type pool struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	links   []*link            // nil where a slot is down
-	state   int                // 0 unknown, 1 up, -1 down
-	ever    []bool             // the slot has been up before: a new link is a reconnect
-	retired map[*link]struct{} // draining links, until they end
+	mu        sync.Mutex
+	links     []*link            // nil where a slot is down
+	state     int                // 0 unknown, 1 up, -1 down
+	ever      []bool             // the slot has been up before: a new link is a reconnect
+	retired   map[*link]struct{} // draining links, until they end
+	lastDrain time.Time          // when the last DRAIN came
 
 	reconnects atomic.Uint64
 }
@@ -425,14 +426,27 @@ func (p *pool) set(slot int, l *link, err error) {
 }
 
 // pick returns the up link carrying the fewest clients, or nil.
+//
+// After a DRAIN, links made since are preferred: the links made before
+// it most likely reach the instance that is going away (it drains them
+// one by one), and a client sent there would only have to move again.
 func (p *pool) pick() *link {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var best *link
+	var best, newest *link
 	for _, l := range p.links {
-		if l != nil && !l.draining.Load() && (best == nil || l.load.Load() < best.load.Load()) {
+		if l == nil || l.draining.Load() {
+			continue
+		}
+		if best == nil || l.load.Load() < best.load.Load() {
 			best = l
 		}
+		if l.born.After(p.lastDrain) && (newest == nil || l.load.Load() < newest.load.Load()) {
+			newest = l
+		}
+	}
+	if newest != nil {
+		return newest
 	}
 	return best
 }
@@ -464,6 +478,7 @@ func (p *pool) waitUp(ctx context.Context) *link {
 // retire keeps a draining link until it ends, so that stop can end it.
 func (p *pool) retire(l *link) {
 	p.mu.Lock()
+	p.lastDrain = l.drainedAt
 	if p.retired == nil {
 		p.retired = map[*link]struct{}{}
 	}

@@ -397,6 +397,7 @@ func (l *link) drain() {
 	if l.draining.Swap(true) {
 		return
 	}
+	l.drainedAt = time.Now()
 	close(l.drainCh)
 	b.drains.Add(1)
 	l.cmu.Lock()

@@ -42,6 +42,9 @@ type link struct {
 	load     atomic.Int64  // clients carried, for the pool's choice
 	draining atomic.Bool   // the producer sent DRAIN: no new clients
 	drainCh  chan struct{} // closed on DRAIN, for the pool
+	born     time.Time     // when it was made
+	// drainedAt is when DRAIN came; set before drainCh closes.
+	drainedAt time.Time
 }
 
 // client is one WebSocket client of a framed route. It is carried by a
@@ -95,7 +98,7 @@ func (b *Backend) dialLink(ctx context.Context, mode uint8, first []byte) (*link
 	l := &link{
 		b: b, nc: nc, mode: mode, log: b.log,
 		clients: map[uint64]*client{}, pending: map[uint64]*pendingOpen{},
-		helloed: make(chan struct{}), done: make(chan struct{}), drainCh: make(chan struct{}),
+		helloed: make(chan struct{}), done: make(chan struct{}), drainCh: make(chan struct{}), born: time.Now(),
 	}
 	l.sender = wire.NewSender(nc, b.cfg.QueueBytes, bufpool.Put, l.fail)
 	buf := bufpool.Get(64 + len(first))

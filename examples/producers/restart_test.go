@@ -253,6 +253,7 @@ func checkHoldCounters(t *testing.T, gw *testserver.Server, how string) {
 			l.HoldExpired != 0 || l.HeldDropped != 0 {
 			t.Fatalf("counters: %+v", l.LinkStats)
 		}
+		t.Logf("%s: resumed %d, drains %d, reconnects %d", how, l.Resumed, l.Drains, l.Reconnects)
 		if how == "handover" && l.Drains == 0 {
 			t.Fatalf("no DRAIN counted: %+v", l.LinkStats)
 		}

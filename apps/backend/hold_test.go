@@ -34,16 +34,7 @@ func (echoHandler) OnClose(*producer.Client, uint16, string) {}
 func BenchmarkHoldResume1000(b *testing.B) {
 	const n = 1000
 	sock := filepath.Join(b.TempDir(), "p")
-	serve := func() *producer.Server {
-		ln, err := producer.Listen(sock)
-		if err != nil {
-			b.Fatal(err)
-		}
-		srv := &producer.Server{Handler: echoHandler{}}
-		go srv.Serve(ln)
-		return srv
-	}
-	srv := serve()
+	srv := serve(b, sock)
 	gw := testserver.Start(b, fmt.Sprintf(`
 listen: [{address: 127.0.0.1:0}]
 server: {max_connections_per_ip: 100000, handshake_rate_per_ip: 0}
@@ -80,7 +71,7 @@ routes:
 		time.Sleep(100 * time.Millisecond)
 		b.StartTimer()
 		start := time.Now()
-		srv = serve()
+		srv = serve(b, sock)
 		if i == 0 {
 			testserver.WaitFor(30*time.Second, func() bool { return links().Up > 0 })
 			b.ReportMetric(float64(time.Since(start).Microseconds()), "µs-to-link")
@@ -104,12 +95,7 @@ func TestHeldQueueBound(t *testing.T) {
 	for _, policy := range []string{"drop", "close"} {
 		t.Run(policy, func(t *testing.T) {
 			sock := filepath.Join(t.TempDir(), "p")
-			ln, err := producer.Listen(sock)
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := &producer.Server{Handler: echoHandler{}}
-			go srv.Serve(ln)
+			srv := serve(t, sock)
 			gw := testserver.Start(t, fmt.Sprintf(`
 listen: [{address: 127.0.0.1:0}]
 routes:
@@ -169,7 +155,8 @@ routes:
 	}
 }
 
-func serve(t *testing.T, sock string) *producer.Server {
+// serve runs an echo producer on sock.
+func serve(t testing.TB, sock string) *producer.Server {
 	ln, err := producer.Listen(sock)
 	if err != nil {
 		t.Fatal(err)

@@ -25,10 +25,8 @@ func (g *Gateway) Publish(room string, typ websocket.MessageType, data []byte) i
 		return 0
 	}
 	n := 0
-	for _, r := range g.allRoutes() {
-		if r.hub != nil {
-			n += r.hub.sendLocal(room, typ, data)
-		}
+	for _, h := range g.hubs() {
+		n += h.sendLocal(room, typ, data)
 	}
 	if cl != nil && cl.ordered == nil {
 		cl.publishChannel(room, typ, data)

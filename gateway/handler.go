@@ -132,3 +132,30 @@ type Request struct {
 	// request_rec for C plugins in mod_wsgate.
 	Extra map[string]any
 }
+
+// handshakeOwn are the request headers that belong to the handshake,
+// which the gateway answers: never passed on to an application.
+var handshakeOwn = map[string]bool{
+	"Upgrade": true, "Connection": true, "Sec-Websocket-Key": true, "Sec-Websocket-Version": true,
+	"Sec-Websocket-Extensions": true,
+}
+
+// ForwardHeaders passes fn the request headers an application behind the
+// gateway (a producer, an HTTP application) is told of: with only nil,
+// every one but the handshake's own and those in skip; otherwise Origin
+// and the headers only names, in that order. Names are canonical.
+func (r *Request) ForwardHeaders(only []string, skip map[string]bool, fn func(name string, values []string)) {
+	if only == nil {
+		for k, vs := range r.Header {
+			if !handshakeOwn[k] && !skip[k] {
+				fn(k, vs)
+			}
+		}
+		return
+	}
+	for _, k := range append([]string{"Origin"}, only...) {
+		if vs := r.Header.Values(k); len(vs) > 0 {
+			fn(http.CanonicalHeaderKey(k), vs)
+		}
+	}
+}

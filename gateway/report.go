@@ -48,6 +48,24 @@ type LinkStats struct {
 	Requests, RequestErrors uint64
 }
 
+// Add sums o's figures into s (o being the same route's in another
+// process): mod_wsgate's children each report their own links.
+func (s *LinkStats) Add(o *LinkStats) {
+	s.Up += o.Up
+	s.Configured += o.Configured
+	s.Reconnects += o.Reconnects
+	s.OpenTimeouts += o.OpenTimeouts
+	s.QueueBytes += o.QueueBytes
+	s.Held += o.Held
+	s.HeldBytes += o.HeldBytes
+	s.Resumed += o.Resumed
+	s.HoldExpired += o.HoldExpired
+	s.HeldDropped += o.HeldDropped
+	s.Drains += o.Drains
+	s.Requests += o.Requests
+	s.RequestErrors += o.RequestErrors
+}
+
 // Ready reports whether the gateway can serve: not while it drains, and
 // not while an application that must be ready (a producer marked
 // required) is not. The error says which.

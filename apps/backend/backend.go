@@ -153,11 +153,8 @@ func (b *Backend) connByID(id uint64) *gateway.Conn {
 	return nil
 }
 
-// handshakeHeaders are never forwarded: they are the gateway's business.
-var handshakeHeaders = map[string]bool{
-	"Upgrade": true, "Connection": true, "Sec-Websocket-Key": true, "Sec-Websocket-Version": true,
-	"Sec-Websocket-Extensions": true, "Sec-Websocket-Protocol": true,
-}
+// notForwarded: the subprotocols go in OPEN's own field.
+var notForwarded = map[string]bool{"Sec-Websocket-Protocol": true}
 
 // openFrame encodes c's OPEN; resumed re-announces a held client, with
 // its rooms.
@@ -167,21 +164,11 @@ func (b *Backend) openFrame(c *gateway.Conn, resumed bool) *[]byte {
 	if resumed {
 		o.Resumed, o.Rooms = true, c.Rooms()
 	}
-	if b.cfg.Headers == nil {
-		for k, vs := range r.Header {
-			if !handshakeHeaders[k] {
-				for _, v := range vs {
-					o.Headers = append(o.Headers, wire.Header{Name: k, Value: v})
-				}
-			}
+	r.ForwardHeaders(b.cfg.Headers, notForwarded, func(k string, vs []string) {
+		for _, v := range vs {
+			o.Headers = append(o.Headers, wire.Header{Name: k, Value: v})
 		}
-	} else {
-		for _, k := range append([]string{"Origin"}, b.cfg.Headers...) {
-			for _, v := range r.Header.Values(k) {
-				o.Headers = append(o.Headers, wire.Header{Name: http.CanonicalHeaderKey(k), Value: v})
-			}
-		}
-	}
+	})
 	buf := bufpool.Get(256)
 	*buf = wire.AppendOpen(*buf, &o)
 	return buf

@@ -46,14 +46,7 @@ routes:
 	for i := range cs {
 		cs[i], _ = testserver.Dial(b, gw.URL("/r"), nil)
 	}
-	links := func() gateway.LinkStats {
-		for _, l := range gw.Links() {
-			if l.Route == "/r" {
-				return l.LinkStats
-			}
-		}
-		return gateway.LinkStats{}
-	}
+	links := func() gateway.LinkStats { return gw.Link("/r") }
 	msg := []byte("0123456789abcdef")
 	b.ResetTimer()
 	for i := range b.N {
@@ -105,14 +98,7 @@ routes:
 			c.WriteMessage(websocket.TextMessage, []byte("up"))
 			testserver.Expect(t, c, websocket.TextMessage, "up")
 			srv.Shutdown(context.Background())
-			links := func() gateway.LinkStats {
-				for _, l := range gw.Links() {
-					if l.Route == "/r" {
-						return l.LinkStats
-					}
-				}
-				return gateway.LinkStats{}
-			}
+			links := func() gateway.LinkStats { return gw.Link("/r") }
 			if !testserver.WaitFor(10*time.Second, func() bool { return links().Held == 1 }) {
 				t.Fatalf("not held: %+v", links())
 			}

@@ -167,11 +167,10 @@ var node = func() string {
 	return hex.EncodeToString(b[:])
 }()
 
-// handshakeHeaders are never forwarded: they are the gateway's business,
-// or describe the upgrade request's own body.
-var handshakeHeaders = map[string]bool{
-	"Upgrade": true, "Connection": true, "Sec-Websocket-Key": true, "Sec-Websocket-Version": true,
-	"Sec-Websocket-Extensions": true, "Content-Length": true, "Content-Type": true, "Transfer-Encoding": true,
+// notForwarded describe the upgrade request's own body and connection,
+// or are the gateway's to set on its requests.
+var notForwarded = map[string]bool{
+	"Content-Length": true, "Content-Type": true, "Transfer-Encoding": true,
 	"Keep-Alive": true, "Te": true, "Trailer": true, "Proxy-Connection": true, "Accept": true,
 }
 
@@ -251,19 +250,13 @@ func (h *Handler) requestTarget(r *gateway.Request) string {
 func (h *Handler) baseHeader(c *gateway.Conn) http.Header {
 	r := c.Request()
 	hd := http.Header{}
-	if h.cfg.Headers == nil {
-		for k, vs := range r.Header {
-			if !handshakeHeaders[k] {
-				hd[k] = append([]string(nil), vs...)
-			}
-		}
-	} else {
-		for _, k := range append([]string{"Origin", "Sec-WebSocket-Protocol"}, h.cfg.Headers...) {
-			if vs := r.Header.Values(k); len(vs) > 0 {
-				hd[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
-			}
-		}
+	only := h.cfg.Headers
+	if only != nil {
+		only = append([]string{"Sec-WebSocket-Protocol"}, only...) // how the application picks one
 	}
+	r.ForwardHeaders(only, notForwarded, func(k string, vs []string) {
+		hd[k] = append([]string(nil), vs...)
+	})
 	if ip := r.ClientIP; ip != "" {
 		if prior := hd.Get("X-Forwarded-For"); prior != "" {
 			ip = prior + ", " + ip
@@ -429,10 +422,15 @@ func (s *session) run() {
 
 // post makes one request.
 func (s *session) post(ctx context.Context, body []byte) (*Response, error) {
-	hd := s.base.Clone()
+	// The base is shared by every request (posters only read headers);
+	// a copy only when there is metadata to add.
+	hd := s.base
 	s.mu.Lock()
-	for k, v := range s.meta {
-		hd.Set("Meta-"+k, v)
+	if len(s.meta) > 0 {
+		hd = s.base.Clone()
+		for k, v := range s.meta {
+			hd.Set("Meta-"+k, v)
+		}
 	}
 	s.mu.Unlock()
 	s.h.requests.Add(1)
@@ -507,15 +505,11 @@ func (s *session) apply(evs []Event) {
 		case Text:
 			data := ev.Content
 			if s.grip.on {
-				if ctl, ok := strings.CutPrefix(string(data), "c:"); ok {
+				if ctl, ok := bytes.CutPrefix(data, []byte("c:")); ok {
 					s.control(ctl)
 					continue
 				}
-				if s.grip.prefix != "" {
-					if rest, ok := strings.CutPrefix(string(data), s.grip.prefix); ok {
-						data = []byte(rest)
-					}
-				}
+				data, _ = bytes.CutPrefix(data, []byte(s.grip.prefix))
 			}
 			if !utf8.Valid(data) {
 				s.h.log.Warn("events application sent a TEXT event that is not UTF-8: closing the client with 1011")
@@ -544,8 +538,8 @@ func (s *session) apply(evs []Event) {
 }
 
 // control carries out a GRIP control message.
-func (s *session) control(js string) {
-	ctl, err := parseControl([]byte(js))
+func (s *session) control(js []byte) {
+	ctl, err := parseControl(js)
 	if err != nil {
 		s.h.log.Debug("malformed GRIP control message ignored", "err", err)
 		return

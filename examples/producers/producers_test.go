@@ -40,18 +40,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func python(t *testing.T) string {
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
-		t.Fatal("python3 is required")
-	}
-	t.Skip("python3 not installed")
-	return ""
-}
+func python(t *testing.T) string { return testserver.Peer(t, "python3", "/usr/bin/python3", "python3") }
 
 // producer starts an example producer process and waits for its socket.
 func producer(t *testing.T, dir, name string, args ...string) *exec.Cmd {

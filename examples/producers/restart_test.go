@@ -56,15 +56,8 @@ func startProc(t *testing.T, sock, bin string, args ...string) *proc {
 // linkUp waits until the route's pool has a link up again.
 func linkUp(t *testing.T, gw *testserver.Server, route string, want func(gateway.LinkStats) bool) {
 	t.Helper()
-	if !testserver.WaitFor(20*time.Second, func() bool {
-		for _, l := range gw.Links() {
-			if l.Route == route && want(l.LinkStats) {
-				return true
-			}
-		}
-		return false
-	}) {
-		t.Fatalf("%s: links never reached the state wanted: %+v", route, gw.Links())
+	if !testserver.WaitFor(20*time.Second, func() bool { return want(gw.Link(route)) }) {
+		t.Fatalf("%s: links never reached the state wanted: %+v", route, gw.Link(route))
 	}
 }
 
@@ -243,20 +236,16 @@ func restartChat(t *testing.T, how string) {
 
 func checkHoldCounters(t *testing.T, gw *testserver.Server, how string) {
 	t.Helper()
-	for _, l := range gw.Links() {
-		if l.Route != "/r" {
-			continue
-		}
-		// In a handover a client can be resumed twice in one round: on
-		// the old instance's other connection, before its DRAIN arrived.
-		if l.Resumed < restartClients*restartRounds || how == "kill" && l.Resumed != restartClients*restartRounds ||
-			l.HoldExpired != 0 || l.HeldDropped != 0 {
-			t.Fatalf("counters: %+v", l.LinkStats)
-		}
-		t.Logf("%s: resumed %d, drains %d, reconnects %d", how, l.Resumed, l.Drains, l.Reconnects)
-		if how == "handover" && l.Drains == 0 {
-			t.Fatalf("no DRAIN counted: %+v", l.LinkStats)
-		}
+	l := gw.Link("/r")
+	// In a handover a client can be resumed twice in one round: on
+	// the old instance's other connection, before its DRAIN arrived.
+	if l.Resumed < restartClients*restartRounds || how == "kill" && l.Resumed != restartClients*restartRounds ||
+		l.HoldExpired != 0 || l.HeldDropped != 0 {
+		t.Fatalf("counters: %+v", l)
+	}
+	t.Logf("%s: resumed %d, drains %d, reconnects %d", how, l.Resumed, l.Drains, l.Reconnects)
+	if how == "handover" && l.Drains == 0 {
+		t.Fatalf("no DRAIN counted: %+v", l)
 	}
 }
 

@@ -44,13 +44,7 @@ func (s *syncBuffer) String() string {
 // runner's socket, and returns the daemon and the runner's log.
 func start(t *testing.T) (*testserver.Server, *syncBuffer) {
 	t.Helper()
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
-			t.Fatal("python3 is required")
-		}
-		t.Skip("python3 not installed")
-	}
+	python := testserver.Peer(t, "python3", "python3")
 	sdk, _ := filepath.Abs("../../sdk/python")
 	sock := filepath.Join(t.TempDir(), "pyws.sock")
 	cmd := exec.Command(python, "-m", "wsgate_producer.pywebsocket", "-w", "handlers", "-m", "handler_map.txt",

@@ -21,16 +21,7 @@ import (
 	"github.com/wsgate/wsgate/internal/testserver"
 )
 
-func python(t *testing.T) string {
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
-			t.Fatal("python3 is required")
-		}
-		t.Skip("python3 not installed")
-	}
-	return p
-}
+func python(t *testing.T) string { return testserver.Peer(t, "python3", "python3") }
 
 // TestWSGIChat: the WSGI chat serves WebSocket clients behind the daemon:
 // names kept as connection metadata, messages to the room through the

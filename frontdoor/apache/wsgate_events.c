@@ -121,7 +121,7 @@ void wsgate_subrequest(void *rv, const wsgate_subreq *in, wsgate_subresp *out)
     request_rec *r = rv, *rr, *last;
     events_in_ctx inctx;
     events_out_ctx outctx;
-    ap_filter_t *sink, *source;
+    ap_filter_t sink, *source;
     apr_array_header_t *hdrs;
     const char *target = in->target;
     int rc;
@@ -131,17 +131,27 @@ void wsgate_subrequest(void *rv, const wsgate_subreq *in, wsgate_subresp *out)
     outctx.max = in->max_body > 0 ? (apr_size_t)in->max_body : 1 << 20;
 
     /* The sink belongs to the WebSocket's request, not the subrequest's: a
-     * redirect inside the subrequest drops the subrequest's own filters. */
-    sink = apr_pcalloc(r->pool, sizeof(*sink));
-    sink->frec = events_out_filter;
-    sink->ctx = &outctx;
-    sink->r = r;
-    sink->c = r->connection;
+     * redirect inside the subrequest drops the subrequest's own filters.
+     * It lives on this stack, as everything of one event does: the
+     * WebSocket's pool lasts as long as the connection and must not grow
+     * with every event. */
+    memset(&sink, 0, sizeof(sink));
+    sink.frec = events_out_filter;
+    sink.ctx = &outctx;
+    sink.r = r;
+    sink.c = r->connection;
 
     if (!strncmp(target, "file:", 5)) {
-        const char *q = strchr(target + 5, '?');
-        const char *file = q ? apr_pstrndup(r->pool, target + 5, q - (target + 5)) : target + 5;
-        rr = ap_sub_req_lookup_file(file, r, sink);
+        const char *path = target + 5, *q = strchr(path, '?');
+        size_t n = q ? (size_t)(q - path) : strlen(path);
+        char file[4096];
+        if (n >= sizeof(file)) {
+            out->status = HTTP_REQUEST_URI_TOO_LARGE;
+            return;
+        }
+        memcpy(file, path, n);
+        file[n] = '\0';
+        rr = ap_sub_req_lookup_file(file, r, &sink);
         if (q) {
             rr->args = apr_pstrdup(rr->pool, q + 1);
         }
@@ -153,7 +163,7 @@ void wsgate_subrequest(void *rv, const wsgate_subreq *in, wsgate_subresp *out)
             rr->uri = r->uri;
         }
     } else {
-        rr = ap_sub_req_method_uri("POST", target, r, sink);
+        rr = ap_sub_req_method_uri("POST", target, r, &sink);
     }
     if (rr->status != HTTP_OK) {
         out->status = rr->status;

@@ -35,6 +35,21 @@ routes:
 `, strings.Join(q, ", "), extra)
 }
 
+// connectEach opens n clients of path on each daemon, each with a
+// receiver.
+func connectEach(t *testing.T, ds []*testserver.Server, path string, n int) ([]*websocket.Conn, []*receiver) {
+	var clients []*websocket.Conn
+	var rs []*receiver
+	for _, d := range ds {
+		for range n {
+			c := dial(t, d.URL(path))
+			clients = append(clients, c)
+			rs = append(rs, receive(c))
+		}
+	}
+	return clients, rs
+}
+
 func dial(t testing.TB, url string) *websocket.Conn {
 	t.Helper()
 	c, _, err := websocket.DefaultDialer.Dial(url, nil)
@@ -139,15 +154,7 @@ func TestChatAcrossDaemons(t *testing.T) {
 		ds = append(ds, testserver.Start(t, clusterConf([]string{nats[i].URL()}, ", name: node"+strconv.Itoa(i))))
 	}
 	waitPeers(t, ds)
-	var clients []*websocket.Conn
-	var rs []*receiver
-	for _, d := range ds {
-		for range 2 {
-			c := dial(t, d.URL("/chat"))
-			clients = append(clients, c)
-			rs = append(rs, receive(c))
-		}
-	}
+	clients, rs := connectEach(t, ds, "/chat", 2)
 	const per = 1667 // × 6 senders
 	sendAll(clients, 0, per, 0)
 	expectAll(t, rs, per*len(clients))
@@ -200,15 +207,7 @@ routes:
 `, nats[i].URL(), sock)))
 	}
 	waitPeers(t, ds)
-	var clients []*websocket.Conn
-	var rs []*receiver
-	for _, d := range ds {
-		for range 2 {
-			c := dial(t, d.URL("/room"))
-			clients = append(clients, c)
-			rs = append(rs, receive(c))
-		}
-	}
+	clients, rs := connectEach(t, ds, "/room", 2)
 	const per = 1667
 	sendAll(clients, 0, per, 0)
 	expectAll(t, rs, per*len(clients))
@@ -285,13 +284,7 @@ func TestNATSNodeDies(t *testing.T) {
 		ds = append(ds, testserver.Start(t, clusterConf(order, ", name: node"+strconv.Itoa(i))))
 	}
 	waitPeers(t, ds)
-	var clients []*websocket.Conn
-	var rs []*receiver
-	for _, d := range ds {
-		c := dial(t, d.URL("/chat"))
-		clients = append(clients, c)
-		rs = append(rs, receive(c))
-	}
+	clients, rs := connectEach(t, ds, "/chat", 1)
 	killed := make(chan struct{})
 	go func() {
 		time.Sleep(300 * time.Millisecond)

@@ -133,3 +133,51 @@ func Grep(text, s string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// ApacheWSGateway starts a daemon in front of apache-ws-style producers in
+// dir, as the C and PHP SDKs' tests run theirs: echo.ws at /echo (mux)
+// and /echo-per-client, chat.ws at /chat. It checks both echo routes with
+// EchoProducer.
+func ApacheWSGateway(t *testing.T, dir string) *Server {
+	t.Helper()
+	d := Start(t, fmt.Sprintf(`
+listen: [{address: 127.0.0.1:0}]
+routes:
+  - {path: /echo, backend: {socket: %[1]s/echo.ws}}
+  - {path: /echo-per-client, backend: {socket: %[1]s/echo.ws, mode: per-client}}
+  - {path: /chat, backend: {socket: %[1]s/chat.ws}}
+`, dir))
+	for _, path := range []string{"/echo", "/echo-per-client"} {
+		t.Run("echo "+path, func(t *testing.T) {
+			c, _ := Dial(t, d.URL(path), nil)
+			// Boundaries, binary with NUL bytes (apache-ws cut at the
+			// first NUL), a large message, and the producer's close.
+			EchoProducer(t, c)
+		})
+	}
+	return d
+}
+
+// ApacheWSChat drives an apache-ws-style chat at url: a client sends
+// "lang" and gets back the Accept-Language it connected with; a client
+// that vanishes (an IO event whose read says the connection closed) is
+// closed by the producer, which goes on; another says say, and it and
+// the first, plus listeners more clients, all get want.
+func ApacheWSChat(t *testing.T, url, lang, say, want string, listeners int) {
+	t.Helper()
+	a, _ := Dial(t, url, http.Header{"Accept-Language": {lang}})
+	b, _ := Dial(t, url, nil)
+	gone, _ := Dial(t, url, nil)
+	all := []*websocket.Conn{a, b}
+	for range listeners {
+		c, _ := Dial(t, url, nil)
+		all = append(all, c)
+	}
+	gone.UnderlyingConn().Close()
+	a.WriteMessage(websocket.TextMessage, []byte("lang"))
+	Expect(t, a, websocket.TextMessage, lang)
+	b.WriteMessage(websocket.TextMessage, []byte(say))
+	for _, x := range all {
+		Expect(t, x, websocket.TextMessage, want)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	_ "github.com/wsgate/wsgate/apps/all"
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/frontdoor/daemon"
+	"github.com/wsgate/wsgate/gateway"
 )
 
 // Server is a daemon running in the test process.
@@ -108,4 +109,15 @@ func WaitFor(d time.Duration, cond func() bool) bool {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return cond()
+}
+
+// Link returns the producer link figures of the route at path (zero when
+// the route has none).
+func (s *Server) Link(path string) gateway.LinkStats {
+	for _, l := range s.Links() {
+		if l.Route == path {
+			return l.LinkStats
+		}
+	}
+	return gateway.LinkStats{}
 }

@@ -2,14 +2,11 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/gorilla/websocket"
 
 	_ "github.com/wsgate/wsgate/apps/all"
 	"github.com/wsgate/wsgate/internal/testserver"
@@ -63,14 +60,6 @@ func run(t *testing.T, bin, sock string) {
 	testserver.RunProducer(t, cmd, sock)
 }
 
-func dial(t *testing.T, url string, h http.Header) *websocket.Conn {
-	t.Helper()
-	c, _ := testserver.Dial(t, url, h)
-	return c
-}
-
-var expect = testserver.Expect
-
 // TestApacheWSProducers: producers written against apache-ws's library
 // (testdata/*.c), compiled unchanged against libapachews, serve clients
 // through the daemon's mux and per-client routes, with message boundaries
@@ -79,36 +68,8 @@ func TestApacheWSProducers(t *testing.T) {
 	dir := t.TempDir()
 	run(t, build(t, "testdata/echo.c"), filepath.Join(dir, "echo.ws"))
 	run(t, build(t, "testdata/chat.c"), filepath.Join(dir, "chat.ws"))
-	d := testserver.Start(t, fmt.Sprintf(`
-listen: [{address: 127.0.0.1:0}]
-routes:
-  - {path: /echo, backend: {socket: %[1]s/echo.ws}}
-  - {path: /echo-per-client, backend: {socket: %[1]s/echo.ws, mode: per-client}}
-  - {path: /chat, backend: {socket: %[1]s/chat.ws}}
-`, dir))
-
-	for _, path := range []string{"/echo", "/echo-per-client"} {
-		t.Run("echo "+path, func(t *testing.T) {
-			c := dial(t, d.URL(path), nil)
-			// Boundaries, binary with NUL bytes (apache-ws cut at the
-			// first NUL), a large message, and the producer's close.
-			testserver.EchoProducer(t, c)
-		})
-	}
-
+	d := testserver.ApacheWSGateway(t, dir)
 	t.Run("chat broadcast", func(t *testing.T) {
-		a := dial(t, d.URL("/chat"), http.Header{"Accept-Language": {"fr-CH, fr;q=0.9"}})
-		b := dial(t, d.URL("/chat"), nil)
-		gone := dial(t, d.URL("/chat"), nil)
-		c := dial(t, d.URL("/chat"), nil)
-		// A client that vanishes is an IO event whose read says
-		// ConnectionClosed; the producer closes it and goes on.
-		gone.UnderlyingConn().Close()
-		a.WriteMessage(websocket.TextMessage, []byte("lang"))
-		expect(t, a, websocket.TextMessage, "fr-CH, fr;q=0.9")
-		b.WriteMessage(websocket.TextMessage, []byte("hi all"))
-		for _, x := range []*websocket.Conn{a, b, c} {
-			expect(t, x, websocket.TextMessage, "said: hi all")
-		}
+		testserver.ApacheWSChat(t, d.URL("/chat"), "fr-CH, fr;q=0.9", "hi all", "said: hi all", 1)
 	})
 }

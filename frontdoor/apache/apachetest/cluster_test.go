@@ -94,7 +94,7 @@ func TestClusterAcrossChildren(t *testing.T) {
 			})
 			m := string(body)
 			if !strings.Contains(m, `wsgate_cluster_messages_total{direction="published"} 8`) || strings.Contains(m, "wsgate_cluster_connected 1\n") || strings.Contains(m, "wsgate_cluster_connected 0\n") {
-				t.Errorf("cluster metrics:\n%s", grep(m, "wsgate_cluster"))
+				t.Errorf("cluster metrics:\n%s", testserver.Grep(m, "wsgate_cluster"))
 			}
 		})
 	}
@@ -183,15 +183,4 @@ func TestClusterDirectiveErrors(t *testing.T) {
 			t.Errorf("%q: %v\n%s\nwant %q", global, err, out, want)
 		}
 	}
-}
-
-// grep is the lines of s that contain sub.
-func grep(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }

@@ -36,13 +36,7 @@ func exampleFile(t *testing.T, name string) string {
 // protocol, without php-fpm's daemon), as mod_proxy_fcgi reaches it.
 func phpCGI(t *testing.T) int {
 	t.Helper()
-	bin, err := exec.LookPath("php-cgi")
-	if err != nil {
-		if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
-			t.Fatal("php-cgi is required (Debian package php-cgi)")
-		}
-		t.Skip("php-cgi not installed")
-	}
+	bin := testserver.Peer(t, "php-cgi", "php-cgi")
 	port := freePort(t)
 	cmd := exec.Command(bin, "-b", fmt.Sprintf("127.0.0.1:%d", port))
 	cmd.Env = append(os.Environ(), "PHP_FCGI_CHILDREN=4", "PHP_FCGI_MAX_REQUESTS=0")

@@ -242,19 +242,7 @@ func sumChildren() (published, int) {
 			}
 			for _, l := range cur.Links {
 				if t := links[l.Route]; t != nil {
-					t.Up += l.Up
-					t.Configured += l.Configured
-					t.Reconnects += l.Reconnects
-					t.OpenTimeouts += l.OpenTimeouts
-					t.QueueBytes += l.QueueBytes
-					t.Held += l.Held
-					t.HeldBytes += l.HeldBytes
-					t.Resumed += l.Resumed
-					t.HoldExpired += l.HoldExpired
-					t.HeldDropped += l.HeldDropped
-					t.Drains += l.Drains
-					t.Requests += l.Requests
-					t.RequestErrors += l.RequestErrors
+					t.Add(&l.LinkStats)
 				} else {
 					c := l
 					links[l.Route] = &c

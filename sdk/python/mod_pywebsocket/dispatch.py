@@ -18,6 +18,16 @@ _SUFFIX = "_wsh.py"
 
 log = logging.getLogger("mod_pywebsocket.dispatch")
 
+# What web_socket_transfer_data may raise, and the code pywebsocket closes
+# with for each (the first class that matches).
+_CLOSE_CODES = (
+    (stream.BadOperationException, common.STATUS_INTERNAL_ENDPOINT_ERROR),
+    (stream.InvalidFrameException, common.STATUS_PROTOCOL_ERROR),
+    (stream.UnsupportedFrameException, common.STATUS_UNSUPPORTED_DATA),
+    (stream.InvalidUTF8Exception, common.STATUS_INVALID_FRAME_PAYLOAD_DATA),
+)
+_CLOSING_ERRORS = tuple(cls for cls, _ in _CLOSE_CODES)
+
 
 class DispatchException(Exception):
     """No handler, or a request the dispatcher refuses, with its status."""
@@ -140,18 +150,9 @@ class Dispatcher:
                 suite.transfer_data(request)
             except handshake.AbortedByUserException:
                 raise
-            except stream.BadOperationException as e:
+            except _CLOSING_ERRORS as e:
                 log.debug("%s", e)
-                request.ws_stream.close_connection(common.STATUS_INTERNAL_ENDPOINT_ERROR)
-            except stream.InvalidFrameException as e:
-                log.debug("%s", e)
-                request.ws_stream.close_connection(common.STATUS_PROTOCOL_ERROR)
-            except stream.UnsupportedFrameException as e:
-                log.debug("%s", e)
-                request.ws_stream.close_connection(common.STATUS_UNSUPPORTED_DATA)
-            except stream.InvalidUTF8Exception as e:
-                log.debug("%s", e)
-                request.ws_stream.close_connection(common.STATUS_INVALID_FRAME_PAYLOAD_DATA)
+                request.ws_stream.close_connection(next(code for cls, code in _CLOSE_CODES if isinstance(e, cls)))
             except stream.ConnectionTerminatedException as e:
                 log.debug("%s", e)
             else:

@@ -7,6 +7,7 @@ package load
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,7 +34,9 @@ type Conn struct {
 
 var dialSeq atomic.Uint64
 
-// Dial opens a WebSocket to target (ws://host:port/path). Loopback
+// Dial opens a WebSocket to target (ws://host:port/path, or wss:// over
+// TLS without checking the server's certificate: the harness's servers
+// use throwaway ones). Loopback
 // connections are spread over source addresses 127.0.0.2 and up, 20,000
 // per address, so that tens of thousands of them do not exhaust one
 // address's ephemeral ports. extensions, if not empty, is offered.
@@ -54,7 +57,7 @@ func dial(target, extensions string, readBuf int, raw bool) (*Conn, error) {
 	}
 	host := u.Host
 	if _, _, err := net.SplitHostPort(host); err != nil {
-		host += ":80"
+		host += map[bool]string{false: ":80", true: ":443"}[u.Scheme == "wss"]
 	}
 	d := net.Dialer{Timeout: 10 * time.Second}
 	if strings.HasPrefix(host, "127.") {
@@ -67,6 +70,15 @@ func dial(target, extensions string, readBuf int, raw bool) (*Conn, error) {
 	}
 	if raw {
 		return &Conn{NC: nc, br: bufio.NewReaderSize(nc, max(readBuf, 16))}, nil
+	}
+	if u.Scheme == "wss" {
+		tc := tls.Client(nc, &tls.Config{InsecureSkipVerify: true, ServerName: u.Hostname()})
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			Reset(nc)
+			return nil, err
+		}
+		nc = tc
 	}
 	c, err := Handshake(nc, u.Host, u.RequestURI(), extensions, readBuf)
 	if err != nil {
@@ -118,6 +130,9 @@ func newReaderSize(nc net.Conn, n int) *bufio.Reader { return bufio.NewReaderSiz
 // Reset closes nc with a reset (SO_LINGER 0), so that the client keeps no
 // TIME_WAIT socket: thousands of those slow the next run's connects down.
 func Reset(nc net.Conn) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn() // no close_notify: the reset is the point
+	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}

@@ -32,6 +32,12 @@ type Result struct {
 	RSSBefore  int64   `json:"rss_before_kib,omitempty"`
 	RSSAfter   int64   `json:"rss_after_kib,omitempty"`
 	PerConnKiB float64 `json:"per_conn_kib,omitempty"`
+	// Spike only: the RSS at the flood's height, every second after the
+	// close (RSSAfter is the last of them), and how many seconds after
+	// the close RSS first came within twice RSSBefore (-1: never).
+	RSSPeak      int64   `json:"rss_peak_kib,omitempty"`
+	RSSSeries    []int64 `json:"rss_series_kib,omitempty"`
+	BackWithin2x int     `json:"back_within_2x_s,omitempty"`
 	// ServerCPU is the CPU time (user and system) the server process
 	// spent per operation (message or handshake) during the run, in
 	// microseconds, from /proc. The harness fills it in; on a machine
@@ -203,6 +209,39 @@ func Idle(target string, n int, settle time.Duration, rss func() int64) (Result,
 	res.RSSBefore, res.RSSAfter = before, after
 	res.Count = uint64(n)
 	res.PerConnKiB = float64(after-before) / float64(n)
+	return res, nil
+}
+
+// Spike opens n connections as fast as the server takes them, holds them
+// for settle, closes them all (resets, as clients that vanish), then reads
+// the server's RSS every second for watch: whether the memory the flood
+// took goes back. rss reads it.
+func Spike(target string, n int, settle, watch time.Duration, rss func() int64) (Result, error) {
+	res := Result{Scenario: "spike", Conns: n, BackWithin2x: -1}
+	res.RSSBefore = rss()
+	cs := make([]*Conn, n)
+	start := time.Now()
+	err := dialAll(cs, target, "", 256, false)
+	res.Seconds = time.Since(start).Seconds()
+	if err != nil {
+		closeAll(cs)
+		return res, err
+	}
+	time.Sleep(settle)
+	res.RSSPeak = rss()
+	closeAll(cs)
+	res.Count = uint64(n)
+	for i := 1; time.Duration(i)*time.Second <= watch; i++ {
+		time.Sleep(time.Second)
+		v := rss()
+		res.RSSSeries = append(res.RSSSeries, v)
+		if res.BackWithin2x < 0 && v <= 2*res.RSSBefore {
+			res.BackWithin2x = i
+		}
+	}
+	if k := len(res.RSSSeries); k > 0 {
+		res.RSSAfter = res.RSSSeries[k-1]
+	}
 	return res, nil
 }
 

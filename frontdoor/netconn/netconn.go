@@ -17,8 +17,15 @@
 // buffer. Active connections never park, so their reads stay on Go's own
 // netpoller with no extra system call.
 //
-// TLS connections go through crypto/tls, which keeps its own record buffers;
-// reads there hold a pooled buffer while blocked, and they never park.
+// TLS connections go through crypto/tls, which keeps its own record
+// buffers; a read there holds a pooled buffer while it waits. They park
+// too, by the same deadline: crypto/tls asks its socket for bytes only
+// when it holds no complete record, and a deadline error leaves its state
+// usable (it is a temporary net.Error), so when the deadline passes
+// nothing readable is hidden inside crypto/tls and the socket's
+// readability says when to read again. What a parked TLS connection keeps
+// is crypto/tls's own: its Conn, the two directions' cipher states, and
+// the input buffer at the size its largest record made it.
 package netconn
 
 import (
@@ -27,6 +34,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -41,6 +49,10 @@ import (
 // (a 64 KiB echo took 3.3 reads per message with 32 KiB, 1.3 with this,
 // counted with strace -c).
 const readSize = 128 << 10
+
+// tlsReadSize is the buffer for a read through crypto/tls, which returns
+// at most one record's plaintext (16 KiB, RFC 8446 §5.1) per Read.
+const tlsReadSize = 16 << 10
 
 // maxIovec bounds one writev call; longer batches loop. The iovec array
 // lives on the write callback's stack, not in the Transport, so an idle
@@ -70,12 +82,34 @@ func (d *conn) armDeadline() {
 	}
 }
 
+// stream is what a conn reads and writes: the net.Conn it was made with,
+// or, for a plain socket resumed after parking, an *os.File on the same
+// socket (see detach).
+type stream interface {
+	io.ReadWriteCloser
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
 // conn is a websocket.Transport over a net.Conn.
+//
+// A plain socket gives up its stream while parked: only its descriptor is
+// kept (detach). nc, rc and prc change then, and again when the
+// connection resumes; only the reading goroutine changes them, and it
+// reads them without a lock. mu guards them, rawFD and closed against
+// the other goroutines: senders, Close.
 type conn struct {
-	nc           net.Conn
-	rc           syscall.RawConn // nil when there is no descriptor (TLS)
+	nc           stream          // nil while detached
+	rc           syscall.RawConn // nil when there is no descriptor (TLS) or while detached
+	prc          syscall.RawConn // the socket parking watches: rc, or the one under TLS
 	tls          bool
+	detachable   bool // a plain socket, parked without its stream
 	writeTimeout time.Duration
+
+	mu      sync.Mutex
+	rawFD   int32 // the socket while detached; -1 otherwise
+	writers int32 // blocking writes in progress on nc: it may not be detached under them
+	closed  bool
 
 	// Scratch for the RawConn callbacks, which are bound once in New so
 	// that no closure is allocated per read or write.
@@ -114,16 +148,23 @@ type conn struct {
 // and listen, never has a goroutine each), or handed to a fresh goroutine.
 // Serve returns at once either way.
 func New(nc net.Conn, ws *websocket.Conn, buffered []byte) websocket.Transport {
-	d := &conn{nc: nc, ws: ws, buffered: buffered, writeTimeout: ws.Options().WriteTimeout}
-	if _, ok := nc.(*tls.Conn); ok {
+	d := &conn{nc: nc, ws: ws, buffered: buffered, writeTimeout: ws.Options().WriteTimeout, rawFD: -1}
+	if tc, ok := nc.(*tls.Conn); ok {
 		d.tls = true
+		if sc, ok := tc.NetConn().(syscall.Conn); ok {
+			if rc, err := sc.SyscallConn(); err == nil && canPark {
+				d.prc = rc
+				d.parkAfter = DefaultParkAfter
+			}
+		}
 	} else if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			d.rc = rc
+			d.rc, d.prc = rc, rc
 			d.rfn = d.readFD
 			d.wfn = d.writeFD
 			if canPark {
 				d.parkAfter = DefaultParkAfter
+				d.detachable = true
 			}
 			return fdConn{d}
 		}
@@ -134,14 +175,19 @@ func New(nc net.Conn, ws *websocket.Conn, buffered []byte) websocket.Transport {
 // SetParkAfter changes how long t, returned by New, must be quiet before
 // its goroutine is released; 0 or less never parks. Call it before Serve.
 func SetParkAfter(t websocket.Transport, after time.Duration) {
-	f, ok := t.(fdConn)
-	if !ok {
+	var d *conn
+	switch t := t.(type) {
+	case fdConn:
+		d = t.conn
+	case *conn:
+		d = t
+	default:
 		return
 	}
-	if !canPark || after < 0 {
+	if !canPark || after < 0 || d.prc == nil {
 		after = 0
 	}
-	f.parkAfter = after
+	d.parkAfter = after
 }
 
 // fdConn adds non-blocking writes to a conn with a descriptor. It is one
@@ -153,21 +199,29 @@ func (f fdConn) TryWriteBuffers(bufs [][]byte) (int, error) { return f.tryWriteB
 
 // transport is the websocket.Transport a parked connection is resumed with.
 func (d *conn) transport() websocket.Transport {
-	if d.rc != nil {
+	if d.detachable || d.rc != nil {
 		return fdConn{d}
 	}
 	return d
 }
 
 // resume serves a parked connection, or one handed off, on the calling
-// goroutine.
-func (d *conn) resume() { d.ws.Serve(d.transport()) }
+// goroutine. A detached socket is attached first; if that fails, nc stays
+// nil and the first read reports the connection closed.
+func (d *conn) resume() {
+	if d.detachable {
+		d.attach()
+	}
+	d.ws.Serve(d.transport())
+}
 
 // ReadTo implements websocket.Transport.
 func (d *conn) ReadTo(w io.Writer) error {
 	if !d.handedOff {
 		d.handedOff = true
-		if len(d.buffered) == 0 && d.parkAfter > 0 && d.park() {
+		// A TLS connection is not parked before its first read: crypto/tls
+		// may already hold records the handshake's reads brought in.
+		if len(d.buffered) == 0 && d.parkAfter > 0 && !d.tls && d.park() {
 			return websocket.ErrSuspended
 		}
 		go d.resume()
@@ -177,6 +231,9 @@ func (d *conn) ReadTo(w io.Writer) error {
 		d.buffered = nil
 		_, err := w.Write(b)
 		return err
+	}
+	if d.nc == nil {
+		return net.ErrClosed
 	}
 	if d.parkAfter > 0 {
 		d.armDeadline()
@@ -200,7 +257,11 @@ func (d *conn) ReadTo(w io.Writer) error {
 // readOnce waits for input, reads what is there and writes it to w.
 func (d *conn) readOnce(w io.Writer) error {
 	if d.rc == nil {
-		b := bufpool.Get(readSize)
+		size := readSize
+		if d.tls {
+			size = tlsReadSize
+		}
+		b := bufpool.Get(size)
 		n, err := d.nc.Read((*b)[:cap(*b)])
 		var ferr error
 		if n > 0 {
@@ -253,13 +314,25 @@ func (d *conn) readFD(fd uintptr) bool {
 	}
 }
 
-// tryWriteBuffers writes what the socket takes without waiting.
+// tryWriteBuffers writes what the socket takes without waiting. It holds
+// mu, so the socket is not detached or attached under it; parked, it
+// writes to the bare descriptor.
 func (d *conn) tryWriteBuffers(bufs [][]byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return 0, net.ErrClosed
+	}
 	total := 0
 	for len(bufs) > 0 {
 		k := min(len(bufs), maxIovec)
 		d.wbufs = bufs[:k]
-		err := d.rc.Write(d.wfn)
+		var err error
+		if d.rawFD >= 0 {
+			d.writeFD(uintptr(d.rawFD))
+		} else {
+			err = d.rc.Write(d.wfn)
+		}
 		d.wbufs = nil
 		if err != nil {
 			return total, err
@@ -321,8 +394,13 @@ func (d *conn) writeFD(fd uintptr) bool {
 // WriteBuffers implements websocket.Transport: a blocking vectored write,
 // bounded by the write timeout.
 func (d *conn) WriteBuffers(bufs [][]byte) error {
+	nc, err := d.holdStream()
+	if err != nil {
+		return err
+	}
+	defer d.releaseStream()
 	if d.writeTimeout > 0 {
-		d.nc.SetWriteDeadline(time.Now().Add(d.writeTimeout))
+		nc.SetWriteDeadline(time.Now().Add(d.writeTimeout))
 	}
 	if d.tls {
 		// One Write per batch, so crypto/tls builds full records instead of
@@ -335,20 +413,61 @@ func (d *conn) WriteBuffers(bufs [][]byte) error {
 		for _, b := range bufs {
 			*buf = append(*buf, b...)
 		}
-		_, err := d.nc.Write(*buf)
+		_, err := nc.Write(*buf)
 		bufpool.Put(buf)
 		return err
 	}
 	nb := net.Buffers(bufs)
-	_, err := nb.WriteTo(d.nc)
+	_, err = nb.WriteTo(nc)
 	return err
+}
+
+// holdStream returns the stream for a blocking write, keeping it from
+// being detached until releaseStream. A parked connection is woken for
+// it: its new reader attaches the stream, and the writer waits for that
+// (a blocking write means the socket is full, so the wait is not what
+// delays it).
+func (d *conn) holdStream() (stream, error) {
+	for {
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			return nil, net.ErrClosed
+		}
+		if nc := d.nc; nc != nil {
+			d.writers++
+			d.mu.Unlock()
+			return nc, nil
+		}
+		d.mu.Unlock()
+		d.unpark()
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+func (d *conn) releaseStream() {
+	d.mu.Lock()
+	d.writers--
+	d.mu.Unlock()
 }
 
 // Close implements websocket.Transport. A parked connection has no reader
 // to notice, so Close resumes it: the new reader finds the socket closed
 // and Serve tears the connection down.
 func (d *conn) Close() error {
-	err := d.nc.Close()
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return net.ErrClosed
+	}
+	d.closed = true
+	var err error
+	if d.nc != nil {
+		err = d.nc.Close()
+	} else {
+		err = d.closeDetached()
+	}
+	d.mu.Unlock()
 	d.unpark()
 	released()
 	return err
@@ -358,8 +477,19 @@ func (d *conn) Close() error {
 // until the peer closes or the timeout passes, so that the close frame
 // already sent is not lost to a reset.
 func (d *conn) Linger(timeout time.Duration) {
+	if d.nc == nil {
+		// Parked: half-close the bare socket and let the kernel do the rest.
+		d.mu.Lock()
+		if d.rawFD >= 0 {
+			syscall.Shutdown(int(d.rawFD), syscall.SHUT_WR)
+		}
+		d.mu.Unlock()
+		return
+	}
 	if cw, ok := d.nc.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
+	} else if d.rc != nil {
+		d.rc.Control(func(fd uintptr) { syscall.Shutdown(int(fd), syscall.SHUT_WR) })
 	}
 	d.nc.SetReadDeadline(time.Now().Add(timeout))
 	var scratch [512]byte

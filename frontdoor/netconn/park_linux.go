@@ -2,6 +2,7 @@ package netconn
 
 import (
 	"log/slog"
+	"net"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -78,10 +79,19 @@ const canPark = true
 // goroutine, which returns right after; the event (or Close) starts a new
 // one. It reports false when the socket cannot be watched, and the caller
 // keeps waiting the ordinary way.
+//
+// A plain socket is detached as it parks: the socket is kept as a bare
+// descriptor (a duplicate, registered here) and its net.Conn or os.File is
+// closed. The runtime's poll descriptor, the netFD and the addresses go
+// with it, about 600 bytes that an idle connection would otherwise keep
+// for nothing; the resumed reader attaches an os.File to the descriptor.
 func (d *conn) park() bool {
 	p := getPoller()
 	if p == nil || p.dead.Load() {
 		return false
+	}
+	if d.detachable {
+		return d.detach(p)
 	}
 	p.mu.Lock()
 	if d.pollID == 0 {
@@ -97,7 +107,7 @@ func (d *conn) park() bool {
 	var cerr error
 	// Inside Control the descriptor cannot be closed under us, so the
 	// number registered is this socket's.
-	err := d.rc.Control(func(fd uintptr) {
+	err := d.prc.Control(func(fd uintptr) {
 		op := unix.EPOLL_CTL_MOD
 		if !d.registered {
 			op = unix.EPOLL_CTL_ADD
@@ -120,6 +130,88 @@ func (d *conn) park() bool {
 		return !d.state.CompareAndSwap(stateParked, stateRunning)
 	}
 	return true
+}
+
+// detach parks a plain socket without its stream. Under mu, so no sender
+// or Close sees it half done: duplicate the descriptor, register the
+// duplicate, close the stream. An event may claim the connection as soon
+// as the duplicate is registered; its reader attaches once mu is free.
+func (d *conn) detach(p *poller) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.writers > 0 {
+		return false
+	}
+	nfd := -1
+	var derr error
+	if err := d.rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || derr != nil {
+		return false
+	}
+	p.mu.Lock()
+	if d.pollID == 0 {
+		p.next++
+		d.pollID = p.next
+	}
+	p.conns[d.pollID] = d
+	p.mu.Unlock()
+	d.state.Store(stateParked)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
+	setEventData(&ev, d.pollID)
+	if err := unix.EpollCtl(p.ep, unix.EPOLL_CTL_ADD, nfd, &ev); err != nil {
+		// Nothing was armed and Close waits for mu: the connection is
+		// still this reader's.
+		p.mu.Lock()
+		delete(p.conns, d.pollID)
+		p.mu.Unlock()
+		d.state.Store(stateRunning)
+		unix.Close(nfd)
+		return false
+	}
+	d.nc.Close()
+	d.nc, d.rc, d.prc, d.rawFD = nil, nil, nil, int32(nfd)
+	released()
+	return true
+}
+
+// attach gives a resumed plain socket a stream again: an os.File on the
+// descriptor, which the runtime's poller watches as it did the net.Conn.
+// Called by the reading goroutine.
+func (d *conn) attach() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return net.ErrClosed
+	}
+	if d.nc != nil {
+		return nil
+	}
+	fd := int(d.rawFD)
+	if p := thePoller; p != nil {
+		unix.EpollCtl(p.ep, unix.EPOLL_CTL_DEL, fd, nil)
+	}
+	f := os.NewFile(uintptr(fd), "websocket")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		// Not expected for a socket; the connection cannot go on.
+		f.Close()
+		d.rawFD, d.closed = -1, true
+		return err
+	}
+	d.nc, d.rc, d.prc, d.rawFD = f, rc, rc, -1
+	return nil
+}
+
+// closeDetached closes a parked socket's descriptor; under mu.
+func (d *conn) closeDetached() error {
+	if d.rawFD < 0 {
+		return nil
+	}
+	fd := int(d.rawFD)
+	d.rawFD = -1
+	if p := thePoller; p != nil {
+		unix.EpollCtl(p.ep, unix.EPOLL_CTL_DEL, fd, nil)
+	}
+	return unix.Close(fd)
 }
 
 // unpark claims a parked connection for a new reading goroutine: on an

@@ -6,8 +6,10 @@ import "sync/atomic"
 
 const canPark = false
 
-func (d *conn) park() bool { return false }
-func (d *conn) unpark()    {}
+func (d *conn) park() bool           { return false }
+func (d *conn) unpark()              {}
+func (d *conn) attach() error        { return nil }
+func (d *conn) closeDetached() error { return nil }
 
 type parkState = atomic.Uint32
 

@@ -4,9 +4,10 @@ package netconn
 
 import (
 	"bytes"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,18 +24,15 @@ type echoHandler struct{ closed chan ws.CloseStatus }
 func (echoHandler) OnMessage(c *ws.Conn, typ ws.MessageType, p []byte) { c.Send(typ, p) }
 func (h echoHandler) OnClose(c *ws.Conn, s ws.CloseStatus)             { h.closed <- s }
 
-// serveParking accepts WebSocket connections on a loopback listener and
-// serves them through this package with a short park delay. Each served
-// connection's transport is sent on conns.
-func serveParking(t *testing.T, parkAfter time.Duration, opts ws.Options) (url string, conns chan *conn, closed chan ws.CloseStatus) {
+// serveParking accepts WebSocket connections on a loopback listener,
+// over TLS when secure, and serves them through this package with a short
+// park delay. Each served connection's transport is sent on conns; dialer
+// reaches url.
+func serveParking(t *testing.T, secure bool, parkAfter time.Duration, opts ws.Options) (url string, dialer *websocket.Dialer, conns chan *conn, closed chan ws.CloseStatus) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	conns = make(chan *conn, 100)
 	closed = make(chan ws.CloseStatus, 100)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hs, err := ws.CheckUpgrade(r)
 		if err != nil {
 			http.Error(w, "bad", err.(*ws.HandshakeError).Status)
@@ -49,12 +47,32 @@ func serveParking(t *testing.T, parkAfter time.Duration, opts ws.Options) (url s
 		c := hs.NewConn(echoHandler{closed}, opts)
 		tr := New(nc, c, nil)
 		SetParkAfter(tr, parkAfter)
-		conns <- tr.(fdConn).conn
+		conns <- connOf(tr)
 		c.Serve(tr)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return "ws://" + ln.Addr().String() + "/", conns, closed
+	}))
+	dialer = &websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	if secure {
+		srv.StartTLS()
+		dialer.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/", dialer, conns, closed
+}
+
+func connOf(tr ws.Transport) *conn {
+	if f, ok := tr.(fdConn); ok {
+		return f.conn
+	}
+	return tr.(*conn)
+}
+
+// forBoth runs f over a plain and a TLS connection: both park.
+func forBoth(t *testing.T, f func(t *testing.T, secure bool)) {
+	for _, secure := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ws", true: "wss"}[secure], func(t *testing.T) { f(t, secure) })
+	}
 }
 
 func waitParked(t *testing.T, d *conn) {
@@ -70,15 +88,22 @@ func waitParked(t *testing.T, d *conn) {
 // TestParkAndResume: a connection that goes quiet parks, and the next
 // message wakes it and is answered; many times over, with messages of
 // every size around the read buffer.
-func TestParkAndResume(t *testing.T) {
-	url, conns, _ := serveParking(t, 20*time.Millisecond, ws.Options{})
-	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+func TestParkAndResume(t *testing.T) { forBoth(t, testParkAndResume) }
+
+func testParkAndResume(t *testing.T, secure bool) {
+	url, dialer, conns, _ := serveParking(t, secure, 20*time.Millisecond, ws.Options{})
+	c, _, err := dialer.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	d := <-conns
-	for i, n := range []int{1, 125, 126, 4096, readSize - 1, readSize + 1, 3 * readSize, 7} {
+	sizes := []int{1, 125, 126, 4096, readSize - 1, readSize + 1, 3 * readSize, 7}
+	if secure {
+		// Around a record, and records split over reads.
+		sizes = append(sizes, tlsReadSize-1, tlsReadSize, tlsReadSize+1, 5*tlsReadSize+3, 2)
+	}
+	for i, n := range sizes {
 		waitParked(t, d)
 		p := bytes.Repeat([]byte{byte('a' + i)}, n)
 		if err := c.WriteMessage(websocket.BinaryMessage, p); err != nil {
@@ -93,13 +118,15 @@ func TestParkAndResume(t *testing.T) {
 }
 
 // TestParkedGoroutinesGone: parked connections hold no goroutine.
-func TestParkedGoroutinesGone(t *testing.T) {
-	url, conns, _ := serveParking(t, 20*time.Millisecond, ws.Options{})
+func TestParkedGoroutinesGone(t *testing.T) { forBoth(t, testParkedGoroutinesGone) }
+
+func testParkedGoroutinesGone(t *testing.T, secure bool) {
+	url, dialer, conns, _ := serveParking(t, secure, 20*time.Millisecond, ws.Options{})
 	before := runtime.NumGoroutine()
 	const n = 50
 	var cs []*websocket.Conn
 	for range n {
-		c, _, err := websocket.DefaultDialer.Dial(url, nil)
+		c, _, err := dialer.Dial(url, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,11 +155,13 @@ func TestParkedGoroutinesGone(t *testing.T) {
 // TestCloseWhileParked: closing a parked connection from another
 // goroutine (an idle timeout, shutdown, the application) still ends it
 // properly: the handler hears OnClose and the peer gets the close frame.
-func TestCloseWhileParked(t *testing.T) {
+func TestCloseWhileParked(t *testing.T) { forBoth(t, testCloseWhileParked) }
+
+func testCloseWhileParked(t *testing.T, secure bool) {
 	for _, how := range []string{"close frame", "abort", "peer goes away"} {
 		t.Run(how, func(t *testing.T) {
-			url, conns, closed := serveParking(t, 20*time.Millisecond, ws.Options{CloseTimeout: time.Second})
-			c, _, err := websocket.DefaultDialer.Dial(url, nil)
+			url, dialer, conns, closed := serveParking(t, secure, 20*time.Millisecond, ws.Options{CloseTimeout: time.Second})
+			c, _, err := dialer.Dial(url, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,9 +194,11 @@ func TestCloseWhileParked(t *testing.T) {
 
 // TestParkingRace: messages arrive just as the connection parks, over
 // and over; none may be lost or delivered twice.
-func TestParkingRace(t *testing.T) {
-	url, _, _ := serveParking(t, time.Millisecond, ws.Options{})
-	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+func TestParkingRace(t *testing.T) { forBoth(t, testParkingRace) }
+
+func testParkingRace(t *testing.T, secure bool) {
+	url, dialer, _, _ := serveParking(t, secure, time.Millisecond, ws.Options{})
+	c, _, err := dialer.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

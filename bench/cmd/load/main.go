@@ -4,6 +4,7 @@
 //
 //	load echo -url ws://127.0.0.1:8080/echo -conns 100 -size 1024 -duration 5s
 //	load idle -url ws://127.0.0.1:8080/echo -n 10000 -pid 1234
+//	load spike -url ws://127.0.0.1:8080/echo -n 19000 -pid 1234 -watch 30s
 //	load storm -url ws://127.0.0.1:8080/echo -conc 64 -duration 3s
 //	load broadcast -url ws://127.0.0.1:8080/chat -n 10000 -msgs 20
 package main
@@ -22,7 +23,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: load echo|idle|storm|broadcast [flags]")
+		fmt.Fprintln(os.Stderr, "usage: load echo|idle|spike|storm|broadcast [flags]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
@@ -34,11 +35,12 @@ func main() {
 	text := fs.Bool("text", false, "echo: text messages instead of binary")
 	raw := fs.Bool("raw", false, "echo: no handshake (the server is a plain TCP echo)")
 	deflate := fs.Bool("deflate", false, "echo: negotiate permessage-deflate and send compressed messages")
-	n := fs.Int("n", 10000, "idle, broadcast: connections")
-	pid := fs.Int("pid", 0, "idle: the server's pid")
-	pidfile := fs.String("pidfile", "", "idle: the server's pid file, instead of -pid")
-	children := fs.Bool("children", false, "idle: measure the server's children too (httpd)")
-	settle := fs.Duration("settle", 3*time.Second, "idle: wait after the last connection before measuring")
+	n := fs.Int("n", 10000, "idle, spike, broadcast: connections")
+	pid := fs.Int("pid", 0, "idle, spike: the server's pid")
+	pidfile := fs.String("pidfile", "", "idle, spike: the server's pid file, instead of -pid")
+	children := fs.Bool("children", false, "idle, spike: measure the server's children too (httpd)")
+	settle := fs.Duration("settle", 3*time.Second, "idle, spike: wait after the last connection before measuring")
+	watch := fs.Duration("watch", 30*time.Second, "spike: how long to watch RSS after the close")
 	conc := fs.Int("conc", 64, "storm: concurrent clients")
 	msgs := fs.Int("msgs", 20, "broadcast: messages")
 	timeout := fs.Duration("timeout", 30*time.Second, "broadcast: longest wait for one fan-out")
@@ -52,7 +54,7 @@ func main() {
 	case "echo":
 		res, err = load.Echo(load.EchoOptions{URL: *url, Conns: *conns, Size: *size, Duration: *duration,
 			Messages: *messages, Text: *text, Deflate: *deflate, Raw: *raw})
-	case "idle":
+	case "idle", "spike":
 		if *pidfile != "" {
 			b, rerr := os.ReadFile(*pidfile)
 			if rerr != nil {
@@ -63,7 +65,12 @@ func main() {
 		if *pid == 0 {
 			fail(fmt.Errorf("idle needs -pid or -pidfile"))
 		}
-		res, err = load.Idle(*url, *n, *settle, func() int64 { return load.RSS(*pid, *children) })
+		rss := func() int64 { return load.RSS(*pid, *children) }
+		if os.Args[1] == "spike" {
+			res, err = load.Spike(*url, *n, *settle, *watch, rss)
+		} else {
+			res, err = load.Idle(*url, *n, *settle, rss)
+		}
 	case "storm":
 		res, err = load.Storm(*url, *conc, *duration)
 	case "broadcast":
@@ -79,6 +86,9 @@ func main() {
 			res.Conns, res.Size, res.Rate, res.P50, res.P99, res.P999)
 		if res.Scenario == "idle" {
 			fmt.Printf(" rss=%d->%dKiB per_conn=%.2fKiB", res.RSSBefore, res.RSSAfter, res.PerConnKiB)
+		}
+		if res.Scenario == "spike" {
+			fmt.Printf(" rss=%d peak=%d after=%dKiB back_within_2x=%ds series=%v", res.RSSBefore, res.RSSPeak, res.RSSAfter, res.BackWithin2x, res.RSSSeries)
 		}
 		fmt.Println()
 		return

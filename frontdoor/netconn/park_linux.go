@@ -93,14 +93,7 @@ func (d *conn) park() bool {
 	if d.detachable {
 		return d.detach(p)
 	}
-	p.mu.Lock()
-	if d.pollID == 0 {
-		p.next++
-		d.pollID = p.next
-	}
-	p.conns[d.pollID] = d
-	p.mu.Unlock()
-	d.state.Store(stateParked)
+	p.track(d)
 	released()
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
 	setEventData(&ev, d.pollID)
@@ -132,6 +125,19 @@ func (d *conn) park() bool {
 	return true
 }
 
+// track numbers d, on its first park, and lists it as parked; then marks
+// it parked, before its event is armed, so that the event finds it so.
+func (p *poller) track(d *conn) {
+	p.mu.Lock()
+	if d.pollID == 0 {
+		p.next++
+		d.pollID = p.next
+	}
+	p.conns[d.pollID] = d
+	p.mu.Unlock()
+	d.state.Store(stateParked)
+}
+
 // detach parks a plain socket without its stream. Under mu, so no sender
 // or Close sees it half done: duplicate the descriptor, register the
 // duplicate, close the stream. An event may claim the connection as soon
@@ -147,14 +153,7 @@ func (d *conn) detach(p *poller) bool {
 	if err := d.rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || derr != nil {
 		return false
 	}
-	p.mu.Lock()
-	if d.pollID == 0 {
-		p.next++
-		d.pollID = p.next
-	}
-	p.conns[d.pollID] = d
-	p.mu.Unlock()
-	d.state.Store(stateParked)
+	p.track(d)
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
 	setEventData(&ev, d.pollID)
 	if err := unix.EpollCtl(p.ep, unix.EPOLL_CTL_ADD, nfd, &ev); err != nil {

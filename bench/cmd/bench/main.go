@@ -50,12 +50,18 @@ type benchCase struct {
 	servers  []server
 	args     []string // extra load generator flags
 	path     string
+	tls      bool // wss: the servers listen with TLS
 }
 
 func (c benchCase) label() string {
 	switch c.scenario {
 	case "idle":
+		if c.tls {
+			return fmt.Sprintf("%d idle connections over TLS (wss)", c.conns)
+		}
 		return fmt.Sprintf("%d idle connections", c.conns)
+	case "spike":
+		return fmt.Sprintf("a flood of %d connections, closed: RSS 30 s later ÷ RSS before", c.conns)
 	case "storm":
 		return fmt.Sprintf("handshakes, %d concurrent clients", c.conns)
 	case "broadcast":
@@ -88,7 +94,7 @@ func main() {
 	out := flag.String("out", "", "directory for BENCHMARKS.md, benchmarks.png and benchmarks.json (default: a temporary directory)")
 	rounds := flag.Int("rounds", 3, "rounds of each case (each server once per round)")
 	secs := flag.Duration("duration", 2*time.Second, "length of each echo and storm measurement")
-	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, storm, broadcast, ops, direct, events, cluster, apache, events-php, hold)")
+	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, spike, storm, broadcast, ops, direct, events, cluster, apache, events-php, hold)")
 	apache := flag.String("apache", "auto", "the Apache group: on, off, or auto (on when apache2 and apxs are installed)")
 	verbose := flag.Bool("v", false, "print each result as it comes")
 	report := flag.String("report", "", "write the report again from this benchmarks.json instead of measuring")
@@ -270,11 +276,15 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 	d := []string{"-duration", secs.String()}
 	conns, sizes := []int{1, 100, 1000}, []int{16, 1 << 10, 64 << 10}
 	idleN, bcastN, bcastMsgs, settle := 10000, 10000, 50, "5s"
+	// The flood is what one client process can open under the machine's
+	// descriptor limit (20,000 here).
+	tlsN, spikeN, watch := 5000, 19000, "30s"
 	zConns, zSizes := []int{100}, []int{1 << 10, 64 << 10}
 	aConns, aSizes := []int{1, 100}, []int{16, 1 << 10}
 	if h.quick {
 		conns, sizes = []int{1, 10}, []int{16, 1 << 10}
 		idleN, bcastN, bcastMsgs, settle = 200, 100, 5, "500ms"
+		tlsN, spikeN, watch = 100, 300, "2s"
 		zConns, zSizes = []int{10}, []int{1 << 10}
 		aConns, aSizes = []int{1, 10}, []int{16}
 	}
@@ -291,6 +301,8 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 	}
 	cs = append(cs,
 		benchCase{group: "idle", scenario: "idle", conns: idleN, path: "/echo", servers: wsFor("idle"), args: []string{"-settle", settle}},
+		benchCase{group: "idle", scenario: "idle", conns: tlsN, path: "/echo", servers: []server{h.tlsServer()}, args: []string{"-settle", settle}, tls: true},
+		benchCase{group: "spike", scenario: "spike", conns: spikeN, path: "/echo", servers: servers[:1], args: []string{"-settle", settle, "-watch", watch}},
 		benchCase{group: "storm", scenario: "storm", conns: 64, path: "/echo", servers: wsFor("storm"), args: d},
 		benchCase{group: "broadcast", scenario: "broadcast", conns: bcastN, size: 64, path: "/broadcast", servers: wsFor("broadcast"),
 			args: []string{"-msgs", strconv.Itoa(bcastMsgs)}},
@@ -354,7 +366,11 @@ func (h *harness) measure(c benchCase, s server) (load.Result, error) {
 		return load.Result{}, err
 	}
 	defer p.stop()
-	url := fmt.Sprintf("ws://127.0.0.1:%d%s", port, c.path)
+	scheme := "ws"
+	if c.tls {
+		scheme = "wss"
+	}
+	url := fmt.Sprintf("%s://127.0.0.1:%d%s", scheme, port, c.path)
 	for _, p := range p.ports {
 		url += fmt.Sprintf(",ws://127.0.0.1:%d%s", p, c.path)
 	}
@@ -370,7 +386,7 @@ func (h *harness) measure(c benchCase, s server) (load.Result, error) {
 		if c.scenario == "deflate" {
 			args = append(args, "-deflate", "-text")
 		}
-	case "idle":
+	case "idle", "spike":
 		args = append(args, "-n", strconv.Itoa(c.conns), "-pid", strconv.Itoa(p.pid))
 		if p.children {
 			args = append(args, "-children")
@@ -444,11 +460,17 @@ func cpuTime(pid int) time.Duration {
 	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
-// value is the figure a table shows: the rate, or for idle the KiB per
-// connection.
+// value is the figure a table shows: the rate, for idle the KiB per
+// connection, for spike RSS after the flood as a multiple of before.
 func value(r load.Result) float64 {
 	if r.Scenario == "idle" {
 		return r.PerConnKiB
+	}
+	if r.Scenario == "spike" {
+		if r.RSSBefore == 0 {
+			return 0
+		}
+		return float64(r.RSSAfter) / float64(r.RSSBefore)
 	}
 	return r.Rate
 }

@@ -65,7 +65,7 @@ func advantage(group string, ws, other float64) float64 {
 	if ws == 0 || other == 0 {
 		return 0
 	}
-	if group == "idle" {
+	if group == "idle" || group == "spike" {
 		return other / ws
 	}
 	return ws / other
@@ -74,6 +74,9 @@ func advantage(group string, ws, other float64) float64 {
 func format(group string, v float64) string {
 	if group == "idle" {
 		return fmt.Sprintf("%.2f KiB", v)
+	}
+	if group == "spike" {
+		return fmt.Sprintf("%.2f×", v)
 	}
 	if group == "hold" {
 		return fmt.Sprintf("%.0f", v)
@@ -140,6 +143,7 @@ var groupTitles = map[string]string{
 	"echo":       "Echo: messages per second (each connection sends, waits for the echo, repeats)",
 	"deflate":    "permessage-deflate echo: messages per second (compressible text, no context takeover)",
 	"idle":       "Idle hold: server RSS per idle connection (lower is better)",
+	"spike":      "Memory after a spike: a flood of connections opened as fast as the server takes them, held 5 s, then all reset; the server's RSS 30 s later as a multiple of its RSS before the flood (lower is better; the bar is 2×)",
 	"storm":      "Connect storm: handshakes per second (connect, upgrade, reset)",
 	"broadcast":  "Broadcast: deliveries per second (each message relayed to every subscriber, 50 messages one after another)",
 	"apache":     "Apache httpd: echo messages per second, mod_wsgate and httpd's proxy tunnel (mod_proxy_http) in front of the daemon",
@@ -260,7 +264,7 @@ func writeReport(dir, machine string, all []*measurement) error {
 			lat.WriteString("\n")
 		}
 		b.WriteString("\n")
-		if g != "idle" && g != "hold" {
+		if g != "idle" && g != "hold" && g != "spike" {
 			b.WriteString(lat.String() + "\n")
 		}
 		if g == "ops" || g == "cluster" || g == "direct" {

@@ -1,9 +1,16 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -48,7 +55,7 @@ log: {level: warn}
 admin: {listen: "off"}
 # The peers have no per-address limit and send no pings: neither does
 # wsgate here, so that the figures compare the same work.
-server: {max_connections_per_ip: 0}
+server: {max_connections_per_ip: 0, max_connections: 0}
 defaults:
   origin_check: "off"
   keepalive_interval: 0
@@ -58,6 +65,49 @@ routes:
   - {path: /echo-deflate, app: echo, deflate: true}
   - {path: /broadcast, app: chat}
 `, port)
+}
+
+// tlsServer is wsgate listening with TLS (a throwaway ECDSA certificate):
+// the peers' servers here speak plain WebSocket only.
+func (h *harness) tlsServer() server {
+	return server{name: "wsgate", start: func(h *harness, port int) (*proc, error) {
+		cert, key := filepath.Join(h.work, "cert.pem"), filepath.Join(h.work, "key.pem")
+		if err := writeCert(cert, key); err != nil {
+			return nil, err
+		}
+		cfg := filepath.Join(h.work, "wsgate-tls.yaml")
+		conf := strings.Replace(wsgateConfig(port), fmt.Sprintf(`{address: "127.0.0.1:%d"}`, port),
+			fmt.Sprintf(`{address: "127.0.0.1:%d", tls: {cert: %q, key: %q}}`, port, cert, key), 1)
+		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+			return nil, err
+		}
+		return h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
+	}}
+}
+
+// writeCert writes a self-signed P-256 certificate for 127.0.0.1.
+func writeCert(certFile, keyFile string) error {
+	if _, err := os.Stat(certFile); err == nil {
+		return nil
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		return err
+	}
+	kd, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600)
 }
 
 // The "ops" group measures what operating wsgate costs, one build in

@@ -82,7 +82,7 @@ func (g *Gateway) refused(route *Route, req *Request, herr *websocket.HandshakeE
 	}
 	attrs := []any{"route", route.Path, "client", client, "peer", req.RemoteAddr, "status", herr.Status,
 		"cause", cause, "reason", herr.Reason}
-	if o := req.Header.Get("Origin"); o != "" {
+	if o := req.HeaderValue("Origin"); o != "" {
 		attrs = append(attrs, "origin", o)
 	}
 	if suppressed > 0 {

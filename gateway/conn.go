@@ -74,7 +74,14 @@ func (c *Conn) Subprotocol() string { return c.proto }
 func (c *Conn) SetSubprotocol(p string) { c.proto = p }
 
 // ResponseHeader is the header of the 101 response, for OnOpen to add to.
-func (c *Conn) ResponseHeader() http.Header { return c.header }
+// It is made on first use and dropped once the 101 is built, so that a
+// connection whose application sets none keeps no map.
+func (c *Conn) ResponseHeader() http.Header {
+	if c.header == nil {
+		c.header = http.Header{}
+	}
+	return c.header
+}
 
 // SetState attaches application state to the connection.
 func (c *Conn) SetState(v any) { c.state.Store(&v) }

@@ -188,7 +188,7 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 		return nil, herr
 	}
 	hs, err := websocket.CheckUpgrade(&http.Request{Method: req.Method, ProtoMajor: req.ProtoMajor, ProtoMinor: req.ProtoMinor,
-		Host: req.Host, Header: req.Header, ContentLength: req.ContentLength, TransferEncoding: req.TransferEncoding})
+		Host: req.Host, Header: req.Header(), ContentLength: req.ContentLength, TransferEncoding: req.TransferEncoding})
 	if err != nil {
 		herr = err.(*websocket.HandshakeError)
 		g.refused(route, req, herr, CauseBadRequest)
@@ -207,7 +207,7 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 	}
 	ho, handsOff := route.Handler.(HandOff)
 	if dp := route.Policy.Deflate; dp != nil && !handsOff {
-		if err := hs.NegotiateDeflate(req.Header, *dp); err != nil {
+		if err := hs.NegotiateDeflate(req.Header(), *dp); err != nil {
 			herr = err.(*websocket.HandshakeError)
 			g.refused(route, req, herr, CauseBadRequest)
 			return nil, herr
@@ -229,6 +229,8 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 		g.connDone()
 		return refuse(status, cause, "limit reached: "+cause, retry)
 	}
+	// From here on applications run: they see the packed header fields only.
+	req.hdr = nil
 	if handsOff {
 		p, r := g.handOff(ctx, route, req, ho, hs)
 		if r != nil {
@@ -262,6 +264,7 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 	}
 	accepted = true
 	header, err := hs.Header(c.header, c.proto)
+	c.header = nil
 	if err != nil {
 		g.log.Error("application chose a response the handshake cannot send", "route", route.Path, "err", err)
 		return fail(http.StatusInternalServerError, CauseApplicationFail, err.Error())
@@ -274,7 +277,7 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 // admit and limits.admit) and registers it.
 func (g *Gateway) newConn(route *Route, req *Request, hs *websocket.Handshake) *Conn {
 	route.live.Add(1)
-	c := &Conn{id: g.nextID.Add(1), req: req, route: route, gw: g, header: http.Header{}, start: time.Now()}
+	c := &Conn{id: g.nextID.Add(1), req: req, route: route, gw: g, start: time.Now()}
 	c.ws = hs.NewConn((*connHandler)(c), route.Policy.engineOptions())
 	g.register(c)
 	return c

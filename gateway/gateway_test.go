@@ -16,9 +16,11 @@ import (
 
 // upgradeReq is a valid upgrade request for path.
 func upgradeReq(path string) *Request {
-	return &Request{Method: "GET", ProtoMajor: 1, ProtoMinor: 1, Host: "example.com", Path: path, Header: http.Header{
+	r := &Request{Method: "GET", ProtoMajor: 1, ProtoMinor: 1, Host: "example.com", Path: path}
+	r.SetHeader(http.Header{
 		"Upgrade": {"websocket"}, "Connection": {"Upgrade"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}, "Sec-Websocket-Version": {"13"},
-	}}
+	})
+	return r
 }
 
 type funcHandler struct {

@@ -104,7 +104,10 @@ type Request struct {
 	Path             string
 	RawQuery         string
 	Host             string
-	Header           http.Header
+	// The header fields: SetHeader, HeaderValue, HeaderValues and Header
+	// (header.go).
+	hdr  http.Header
+	head string
 	// RemoteAddr is "ip:port" for TCP, the listener's path (or "@") for a
 	// UNIX socket: the peer, which may be a proxy.
 	RemoteAddr string
@@ -146,7 +149,7 @@ var handshakeOwn = map[string]bool{
 // and the headers only names, in that order. Names are canonical.
 func (r *Request) ForwardHeaders(only []string, skip map[string]bool, fn func(name string, values []string)) {
 	if only == nil {
-		for k, vs := range r.Header {
+		for k, vs := range r.Header() {
 			if !handshakeOwn[k] && !skip[k] {
 				fn(k, vs)
 			}
@@ -154,7 +157,7 @@ func (r *Request) ForwardHeaders(only []string, skip map[string]bool, fn func(na
 		return
 	}
 	for _, k := range append([]string{"Origin"}, only...) {
-		if vs := r.Header.Values(k); len(vs) > 0 {
+		if vs := r.HeaderValues(k); len(vs) > 0 {
 			fn(http.CanonicalHeaderKey(k), vs)
 		}
 	}

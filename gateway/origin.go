@@ -102,7 +102,7 @@ func (p *Policy) trustedPeer(remote string) bool {
 // element of Forwarded (RFC 7239), which the proxy closest to the client
 // wrote, or else from X-Forwarded-Proto and X-Forwarded-Host.
 func forwarded(req *Request) (scheme, host string) {
-	if f := req.Header.Get("Forwarded"); f != "" {
+	if f := req.HeaderValue("Forwarded"); f != "" {
 		first, _, _ := strings.Cut(f, ",")
 		for _, pair := range strings.Split(first, ";") {
 			k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
@@ -123,12 +123,11 @@ func forwarded(req *Request) (scheme, host string) {
 		v, _, _ = strings.Cut(v, ",")
 		return strings.TrimSpace(v)
 	}
-	return first(req.Header.Get("X-Forwarded-Proto")), first(req.Header.Get("X-Forwarded-Host"))
+	return first(req.HeaderValue("X-Forwarded-Proto")), first(req.HeaderValue("X-Forwarded-Host"))
 }
 
 func hasForwarded(req *Request) bool {
-	h := req.Header
-	return h.Get("Forwarded") != "" || h.Get("X-Forwarded-Proto") != "" || h.Get("X-Forwarded-Host") != ""
+	return req.HeaderValue("Forwarded") != "" || req.HeaderValue("X-Forwarded-Proto") != "" || req.HeaderValue("X-Forwarded-Host") != ""
 }
 
 // clientIP is the address of the client itself: the peer, or, when the
@@ -160,7 +159,7 @@ func (p *Policy) clientIP(req *Request) string {
 // X-Forwarded-For.
 func forwardedFor(req *Request) []string {
 	var out []string
-	for _, line := range req.Header.Values("Forwarded") {
+	for _, line := range req.HeaderValues("Forwarded") {
 		for _, elem := range strings.Split(line, ",") {
 			for _, pair := range strings.Split(elem, ";") {
 				k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
@@ -173,7 +172,7 @@ func forwardedFor(req *Request) []string {
 	if len(out) > 0 {
 		return out
 	}
-	for _, line := range req.Header.Values("X-Forwarded-For") {
+	for _, line := range req.HeaderValues("X-Forwarded-For") {
 		for _, v := range strings.Split(line, ",") {
 			out = append(out, strings.TrimSpace(v))
 		}

@@ -330,10 +330,7 @@ func newRequest(c *gateway.Conn) unsafe.Pointer {
 	in.conn_id = C.long(c.ID())
 	// headers_in as httpd has it: Host among them (net/http keeps it
 	// apart).
-	hdr := req.Header.Clone()
-	if hdr == nil {
-		hdr = http.Header{}
-	}
+	hdr := req.Header().Clone()
 	if req.Host != "" && hdr.Get("Host") == "" {
 		hdr.Set("Host", req.Host)
 	}
@@ -414,7 +411,7 @@ func wsgatePluginHeaderGet(h C.uintptr_t, key *C.char) *C.char {
 		return nil
 	}
 	k := C.GoString(key)
-	vals := cc.gc.Request().Header.Values(k)
+	vals := cc.gc.Request().HeaderValues(k)
 	if len(vals) == 0 {
 		return nil
 	}

@@ -155,7 +155,7 @@ func (p *Program) env(c *gateway.Conn) []string {
 		env = append(env, "HTTPS=on")
 	}
 	env = append(env, "WEBSOCKET_PROTOCOLS="+strings.Join(r.Protocols, ","), "WEBSOCKET_SUBPROTOCOL="+c.Subprotocol())
-	for k, vs := range r.Header {
+	for k, vs := range r.Header() {
 		name := "HTTP_" + strings.ToUpper(strings.ReplaceAll(k, "-", "_"))
 		env = append(env, name+"="+strings.Join(vs, ", "))
 	}

@@ -39,7 +39,7 @@ type session struct {
 }
 
 func (h *Hello) OnOpen(ctx context.Context, c *gateway.Conn) error {
-	if c.Request().Header.Get("X-Banned") != "" {
+	if c.Request().HeaderValue("X-Banned") != "" {
 		return gateway.Refuse(403, "banned client")
 	}
 	if slices.Contains(c.Request().Protocols, "hello.v1") {

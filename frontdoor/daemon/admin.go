@@ -165,7 +165,8 @@ func (a *admin) statusWS(w http.ResponseWriter, r *http.Request) {
 	}
 	req := &gateway.Request{Method: r.Method, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
 		ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding,
-		Path: r.URL.Path, Host: r.Host, Header: r.Header, RemoteAddr: r.RemoteAddr}
+		Path: r.URL.Path, Host: r.Host, RemoteAddr: r.RemoteAddr}
+	req.SetHeader(r.Header)
 	p, herr := a.gw.Accept(r.Context(), route, req)
 	if herr != nil {
 		http.Error(w, herr.Reason, herr.Status)

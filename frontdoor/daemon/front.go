@@ -35,9 +35,10 @@ func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := &gateway.Request{
 		Method: r.Method, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
 		ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding,
-		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header,
+		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host,
 		RemoteAddr: r.RemoteAddr, TLS: r.TLS,
 	}
+	req.SetHeader(r.Header)
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		req.LocalAddr = la.String()
 	}

@@ -94,10 +94,10 @@ type hello struct{ gateway.Base }
 
 func (hello) OnOpen(ctx context.Context, c *gateway.Conn) error {
 	r := c.Request()
-	if r.Header.Get("X-Refuse-Connection") != "" {
+	if r.HeaderValue("X-Refuse-Connection") != "" {
 		return gateway.Refuse(0, "asked to")
 	}
-	if p := r.Header.Get("X-Choose-Subprotocol"); p != "" {
+	if p := r.HeaderValue("X-Choose-Subprotocol"); p != "" {
 		c.SetSubprotocol(p)
 	}
 	c.ResponseHeader().Set("X-Debug-Header", "true")

@@ -191,7 +191,7 @@ func (s *Server) receive(g *gateway.Gateway, route *gateway.Route, uc *net.UnixC
 		s.log().Warn("direct: hand-off failed", "err", err)
 		return
 	}
-	req := &gateway.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 1, Path: "/", Header: http.Header{},
+	req := &gateway.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 1, Path: "/",
 		RemoteAddr: h.Remote.String(), LocalAddr: h.Conn.LocalAddr().String()}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	p, err := g.Adopt(ctx, route, req)

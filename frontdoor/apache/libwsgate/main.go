@@ -324,9 +324,10 @@ func WsgateHandle(req *C.wsgate_request, resp *C.wsgate_response) {
 	// here, on the worker thread; then through the worker's I/O loop.
 	ex := &ownerExec{r: req.request_rec, fn: req.subrequest, free: req.free_subresp, direct: true}
 	gr := &gateway.Request{Method: gostr(req.method), ProtoMajor: int(req.proto_major), ProtoMinor: int(req.proto_minor),
-		Path: gostr(req.path), RawQuery: gostr(req.query), Host: gostr(req.host), Header: h,
+		Path: gostr(req.path), RawQuery: gostr(req.query), Host: gostr(req.host),
 		RemoteAddr: gostr(req.remote), SelfOrigin: gostr(req.self_origin),
 		Extra: map[string]any{cplugin.RequestKey: req.request_rec, wsoverhttp.PosterKey: ex}}
+	gr.SetHeader(h)
 	if req.tls != 0 {
 		gr.TLS = &tls.ConnectionState{}
 	}

@@ -1,0 +1,114 @@
+package gateway
+
+import (
+	"net/http"
+	"net/textproto"
+	"slices"
+	"strings"
+)
+
+// A request's header fields are kept packed in one string, "Name\x00value\n"
+// per value, names canonical and sorted. A connection lives for hours and
+// reads its headers a few times, at the handshake; net/http's map with its
+// keys and values kept about 1 KiB per idle connection for a minimal client
+// and several for a browser's, the largest part of what one cost. During
+// the handshake the front door's map is used as it is (hdr); the gateway
+// drops it before any application code runs, so that no goroutine an
+// application starts can see it change.
+
+// SetHeader gives the request its header fields. Front doors call it once,
+// before Accept; h must not change after.
+func (r *Request) SetHeader(h http.Header) {
+	r.hdr = h
+	r.head = packHeader(h)
+}
+
+func packHeader(h http.Header) string {
+	var store [32]string
+	keys := store[:0]
+	n := 0
+	for k, vs := range h {
+		keys = append(keys, k)
+		for _, v := range vs {
+			n += len(k) + len(v) + 2
+		}
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.Grow(n)
+	for _, k := range keys {
+		for _, v := range h[k] {
+			b.WriteString(k)
+			b.WriteByte(0)
+			// Front doors refuse control characters in field values; a
+			// stray one must not break the packing.
+			if strings.ContainsAny(v, "\x00\n") {
+				v = strings.NewReplacer("\x00", " ", "\n", " ").Replace(v)
+			}
+			b.WriteString(v)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// eachHeader calls fn for each header field value, in name order.
+func (r *Request) eachHeader(fn func(name, value string) bool) {
+	for rest := r.head; rest != ""; {
+		line, tail, _ := strings.Cut(rest, "\n")
+		rest = tail
+		if k, v, ok := strings.Cut(line, "\x00"); ok && !fn(k, v) {
+			return
+		}
+	}
+}
+
+// HeaderValue returns the first value of the named request header field,
+// or "": http.Header.Get's semantics.
+func (r *Request) HeaderValue(name string) string {
+	if r.hdr != nil {
+		return r.hdr.Get(name)
+	}
+	name = textproto.CanonicalMIMEHeaderKey(name)
+	var out string
+	r.eachHeader(func(k, v string) bool {
+		if k == name {
+			out = v
+			return false
+		}
+		return k < name
+	})
+	return out
+}
+
+// HeaderValues returns every value of the named request header field, in
+// order: http.Header.Values's semantics.
+func (r *Request) HeaderValues(name string) []string {
+	if r.hdr != nil {
+		return r.hdr.Values(name)
+	}
+	name = textproto.CanonicalMIMEHeaderKey(name)
+	var out []string
+	r.eachHeader(func(k, v string) bool {
+		if k == name {
+			out = append(out, v)
+		}
+		return k <= name
+	})
+	return out
+}
+
+// Header returns the request's header fields as a map. After the
+// handshake each call builds a new one: use HeaderValue for a field or
+// two, and keep what you need rather than calling this per message.
+func (r *Request) Header() http.Header {
+	if r.hdr != nil {
+		return r.hdr
+	}
+	h := http.Header{}
+	r.eachHeader(func(k, v string) bool {
+		h[k] = append(h[k], v)
+		return true
+	})
+	return h
+}

@@ -2,6 +2,7 @@ package netconn
 
 import (
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,11 @@ func shed() {
 			releasedSince.Add(-n)
 			seen = 0
 			last = now
+			// Two collections: the first moves what sync.Pools hold (the
+			// read buffers a burst took, 16 KiB for each TLS connection
+			// waiting for its first bytes) to their victim caches, the
+			// second drops those; then the freed pages go back.
+			runtime.GC()
 			debug.FreeOSMemory()
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -38,6 +39,10 @@ type Result struct {
 	RSSPeak      int64   `json:"rss_peak_kib,omitempty"`
 	RSSSeries    []int64 `json:"rss_series_kib,omitempty"`
 	BackWithin2x int     `json:"back_within_2x_s,omitempty"`
+	// Idle against httpd with -status: its scoreboard's busy and idle
+	// workers while the connections were held (mod_status).
+	BusyWorkers int `json:"busy_workers,omitempty"`
+	IdleWorkers int `json:"idle_workers,omitempty"`
 	// ServerCPU is the CPU time (user and system) the server process
 	// spent per operation (message or handshake) during the run, in
 	// microseconds, from /proc. The harness fills it in; on a machine
@@ -186,6 +191,13 @@ func inflate(p []byte) ([]byte, error) {
 // Idle opens n connections that then stay silent, waits settle, and
 // reports the growth of the resident set measured by rss (KiB).
 func Idle(target string, n int, settle time.Duration, rss func() int64) (Result, error) {
+	return IdleStatus(target, n, settle, rss, "")
+}
+
+// IdleStatus is Idle that also reads httpd's mod_status page (status, the
+// URL of server-status?auto) while the connections are held: how many
+// workers they keep busy.
+func IdleStatus(target string, n int, settle time.Duration, rss func() int64, status string) (Result, error) {
 	res := Result{Scenario: "idle", Conns: n}
 	before := rss()
 	cs := make([]*Conn, n)
@@ -197,6 +209,13 @@ func Idle(target string, n int, settle time.Duration, rss func() int64) (Result,
 	res.Seconds = time.Since(start).Seconds()
 	time.Sleep(settle)
 	after := rss()
+	if status != "" {
+		busy, idle, err := scoreboard(status)
+		if err != nil {
+			return res, err
+		}
+		res.BusyWorkers, res.IdleWorkers = busy, idle
+	}
 	// Every connection must still be open: a server that dropped idle
 	// connections would look cheap.
 	for i, c := range cs {
@@ -243,6 +262,42 @@ func Spike(target string, n int, settle, watch time.Duration, rss func() int64) 
 		res.RSSAfter = res.RSSSeries[k-1]
 	}
 	return res, nil
+}
+
+// scoreboard reads BusyWorkers and IdleWorkers from mod_status's
+// machine-readable page.
+func scoreboard(url string) (busy, idle int, err error) {
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, 0, fmt.Errorf("server-status: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, err
+	}
+	found := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "BusyWorkers":
+			busy, found = n, found+1
+		case "IdleWorkers":
+			idle, found = n, found+1
+		}
+	}
+	if found != 2 {
+		return 0, 0, fmt.Errorf("server-status: no BusyWorkers/IdleWorkers in %q", b)
+	}
+	return busy, idle, nil
 }
 
 func isTimeout(err error) bool {

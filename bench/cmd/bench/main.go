@@ -94,7 +94,7 @@ func main() {
 	out := flag.String("out", "", "directory for BENCHMARKS.md, benchmarks.png and benchmarks.json (default: a temporary directory)")
 	rounds := flag.Int("rounds", 3, "rounds of each case (each server once per round)")
 	secs := flag.Duration("duration", 2*time.Second, "length of each echo and storm measurement")
-	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, spike, storm, broadcast, ops, direct, events, cluster, apache, events-php, hold)")
+	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, spike, storm, broadcast, ops, direct, events, cluster, apache, apache-idle, events-php, hold)")
 	apache := flag.String("apache", "auto", "the Apache group: on, off, or auto (on when apache2 and apxs are installed)")
 	verbose := flag.Bool("v", false, "print each result as it comes")
 	report := flag.String("report", "", "write the report again from this benchmarks.json instead of measuring")
@@ -278,13 +278,13 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 	idleN, bcastN, bcastMsgs, settle := 10000, 10000, 50, "5s"
 	// The flood is what one client process can open under the machine's
 	// descriptor limit (20,000 here).
-	tlsN, spikeN, watch := 5000, 19000, "30s"
+	tlsN, spikeN, watch, apacheIdleN := 5000, 19000, "30s", 1000
 	zConns, zSizes := []int{100}, []int{1 << 10, 64 << 10}
 	aConns, aSizes := []int{1, 100}, []int{16, 1 << 10}
 	if h.quick {
 		conns, sizes = []int{1, 10}, []int{16, 1 << 10}
 		idleN, bcastN, bcastMsgs, settle = 200, 100, 5, "500ms"
-		tlsN, spikeN, watch = 100, 300, "2s"
+		tlsN, spikeN, watch, apacheIdleN = 100, 300, "2s", 20
 		zConns, zSizes = []int{10}, []int{1 << 10}
 		aConns, aSizes = []int{1, 10}, []int{16}
 	}
@@ -337,6 +337,10 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 				cs = append(cs, benchCase{group: "apache", scenario: "echo", conns: c, size: s, path: "/echo", servers: as, args: d})
 			}
 		}
+		// Idle WebSockets in httpd: each holds a worker thread today (the
+		// scoreboard's count is reported), so the count stays within the
+		// configuration's MaxRequestWorkers (2048).
+		cs = append(cs, benchCase{group: "apache-idle", scenario: "idle", conns: apacheIdleN, path: "/echo", servers: as, args: []string{"-settle", settle}})
 		if php := h.phpServers(); php != nil {
 			for _, c := range aConns {
 				cs = append(cs, benchCase{group: "events-php", scenario: "echo", conns: c, size: 16, path: "/echo", servers: php, args: d})
@@ -390,6 +394,9 @@ func (h *harness) measure(c benchCase, s server) (load.Result, error) {
 		args = append(args, "-n", strconv.Itoa(c.conns), "-pid", strconv.Itoa(p.pid))
 		if p.children {
 			args = append(args, "-children")
+		}
+		if p.status != "" && c.scenario == "idle" {
+			args = append(args, "-status", p.status)
 		}
 	case "storm":
 		args = append(args, "-conc", strconv.Itoa(c.conns))

@@ -42,6 +42,9 @@ type proc struct {
 	// the ports, besides the first, that serve the case's path.
 	parts []part
 	ports []int
+	// status is httpd's server-status?auto URL, for the idle scenario's
+	// count of busy workers.
+	status string
 }
 
 type part struct {
@@ -637,6 +640,10 @@ LoadModule proxy_module %[4]s/mod_proxy.so
 LoadModule proxy_http_module %[4]s/mod_proxy_http.so
 LoadModule wsgate_module %[5]s/mod_wsgate.so
 WsgateLibrary %[5]s/libwsgate.so
+LoadModule status_module %[4]s/mod_status.so
+<Location /server-status>
+  SetHandler server-status
+</Location>
 %[6]s`, dir, port, user, mods, filepath.Join(h.work, "build"), route)
 	cf := filepath.Join(dir, "httpd.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
@@ -661,7 +668,14 @@ WsgateLibrary %[5]s/libwsgate.so
 		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 		return nil, fmt.Errorf("httpd: %v\n%s", err, b)
 	}
-	b, _ := os.ReadFile(filepath.Join(dir, "httpd.pid"))
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return &proc{pid: pid, children: true, stop: stop}, nil
+	// The parent may write its pid file after the children listen.
+	pid := 0
+	for range 100 {
+		b, _ := os.ReadFile(filepath.Join(dir, "httpd.pid"))
+		if pid, _ = strconv.Atoi(strings.TrimSpace(string(b))); pid > 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return &proc{pid: pid, children: true, stop: stop, status: fmt.Sprintf("http://127.0.0.1:%d/server-status?auto", port)}, nil
 }

@@ -41,6 +41,7 @@ func main() {
 	children := fs.Bool("children", false, "idle, spike: measure the server's children too (httpd)")
 	settle := fs.Duration("settle", 3*time.Second, "idle, spike: wait after the last connection before measuring")
 	watch := fs.Duration("watch", 30*time.Second, "spike: how long to watch RSS after the close")
+	status := fs.String("status", "", "idle: httpd's server-status?auto URL, to count the workers the connections keep busy")
 	conc := fs.Int("conc", 64, "storm: concurrent clients")
 	msgs := fs.Int("msgs", 20, "broadcast: messages")
 	timeout := fs.Duration("timeout", 30*time.Second, "broadcast: longest wait for one fan-out")
@@ -69,7 +70,7 @@ func main() {
 		if os.Args[1] == "spike" {
 			res, err = load.Spike(*url, *n, *settle, *watch, rss)
 		} else {
-			res, err = load.Idle(*url, *n, *settle, rss)
+			res, err = load.IdleStatus(*url, *n, *settle, rss, *status)
 		}
 	case "storm":
 		res, err = load.Storm(*url, *conc, *duration)
@@ -86,6 +87,9 @@ func main() {
 			res.Conns, res.Size, res.Rate, res.P50, res.P99, res.P999)
 		if res.Scenario == "idle" {
 			fmt.Printf(" rss=%d->%dKiB per_conn=%.2fKiB", res.RSSBefore, res.RSSAfter, res.PerConnKiB)
+			if *status != "" {
+				fmt.Printf(" busy_workers=%d idle_workers=%d", res.BusyWorkers, res.IdleWorkers)
+			}
 		}
 		if res.Scenario == "spike" {
 			fmt.Printf(" rss=%d peak=%d after=%dKiB back_within_2x=%ds series=%v", res.RSSBefore, res.RSSPeak, res.RSSAfter, res.BackWithin2x, res.RSSSeries)

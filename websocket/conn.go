@@ -109,12 +109,12 @@ type Conn struct {
 	whdr [maxHeaderSize]byte
 
 	// Owned by the keepalive timer.
-	seen       uint64
+	seen uint64
 	// Times on the monotonic clock since clockBase: 8 bytes where a
 	// time.Time takes 24, on a struct every idle connection keeps.
 	lastActive time.Duration
 	lastPing   time.Duration
-	msgSeen    uint64    // msgState at the previous tick
+	msgSeen    uint64        // msgState at the previous tick
 	msgSince   time.Duration // when msgSeen was first seen
 }
 

@@ -136,6 +136,29 @@ func newConn(h Handler, opts Options) *Conn {
 // Options returns the connection's options with defaults applied.
 func (c *Conn) Options() Options { return c.opts }
 
+// PingWithin makes the connection send keepalive pings at most d apart
+// (and close a peer silent for twice that, unless an idle timeout is
+// set), when its options ask for less. For a front door that learns after
+// the handshake how long its server lets a quiet connection live: httpd's
+// event MPM closes a connection it waits for after Timeout, and a pong
+// counts as activity there. It has effect only before Serve first runs.
+func (c *Conn) PingWithin(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started {
+		return
+	}
+	if k := c.opts.KeepaliveInterval; k <= 0 || k > d {
+		c.opts.KeepaliveInterval = d
+	}
+	if c.opts.IdleTimeout <= 0 {
+		c.opts.IdleTimeout = 2 * c.opts.KeepaliveInterval
+	}
+}
+
 // Start attaches the transport, after the front door has written the 101,
 // and flushes anything queued since newConn.
 func (c *Conn) start(t Transport) {

@@ -11,10 +11,14 @@
  *
  * A request whose handler is websocket-handler is described to Go, which
  * answers with an HTTP status and headers. For a 101 the shim sends the
- * interim response and hands the worker thread to Go, which serves the
- * connection until it ends, calling back into the shim for I/O. Only this
- * thread touches the connection's filters, pool and bucket allocator, as
- * mod_ssl requires; Go's other goroutines queue frames and wake it.
+ * interim response; under the event MPM the connection then leaves HTTP
+ * for wsgate_async.c, which serves it on whichever worker the MPM gives
+ * it while it works and gives the worker back while it is idle.
+ * Otherwise the shim hands this worker thread to Go, which serves the
+ * connection until it ends, calling back into the shim for I/O. One
+ * thread at a time touches the connection's filters, pool and bucket
+ * allocator, as mod_ssl requires; Go's other goroutines queue frames and
+ * wake it.
  */
 #include "mod_status.h"
 
@@ -142,9 +146,7 @@ static int wsgate_handler(request_rec *r)
         return status;
     }
 
-    /* The request body filters would treat the WebSocket stream as a
-     * body, and mod_reqtimeout would time it out: both go. */
-    ap_remove_input_filter_byhandle(r->input_filters, "http_in");
+    /* mod_reqtimeout would time the WebSocket stream out. */
     ap_remove_input_filter_byhandle(r->input_filters, "reqtimeout");
     merge_headers(r->headers_out, &resp);
     wsgate_go.free_response(&resp);
@@ -152,6 +154,15 @@ static int wsgate_handler(request_rec *r)
     r->status_line = ap_get_status_line(r->status);
     ap_send_interim_response(r, 1);
 
+    if (wsgate_async_start(r, conf, resp.conn)) {
+        /* The connection is the process_connection hook's now
+         * (wsgate_async.c), which reads below HTTP's request body filter;
+         * the request ends here, its (empty) body discarded. */
+        return OK;
+    }
+    /* Served on this thread: the request body filter would treat the
+     * WebSocket stream as a body. */
+    ap_remove_input_filter_byhandle(r->input_filters, "http_in");
     wsgate_io_setup(&gio, &io, r);
     wsgate_go.serve(resp.conn, &gio);
 
@@ -181,6 +192,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_handler(wsgate_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(wsgate_publish_handler, NULL, NULL, APR_HOOK_MIDDLE);
     wsgate_events_register(p);
+    wsgate_async_register(p);
     APR_OPTIONAL_HOOK(ap, status_hook, wsgate_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(wsgate_handler, NULL, NULL, APR_HOOK_FIRST - 1);
     ap_hook_child_init(wsgate_child_init, NULL, NULL, APR_HOOK_MIDDLE);

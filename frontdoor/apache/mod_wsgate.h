@@ -13,6 +13,8 @@
  *   wsgate_io.c      the connection's I/O, called by Go on the worker
  *   wsgate_events.c  WebSocketEventHandler's subrequests (on that same
  *                    worker) and SetHandler wsgate-publish
+ *   wsgate_async.c   under the event MPM, the connection after the 101:
+ *                    idle WebSockets give their worker back
  *
  * All logic is in Go; these files hold only what needs httpd's API.
  */
@@ -59,6 +61,8 @@ typedef struct {
      * (NATS), as the daemon's cluster block in JSON; NULL for none. */
     apr_array_header_t *cluster_urls;
     apr_table_t *cluster_options;
+    /* WsgateReleaseWorkers: 0 unset (on where the MPM can), 1 on, 2 off */
+    int release_workers;
 } wsgate_server_conf;
 
 typedef struct {
@@ -104,6 +108,9 @@ typedef struct {
     wsgate_stopping_fn stopping;
     wsgate_metrics_fn metrics;
     wsgate_publish_fn publish;
+    wsgate_serve_async_fn serve_async; /* NULL: workers are not released */
+    wsgate_resume_fn resume;
+    wsgate_gone_fn gone;
 } wsgate_go_t;
 extern wsgate_go_t wsgate_go;
 
@@ -151,5 +158,14 @@ typedef struct {
     apr_bucket_brigade *ibb, *obb;
 } wsgate_conn_io;
 void wsgate_io_setup(wsgate_io *gio, wsgate_conn_io *io, request_rec *r);
+/* The same for a connection that outlives its request (io->r is NULL:
+ * reads go through the connection's filters; brigades are the
+ * connection's). */
+void wsgate_io_setup_conn(wsgate_io *gio, wsgate_conn_io *io, conn_rec *c);
+
+/* wsgate_async.c: releasing the worker while a WebSocket is idle. */
+int wsgate_async_mode(const char **why);
+int wsgate_async_start(request_rec *r, const wsgate_dir_conf *conf, uintptr_t conn);
+void wsgate_async_register(apr_pool_t *p);
 
 #endif

@@ -22,6 +22,7 @@ void *wsgate_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     c->library = add->library ? add->library : base->library;
     c->cluster_urls = add->cluster_urls ? add->cluster_urls : base->cluster_urls;
     c->cluster_options = add->cluster_options ? add->cluster_options : base->cluster_options;
+    c->release_workers = add->release_workers ? add->release_workers : base->release_workers;
     return c;
 }
 
@@ -403,6 +404,18 @@ static const char *set_events(cmd_parms *cmd, void *confv, const char *target)
     return NULL;
 }
 
+static const char *set_release_workers(cmd_parms *cmd, void *confv, int on)
+{
+    wsgate_server_conf *sc = ap_get_module_config(cmd->server->module_config, &wsgate_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    (void)confv;
+    if (err) {
+        return err;
+    }
+    sc->release_workers = on ? 1 : 2;
+    return NULL;
+}
+
 static const char *set_library(cmd_parms *cmd, void *confv, const char *path)
 {
     wsgate_server_conf *sc = ap_get_module_config(cmd->server->module_config, &wsgate_module);
@@ -546,6 +559,8 @@ const command_rec wsgate_cmds[] = {
     AP_INIT_TAKE1("WebSocketEventHandler", set_events, NULL, OR_AUTHCFG,
                   "Serve the WebSockets with an HTTP application in WebSocket-over-HTTP: a URL path, a file "
                   "(each event is a subrequest into httpd), or an http:// URL"),
+    AP_INIT_FLAG("WsgateReleaseWorkers", set_release_workers, NULL, RSRC_CONF,
+                 "On (the default): an idle WebSocket gives its worker back to the event MPM; Off: it keeps it"),
     AP_INIT_TAKE1("WsgateLibrary", set_library, NULL, RSRC_CONF,
                   "Path of libwsgate.so, the Go engine (default: next to mod_wsgate.so)"),
     AP_INIT_ITERATE("WsgateCluster", add_cluster_url, NULL, RSRC_CONF,

@@ -78,6 +78,12 @@ void wsgate_child_init(apr_pool_t *p, server_rec *s)
     wsgate_go.stopping = (wsgate_stopping_fn)dlsym(wsgate_go.dl, "WsgateStopping");
     wsgate_go.metrics = (wsgate_metrics_fn)dlsym(wsgate_go.dl, "WsgateMetrics");
     wsgate_go.publish = (wsgate_publish_fn)dlsym(wsgate_go.dl, "WsgatePublish");
+    wsgate_go.serve_async = (wsgate_serve_async_fn)dlsym(wsgate_go.dl, "WsgateServeAsync");
+    wsgate_go.resume = (wsgate_resume_fn)dlsym(wsgate_go.dl, "WsgateResume");
+    wsgate_go.gone = (wsgate_gone_fn)dlsym(wsgate_go.dl, "WsgateGone");
+    if (!wsgate_go.resume || !wsgate_go.gone) {
+        wsgate_go.serve_async = NULL;
+    }
     shm = wsgate_counters_shm(&shm_size);
     if (!wsgate_go.init || !wsgate_go.handle || !wsgate_go.free_response || !wsgate_go.serve || !wsgate_go.stopping ||
         !wsgate_go.metrics || !wsgate_go.publish ||
@@ -311,7 +317,21 @@ int wsgate_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     (void)pconf;
     (void)plog;
     (void)ptemp;
-    if (counters_shm || ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    {
+        const char *why = "";
+        if (wsgate_async_mode(&why)) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                         "mod_wsgate: workers are released while WebSockets are idle (CONN_STATE_ASYNC_WAITIO); "
+                         "WebSockets with a C plugin or WebSocketEventHandler subrequests keep theirs");
+        } else {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "mod_wsgate: each WebSocket holds a worker thread for its life: %s",
+                         why);
+        }
+    }
+    if (counters_shm) {
         return OK;
     }
     ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit);

@@ -9,7 +9,8 @@ static long io_read(void *ctx, char *buf, long len)
 {
     wsgate_conn_io *io = ctx;
     apr_size_t n = (apr_size_t)len;
-    apr_status_t rv = ap_get_brigade(io->r->input_filters, io->ibb, AP_MODE_READBYTES, APR_NONBLOCK_READ, n);
+    apr_status_t rv = ap_get_brigade(io->r ? io->r->input_filters : io->c->input_filters, io->ibb, AP_MODE_READBYTES,
+                                     APR_NONBLOCK_READ, n);
 
     if (APR_STATUS_IS_EAGAIN(rv)) {
         return 0;
@@ -54,17 +55,15 @@ static int io_stopping(void)
     return state == AP_MPMQ_STOPPING;
 }
 
-/* wsgate_io_setup fills the I/O table for a connection served by r's
- * worker; io must live as long as the connection. */
-void wsgate_io_setup(wsgate_io *gio, wsgate_conn_io *io, request_rec *r)
+static void setup(wsgate_io *gio, wsgate_conn_io *io, request_rec *r, conn_rec *c, apr_pool_t *p)
 {
     apr_os_sock_t fd = -1;
 
     io->r = r;
-    io->c = r->connection;
-    io->ibb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    io->obb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    apr_os_sock_get(&fd, ap_get_conn_socket(r->connection));
+    io->c = c;
+    io->ibb = apr_brigade_create(p, c->bucket_alloc);
+    io->obb = apr_brigade_create(p, c->bucket_alloc);
+    apr_os_sock_get(&fd, ap_get_conn_socket(c));
     gio->ctx = io;
     gio->read = io_read;
     gio->write = io_write;
@@ -72,4 +71,17 @@ void wsgate_io_setup(wsgate_io *gio, wsgate_conn_io *io, request_rec *r)
     gio->shutdown_write = io_shutdown_write;
     gio->stopping = io_stopping;
     gio->fd = (int)fd;
+    gio->trim = NULL;
+}
+
+/* wsgate_io_setup fills the I/O table for a connection served by r's
+ * worker; io must live as long as the connection. */
+void wsgate_io_setup(wsgate_io *gio, wsgate_conn_io *io, request_rec *r)
+{
+    setup(gio, io, r, r->connection, r->pool);
+}
+
+void wsgate_io_setup_conn(wsgate_io *gio, wsgate_conn_io *io, conn_rec *c)
+{
+    setup(gio, io, NULL, c, c->pool);
 }

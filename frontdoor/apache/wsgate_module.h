@@ -13,7 +13,7 @@
 /* Bumped whenever a structure or function below changes: a mod_wsgate.so
  * and a libwsgate.so from different builds refuse each other at child
  * start instead of misreading each other's structures. */
-#define WSGATE_MODULE_ABI 7
+#define WSGATE_MODULE_ABI 8
 
 /* One event of WebSocket-over-HTTP (WebSocketEventHandler) as an internal
  * subrequest into httpd: a POST of body to target, which is "file:PATH"
@@ -101,6 +101,11 @@ typedef struct wsgate_io {
     /* 1 when the MPM is stopping this child */
     int (*stopping)(void);
     int fd; /* the client socket, for poll() */
+    /* Released workers only (NULL otherwise), called with the engine's
+     * lock on the connection held: busy 1 as a resumption that reads
+     * starts, 0 as it parks. The connection's memory is kept for reuse
+     * while it is busy and handed back while it waits. */
+    void (*trim)(void *ctx, int busy);
 } wsgate_io;
 
 /* Exported by libwsgate.so. shm is the segment the parent made for the
@@ -124,6 +129,20 @@ typedef char *(*wsgate_metrics_fn)(int format, long *len);
 typedef void (*wsgate_handle_fn)(wsgate_request *req, wsgate_response *resp);
 typedef void (*wsgate_free_response_fn)(wsgate_response *resp);
 typedef void (*wsgate_serve_fn)(uintptr_t conn, wsgate_io *io);
+/* Released workers (event MPM with CONN_STATE_ASYNC_WAITIO). schedule
+ * asks httpd to call WsgateResume(id, 1) soon on a worker (a timed
+ * callback): the engine has output for a parked connection. serve_async
+ * takes the connection, whose io lives in the connection's pool (timeout_ms:
+ * the server's Timeout, within which the engine pings a quiet client), and
+ * returns its id (0: serve it with WsgateServe instead). resume serves it
+ * on the calling worker (why 0: the socket is readable or it is new; 1: a
+ * timed callback) and returns 0 to wait for the socket, 1 when it is over
+ * (close it), 2 when a timed callback had nothing to do. gone: httpd is
+ * closing or has freed the connection. */
+typedef void (*wsgate_schedule_fn)(uintptr_t id);
+typedef uintptr_t (*wsgate_serve_async_fn)(uintptr_t conn, wsgate_io *io, wsgate_schedule_fn schedule, long timeout_ms);
+typedef int (*wsgate_resume_fn)(uintptr_t id, int why);
+typedef void (*wsgate_gone_fn)(uintptr_t id);
 typedef void (*wsgate_stopping_fn)(int graceful);
 /* Checks the configuration (see WsgateCheck in libwsgate): config_json is
  * {"sections": [{"section": "file:line", "route": {...}}...], "cluster":

@@ -278,7 +278,7 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 	idleN, bcastN, bcastMsgs, settle := 10000, 10000, 50, "5s"
 	// The flood is what one client process can open under the machine's
 	// descriptor limit (20,000 here).
-	tlsN, spikeN, watch, apacheIdleN := 5000, 19000, "30s", 1000
+	tlsN, spikeN, watch, apacheIdleN := 5000, 19000, "30s", 5000
 	zConns, zSizes := []int{100}, []int{1 << 10, 64 << 10}
 	aConns, aSizes := []int{1, 100}, []int{16, 1 << 10}
 	if h.quick {
@@ -337,10 +337,11 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 				cs = append(cs, benchCase{group: "apache", scenario: "echo", conns: c, size: s, path: "/echo", servers: as, args: d})
 			}
 		}
-		// Idle WebSockets in httpd: each holds a worker thread today (the
-		// scoreboard's count is reported), so the count stays within the
-		// configuration's MaxRequestWorkers (2048).
-		cs = append(cs, benchCase{group: "apache-idle", scenario: "idle", conns: apacheIdleN, path: "/echo", servers: as, args: []string{"-settle", settle}})
+		// Idle WebSockets in httpd, ws and wss, held by 50 workers (the
+		// scoreboard's busy count is reported).
+		cs = append(cs,
+			benchCase{group: "apache-idle", scenario: "idle", conns: apacheIdleN, path: "/echo", servers: h.idleApacheServers(false), args: []string{"-settle", settle}},
+			benchCase{group: "apache-idle", scenario: "idle", conns: apacheIdleN, path: "/echo", servers: h.idleApacheServers(true), args: []string{"-settle", settle}, tls: true})
 		if php := h.phpServers(); php != nil {
 			for _, c := range aConns {
 				cs = append(cs, benchCase{group: "events-php", scenario: "echo", conns: c, size: 16, path: "/echo", servers: php, args: d})

@@ -143,7 +143,7 @@ var groupTitles = map[string]string{
 	"echo":        "Echo: messages per second (each connection sends, waits for the echo, repeats)",
 	"deflate":     "permessage-deflate echo: messages per second (compressible text, no context takeover)",
 	"idle":        "Idle hold: server RSS per idle connection (lower is better)",
-	"apache-idle": "Idle WebSockets in httpd (event MPM, ThreadsPerChild 64, MaxRequestWorkers 2048): RSS of httpd and its children per idle connection, against the daemon alone (lower is better). Each WebSocket still holds a worker thread in httpd, with mod_wsgate as with the proxy tunnel: the busy workers below are counted by mod_status while the connections are held (one of them serves the status request)",
+	"apache-idle": "Idle WebSockets in httpd (event MPM, 2 children of 25 threads: 50 workers, AsyncRequestWorkerFactor 250): RSS of httpd and its children per idle connection, against the daemon alone (lower is better). mod_wsgate releases the worker of an idle WebSocket; the busy workers below are counted by mod_status while the connections are held (one of them serves the status request)",
 	"spike":       "Memory after a spike: a flood of connections opened as fast as the server takes them, held 5 s, then all reset; the server's RSS 30 s later as a multiple of its RSS before the flood (lower is better; the bar is 2×)",
 	"storm":       "Connect storm: handshakes per second (connect, upgrade, reset)",
 	"broadcast":   "Broadcast: deliveries per second (each message relayed to every subscriber, 50 messages one after another)",

@@ -70,6 +70,24 @@ routes:
 `, port)
 }
 
+// idleApacheServers hold idle connections: the daemon, and mod_wsgate in
+// httpd sized as issue 16 says (idleMPM), over TLS when secure.
+func (h *harness) idleApacheServers(secure bool) []server {
+	daemon := h.tlsServer()
+	if !secure {
+		daemon = server{name: "wsgate", start: func(h *harness, port int) (*proc, error) {
+			cfg := filepath.Join(h.work, "wsgate.yaml")
+			if err := os.WriteFile(cfg, []byte(wsgateConfig(port)), 0o644); err != nil {
+				return nil, err
+			}
+			return h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
+		}}
+	}
+	return []server{daemon, {name: "mod_wsgate", start: func(h *harness, port int) (*proc, error) {
+		return h.httpdWith(port, httpdOpts{mpm: idleMPM, tls: secure}, echoLocation)
+	}}}
+}
+
 // tlsServer is wsgate listening with TLS (a throwaway ECDSA certificate):
 // the peers' servers here speak plain WebSocket only.
 func (h *harness) tlsServer() server {
@@ -341,7 +359,7 @@ func (h *harness) phpServers() []server {
 		if err != nil {
 			return nil, err
 		}
-		p, err := h.httpdWith(port, fmt.Sprintf(`LoadModule proxy_fcgi_module /usr/lib/apache2/modules/mod_proxy_fcgi.so
+		p, err := h.httpdWith(port, httpdOpts{}, fmt.Sprintf(`LoadModule proxy_fcgi_module /usr/lib/apache2/modules/mod_proxy_fcgi.so
 LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so
 Alias /app/ %[1]s/
 <Directory %[1]s>
@@ -501,6 +519,11 @@ func metric(adminPort int, name string) (float64, error) {
 func (h *harness) apacheServers() []server {
 	return []server{
 		{name: "mod_wsgate", start: func(h *harness, port int) (*proc, error) { return h.httpd(port, 0) }},
+		// The same with each WebSocket keeping its worker, as before
+		// workers were released: what releasing costs a busy connection.
+		{name: "mod_wsgate, workers kept", start: func(h *harness, port int) (*proc, error) {
+			return h.httpdWith(port, httpdOpts{global: "WsgateReleaseWorkers Off\n"}, echoLocation)
+		}},
 		{name: "httpd proxy", start: func(h *harness, port int) (*proc, error) {
 			dport, err := freePort()
 			if err != nil {
@@ -598,22 +621,56 @@ func freePort() (int, error) {
 // httpd starts Apache (event MPM) on port with mod_wsgate's echo route at
 // /echo, or, when daemonPort is not zero, with /echo proxied to the daemon
 // there (mod_proxy_http, upgrade=websocket).
-func (h *harness) httpd(port, daemonPort int) (*proc, error) {
-	route := `<Location /echo>
+const echoLocation = `<Location /echo>
   SetHandler websocket-handler
   WebSocketApp echo
   WebSocketOriginCheck Off
 </Location>
 `
+
+func (h *harness) httpd(port, daemonPort int) (*proc, error) {
+	route := echoLocation
 	if daemonPort != 0 {
 		route = fmt.Sprintf("ProxyPass /echo http://127.0.0.1:%d/echo upgrade=websocket\n", daemonPort)
 	}
-	return h.httpdWith(port, route)
+	return h.httpdWith(port, httpdOpts{}, route)
 }
+
+// httpdOpts vary the harness's httpd.
+type httpdOpts struct {
+	// mpm replaces the event MPM's sizing (default: 64 threads a child,
+	// up to 2,048 workers, so that busy connections never wait for one).
+	mpm string
+	// tls: port is an https listener (the harness's certificate), and
+	// server-status is served on a plain port of its own.
+	tls    bool
+	global string
+}
+
+// idleMPM is the sizing issue 16 holds idle connections with: two
+// children of 25 threads. AsyncRequestWorkerFactor lets each child keep
+// that many connections per idle worker waiting (the default, 2, stops
+// accepting at about 75 a child).
+const idleMPM = `StartServers 2
+ServerLimit 2
+ThreadsPerChild 25
+MaxRequestWorkers 50
+AsyncRequestWorkerFactor 250
+`
+
+// mpmDefault is httpdOpts.mpm's default.
+const mpmDefault = `StartServers 2
+ServerLimit 32
+ThreadLimit 64
+ThreadsPerChild 64
+MinSpareThreads 64
+MaxSpareThreads 2048
+MaxRequestWorkers 2048
+`
 
 // httpdWith starts httpd (event MPM, mod_wsgate loaded) with route as the
 // rest of its configuration.
-func (h *harness) httpdWith(port int, route string) (*proc, error) {
+func (h *harness) httpdWith(port int, o httpdOpts, route string) (*proc, error) {
 	mods := "/usr/lib/apache2/modules"
 	user := ""
 	if os.Getuid() == 0 {
@@ -621,21 +678,42 @@ func (h *harness) httpdWith(port int, route string) (*proc, error) {
 	}
 	dir := filepath.Join(h.work, "httpd-"+strconv.Itoa(port))
 	os.MkdirAll(dir, 0o755)
+	if o.mpm == "" {
+		o.mpm = mpmDefault
+	}
+	statusPort := port
+	listen := fmt.Sprintf("Listen 127.0.0.1:%d\n", port)
+	if o.tls {
+		var err error
+		if statusPort, err = freePort(); err != nil {
+			return nil, err
+		}
+		cert, key := filepath.Join(h.work, "cert.pem"), filepath.Join(h.work, "key.pem")
+		if err := writeCert(cert, key); err != nil {
+			return nil, err
+		}
+		mods := "/usr/lib/apache2/modules"
+		listen = fmt.Sprintf(`Listen 127.0.0.1:%[1]d
+Listen 127.0.0.1:%[2]d https
+LoadModule socache_shmcb_module %[3]s/mod_socache_shmcb.so
+LoadModule ssl_module %[3]s/mod_ssl.so
+SSLSessionCache shmcb:%[4]s/ssl_scache(512000)
+<VirtualHost 127.0.0.1:%[2]d>
+SSLEngine on
+SSLCertificateFile %[5]s
+SSLCertificateKeyFile %[6]s
+%[7]s
+</VirtualHost>
+`, statusPort, port, mods, dir, cert, key, route)
+		route = ""
+	}
 	conf := fmt.Sprintf(`ServerRoot %[1]s
 ServerName 127.0.0.1
-Listen 127.0.0.1:%[2]d
-PidFile %[1]s/httpd.pid
+%[2]sPidFile %[1]s/httpd.pid
 ErrorLog %[1]s/error.log
 Mutex file:%[1]s default
 %[3]sLoadModule mpm_event_module %[4]s/mod_mpm_event.so
-StartServers 2
-ServerLimit 32
-ThreadLimit 64
-ThreadsPerChild 64
-MinSpareThreads 64
-MaxSpareThreads 2048
-MaxRequestWorkers 2048
-LoadModule authz_core_module %[4]s/mod_authz_core.so
+%[7]sLoadModule authz_core_module %[4]s/mod_authz_core.so
 LoadModule proxy_module %[4]s/mod_proxy.so
 LoadModule proxy_http_module %[4]s/mod_proxy_http.so
 LoadModule wsgate_module %[5]s/mod_wsgate.so
@@ -644,7 +722,8 @@ LoadModule status_module %[4]s/mod_status.so
 <Location /server-status>
   SetHandler server-status
 </Location>
-%[6]s`, dir, port, user, mods, filepath.Join(h.work, "build"), route)
+%[8]s
+%[6]s`, dir, listen, user, mods, filepath.Join(h.work, "build"), route, o.mpm, o.global)
 	cf := filepath.Join(dir, "httpd.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -677,5 +756,5 @@ LoadModule status_module %[4]s/mod_status.so
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &proc{pid: pid, children: true, stop: stop, status: fmt.Sprintf("http://127.0.0.1:%d/server-status?auto", port)}, nil
+	return &proc{pid: pid, children: true, stop: stop, status: fmt.Sprintf("http://127.0.0.1:%d/server-status?auto", statusPort)}, nil
 }

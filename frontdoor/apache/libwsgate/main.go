@@ -7,7 +7,10 @@
 // request, and only that goroutine calls the I/O functions, so httpd's
 // filters, pool and mod_ssl state are only ever touched by that thread.
 // Any other goroutine that sends queues its frame and writes to the
-// connection's eventfd; the worker wakes from poll() and writes.
+// connection's eventfd; the worker wakes from poll() and writes. Under
+// the event MPM a connection is served by WsgateResume instead, on the
+// worker the MPM picks, one at a time under the connection's lock
+// (async.go).
 package main
 
 /*
@@ -410,9 +413,16 @@ type transport struct {
 	conn    *gateway.Conn
 	aborted atomic.Bool
 	exec    *ownerExec // the connection's subrequests, run between reads
+	// Released-worker mode (async.go); gone: httpd has closed the
+	// connection, and no call may touch it.
+	async *asyncConn
+	gone  atomic.Bool
 }
 
 func (t *transport) WriteBuffers(bufs [][]byte) error {
+	if t.gone.Load() {
+		return io.ErrClosedPipe
+	}
 	for _, b := range bufs {
 		if len(b) == 0 {
 			continue
@@ -431,6 +441,10 @@ func (t *transport) WriteBuffers(bufs [][]byte) error {
 
 // Wake interrupts the worker's poll.
 func (t *transport) Wake() {
+	if t.async != nil {
+		t.async.wake()
+		return
+	}
 	var one = [8]byte{1}
 	unix.Write(t.efd, one[:])
 }
@@ -480,6 +494,9 @@ func WsgateServe(h C.uintptr_t, cio *C.wsgate_io) {
 // then poll the socket and the eventfd. It returns only when the
 // connection's reading is over.
 func (t *transport) ReadTo(w io.Writer) error {
+	if t.async != nil {
+		return t.async.readTo(w)
+	}
 	fds := []unix.PollFd{{Fd: int32(t.io.fd), Events: unix.POLLIN}, {Fd: int32(t.efd), Events: unix.POLLIN}}
 	var drainBuf [8]byte
 	for {
@@ -529,6 +546,9 @@ func (t *transport) ReadTo(w io.Writer) error {
 // connection: closing with unread input would reset it and could destroy
 // the close frame at the client.
 func (t *transport) Linger(timeout time.Duration) {
+	if t.gone.Load() {
+		return
+	}
 	C.wsgate_io_shutdown_write(t.io)
 	deadline := time.Now().Add(timeout)
 	fds := []unix.PollFd{{Fd: int32(t.io.fd), Events: unix.POLLIN}}

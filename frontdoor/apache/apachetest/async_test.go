@@ -1,0 +1,240 @@
+package apachetest
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/internal/natstest"
+)
+
+// busyWorkers reads the scoreboard's busy workers from mod_status; the
+// request asking is one of them.
+func busyWorkers(t *testing.T, h *httpd) int {
+	t.Helper()
+	resp, err := http.Get("http://" + h.Addr() + "/server-status?auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "BusyWorkers: "); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no BusyWorkers in server-status:\n%s", b)
+	return 0
+}
+
+// each runs f on every connection, 32 at a time, and fails the test with
+// the first error.
+func each(t *testing.T, cs []*websocket.Conn, f func(i int, c *websocket.Conn) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var first atomic.Value
+	sem := make(chan struct{}, 32)
+	for i, c := range cs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := f(i, c); err != nil {
+				first.CompareAndSwap(nil, fmt.Errorf("connection %d: %w", i, err))
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := first.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReleasedWorkers: under the event MPM an idle WebSocket holds no
+// worker. httpd runs the tests' usual 2 children of 25 threads (50
+// workers) and holds 1,200 WebSockets, ws and wss, far more than it has
+// workers: while they are idle the scoreboard shows none of them busy;
+// every one still echoes on demand; and broadcasts reach the parked ones
+// (through a timed callback each, on a worker, the only way httpd lets a
+// module write to a connection it waits for) while the echo clients keep
+// their workers busy and mod_ssl is driven from whichever worker httpd
+// picks.
+func TestReleasedWorkers(t *testing.T) {
+	need(t)
+	nats := natstest.StartCluster(t, 1)
+	h := start(t, options{TLS: true, Modules: []string{"status"},
+		// The event MPM stops accepting beyond ThreadsPerChild plus this
+		// factor times its idle workers, counting waiting connections.
+		Global: "AsyncRequestWorkerFactor 100\nWsgateCluster " + nats[0].URL() + "\n",
+		Body: `
+<Location /echo>
+  SetHandler websocket-handler
+  WebSocketApp echo
+</Location>
+<Location /chat>
+  SetHandler websocket-handler
+  WebSocketApp chat
+</Location>
+<Location /server-status>
+  SetHandler server-status
+</Location>
+`})
+	const perGroup = 300
+	dialer := &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: h.Pool}, HandshakeTimeout: 20 * time.Second}
+	dial := func(url string) []*websocket.Conn {
+		cs := make([]*websocket.Conn, perGroup)
+		each(t, cs, func(i int, _ *websocket.Conn) error {
+			c, _, err := dialer.Dial(url, nil)
+			cs[i] = c
+			return err
+		})
+		t.Cleanup(func() {
+			for _, c := range cs {
+				if c != nil {
+					c.Close()
+				}
+			}
+		})
+		return cs
+	}
+	echo := append(dial("ws://"+h.Addr()+"/echo"), dial("wss://"+h.TLSAddr()+"/echo")...)
+	chat := append(dial("ws://"+h.Addr()+"/chat"), dial("wss://"+h.TLSAddr()+"/chat")...)
+	// Each child's link to NATS is up once it has served a client, and
+	// every connection parks after 20 ms of quiet.
+	time.Sleep(1500 * time.Millisecond)
+	if busy := busyWorkers(t, h); busy > 3 {
+		t.Fatalf("%d workers busy with %d idle WebSockets held", busy, len(echo)+len(chat))
+	}
+
+	// Broadcasts to the parked chat clients while the echo clients work.
+	const rounds = 10
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		each(t, echo, func(i int, c *websocket.Conn) error {
+			for r := range rounds {
+				msg := fmt.Sprintf("echo %d %d", i, r)
+				if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+					return err
+				}
+				c.SetReadDeadline(time.Now().Add(20 * time.Second))
+				_, p, err := c.ReadMessage()
+				if err != nil {
+					return err
+				}
+				if string(p) != msg {
+					return fmt.Errorf("echo %q, want %q", p, msg)
+				}
+			}
+			return nil
+		})
+	}()
+	var slowest atomic.Int64
+	for r := range rounds {
+		start := time.Now()
+		if err := chat[r].WriteMessage(websocket.TextMessage, []byte("round "+strconv.Itoa(r))); err != nil {
+			t.Fatal(err)
+		}
+		each(t, chat, func(i int, c *websocket.Conn) error {
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			_, p, err := c.ReadMessage()
+			if err != nil {
+				return err
+			}
+			if want := "round " + strconv.Itoa(r); string(p) != want {
+				return fmt.Errorf("got %q, want %q", p, want)
+			}
+			if d := time.Since(start); d > time.Duration(slowest.Load()) {
+				slowest.Store(int64(d))
+			}
+			return nil
+		})
+	}
+	wg.Wait()
+	t.Logf("%d broadcasts to %d parked clients: the slowest delivery took %v", rounds, len(chat), time.Duration(slowest.Load()))
+	time.Sleep(500 * time.Millisecond)
+	if busy := busyWorkers(t, h); busy > 3 {
+		t.Errorf("%d workers busy after the traffic", busy)
+	}
+	// A clean close from a parked connection's side.
+	c := echo[0]
+	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Errorf("close: %v", err)
+	}
+	if !strings.Contains(h.Log(), "workers are released while WebSockets are idle") {
+		t.Errorf("httpd does not say that workers are released:\n%s", h.Log())
+	}
+	for _, bad := range []string{"panic", "Segmentation fault", "AH00052"} {
+		if strings.Contains(h.Log(), bad) {
+			t.Errorf("httpd's log has %q:\n%s", bad, h.Log())
+		}
+	}
+}
+
+// TestWorkersKept: where workers are not released, httpd says why at
+// startup, and each WebSocket keeps its worker (the scoreboard counts it
+// busy) while it is open.
+func TestWorkersKept(t *testing.T) {
+	need(t)
+	for _, tc := range []struct {
+		name, mpm, global, log string
+	}{
+		{"WsgateReleaseWorkers Off", "event", "WsgateReleaseWorkers Off\n", "holds a worker thread for its life: WsgateReleaseWorkers Off"},
+		{"prefork", "prefork", "", "holds a worker thread for its life: the MPM cannot wait"},
+		{"worker", "worker", "", "holds a worker thread for its life: the MPM cannot wait"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, options{MPM: tc.mpm, Modules: []string{"status"}, Global: tc.global, Body: `
+<Location /echo>
+  SetHandler websocket-handler
+  WebSocketApp echo
+</Location>
+<Location /server-status>
+  SetHandler server-status
+</Location>
+`})
+			const n = 8
+			var cs []*websocket.Conn
+			for range n {
+				c, _, err := websocket.DefaultDialer.Dial("ws://"+h.Addr()+"/echo", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				cs = append(cs, c)
+			}
+			time.Sleep(300 * time.Millisecond)
+			if busy := busyWorkers(t, h); busy < n {
+				t.Errorf("%d workers busy with %d WebSockets open that keep theirs", busy, n)
+			}
+			for i, c := range cs {
+				msg := fmt.Sprint("kept ", i)
+				c.WriteMessage(websocket.TextMessage, []byte(msg))
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				if _, p, err := c.ReadMessage(); err != nil || string(p) != msg {
+					t.Fatalf("echo %d: %q %v", i, p, err)
+				}
+			}
+			if !strings.Contains(h.Log(), tc.log) {
+				t.Errorf("httpd's log does not say %q:\n%s", tc.log, h.Log())
+			}
+		})
+	}
+}

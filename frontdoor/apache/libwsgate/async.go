@@ -11,12 +11,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/wsgate/wsgate/gateway"
-	"github.com/wsgate/wsgate/internal/bufpool"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -249,32 +247,12 @@ func (a *asyncConn) readTo(w io.Writer) error {
 	fds := []unix.PollFd{{Fd: int32(t.io.fd), Events: unix.POLLIN}, {Fd: int32(t.efd), Events: unix.POLLIN}}
 	var drainBuf [8]byte
 	for {
-		if _, err := w.Write(nil); err != nil {
+		read, err := t.serveOnce(w)
+		if err != nil {
 			return err
 		}
-		if t.aborted.Load() {
-			return io.ErrClosedPipe
-		}
-		for {
-			buf := bufpool.Get(readSize)
-			n := C.wsgate_io_read(t.io, (*C.char)(unsafe.Pointer(unsafe.SliceData((*buf)[:1]))), C.long(cap(*buf)))
-			if n > 0 {
-				_, err := w.Write((*buf)[:n])
-				bufpool.Put(buf)
-				if err != nil {
-					return err
-				}
-				a.wakeOnly = false
-				continue
-			}
-			bufpool.Put(buf)
-			if n < 0 {
-				return io.EOF
-			}
-			break
-		}
-		if C.wsgate_io_stopping(t.io) != 0 {
-			t.conn.Close(websocket.StatusGoingAway, "server shutting down")
+		if read {
+			a.wakeOnly = false
 		}
 		wait := asyncLinger
 		if a.wakeOnly {

@@ -503,33 +503,8 @@ func (t *transport) ReadTo(w io.Writer) error {
 		if t.exec != nil {
 			t.exec.runPending()
 		}
-		if _, err := w.Write(nil); err != nil {
+		if _, err := t.serveOnce(w); err != nil {
 			return err
-		}
-		if t.aborted.Load() {
-			return io.ErrClosedPipe
-		}
-		for {
-			buf := bufpool.Get(readSize)
-			n := C.wsgate_io_read(t.io, (*C.char)(unsafe.Pointer(unsafe.SliceData((*buf)[:1]))), C.long(cap(*buf)))
-			if n > 0 {
-				_, err := w.Write((*buf)[:n])
-				bufpool.Put(buf)
-				if err != nil {
-					return err
-				}
-				continue
-			}
-			bufpool.Put(buf)
-			if n < 0 {
-				return io.EOF
-			}
-			break
-		}
-		if C.wsgate_io_stopping(t.io) != 0 {
-			// Under prefork the child_stopping hook may not reach a busy
-			// worker; closing twice does nothing.
-			t.conn.Close(websocket.StatusGoingAway, "server shutting down")
 		}
 		fds[0].Revents, fds[1].Revents = 0, 0
 		if _, err := unix.Poll(fds, int(pollInterval/time.Millisecond)); err != nil && !errors.Is(err, unix.EINTR) {
@@ -539,6 +514,44 @@ func (t *transport) ReadTo(w io.Writer) error {
 			unix.Read(t.efd, drainBuf[:])
 		}
 	}
+}
+
+// serveOnce is one turn of the worker's loop: write what other goroutines
+// queued (an empty Write), read until the filters have nothing more
+// (which also drains what mod_ssl has decrypted, which poll() would not
+// announce), and close the connection if the MPM is stopping. read says
+// whether any bytes came.
+func (t *transport) serveOnce(w io.Writer) (read bool, err error) {
+	if _, err := w.Write(nil); err != nil {
+		return false, err
+	}
+	if t.aborted.Load() {
+		return false, io.ErrClosedPipe
+	}
+	for {
+		buf := bufpool.Get(readSize)
+		n := C.wsgate_io_read(t.io, (*C.char)(unsafe.Pointer(unsafe.SliceData((*buf)[:1]))), C.long(cap(*buf)))
+		if n > 0 {
+			_, err := w.Write((*buf)[:n])
+			bufpool.Put(buf)
+			if err != nil {
+				return true, err
+			}
+			read = true
+			continue
+		}
+		bufpool.Put(buf)
+		if n < 0 {
+			return read, io.EOF
+		}
+		break
+	}
+	if C.wsgate_io_stopping(t.io) != 0 {
+		// Under prefork the child_stopping hook may not reach a busy
+		// worker; closing twice does nothing.
+		t.conn.Close(websocket.StatusGoingAway, "server shutting down")
+	}
+	return read, nil
 }
 
 // Linger half-closes the connection, then reads and discards the client's

@@ -25,7 +25,6 @@ typedef struct {
     wsgate_io gio;
     uintptr_t id;  /* Go's, 0 once gone */
     int switching; /* the request that upgraded is ending */
-    apr_allocator_t *al;
 } wsgate_async;
 
 /* What the connection's allocator keeps free while the WebSocket reads:
@@ -91,10 +90,10 @@ static apr_status_t pool_gone(void *data)
 
 /* The connection's allocator keeps what its pools free, up to MaxMemFree,
  * for the next request: the upgrade request's pool would then stay with
- * the WebSocket for its whole life. Until that pool is gone the allocator
- * keeps nothing free, then WSGATE_MAX_FREE; the MPM recycles the pool and
- * its allocator for later connections, so the setting is restored when
- * the pool is cleared. */
+ * the WebSocket for its whole life. From the upgrade on it keeps nothing
+ * free, except WSGATE_MAX_FREE while a resumption reads (trim); the MPM
+ * recycles the pool and its allocator for later connections, so the
+ * setting is restored when the pool is cleared. */
 static apr_status_t restore_max_free(void *data)
 {
     apr_allocator_max_free_set(data, ap_max_mem_free);
@@ -156,6 +155,7 @@ int wsgate_async_start(request_rec *r, const wsgate_dir_conf *conf, uintptr_t co
     conn_rec *c = r->connection;
     const char *why;
     wsgate_async *a;
+    apr_allocator_t *al;
 
     if (!wsgate_async_mode(&why) || !wsgate_go.serve_async) {
         return 0;
@@ -177,10 +177,10 @@ int wsgate_async_start(request_rec *r, const wsgate_dir_conf *conf, uintptr_t co
     }
     ap_set_module_config(c->conn_config, &wsgate_module, a);
     apr_pool_cleanup_register(c->pool, a, pool_gone, apr_pool_cleanup_null);
-    a->al = apr_pool_allocator_get(c->pool);
-    if (a->al) {
-        apr_allocator_max_free_set(a->al, 1);
-        apr_pool_cleanup_register(c->pool, a->al, restore_max_free, apr_pool_cleanup_null);
+    al = apr_pool_allocator_get(c->pool);
+    if (al) {
+        apr_allocator_max_free_set(al, 1);
+        apr_pool_cleanup_register(c->pool, al, restore_max_free, apr_pool_cleanup_null);
     }
     /* Nothing more is written for the request: no final response. */
     ap_remove_output_filter_byhandle(r->output_filters, "HTTP_HEADER");
@@ -193,7 +193,6 @@ int wsgate_async_start(request_rec *r, const wsgate_dir_conf *conf, uintptr_t co
 static int process_connection(conn_rec *c)
 {
     wsgate_async *a = ap_get_module_config(c->conn_config, &wsgate_module);
-    ap_filter_t *f;
 
     if (!a) {
         return DECLINED;
@@ -201,12 +200,7 @@ static int process_connection(conn_rec *c)
     if (a->switching) {
         /* The upgrade request's pool is gone, and its memory with it. */
         a->switching = 0;
-        for (f = c->input_filters; f; f = f->next) {
-            if (f->frec == switch_filter_rec) {
-                ap_remove_input_filter(f);
-                break;
-            }
-        }
+        ap_remove_input_filter_byhandle(c->input_filters, "WSGATE_SWITCH");
     }
     if (a->id && wsgate_go.resume(a->id, 0) == 0) {
         c->cs->state = CONN_STATE_ASYNC_WAITIO;

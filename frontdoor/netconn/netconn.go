@@ -94,14 +94,14 @@ type stream interface {
 // conn is a websocket.Transport over a net.Conn.
 //
 // A plain socket gives up its stream while parked: only its descriptor is
-// kept (detach). nc, rc and prc change then, and again when the
+// kept (detach). nc and rc change then, and again when the
 // connection resumes; only the reading goroutine changes them, and it
 // reads them without a lock. mu guards them, rawFD and closed against
 // the other goroutines: senders, Close.
 type conn struct {
 	nc           stream          // nil while detached
 	rc           syscall.RawConn // nil when there is no descriptor (TLS) or while detached
-	prc          syscall.RawConn // the socket parking watches: rc, or the one under TLS
+	tlsRC        syscall.RawConn // the socket under TLS, which parking watches
 	tls          bool
 	detachable   bool // a plain socket, parked without its stream
 	writeTimeout time.Duration
@@ -153,13 +153,13 @@ func New(nc net.Conn, ws *websocket.Conn, buffered []byte) websocket.Transport {
 		d.tls = true
 		if sc, ok := tc.NetConn().(syscall.Conn); ok {
 			if rc, err := sc.SyscallConn(); err == nil && canPark {
-				d.prc = rc
+				d.tlsRC = rc
 				d.parkAfter = DefaultParkAfter
 			}
 		}
 	} else if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			d.rc, d.prc = rc, rc
+			d.rc = rc
 			d.rfn = d.readFD
 			d.wfn = d.writeFD
 			if canPark {
@@ -184,7 +184,7 @@ func SetParkAfter(t websocket.Transport, after time.Duration) {
 	default:
 		return
 	}
-	if !canPark || after < 0 || d.prc == nil {
+	if !canPark || after < 0 || (!d.detachable && d.tlsRC == nil) {
 		after = 0
 	}
 	d.parkAfter = after

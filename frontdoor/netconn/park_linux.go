@@ -93,14 +93,12 @@ func (d *conn) park() bool {
 	if d.detachable {
 		return d.detach(p)
 	}
-	p.track(d)
+	ev := p.track(d)
 	released()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
-	setEventData(&ev, d.pollID)
 	var cerr error
 	// Inside Control the descriptor cannot be closed under us, so the
 	// number registered is this socket's.
-	err := d.prc.Control(func(fd uintptr) {
+	err := d.tlsRC.Control(func(fd uintptr) {
 		op := unix.EPOLL_CTL_MOD
 		if !d.registered {
 			op = unix.EPOLL_CTL_ADD
@@ -127,7 +125,8 @@ func (d *conn) park() bool {
 
 // track numbers d, on its first park, and lists it as parked; then marks
 // it parked, before its event is armed, so that the event finds it so.
-func (p *poller) track(d *conn) {
+// It returns the one-shot readability event to register d's socket with.
+func (p *poller) track(d *conn) unix.EpollEvent {
 	p.mu.Lock()
 	if d.pollID == 0 {
 		p.next++
@@ -136,6 +135,9 @@ func (p *poller) track(d *conn) {
 	p.conns[d.pollID] = d
 	p.mu.Unlock()
 	d.state.Store(stateParked)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
+	setEventData(&ev, d.pollID)
+	return ev
 }
 
 // detach parks a plain socket without its stream. Under mu, so no sender
@@ -153,9 +155,7 @@ func (d *conn) detach(p *poller) bool {
 	if err := d.rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || derr != nil {
 		return false
 	}
-	p.track(d)
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
-	setEventData(&ev, d.pollID)
+	ev := p.track(d)
 	if err := unix.EpollCtl(p.ep, unix.EPOLL_CTL_ADD, nfd, &ev); err != nil {
 		// Nothing was armed and Close waits for mu: the connection is
 		// still this reader's.
@@ -167,7 +167,7 @@ func (d *conn) detach(p *poller) bool {
 		return false
 	}
 	d.nc.Close()
-	d.nc, d.rc, d.prc, d.rawFD = nil, nil, nil, int32(nfd)
+	d.nc, d.rc, d.rawFD = nil, nil, int32(nfd)
 	released()
 	return true
 }
@@ -196,7 +196,7 @@ func (d *conn) attach() error {
 		d.rawFD, d.closed = -1, true
 		return err
 	}
-	d.nc, d.rc, d.prc, d.rawFD = f, rc, rc, -1
+	d.nc, d.rc, d.rawFD = f, rc, -1
 	return nil
 }
 

@@ -75,13 +75,7 @@ routes:
 func (h *harness) idleApacheServers(secure bool) []server {
 	daemon := h.tlsServer()
 	if !secure {
-		daemon = server{name: "wsgate", start: func(h *harness, port int) (*proc, error) {
-			cfg := filepath.Join(h.work, "wsgate.yaml")
-			if err := os.WriteFile(cfg, []byte(wsgateConfig(port)), 0o644); err != nil {
-				return nil, err
-			}
-			return h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
-		}}
+		daemon = daemonServer("wsgate")
 	}
 	return []server{daemon, {name: "mod_wsgate", start: func(h *harness, port int) (*proc, error) {
 		return h.httpdWith(port, httpdOpts{mpm: idleMPM, tls: secure}, echoLocation)
@@ -96,13 +90,25 @@ func (h *harness) tlsServer() server {
 		if err := writeCert(cert, key); err != nil {
 			return nil, err
 		}
-		cfg := filepath.Join(h.work, "wsgate-tls.yaml")
-		conf := strings.Replace(wsgateConfig(port), fmt.Sprintf(`{address: "127.0.0.1:%d"}`, port),
-			fmt.Sprintf(`{address: "127.0.0.1:%d", tls: {cert: %q, key: %q}}`, port, cert, key), 1)
-		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-			return nil, err
-		}
-		return h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
+		return h.startDaemon(port, "wsgate-tls.yaml", strings.Replace(wsgateConfig(port), fmt.Sprintf(`{address: "127.0.0.1:%d"}`, port),
+			fmt.Sprintf(`{address: "127.0.0.1:%d", tls: {cert: %q, key: %q}}`, port, cert, key), 1))
+	}}
+}
+
+// startDaemon writes conf as the daemon's configuration (file name, in
+// the work directory) and starts wsgate on port.
+func (h *harness) startDaemon(port int, name, conf string) (*proc, error) {
+	cfg := filepath.Join(h.work, name)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	return h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
+}
+
+// daemonServer is wsgate on the harness's configuration (wsgateConfig).
+func daemonServer(name string) server {
+	return server{name: name, start: func(h *harness, port int) (*proc, error) {
+		return h.startDaemon(port, "wsgate.yaml", wsgateConfig(port))
 	}}
 }
 
@@ -168,13 +174,9 @@ func (h *harness) opsServers() []server {
 			if err != nil {
 				return nil, err
 			}
-			cfg := filepath.Join(h.work, name+".yaml")
 			logFile := filepath.Join(h.work, name+".log")
 			os.Remove(logFile)
-			if err := os.WriteFile(cfg, []byte(opsConfig(name, port, admin, logFile)), 0o644); err != nil {
-				return nil, err
-			}
-			p, err := h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
+			p, err := h.startDaemon(port, name+".yaml", opsConfig(name, port, admin, logFile))
 			if err != nil || name == "ops-off" {
 				return p, err
 			}
@@ -204,15 +206,7 @@ func (h *harness) opsServers() []server {
 }
 
 func (h *harness) servers() []server {
-	list := []server{
-		{name: "wsgate", start: func(h *harness, port int) (*proc, error) {
-			cfg := filepath.Join(h.work, "wsgate.yaml")
-			if err := os.WriteFile(cfg, []byte(wsgateConfig(port)), 0o644); err != nil {
-				return nil, err
-			}
-			return h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
-		}},
-	}
+	list := []server{daemonServer("wsgate")}
 	for _, p := range []string{"gorilla", "coder", "gws", "nbio", "tcp"} {
 		s := server{name: p, peer: p != "tcp", start: func(h *harness, port int) (*proc, error) {
 			return h.spawn(port, filepath.Join(h.work, "peers"), "-server", p, "-addr", "127.0.0.1:"+strconv.Itoa(port))
@@ -233,11 +227,7 @@ func (h *harness) servers() []server {
 // message) and three runtimes instead of one.
 func (h *harness) clusterServers() []server {
 	single := server{name: "1 node", start: func(h *harness, port int) (*proc, error) {
-		cfg := filepath.Join(h.work, "wsgate.yaml")
-		if err := os.WriteFile(cfg, []byte(wsgateConfig(port)), 0o644); err != nil {
-			return nil, err
-		}
-		p, err := h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
+		p, err := h.startDaemon(port, "wsgate.yaml", wsgateConfig(port))
 		if p != nil {
 			p.parts = []part{{"wsgate", p.pid}}
 		}
@@ -256,13 +246,7 @@ func (h *harness) clusterServers() []server {
 // (direct: the gateway only does the handshake). The producer is
 // examples/producers/echo, with -direct for the last.
 func (h *harness) directServers() []server {
-	inProcess := server{name: "in-process", start: func(h *harness, port int) (*proc, error) {
-		cfg := filepath.Join(h.work, "wsgate.yaml")
-		if err := os.WriteFile(cfg, []byte(wsgateConfig(port)), 0o644); err != nil {
-			return nil, err
-		}
-		return h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
-	}}
+	inProcess := daemonServer("in-process")
 	viaProducer := func(name, mode string, args ...string) server {
 		return server{name: name, start: func(h *harness, port int) (*proc, error) {
 			dir, err := os.MkdirTemp(h.work, name)
@@ -275,20 +259,8 @@ func (h *harness) directServers() []server {
 			if err != nil {
 				return nil, err
 			}
-			cfg := filepath.Join(h.work, name+".yaml")
-			conf := strings.Replace(wsgateConfig(port), "  - {path: /echo, app: echo}",
-				fmt.Sprintf("  - {path: /echo, backend: {socket: %s, mode: %s}}", sock, mode), 1)
-			if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-				prod.stop()
-				return nil, err
-			}
-			d, err := h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
-			if err != nil {
-				prod.stop()
-				return nil, err
-			}
-			return &proc{pid: d.pid, parts: []part{{"wsgate", d.pid}, {"producer", prod.pid}},
-				stop: func() { d.stop(); prod.stop() }}, nil
+			return h.daemonWith(port, fmt.Sprintf("  - {path: /echo, backend: {socket: %s, mode: %s}}", sock, mode),
+				part{"producer", prod.pid}, prod)
 		}}
 	}
 	return []server{inProcess, viaProducer("mux", "mux"), viaProducer("direct", "direct", "-direct")}
@@ -315,13 +287,7 @@ func (h *harness) eventsServers() []server {
 // daemonWith starts the daemon with route in place of the echo route,
 // in front of app (which it stops with itself).
 func (h *harness) daemonWith(port int, route string, p part, app *proc) (*proc, error) {
-	cfg := filepath.Join(h.work, "wsgate-with.yaml")
-	conf := strings.Replace(wsgateConfig(port), "  - {path: /echo, app: echo}", route, 1)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		app.stop()
-		return nil, err
-	}
-	d, err := h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
+	d, err := h.startDaemon(port, "wsgate-with.yaml", strings.Replace(wsgateConfig(port), "  - {path: /echo, app: echo}", route, 1))
 	if err != nil {
 		app.stop()
 		return nil, err
@@ -460,14 +426,9 @@ func (h *harness) cluster(port, n int) (*proc, error) {
 			return nil, err
 		}
 		name := fmt.Sprintf("node-%d", i+1)
-		cfg := filepath.Join(h.work, name+".yaml")
 		conf := strings.Replace(wsgateConfig(nport), `admin: {listen: "off"}`, fmt.Sprintf(`admin: {listen: "127.0.0.1:%d"}`, admins[i]), 1)
 		conf += fmt.Sprintf("cluster: {nats: [\"nats://127.0.0.1:%d\"], name: %s}\n", natsPort, name)
-		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-			stopAll()
-			return nil, err
-		}
-		d, err := h.spawn(nport, filepath.Join(h.work, "wsgate"), "-config", cfg)
+		d, err := h.startDaemon(nport, name+".yaml", conf)
 		if err != nil {
 			stopAll()
 			return nil, err
@@ -529,9 +490,7 @@ func (h *harness) apacheServers() []server {
 			if err != nil {
 				return nil, err
 			}
-			cfg := filepath.Join(h.work, "wsgate-proxied.yaml")
-			os.WriteFile(cfg, []byte(wsgateConfig(dport)), 0o644)
-			d, err := h.spawn(dport, filepath.Join(h.work, "wsgate"), "-config", cfg)
+			d, err := h.startDaemon(dport, "wsgate-proxied.yaml", wsgateConfig(dport))
 			if err != nil {
 				return nil, err
 			}

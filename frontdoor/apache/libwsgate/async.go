@@ -7,14 +7,12 @@ import "C"
 
 import (
 	"io"
-	"runtime/cgo"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -61,15 +59,14 @@ type asyncConn struct {
 	id uintptr
 
 	mu    sync.Mutex // held by whoever touches httpd for this connection
-	dead  bool       // httpd is closing it (pre_close) or has freed it
 	ended bool       // the engine is done with it
+	// httpd closing it (pre_close) or having freed it is t.gone.
 
 	owned     atomic.Bool // a worker is inside Serve for it
 	scheduled atomic.Bool // a timed callback is pending
 	wakeOnly  bool        // this resumption is for output only
 	suspended bool        // the last ReadTo parked the connection
 	sched     C.wsgate_schedule_fn
-	pending   *gateway.Pending // until the first resumption serves it
 }
 
 var (
@@ -91,18 +88,21 @@ func asyncLookup(id C.uintptr_t) *asyncConn {
 //
 //export WsgateServeAsync
 func WsgateServeAsync(h C.uintptr_t, cio *C.wsgate_io, sched C.wsgate_schedule_fn, timeoutMs C.long) C.uintptr_t {
-	p := cgo.Handle(h).Value().(*gateway.Pending)
+	t, p := newTransport(h, cio)
+	if t == nil {
+		return 0
+	}
+	if t.exec != nil {
+		// The request is gone, and with it any subrequest: none may wait
+		// for an owner that will never run it (the shim keeps routes that
+		// make them pinned).
+		t.exec.close()
+		t.exec = nil
+	}
 	// httpd closes a connection it has waited for longer than Timeout:
 	// pings within half of it keep a quiet client's connection open (its
 	// pong is activity).
 	p.Conn.Engine().PingWithin(time.Duration(timeoutMs) * time.Millisecond / 2)
-	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		log.Error("eventfd", "err", err)
-		return 0
-	}
-	cgo.Handle(h).Delete()
-	t := &transport{io: cio, efd: efd, conn: p.Conn}
 	a := &asyncConn{t: t, sched: sched}
 	t.async = a
 	asyncMu.Lock()
@@ -110,7 +110,6 @@ func WsgateServeAsync(h C.uintptr_t, cio *C.wsgate_io, sched C.wsgate_schedule_f
 	a.id = asyncNext
 	asyncConns[a.id] = a
 	asyncMu.Unlock()
-	a.pending = p
 	return C.uintptr_t(a.id)
 }
 
@@ -137,7 +136,7 @@ func WsgateResume(id C.uintptr_t, why C.int) C.int {
 		a.mu.Lock()
 	}
 	defer a.mu.Unlock()
-	if a.dead {
+	if a.t.gone.Load() {
 		return asyncNone
 	}
 	if a.ended {
@@ -149,12 +148,7 @@ func WsgateResume(id C.uintptr_t, why C.int) C.int {
 		C.wsgate_io_trim(a.t.io, 1)
 	}
 	a.owned.Store(true)
-	if p := a.pending; p != nil {
-		a.pending = nil
-		p.Serve(a.t)
-	} else {
-		a.t.conn.Engine().Serve(a.t)
-	}
+	a.t.conn.Engine().Serve(a.t)
 	a.owned.Store(false)
 	if !a.suspended {
 		a.ended = true
@@ -190,9 +184,8 @@ func WsgateGone(id C.uintptr_t) {
 		return
 	}
 	a.mu.Lock()
-	a.dead = true
 	a.t.gone.Store(true)
-	ended, pending := a.ended, a.pending
+	ended := a.ended
 	a.mu.Unlock()
 	asyncMu.Lock()
 	delete(asyncConns, a.id)
@@ -204,11 +197,7 @@ func WsgateGone(id C.uintptr_t) {
 		// httpd.
 		go func() {
 			defer recoverLog("async teardown")
-			if pending != nil {
-				pending.Serve(a.t)
-			} else {
-				a.t.conn.Engine().Serve(a.t)
-			}
+			a.t.conn.Engine().Serve(a.t)
 			unix.Close(a.t.efd)
 		}()
 		return

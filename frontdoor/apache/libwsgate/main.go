@@ -467,25 +467,39 @@ const (
 //
 //export WsgateServe
 func WsgateServe(h C.uintptr_t, cio *C.wsgate_io) {
-	handle := cgo.Handle(h)
-	p := handle.Value().(*gateway.Pending)
-	handle.Delete()
-	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		log.Error("eventfd", "err", err)
+	t, p := newTransport(h, cio)
+	if t == nil {
+		cgo.Handle(h).Delete()
 		p.Abandon()
 		return
 	}
-	defer unix.Close(efd)
+	defer unix.Close(t.efd)
+	if t.exec != nil {
+		defer t.exec.close()
+	}
+	p.Serve(t)
+}
+
+// newTransport makes the transport of the connection WsgateHandle handed
+// the shim as h, over cio, and releases the handle; on failure (no
+// eventfd) it returns a nil transport and keeps the handle.
+func newTransport(h C.uintptr_t, cio *C.wsgate_io) (*transport, *gateway.Pending) {
+	handle := cgo.Handle(h)
+	p := handle.Value().(*gateway.Pending)
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		log.Error("eventfd", "err", err)
+		return nil, p
+	}
+	handle.Delete()
 	t := &transport{io: cio, efd: efd, conn: p.Conn}
 	if ex, ok := p.Conn.Request().Extra[wsoverhttp.PosterKey].(*ownerExec); ok {
 		t.exec = ex
 		ex.mu.Lock()
 		ex.wake = t.Wake
 		ex.mu.Unlock()
-		defer ex.close()
 	}
-	p.Serve(t)
+	return t, p
 }
 
 // ReadTo is the worker's loop: write what other goroutines queued (an

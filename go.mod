@@ -12,13 +12,24 @@ require (
 	// the only flate with windows below 15 bits and a stateless encoder
 	// (measurements in docs/DEFLATE.md).
 	github.com/klauspost/compress v1.20.3
+	// The cluster bus (gateway/natsbus): the NATS project's own client,
+	// with the reconnect buffer and slow-consumer accounting the bus
+	// reports.
+	github.com/nats-io/nats.go v1.55.0
 	// Metrics in Prometheus's exposition format on the admin listener, and
 	// the Go runtime and process collectors: the Prometheus project's own
 	// client, which promtool checks against (see internal/metrics).
 	github.com/prometheus/client_golang v1.25.0
+	// Prometheus's text format, to add up httpd children's scrapes
+	// (frontdoor/apache/libwsgate): the parser promtool's format comes from.
+	github.com/prometheus/common v0.72.0
 	// The configuration file: its node tree keeps every key's line, so
 	// errors name file, line and key (see package config).
 	go.yaml.in/yaml/v3 v3.0.6
+	// ChaCha20-Poly1305 for the TLS 1.3 record layer wsgate takes over
+	// after an upgrade (frontdoor/tlsrec): the implementation crypto/tls
+	// itself vendors; the standard library has no exported one.
+	golang.org/x/crypto v0.57.0
 	// epoll for parking idle connections in the daemon (frontdoor/netconn),
 	// and eventfd and poll for mod_wsgate's worker loop
 	// (frontdoor/apache/libwsgate): the standard library's syscall package
@@ -30,12 +41,9 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
-	github.com/nats-io/nats.go v1.55.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
-	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
-	golang.org/x/crypto v0.57.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -63,6 +65,9 @@ func openPage(t *testing.T, url, addr string) *browser {
 	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
 		"--hide-scrollbars", "--window-size=1200,800",
+		// The tests' certificates are self-signed (testcert); over http
+		// this changes nothing.
+		"--ignore-certificate-errors",
 		"--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "--user-data-dir="+profile, url)
 	stderr, _ := cmd.StderrPipe()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -181,14 +186,31 @@ const untilJS = `const $ = (id) => document.getElementById(id);
 // the echo form, watches the counter and presses Reset, and sends a chat
 // message, which a Go client connected to the same route must receive.
 // When a socket closes, the page shows the close code and reconnects.
+// TestDemoPageInChromium drives the demo page over http and https; over
+// https, Chromium's TLS (BoringSSL) talks to the record layer wsgate takes
+// over after each upgrade.
 func TestDemoPageInChromium(t *testing.T) {
-	ts := start(t, baseConfig)
-	listener, _, err := websocket.DefaultDialer.Dial(ts.URL("/chat"), nil)
+	for _, scheme := range []string{"http", "https"} {
+		t.Run(scheme, func(t *testing.T) { testDemoPage(t, scheme) })
+	}
+}
+
+func testDemoPage(t *testing.T, scheme string) {
+	conf, dialer := baseConfig, websocket.DefaultDialer
+	if scheme == "https" {
+		certFile, keyFile, pool := selfSigned(t)
+		conf = strings.Replace(conf, "  - address: 127.0.0.1:0\n", fmt.Sprintf("  - address: 127.0.0.1:0\n    tls: {cert: %s, key: %s}\n", certFile, keyFile), 1)
+		dialer = &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	}
+	ts := start(t, conf)
+	before := ts.Front().TLSRecords["taken"]
+	wsScheme := map[string]string{"http": "ws", "https": "wss"}[scheme]
+	listener, _, err := dialer.Dial(wsScheme+"://"+ts.Addr+"/chat", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer listener.Close()
-	b := openPage(t, "http://"+ts.Addr+"/", ts.Addr)
+	b := openPage(t, scheme+"://"+ts.Addr+"/", ts.Addr)
 	script := `new Promise((resolve, reject) => {
   ` + untilJS + `
   (async () => {
@@ -236,6 +258,12 @@ func TestDemoPageInChromium(t *testing.T) {
 	_, msg, err := listener.ReadMessage()
 	if err != nil || string(msg) != v.Name+": hi from the browser" {
 		t.Fatalf("Go client on /chat got %q %v", msg, err)
+	}
+	if scheme == "https" {
+		// The Go listener, the page's three sockets and the reconnected echo.
+		if n := ts.Front().TLSRecords["taken"] - before; n < 5 {
+			t.Errorf("%d WebSockets taken over from crypto/tls, want 5 or more", n)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/frontdoor/tlsrec"
 )
 
 // listener is one public listening socket and what it was opened for.
@@ -68,7 +69,9 @@ func (s *Server) open(l config.Listener, inherited *inheritedSockets) (*listener
 			ls.raw.Close()
 			return nil, fmt.Errorf("tls: %w", err)
 		}
-		ls.ln = tls.NewListener(ls.ln, &tls.Config{GetCertificate: ls.cert.get, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
+		// tlsrec's listener is crypto/tls's, plus what lets a WebSocket's
+		// record layer be taken over after its upgrade (see netconn.New).
+		ls.ln = tlsrec.NewListener(ls.ln, &tls.Config{GetCertificate: ls.cert.get, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
 	}
 	return ls, nil
 }
@@ -245,6 +248,10 @@ func (s *Server) connState(c net.Conn, st http.ConnState) {
 		if s.markActive(c) {
 			s.pending.Add(-1)
 		}
+	case http.StateIdle:
+		// A keep-alive connection between requests: its TLS records are not
+		// followed any further (a WebSocket on it stays with crypto/tls).
+		tlsrec.Forget(c)
 	case http.StateHijacked, http.StateClosed:
 		// A hijacked connection is a WebSocket now, counted by the gateway.
 		s.httpOpen.Add(-1)

@@ -3,23 +3,20 @@ package daemon_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/testcert"
 
 	coder "github.com/coder/websocket"
 	"github.com/gorilla/websocket"
@@ -143,44 +140,45 @@ func python(t *testing.T) string {
 	return ""
 }
 
+// TestPythonPeer runs peer.py over ws and over wss; over wss, every
+// connection's record layer is taken over after its upgrade (Python's
+// ssl is OpenSSL), and counted so.
 func TestPythonPeer(t *testing.T) {
 	py := python(t)
-	ts := start(t, baseConfig)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, py, "testdata/peer.py", "ws://"+ts.Addr).CombinedOutput()
-	if err != nil {
-		t.Fatalf("peer.py: %v\n%s", err, out)
+	for _, scheme := range []string{"ws", "wss"} {
+		t.Run(scheme, func(t *testing.T) {
+			conf := baseConfig
+			env := os.Environ()
+			if scheme == "wss" {
+				certFile, keyFile, _ := selfSigned(t)
+				conf = strings.Replace(conf, "  - address: 127.0.0.1:0\n", fmt.Sprintf("  - address: 127.0.0.1:0\n    tls: {cert: %s, key: %s}\n", certFile, keyFile), 1)
+				env = append(env, "SSL_CERT_FILE="+certFile)
+			}
+			ts := start(t, conf)
+			before := ts.Front().TLSRecords
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, py, "testdata/peer.py", scheme+"://"+ts.Addr)
+			cmd.Env = env
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("peer.py: %v\n%s", err, out)
+			}
+			t.Logf("%s", out)
+			if scheme == "wss" {
+				after := ts.Front().TLSRecords
+				if n := after["taken"] - before["taken"]; n < 6 {
+					t.Errorf("%d WebSockets taken over from crypto/tls, want the 6 WebSockets peer.py opens (%v)", n, after)
+				}
+			}
+		})
 	}
-	t.Logf("%s", out)
 }
 
 // selfSigned writes a certificate for 127.0.0.1 and returns its paths and
 // a pool that trusts it.
 func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "wsgate test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	kb, _ := x509.MarshalECPrivateKey(key)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	cert, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
+	return testcert.Write(t, t.TempDir())
 }
 
 func TestTLSListener(t *testing.T) {

@@ -423,6 +423,8 @@ func (s *Server) Front() imetrics.Front {
 	defer f.mu.Unlock()
 	out := imetrics.Front{Refused: map[string]uint64{}, AcceptErrors: map[string]uint64{}, Reloads: map[string]uint64{},
 		Parked: int64(netconn.Parked())}
+	taken, tls12, earlier, other := netconn.Takeovers()
+	out.TLSRecords = map[string]uint64{"taken": taken, "tls12": tls12, "earlier_requests": earlier, "other": other}
 	for k, v := range f.refused {
 		out.Refused[k] = v
 	}

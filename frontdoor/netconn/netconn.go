@@ -17,15 +17,23 @@
 // buffer. Active connections never park, so their reads stay on Go's own
 // netpoller with no extra system call.
 //
-// TLS connections go through crypto/tls, which keeps its own record
-// buffers; a read there holds a pooled buffer while it waits. They park
-// too, by the same deadline: crypto/tls asks its socket for bytes only
-// when it holds no complete record, and a deadline error leaves its state
-// usable (it is a temporary net.Error), so when the deadline passes
-// nothing readable is hidden inside crypto/tls and the socket's
-// readability says when to read again. What a parked TLS connection keeps
-// is crypto/tls's own: its Conn, the two directions' cipher states, and
-// the input buffer at the size its largest record made it.
+// A TLS 1.3 connection accepted through tlsrec's listener (the daemon's)
+// is taken over from crypto/tls once its 101 is written: its record layer
+// runs here (tlsrec.Layer), over the bare socket, so it reads, writes,
+// parks and detaches exactly like a plain socket, with records opened in
+// the read buffer and sealed into the write buffer. An idle one keeps its
+// two cipher states on top of what a plain one keeps.
+//
+// Other TLS connections (TLS 1.2, crypto/tls's own listener) go through
+// crypto/tls, which keeps its own record buffers; a read there holds a
+// pooled buffer while it waits. They park too, by the same deadline:
+// crypto/tls asks its socket for bytes only when it holds no complete
+// record, and a deadline error leaves its state usable (it is a temporary
+// net.Error), so when the deadline passes nothing readable is hidden
+// inside crypto/tls and the socket's readability says when to read again.
+// What a parked one keeps is crypto/tls's own: its Conn, the two
+// directions' cipher states, and the input buffer at the size its largest
+// record made it.
 package netconn
 
 import (
@@ -39,6 +47,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/wsgate/wsgate/frontdoor/tlsrec"
 	"github.com/wsgate/wsgate/internal/bufpool"
 	"github.com/wsgate/wsgate/websocket"
 )
@@ -111,6 +120,19 @@ type conn struct {
 	writers int32 // blocking writes in progress on nc: it may not be detached under them
 	closed  bool
 
+	// A TLS connection whose record layer was taken over (see tlsrec) is a
+	// plain socket to everything above, with records sealed on the way
+	// out and opened on the way in. A write the socket took only part of
+	// leaves the rest of its last record begun in pend, which goes out
+	// before anything else; its plaintext, owed bytes, is what the engine
+	// gives again, and is skipped then. The writer's fields are used by
+	// one writer at a time (the engine's write token), and by Close only
+	// when no blocking write holds the stream.
+	rec       *tlsrec.Layer
+	pend      *[]byte
+	owed      int
+	alertSent bool
+
 	// Scratch for the RawConn callbacks, which are bound once in New so
 	// that no closure is allocated per read or write.
 	rfn  func(fd uintptr) bool
@@ -148,7 +170,18 @@ type conn struct {
 // and listen, never has a goroutine each), or handed to a fresh goroutine.
 // Serve returns at once either way.
 func New(nc net.Conn, ws *websocket.Conn, buffered []byte) websocket.Transport {
-	d := &conn{nc: nc, ws: ws, buffered: buffered, writeTimeout: ws.Options().WriteTimeout, rawFD: -1}
+	var rec *tlsrec.Layer
+	if tc, ok := nc.(*tls.Conn); ok {
+		l, raw, extra, err := tlsrec.Take(tc)
+		takeovers.count(err)
+		if len(extra) > 0 {
+			buffered = append(buffered, extra...)
+		}
+		if err == nil {
+			nc, rec = raw, l
+		}
+	}
+	d := &conn{nc: nc, ws: ws, buffered: buffered, writeTimeout: ws.Options().WriteTimeout, rawFD: -1, rec: rec}
 	if tc, ok := nc.(*tls.Conn); ok {
 		d.tls = true
 		if sc, ok := tc.NetConn().(syscall.Conn); ok {
@@ -281,7 +314,12 @@ func (d *conn) readOnce(w io.Writer) error {
 		return err
 	}
 	if n > 0 {
-		_, ferr := w.Write((*b)[:n])
+		var ferr error
+		if d.rec != nil {
+			ferr = d.rec.Open((*b)[:n], w)
+		} else {
+			_, ferr = w.Write((*b)[:n])
+		}
 		bufpool.Put(b)
 		return ferr
 	}
@@ -323,6 +361,14 @@ func (d *conn) tryWriteBuffers(bufs [][]byte) (int, error) {
 	if d.closed {
 		return 0, net.ErrClosed
 	}
+	if d.rec != nil {
+		return d.trySealed(bufs)
+	}
+	return d.tryWriteLocked(bufs)
+}
+
+// tryWriteLocked writes bufs to the socket without waiting; under mu.
+func (d *conn) tryWriteLocked(bufs [][]byte) (int, error) {
 	total := 0
 	for len(bufs) > 0 {
 		k := min(len(bufs), maxIovec)
@@ -402,6 +448,9 @@ func (d *conn) WriteBuffers(bufs [][]byte) error {
 	if d.writeTimeout > 0 {
 		nc.SetWriteDeadline(time.Now().Add(d.writeTimeout))
 	}
+	if d.rec != nil {
+		return d.writeSealed(nc, bufs)
+	}
 	if d.tls {
 		// One Write per batch, so crypto/tls builds full records instead of
 		// one record per frame.
@@ -461,6 +510,7 @@ func (d *conn) Close() error {
 		return net.ErrClosed
 	}
 	d.closed = true
+	d.sendAlertLocked()
 	var err error
 	if d.nc != nil {
 		err = d.nc.Close()
@@ -477,6 +527,9 @@ func (d *conn) Close() error {
 // until the peer closes or the timeout passes, so that the close frame
 // already sent is not lost to a reset.
 func (d *conn) Linger(timeout time.Duration) {
+	d.mu.Lock()
+	d.sendAlertLocked()
+	d.mu.Unlock()
 	if d.nc == nil {
 		// Parked: half-close the bare socket and let the kernel do the rest.
 		d.mu.Lock()

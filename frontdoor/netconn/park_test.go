@@ -4,6 +4,7 @@ package netconn
 
 import (
 	"bytes"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -15,6 +16,8 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/sys/unix"
 
+	"github.com/wsgate/wsgate/frontdoor/tlsrec"
+	"github.com/wsgate/wsgate/internal/testcert"
 	ws "github.com/wsgate/wsgate/websocket"
 )
 
@@ -24,11 +27,27 @@ type echoHandler struct{ closed chan ws.CloseStatus }
 func (echoHandler) OnMessage(c *ws.Conn, typ ws.MessageType, p []byte) { c.Send(typ, p) }
 func (h echoHandler) OnClose(c *ws.Conn, s ws.CloseStatus)             { h.closed <- s }
 
-// serveParking accepts WebSocket connections on a loopback listener,
-// over TLS when secure, and serves them through this package with a short
-// park delay. Each served connection's transport is sent on conns; dialer
-// reaches url.
-func serveParking(t *testing.T, secure bool, parkAfter time.Duration, opts ws.Options) (url string, dialer *websocket.Dialer, conns chan *conn, closed chan ws.CloseStatus) {
+// The ways a connection reaches this package: a plain socket, TLS whose
+// record layer is taken over (tlsrec's listener, as the daemon's), and
+// TLS that stays with crypto/tls (its own listener).
+type mode string
+
+const (
+	plain     mode = "ws"
+	taken     mode = "wss"
+	cryptoTLS mode = "wss-crypto-tls"
+)
+
+// serveParking accepts WebSocket connections on a loopback listener, in
+// mode m, and serves them through this package with a short park delay.
+// Each served connection's transport is sent on conns; dialer reaches url.
+func serveParking(t *testing.T, m mode, parkAfter time.Duration, opts ws.Options) (url string, dialer *websocket.Dialer, conns chan *conn, closed chan ws.CloseStatus) {
+	return serveParkingSndbuf(t, m, parkAfter, opts, 0)
+}
+
+// serveParkingSndbuf is serveParking with the server's socket send buffer
+// set to sndbuf (0: the system's), so that writes come up short.
+func serveParkingSndbuf(t *testing.T, m mode, parkAfter time.Duration, opts ws.Options, sndbuf int) (url string, dialer *websocket.Dialer, conns chan *conn, closed chan ws.CloseStatus) {
 	t.Helper()
 	conns = make(chan *conn, 100)
 	closed = make(chan ws.CloseStatus, 100)
@@ -47,18 +66,45 @@ func serveParking(t *testing.T, secure bool, parkAfter time.Duration, opts ws.Op
 		c := hs.NewConn(echoHandler{closed}, opts)
 		tr := New(nc, c, nil)
 		SetParkAfter(tr, parkAfter)
+		if got := connOf(tr).rec != nil; got != (m == taken) {
+			t.Errorf("record layer taken over: %v, in mode %s", got, m)
+		}
 		conns <- connOf(tr)
 		c.Serve(tr)
 	}))
 	dialer = &websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	if secure {
+	if sndbuf > 0 {
+		srv.Listener = sndbufListener{srv.Listener, sndbuf}
+	}
+	switch m {
+	case plain:
+		srv.Start()
+	case taken:
+		scfg, ccfg := testcert.Config(t)
+		srv.Listener = tlsrec.NewListener(srv.Listener, scfg)
+		srv.Start()
+		dialer.TLSClientConfig = ccfg
+		t.Cleanup(srv.Close)
+		return "wss" + strings.TrimPrefix(srv.URL, "http") + "/", dialer, conns, closed
+	case cryptoTLS:
 		srv.StartTLS()
 		dialer.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
-	} else {
-		srv.Start()
 	}
 	t.Cleanup(srv.Close)
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/", dialer, conns, closed
+}
+
+type sndbufListener struct {
+	net.Listener
+	size int
+}
+
+func (l sndbufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(l.size)
+	}
+	return c, err
 }
 
 func connOf(tr ws.Transport) *conn {
@@ -68,10 +114,10 @@ func connOf(tr ws.Transport) *conn {
 	return tr.(*conn)
 }
 
-// forBoth runs f over a plain and a TLS connection: both park.
-func forBoth(t *testing.T, f func(t *testing.T, secure bool)) {
-	for _, secure := range []bool{false, true} {
-		t.Run(map[bool]string{false: "ws", true: "wss"}[secure], func(t *testing.T) { f(t, secure) })
+// forBoth runs f over every mode: all of them park.
+func forBoth(t *testing.T, f func(t *testing.T, m mode)) {
+	for _, m := range []mode{plain, taken, cryptoTLS} {
+		t.Run(string(m), func(t *testing.T) { f(t, m) })
 	}
 }
 
@@ -90,8 +136,8 @@ func waitParked(t *testing.T, d *conn) {
 // every size around the read buffer.
 func TestParkAndResume(t *testing.T) { forBoth(t, testParkAndResume) }
 
-func testParkAndResume(t *testing.T, secure bool) {
-	url, dialer, conns, _ := serveParking(t, secure, 20*time.Millisecond, ws.Options{})
+func testParkAndResume(t *testing.T, m mode) {
+	url, dialer, conns, _ := serveParking(t, m, 20*time.Millisecond, ws.Options{})
 	c, _, err := dialer.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +145,7 @@ func testParkAndResume(t *testing.T, secure bool) {
 	defer c.Close()
 	d := <-conns
 	sizes := []int{1, 125, 126, 4096, readSize - 1, readSize + 1, 3 * readSize, 7}
-	if secure {
+	if m != plain {
 		// Around a record, and records split over reads.
 		sizes = append(sizes, tlsReadSize-1, tlsReadSize, tlsReadSize+1, 5*tlsReadSize+3, 2)
 	}
@@ -120,8 +166,8 @@ func testParkAndResume(t *testing.T, secure bool) {
 // TestParkedGoroutinesGone: parked connections hold no goroutine.
 func TestParkedGoroutinesGone(t *testing.T) { forBoth(t, testParkedGoroutinesGone) }
 
-func testParkedGoroutinesGone(t *testing.T, secure bool) {
-	url, dialer, conns, _ := serveParking(t, secure, 20*time.Millisecond, ws.Options{})
+func testParkedGoroutinesGone(t *testing.T, m mode) {
+	url, dialer, conns, _ := serveParking(t, m, 20*time.Millisecond, ws.Options{})
 	before := runtime.NumGoroutine()
 	const n = 50
 	var cs []*websocket.Conn
@@ -157,10 +203,10 @@ func testParkedGoroutinesGone(t *testing.T, secure bool) {
 // properly: the handler hears OnClose and the peer gets the close frame.
 func TestCloseWhileParked(t *testing.T) { forBoth(t, testCloseWhileParked) }
 
-func testCloseWhileParked(t *testing.T, secure bool) {
+func testCloseWhileParked(t *testing.T, m mode) {
 	for _, how := range []string{"close frame", "abort", "peer goes away"} {
 		t.Run(how, func(t *testing.T) {
-			url, dialer, conns, closed := serveParking(t, secure, 20*time.Millisecond, ws.Options{CloseTimeout: time.Second})
+			url, dialer, conns, closed := serveParking(t, m, 20*time.Millisecond, ws.Options{CloseTimeout: time.Second})
 			c, _, err := dialer.Dial(url, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -196,8 +242,8 @@ func testCloseWhileParked(t *testing.T, secure bool) {
 // and over; none may be lost or delivered twice.
 func TestParkingRace(t *testing.T) { forBoth(t, testParkingRace) }
 
-func testParkingRace(t *testing.T, secure bool) {
-	url, dialer, _, _ := serveParking(t, secure, time.Millisecond, ws.Options{})
+func testParkingRace(t *testing.T, m mode) {
+	url, dialer, _, _ := serveParking(t, m, time.Millisecond, ws.Options{})
 	c, _, err := dialer.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -251,5 +297,34 @@ func TestEpollEventData(t *testing.T) {
 	}
 	if got := eventData(&events[0]); got != id {
 		t.Fatalf("data %#x, want %#x", got, id)
+	}
+}
+
+// TestFullSocket: with a small send buffer and a client that does not
+// read, writes wait for the socket; when the client reads, every echo
+// arrives whole and in order. (TestSealedShortWrites cuts records.)
+func TestFullSocket(t *testing.T) { forBoth(t, testFullSocket) }
+
+func testFullSocket(t *testing.T, m mode) {
+	url, dialer, _, _ := serveParkingSndbuf(t, m, 20*time.Millisecond, ws.Options{MaxQueue: 64 << 20}, 4096)
+	dialer.ReadBufferSize = 4096
+	c, _, err := dialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 60
+	sizes := func(i int) int { return 1 + (i*7919)%40000 }
+	for i := range n {
+		if err := c.WriteMessage(websocket.BinaryMessage, bytes.Repeat([]byte{byte(i)}, sizes(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, got, err := c.ReadMessage()
+		if err != nil || !bytes.Equal(got, bytes.Repeat([]byte{byte(i)}, sizes(i))) {
+			t.Fatalf("echo %d: %d bytes, %v", i, len(got), err)
+		}
 	}
 }

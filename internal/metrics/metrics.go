@@ -40,6 +40,12 @@ type Front struct {
 	// Parked is the number of idle connections waiting on the shared
 	// epoll instance, holding no goroutine.
 	Parked int64
+	// TLSRecords counts TLS WebSockets by who runs their record layer after
+	// the upgrade: "taken" (wsgate's, so they park as small as plain
+	// ones), or crypto/tls's because the client negotiated TLS 1.2
+	// ("tls12"), the connection carried other requests before its upgrade
+	// ("earlier_requests"), or anything else ("other").
+	TLSRecords map[string]uint64
 	// Reloads counts configuration reloads by result ("ok", "failed"),
 	// and LastReload is when the last one succeeded (Unix seconds).
 	Reloads    map[string]uint64
@@ -66,38 +72,39 @@ func NewRegistryWithout(src Source) *prometheus.Registry {
 }
 
 var (
-	buildInfo = desc("build_info", "The running build: its release, commit and Go version.", "version", "revision", "goversion")
-	open      = desc("connections_open", "WebSocket connections open now.", "route")
-	accepted  = desc("connections_accepted_total", "WebSocket connections accepted (101 sent).", "route")
-	handedOff = desc("connections_handed_off_total", "WebSocket connections given to the backend itself after the 101 (mode: direct), not counted as accepted.", "route")
-	ended     = desc("connections_ended_total", "WebSocket connections that have ended.", "route")
-	refused   = desc("handshakes_refused_total", "WebSocket upgrades refused, by HTTP status and cause.", "route", "status", "cause")
-	messages  = desc("messages_total", "Data messages, by direction (in: from clients).", "route", "direction")
-	bytes     = desc("message_bytes_total", "Payload bytes of data messages as applications see them, by direction.", "route", "direction")
-	deflated  = desc("deflate_bytes_total", "Payload bytes of compressed messages, on the wire (compressed) and as applications see them (uncompressed).", "route", "direction", "form")
-	dropped   = desc("dropped_messages_total", "Messages the slow-consumer policy drop discarded.", "route")
-	slow      = desc("slow_consumer_closes_total", "Connections the slow-consumer policy close closed (1008).", "route")
-	closes    = desc("close_frames_total", "Close frames of ended connections, sent by wsgate or received from clients, by code (3xxx and 4xxx grouped; none: no close frame).", "route", "direction", "code")
-	links     = desc("producer_links", "Connections to a route's producer, up or down.", "route", "state")
-	reconn    = desc("producer_reconnects_total", "Producer connections re-established after one was lost.", "route")
-	timeouts  = desc("producer_open_timeouts_total", "Clients refused because the producer did not answer OPEN in time.", "route")
-	queue     = desc("producer_queue_bytes", "Bytes waiting to be written to the route's producer.", "route")
-	heldNow   = desc("producer_held_clients", "Clients held open while their producer restarts or hands over.", "route")
-	heldBytes = desc("producer_held_bytes", "Bytes of messages that held clients sent, waiting for their producer.", "route")
-	holds     = desc("producer_holds_total", "Held clients by outcome: resumed (re-announced and accepted) or expired (closed with 1012).", "route", "outcome")
-	heldDrop  = desc("producer_held_dropped_messages_total", "Messages from held clients dropped past the held queue's bound.", "route")
-	drains    = desc("producer_drains_total", "DRAINs received: producer connections handed over to a new instance.", "route")
-	evReqs    = desc("events_requests_total", "Requests to a WebSocket-over-HTTP application, by result (ok: answered 200; error: no answer, or another status).", "route", "result")
-	frontRef  = desc("connections_refused_total", "Connections refused before a route was chosen, by cause.", "cause")
-	acceptErr = desc("accept_errors_total", "Failed accepts on the public listeners, by error.", "error")
-	parked    = desc("parked_connections", "Idle connections parked on the shared epoll instance (no goroutine).")
-	reloads   = desc("config_reloads_total", "Configuration reloads, by result.", "result")
-	lastOK    = desc("config_last_reload_success_timestamp_seconds", "When the configuration was last loaded successfully.")
-	clConn    = desc("cluster_connected", "Whether the bus (NATS) reaches the other nodes: 1 or 0 (for mod_wsgate, the children that are connected).")
-	clPeers   = desc("cluster_peers", "Other nodes heard from on the bus in the last few seconds.")
-	clMsgs    = desc("cluster_messages_total", "Broadcast and room messages through the bus: published by this node, received from others.", "direction")
-	clLost    = desc("cluster_lost_messages_total", "Broadcast and room messages lost between nodes: not published (the bus was down and its buffer full), never received (a gap in a publisher's numbers), or dropped by the bus because this node was a slow consumer.", "where")
-	clDup     = desc("cluster_duplicate_messages_total", "Messages received twice from the bus (delivered once).")
+	buildInfo  = desc("build_info", "The running build: its release, commit and Go version.", "version", "revision", "goversion")
+	open       = desc("connections_open", "WebSocket connections open now.", "route")
+	accepted   = desc("connections_accepted_total", "WebSocket connections accepted (101 sent).", "route")
+	handedOff  = desc("connections_handed_off_total", "WebSocket connections given to the backend itself after the 101 (mode: direct), not counted as accepted.", "route")
+	ended      = desc("connections_ended_total", "WebSocket connections that have ended.", "route")
+	refused    = desc("handshakes_refused_total", "WebSocket upgrades refused, by HTTP status and cause.", "route", "status", "cause")
+	messages   = desc("messages_total", "Data messages, by direction (in: from clients).", "route", "direction")
+	bytes      = desc("message_bytes_total", "Payload bytes of data messages as applications see them, by direction.", "route", "direction")
+	deflated   = desc("deflate_bytes_total", "Payload bytes of compressed messages, on the wire (compressed) and as applications see them (uncompressed).", "route", "direction", "form")
+	dropped    = desc("dropped_messages_total", "Messages the slow-consumer policy drop discarded.", "route")
+	slow       = desc("slow_consumer_closes_total", "Connections the slow-consumer policy close closed (1008).", "route")
+	closes     = desc("close_frames_total", "Close frames of ended connections, sent by wsgate or received from clients, by code (3xxx and 4xxx grouped; none: no close frame).", "route", "direction", "code")
+	links      = desc("producer_links", "Connections to a route's producer, up or down.", "route", "state")
+	reconn     = desc("producer_reconnects_total", "Producer connections re-established after one was lost.", "route")
+	timeouts   = desc("producer_open_timeouts_total", "Clients refused because the producer did not answer OPEN in time.", "route")
+	queue      = desc("producer_queue_bytes", "Bytes waiting to be written to the route's producer.", "route")
+	heldNow    = desc("producer_held_clients", "Clients held open while their producer restarts or hands over.", "route")
+	heldBytes  = desc("producer_held_bytes", "Bytes of messages that held clients sent, waiting for their producer.", "route")
+	holds      = desc("producer_holds_total", "Held clients by outcome: resumed (re-announced and accepted) or expired (closed with 1012).", "route", "outcome")
+	tlsRecords = desc("tls_record_layer_total", "TLS WebSockets by who runs their record layer after the upgrade: taken (wsgate: idle ones park as small as plain ones) or, with crypto/tls, why (tls12, earlier_requests, other).", "result")
+	heldDrop   = desc("producer_held_dropped_messages_total", "Messages from held clients dropped past the held queue's bound.", "route")
+	drains     = desc("producer_drains_total", "DRAINs received: producer connections handed over to a new instance.", "route")
+	evReqs     = desc("events_requests_total", "Requests to a WebSocket-over-HTTP application, by result (ok: answered 200; error: no answer, or another status).", "route", "result")
+	frontRef   = desc("connections_refused_total", "Connections refused before a route was chosen, by cause.", "cause")
+	acceptErr  = desc("accept_errors_total", "Failed accepts on the public listeners, by error.", "error")
+	parked     = desc("parked_connections", "Idle connections parked on the shared epoll instance (no goroutine).")
+	reloads    = desc("config_reloads_total", "Configuration reloads, by result.", "result")
+	lastOK     = desc("config_last_reload_success_timestamp_seconds", "When the configuration was last loaded successfully.")
+	clConn     = desc("cluster_connected", "Whether the bus (NATS) reaches the other nodes: 1 or 0 (for mod_wsgate, the children that are connected).")
+	clPeers    = desc("cluster_peers", "Other nodes heard from on the bus in the last few seconds.")
+	clMsgs     = desc("cluster_messages_total", "Broadcast and room messages through the bus: published by this node, received from others.", "direction")
+	clLost     = desc("cluster_lost_messages_total", "Broadcast and room messages lost between nodes: not published (the bus was down and its buffer full), never received (a gap in a publisher's numbers), or dropped by the bus because this node was a slow consumer.", "where")
+	clDup      = desc("cluster_duplicate_messages_total", "Messages received twice from the bus (delivered once).")
 )
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -108,7 +115,7 @@ type collector struct{ src Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{buildInfo, open, accepted, handedOff, ended, refused, messages, bytes, deflated, dropped, slow,
-		closes, links, reconn, timeouts, queue, heldNow, heldBytes, holds, heldDrop, drains, evReqs, frontRef, acceptErr, parked, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup} {
+		closes, links, reconn, timeouts, queue, heldNow, heldBytes, holds, heldDrop, drains, evReqs, frontRef, acceptErr, parked, tlsRecords, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup} {
 		ch <- d
 	}
 }
@@ -193,6 +200,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		return // not a daemon: no front door of its own
 	}
 	gauge(parked, float64(f.Parked))
+	for _, result := range []string{"taken", "tls12", "earlier_requests", "other"} {
+		counter(tlsRecords, f.TLSRecords[result], result)
+	}
 	for _, result := range []string{"ok", "failed"} {
 		counter(reloads, f.Reloads[result], result)
 	}

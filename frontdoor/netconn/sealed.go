@@ -1,0 +1,133 @@
+package netconn
+
+import (
+	"errors"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/wsgate/wsgate/frontdoor/tlsrec"
+	"github.com/wsgate/wsgate/internal/bufpool"
+)
+
+// The write side of a connection whose TLS record layer was taken over:
+// the engine's bytes are sealed into records in one pooled buffer and
+// written like a plain socket's (see conn.rec).
+
+// trySealed is tryWriteBuffers for a taken-over connection; under mu.
+func (d *conn) trySealed(bufs [][]byte) (int, error) {
+	if d.pend != nil {
+		w, err := d.tryWriteLocked(unsafe.Slice(d.pend, 1))
+		if err != nil {
+			return 0, err
+		}
+		if w < len(*d.pend) {
+			*d.pend = (*d.pend)[w:]
+			return 0, nil
+		}
+		bufpool.Put(d.pend)
+		d.pend = nil
+	}
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
+	skip := d.owed
+	if skip >= total {
+		d.owed = skip - total
+		return total, nil
+	}
+	d.owed = 0
+	out := bufpool.Get(tlsrec.SealedLen(total - skip))
+	*out = d.rec.Seal(*out, bufs, skip)
+	w, err := d.tryWriteLocked(unsafe.Slice(out, 1))
+	if err != nil {
+		bufpool.Put(out)
+		return skip, err
+	}
+	if w == len(*out) {
+		bufpool.Put(out)
+		return total, nil
+	}
+	done, keep, owed := d.rec.Unsent(w)
+	if keep > w {
+		p := bufpool.Get(keep - w)
+		*p = append(*p, (*out)[w:keep]...)
+		d.pend, d.owed = p, owed
+	}
+	bufpool.Put(out)
+	return skip + done, nil
+}
+
+// writeSealed is WriteBuffers for a taken-over connection, on the stream
+// holdStream gave.
+func (d *conn) writeSealed(nc stream, bufs [][]byte) error {
+	if p := d.pend; p != nil {
+		d.pend = nil
+		_, err := nc.Write(*p)
+		bufpool.Put(p)
+		if err != nil {
+			return err
+		}
+	}
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
+	skip := d.owed
+	if skip >= total {
+		d.owed = skip - total
+		return nil
+	}
+	d.owed = 0
+	out := bufpool.Get(tlsrec.SealedLen(total - skip))
+	*out = d.rec.Seal(*out, bufs, skip)
+	_, err := nc.Write(*out)
+	bufpool.Put(out)
+	return err
+}
+
+// sendAlertLocked sends the record layer's closing alert (close_notify,
+// or the alert of a failed read) once, without waiting, when the stream
+// is free: no blocking write holds it and no record is half sent. Under
+// mu, before the socket closes.
+func (d *conn) sendAlertLocked() {
+	if d.rec == nil || d.alertSent || d.writers > 0 || d.pend != nil || (d.nc == nil && d.rawFD < 0) {
+		return
+	}
+	d.alertSent = true
+	b := bufpool.Get(64)
+	*b = d.rec.SealAlert(*b)
+	d.tryWriteLocked(unsafe.Slice(b, 1))
+	bufpool.Put(b)
+}
+
+// takeovers counts tlsrec.Take's results for Takeovers.
+var takeovers takeoverCounts
+
+type takeoverCounts struct {
+	taken, notTLS13, notRecorded, other atomic.Uint64
+}
+
+func (c *takeoverCounts) count(err error) {
+	switch {
+	case err == nil:
+		c.taken.Add(1)
+	case errors.Is(err, tlsrec.ErrNotTapped):
+		// crypto/tls's own listener: nothing was tried.
+	case errors.Is(err, tlsrec.ErrVersion):
+		c.notTLS13.Add(1)
+	case errors.Is(err, tlsrec.ErrNotRecorded):
+		c.notRecorded.Add(1)
+	default:
+		c.other.Add(1)
+	}
+}
+
+// Takeovers reports how many TLS WebSockets had their record layer taken
+// over (and so park as small as plain ones), and how many stayed with
+// crypto/tls, by reason: the client negotiated TLS 1.2, the connection
+// carried other requests first (or more than 32 KiB) before its upgrade,
+// or anything else (see tlsrec.Take).
+func Takeovers() (taken, tls12, earlier, other uint64) {
+	return takeovers.taken.Load(), takeovers.notTLS13.Load(), takeovers.notRecorded.Load(), takeovers.other.Load()
+}

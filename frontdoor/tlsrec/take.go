@@ -1,0 +1,185 @@
+package tlsrec
+
+import (
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"net"
+	"syscall"
+)
+
+// Reasons Take declines, for the daemon's counters. Each leaves the
+// connection with crypto/tls, unharmed.
+var (
+	ErrNotTapped     = errors.New("tlsrec: connection not accepted by this package's listener")
+	ErrVersion       = errors.New("tlsrec: not TLS 1.3")
+	ErrNotRecorded   = errors.New("tlsrec: records were not followed (an earlier request, or more than 32 KiB before the upgrade)")
+	ErrSequence      = errors.New("tlsrec: records do not open in sequence")
+	ErrPostHandshake = errors.New("tlsrec: a post-handshake message or alert came before the upgrade")
+)
+
+// Take takes tc's record layer over. tc must have been accepted by a
+// listener from NewListener, have finished its handshake, and have
+// flushed everything written to it; nothing may read or write tc
+// concurrently, and nothing may use it afterwards if Take succeeds.
+//
+// It returns the record layer, the socket under tc, and the plaintext tc
+// had received but not yet returned to a reader, which comes first in the
+// stream after anything the caller had read ahead. The layer holds the
+// bytes of a record the socket delivered only in part; the caller's first
+// Open continues it.
+//
+// On an error the connection stays with crypto/tls: extra is still the
+// plaintext taken out of tc, which the caller must treat as read ahead.
+// Only an error that is not one of the Err values above means tc itself
+// failed.
+func Take(tc *tls.Conn) (l *Layer, raw net.Conn, extra []byte, err error) {
+	t, ok := tc.NetConn().(*tap)
+	if !ok {
+		return nil, nil, nil, ErrNotTapped
+	}
+	defer func() {
+		if err != nil {
+			t.stop()
+		}
+	}()
+	if _, ok := t.Conn.(syscall.Conn); !ok {
+		return nil, nil, nil, ErrNotTapped
+	}
+	st := tc.ConnectionState()
+	if st.Version != tls.VersionTLS13 {
+		return nil, nil, nil, ErrVersion
+	}
+	s := suiteByID(st.CipherSuite)
+	if s == nil {
+		return nil, nil, nil, ErrVersion
+	}
+	t.mu.Lock()
+	stopped, cs, ss := t.stopped, t.clientSecret, t.serverSecret
+	rd, wr := t.rd, t.wr
+	t.mu.Unlock()
+	if stopped || cs == nil || ss == nil || !rd.on || !wr.on {
+		return nil, nil, nil, ErrNotRecorded
+	}
+	// What this side sent: every application record, and the last must be
+	// whole (tc flushed it).
+	var out direction
+	if err := out.set(s, ss); err != nil {
+		return nil, nil, nil, err
+	}
+	if _, tail, err := count(&out, wr.rec, nil); err != nil {
+		return nil, nil, nil, err
+	} else if len(tail) > 0 {
+		return nil, nil, nil, ErrNotRecorded
+	}
+	var in direction
+	if err := in.set(s, cs); err != nil {
+		return nil, nil, nil, err
+	}
+	checkIn := func(typ byte) error {
+		if typ != typeApplicationData {
+			return ErrPostHandshake
+		}
+		return nil
+	}
+	_, tail, err := count(&in, rd.rec, checkIn)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// Everything tc holds in plaintext, and every whole record it holds
+	// undecrypted, comes out now; what stays inside it is the partial
+	// record tail, which the layer continues.
+	t.mu.Lock()
+	t.draining = true
+	t.mu.Unlock()
+	extra, err = drain(tc)
+	if err != nil {
+		return nil, nil, extra, err
+	}
+	l = &Layer{in: in, out: out}
+	if len(tail) > 0 {
+		// tail is a copy (count opened the records before it in place, not
+		// it), and its own buffer is pooled like any carried record.
+		c := getCarry()
+		*c = append(*c, tail...)
+		l.carry = c
+	}
+	raw = t.Conn
+	t.stop()
+	return l, raw, extra, nil
+}
+
+// count opens the whole records in rec, in order, with d at its next
+// sequence number; records before the first that opens are the handshake
+// flight under other keys and are skipped, and every record after it must
+// open. It returns how many opened, and the bytes after the last whole
+// record. rec is overwritten.
+func count(d *direction, rec []byte, check func(typ byte) error) (n int, tail []byte, err error) {
+	for len(rec) >= headerLen {
+		size := headerLen + int(binary.BigEndian.Uint16(rec[3:]))
+		if len(rec) < size {
+			break
+		}
+		r := rec[:size]
+		rec = rec[size:]
+		if r[0] != typeApplicationData || size < headerLen+tagLen+1 {
+			if n > 0 {
+				return n, nil, ErrSequence
+			}
+			continue
+		}
+		seq := d.seq
+		ct := r[headerLen:]
+		pt, oerr := d.aead.Open(ct[:0:0], d.next(), ct, r[:headerLen])
+		if oerr != nil {
+			d.seq = seq
+			if n > 0 {
+				return n, nil, ErrSequence
+			}
+			continue
+		}
+		n++
+		if check != nil {
+			i := len(pt) - 1
+			for i >= 0 && pt[i] == 0 {
+				i--
+			}
+			if i < 0 {
+				return n, nil, ErrPostHandshake
+			}
+			if err := check(pt[i]); err != nil {
+				return n, nil, err
+			}
+		}
+	}
+	return n, rec, nil
+}
+
+// drain reads tc until it would have to read the socket, which the tap
+// refuses.
+func drain(tc *tls.Conn) ([]byte, error) {
+	var extra []byte
+	var buf [4096]byte
+	for {
+		n, err := tc.Read(buf[:])
+		extra = append(extra, buf[:n]...)
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, errDrained) {
+			return extra, nil
+		}
+		return extra, err
+	}
+}
+
+// Forget ends the recording of c, a connection from NewListener, which
+// will not be taken over: the daemon calls it when an HTTP keep-alive
+// connection goes idle after a request that was not an upgrade.
+func Forget(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		if t, ok := tc.NetConn().(*tap); ok {
+			t.stop()
+		}
+	}
+}

@@ -1,0 +1,221 @@
+package tlsrec
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+)
+
+// maxRecorded bounds what a tap copies in each direction. A handshake's
+// flight after the secrets (server: its certificate chain, Finished and
+// tickets; client: Finished) and a WebSocket upgrade fit several times
+// over; a connection past it stays with crypto/tls.
+const maxRecorded = 32 << 10
+
+// NewListener is tls.NewListener whose connections can be taken over by
+// Take. config is used as tls.NewListener would use it; each handshake
+// runs with a copy of it whose KeyLogWriter is the connection's tap. A
+// GetConfigForClient in config is honoured, and its result copied the
+// same way.
+func NewListener(inner net.Listener, config *tls.Config) net.Listener {
+	base := config.Clone()
+	user := config.GetConfigForClient
+	base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		t, _ := hello.Conn.(*tap)
+		cfg := config
+		if user != nil {
+			c, err := user(hello)
+			if err != nil {
+				return nil, err
+			}
+			if c != nil {
+				cfg = c
+			}
+		}
+		if t == nil || cfg.KeyLogWriter != nil {
+			if cfg == config {
+				return nil, nil
+			}
+			return cfg, nil
+		}
+		// Session tickets stay valid across connections: a Config returned
+		// here without its own ticket keys uses the listener's (see
+		// tls.Config.GetConfigForClient).
+		c := cfg.Clone()
+		c.GetConfigForClient = nil
+		c.KeyLogWriter = (*keyLogWriter)(t)
+		return c, nil
+	}
+	return &listener{Listener: inner, config: base}
+}
+
+type listener struct {
+	net.Listener
+	config *tls.Config
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return tls.Server(&tap{Conn: c}, l.config), nil
+}
+
+// tap is the net.Conn under a tls.Conn made by NewListener. It learns the
+// connection's application traffic secrets from the key log, and copies
+// the whole records that pass after them (see the package comment).
+type tap struct {
+	net.Conn
+
+	mu           sync.Mutex
+	clientSecret []byte
+	serverSecret []byte
+	stopped      bool // recording ended: Take will decline
+	draining     bool // Read answers a timeout without reading
+	rd, wr       recorder
+}
+
+// recorder follows a byte stream's record boundaries and, once on, keeps
+// whole records from the first boundary after it was turned on.
+type recorder struct {
+	hdr  [headerLen]byte
+	hn   int // header bytes seen of the current record
+	left int // body bytes still to come of the current record
+	on   bool
+	rec  []byte
+}
+
+func (r *recorder) feed(p []byte, want bool) (over bool) {
+	for len(p) > 0 {
+		if r.left == 0 {
+			if r.hn == 0 && want && !r.on {
+				r.on = true
+			}
+			k := min(headerLen-r.hn, len(p))
+			copy(r.hdr[r.hn:], p[:k])
+			r.hn += k
+			if r.on {
+				r.rec = append(r.rec, p[:k]...)
+			}
+			p = p[k:]
+			if r.hn == headerLen {
+				r.hn = 0
+				r.left = int(binary.BigEndian.Uint16(r.hdr[3:]))
+			}
+			continue
+		}
+		k := min(r.left, len(p))
+		if r.on {
+			r.rec = append(r.rec, p[:k]...)
+		}
+		r.left -= k
+		p = p[k:]
+	}
+	return len(r.rec) > maxRecorded
+}
+
+// errDrained is what a draining tap's Read returns: a timeout, which
+// crypto/tls treats as temporary and does not remember.
+var errDrained = &net.OpError{Op: "read", Net: "tap", Err: os.ErrDeadlineExceeded}
+
+func (t *tap) Read(b []byte) (int, error) {
+	t.mu.Lock()
+	if t.draining {
+		t.mu.Unlock()
+		return 0, errDrained
+	}
+	t.mu.Unlock()
+	n, err := t.Conn.Read(b)
+	if n > 0 {
+		t.mu.Lock()
+		if !t.stopped && t.rd.feed(b[:n], t.clientSecret != nil) {
+			t.stopLocked()
+		}
+		t.mu.Unlock()
+	}
+	return n, err
+}
+
+func (t *tap) Write(b []byte) (int, error) {
+	n, err := t.Conn.Write(b)
+	if n > 0 {
+		t.mu.Lock()
+		if !t.stopped && t.wr.feed(b[:n], t.serverSecret != nil) {
+			t.stopLocked()
+		}
+		t.mu.Unlock()
+	}
+	return n, err
+}
+
+// stop ends recording and frees what was recorded; the connection stays
+// with crypto/tls.
+func (t *tap) stop() {
+	t.mu.Lock()
+	t.stopLocked()
+	t.mu.Unlock()
+}
+
+func (t *tap) stopLocked() {
+	t.stopped = true
+	t.rd, t.wr = recorder{}, recorder{}
+	t.clientSecret, t.serverSecret = nil, nil
+}
+
+// Write of the key log (tls.Config.KeyLogWriter): one line per call,
+// "LABEL <client random> <secret>" in hex. Only the application traffic
+// secrets are kept; nothing is written anywhere.
+func (t *tap) keyLog(line []byte) {
+	f := bytes.Fields(line)
+	if len(f) != 3 {
+		return
+	}
+	secret := make([]byte, hex.DecodedLen(len(f[2])))
+	if _, err := hex.Decode(secret, f[2]); err != nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return
+	}
+	switch string(f[0]) {
+	case "CLIENT_TRAFFIC_SECRET_0":
+		t.clientSecret = secret
+	case "SERVER_TRAFFIC_SECRET_0":
+		t.serverSecret = secret
+	}
+}
+
+// keyLogWriter is the io.Writer face of tap's key log, kept apart from
+// net.Conn's Write.
+type keyLogWriter tap
+
+func (k *keyLogWriter) Write(b []byte) (int, error) {
+	(*tap)(k).keyLog(b)
+	return len(b), nil
+}
+
+// SyscallConn gives crypto/tls's users (the daemon parks idle TLS
+// connections that stay with crypto/tls) the socket's descriptor.
+func (t *tap) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := t.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
+}
+
+// CloseWrite half-closes the socket, for tls.Conn.CloseWrite.
+func (t *tap) CloseWrite() error {
+	if cw, ok := t.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}

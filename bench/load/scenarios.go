@@ -122,7 +122,11 @@ func Echo(o EchoOptions) (Result, error) {
 			return res, fmt.Errorf("connection %d: the echo differs from the message (%d bytes back)", i, len(p))
 		}
 	}
-	n, all, elapsed, err := echoLoop(cs, frame, o.Duration, o.Messages)
+	loop := echoLoop
+	if strings.HasPrefix(o.URL, "wss:") {
+		loop = echoConns
+	}
+	n, all, elapsed, err := loop(cs, frame, o.Duration, o.Messages)
 	if err != nil {
 		return res, err
 	}

@@ -3,6 +3,7 @@
 // pinned to its own cores; it is also usable by hand:
 //
 //	load echo -url ws://127.0.0.1:8080/echo -conns 100 -size 1024 -duration 5s
+//	load echo -url wss://127.0.0.1:8443/echo -conns 100 -size 16 (a goroutine per connection)
 //	load idle -url ws://127.0.0.1:8080/echo -n 10000 -pid 1234
 //	load spike -url ws://127.0.0.1:8080/echo -n 19000 -pid 1234 -watch 30s
 //	load storm -url ws://127.0.0.1:8080/echo -conc 64 -duration 3s

@@ -66,7 +66,9 @@ type Conn struct {
 	// needs no Wake, because the owner calls Flush after Feed returns.
 	feeding atomic.Bool
 
-	r reader // owned by the goroutine calling Feed
+	// r is owned by the goroutine calling Feed; nil while the connection
+	// is parked between frames (Quiet), taken from a pool on the next read.
+	r *reader
 	z *deflateState
 
 	// closing is set once a close frame is queued; the reader stops
@@ -93,12 +95,13 @@ type Conn struct {
 	aborted    bool
 	released   bool
 	stopped    bool
-	statusSet  bool
-	status     CloseStatus
-	// What went on the wire: the close frames each way, and whether the
-	// slow-consumer policy closed the connection.
-	closeSent, closeGot CloseStatus
-	slowConsumer        bool
+	// How the connection ended and the close frames each way; made when
+	// the closing starts, so that an open connection does not carry three
+	// CloseStatus (and stays within the 512-byte size class, whose objects
+	// need no allocation header).
+	ending *ending
+	// Whether the slow-consumer policy closed the connection.
+	slowConsumer bool
 	flushCh             chan struct{}
 	closeTimer          *time.Timer
 	tickTimer           *time.Timer
@@ -116,6 +119,21 @@ type Conn struct {
 	lastPing   time.Duration
 	msgSeen    uint64        // msgState at the previous tick
 	msgSince   time.Duration // when msgSeen was first seen
+}
+
+// ending is what a connection records once its closing starts. Under mu.
+type ending struct {
+	statusSet           bool
+	status              CloseStatus
+	closeSent, closeGot CloseStatus
+}
+
+// end returns the connection's ending record, made on first use; under mu.
+func (c *Conn) end() *ending {
+	if c.ending == nil {
+		c.ending = new(ending)
+	}
+	return c.ending
 }
 
 // clockBase anchors the keepalive timer's times (monotonic).
@@ -198,14 +216,17 @@ func (c *Conn) CountDropped() { c.dropped.Add(1) }
 func (c *Conn) Status() CloseStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.status
+	if c.ending == nil {
+		return CloseStatus{}
+	}
+	return c.ending.status
 }
 
 // setStatus records how the connection ends; the first call wins.
 // Callers hold c.mu.
 func (c *Conn) setStatus(s CloseStatus) {
-	if !c.statusSet {
-		c.status, c.statusSet = s, true
+	if e := c.end(); !e.statusSet {
+		e.status, e.statusSet = s, true
 	}
 }
 
@@ -250,9 +271,10 @@ func (c *Conn) sendClose(payload []byte, s CloseStatus, wait bool) error {
 		return nil
 	}
 	c.setStatus(s)
-	c.closeSent = CloseStatus{Code: StatusNoStatusReceived}
+	e := c.end()
+	e.closeSent = CloseStatus{Code: StatusNoStatusReceived}
 	if len(payload) >= 2 {
-		c.closeSent = CloseStatus{Code: StatusCode(payload[0])<<8 | StatusCode(payload[1]), Reason: string(payload[2:])}
+		e.closeSent = CloseStatus{Code: StatusCode(payload[0])<<8 | StatusCode(payload[1]), Reason: string(payload[2:])}
 	}
 	if wait && !c.stopped && c.closeTimer == nil {
 		c.closeTimer = time.AfterFunc(c.opts.CloseTimeout, func() {
@@ -302,8 +324,8 @@ func (c *Conn) Discard() {
 // close the peer has not answered, and closing a socket with unread input
 // resets it and can destroy that close frame at the peer.
 func (c *Conn) stop(readErr error) (linger bool) {
-	if !c.r.done {
-		c.r.done, c.r.err = true, readErr
+	if r := c.rd(); !r.done {
+		r.done, r.err = true, readErr
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -371,12 +393,17 @@ func (c *Conn) release() {
 		c.qBytes = 0
 	}
 	c.notifyFlushed()
-	s := c.status
+	var s CloseStatus
+	if c.ending != nil {
+		s = c.ending.status
+	}
 	c.mu.Unlock()
 	for i := range q {
 		q[i].release()
 	}
-	c.r.release()
+	if c.r != nil {
+		c.r.release()
+	}
 	if c.z != nil {
 		c.z.release()
 	}

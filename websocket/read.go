@@ -43,6 +43,38 @@ type reader struct {
 	err  error
 }
 
+// readerPool holds the parsing state of connections that are between
+// frames and parked (Conn.Quiet): 176 bytes an idle connection does not
+// keep.
+var readerPool = sync.Pool{New: func() any { return new(reader) }}
+
+// rd returns the connection's parsing state, taking one from the pool if
+// Quiet gave it back; the message counter lives on in msgState.
+func (c *Conn) rd() *reader {
+	if c.r == nil {
+		r := readerPool.Get().(*reader)
+		r.seq = c.msgState.Load() >> 1
+		c.r = r
+	}
+	return c.r
+}
+
+// Quiet is called by a transport that is about to wait for input with no
+// goroutine of its own (it parks the connection): if the parser is
+// between frames, with no message half received, its state goes back to
+// a pool, so that an idle connection keeps none. It must be called on the
+// goroutine that reads (inside ReadTo), before the wait is armed: the next
+// read may start on another goroutine as soon as it is.
+func (c *Conn) Quiet() {
+	r := c.r
+	if r == nil || r.done || r.inFrame || r.hdrLen > 0 || r.msgOp != 0 || r.msg != nil || r.ctrl != nil || r.direct != nil {
+		return
+	}
+	c.r = nil
+	*r = reader{}
+	readerPool.Put(r)
+}
+
 func (r *reader) release() {
 	putBuf(r.msg)
 	r.msg = nil
@@ -68,7 +100,7 @@ func (r *reader) putCtrl() {
 // and a close frame with the right code is queued. Either way Serve stops
 // reading.
 func (c *Conn) feed(p []byte) error {
-	r := &c.r
+	r := c.rd()
 	if r.done || len(p) == 0 {
 		return r.err
 	}
@@ -179,7 +211,7 @@ func (c *Conn) beginFrame(h *frameHeader) *protoError {
 	if err := c.checkFrame(h); err != nil {
 		return err
 	}
-	r := &c.r
+	r := c.rd()
 	if h.op.isControl() {
 		r.ctrlLen = 0
 		if h.length > 0 && r.ctrl == nil {
@@ -209,7 +241,7 @@ func (c *Conn) beginFrame(h *frameHeader) *protoError {
 // changing nothing: it needs no masking key, so it runs on a header whose
 // key has not arrived yet too.
 func (c *Conn) checkFrame(h *frameHeader) *protoError {
-	r := &c.r
+	r := c.rd()
 	switch {
 	case h.rsv != 0 && (h.rsv != bitRSV1 || c.z == nil):
 		return protocolError("reserved bits set without a negotiated extension")
@@ -251,7 +283,7 @@ func (c *Conn) checkFrame(h *frameHeader) *protoError {
 // payload consumes an unmasked chunk of the current frame. whole is true
 // when the chunk is the entire frame.
 func (c *Conn) payload(chunk []byte, whole bool) *protoError {
-	r := &c.r
+	r := c.rd()
 	if r.op.isControl() {
 		r.ctrlLen += copy(r.ctrl[r.ctrlLen:], chunk)
 		return nil
@@ -288,7 +320,7 @@ func (r *reader) appendMsg(b []byte) {
 // endFrame finishes the current frame: it runs control frames and delivers
 // a message whose final fragment this was.
 func (c *Conn) endFrame() error {
-	r := &c.r
+	r := c.rd()
 	r.inFrame = false
 	if r.op.isControl() {
 		return c.control()
@@ -322,7 +354,7 @@ func (c *Conn) endFrame() error {
 // The size limit applies to the inflated bytes; text is validated after
 // inflation.
 func (c *Conn) endCompressed() error {
-	r := &c.r
+	r := c.rd()
 	src := r.direct
 	if src == nil && r.msg != nil {
 		src = *r.msg
@@ -352,7 +384,7 @@ func (c *Conn) endCompressed() error {
 
 // control handles a complete control frame.
 func (c *Conn) control() error {
-	r := &c.r
+	r := c.rd()
 	var p []byte
 	if r.ctrl != nil {
 		p = r.ctrl[:r.ctrlLen]
@@ -385,7 +417,7 @@ func (c *Conn) control() error {
 		r.done, r.err = true, errPeerClosed
 		c.mu.Lock()
 		c.closeRecvd = true
-		c.closeGot = CloseStatus{Code: code, Reason: reason}
+		c.end().closeGot = CloseStatus{Code: code, Reason: reason}
 		if c.closeTimer != nil {
 			c.closeTimer.Stop()
 		}
@@ -404,7 +436,7 @@ func (c *Conn) control() error {
 // The close frame carries the code and a short reason ("invalid UTF-8 in
 // text message"), so that a client's logs say what it did wrong.
 func (c *Conn) fail(e *protoError) error {
-	r := &c.r
+	r := c.rd()
 	r.done, r.err = true, e
 	var buf [maxControlPayload]byte
 	payload := append(buf[:0], byte(e.Code>>8), byte(e.Code))

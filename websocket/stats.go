@@ -52,7 +52,9 @@ func (c *Conn) Stats() Stats {
 	}
 	c.mu.Lock()
 	s.SlowConsumer = c.slowConsumer
-	s.CloseSent, s.CloseReceived = c.closeSent, c.closeGot
+	if e := c.ending; e != nil {
+		s.CloseSent, s.CloseReceived = e.closeSent, e.closeGot
+	}
 	c.mu.Unlock()
 	return s
 }

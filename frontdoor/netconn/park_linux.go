@@ -90,6 +90,10 @@ func (d *conn) park() bool {
 	if p == nil || p.dead.Load() {
 		return false
 	}
+	// The parser's state goes back to its pool while parked (if it holds
+	// no partial frame); this is the reading goroutine, before any event
+	// is armed.
+	d.ws.Quiet()
 	if d.detachable {
 		return d.detach(p)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/wsgate/wsgate/frontdoor/tlsrec"
 	"github.com/wsgate/wsgate/internal/testcert"
+	"github.com/wsgate/wsgate/internal/wstest"
 	ws "github.com/wsgate/wsgate/websocket"
 )
 
@@ -325,6 +326,46 @@ func testFullSocket(t *testing.T, m mode) {
 		_, got, err := c.ReadMessage()
 		if err != nil || !bytes.Equal(got, bytes.Repeat([]byte{byte(i)}, sizes(i))) {
 			t.Fatalf("echo %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+}
+
+// TestParkMidMessage: a connection parks with half a header, half a
+// payload, or half a fragmented message read; the parser's state is kept
+// across the park (Conn.Quiet gives it back only between frames) and the
+// message comes back whole.
+func TestParkMidMessage(t *testing.T) { forBoth(t, testParkMidMessage) }
+
+func testParkMidMessage(t *testing.T, m mode) {
+	url, dialer, conns, _ := serveParking(t, m, 20*time.Millisecond, ws.Options{})
+	c, _, err := dialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d := <-conns
+	payload := bytes.Repeat([]byte("parked "), 300)
+	whole := wstest.Binary(payload)
+	first := wstest.Frame{Op: wstest.OpBinary, Masked: true, Payload: payload[:1000]}.Bytes()
+	rest := wstest.Cont(true, payload[1000:])
+	cases := [][][]byte{
+		{whole[:3], whole[3:]},     // inside the header
+		{whole[:9], whole[9:]},     // inside the masking key
+		{whole[:500], whole[500:]}, // inside the payload
+		{first, rest},              // between the frames of one message
+		{first[:20], first[20:], rest[:5], rest[5:]},
+	}
+	for i, parts := range cases {
+		for _, p := range parts {
+			waitParked(t, d)
+			if _, err := c.UnderlyingConn().Write(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, got, err := c.ReadMessage()
+		if err != nil || !bytes.Equal(got, payload) {
+			t.Fatalf("case %d: %d bytes, %v", i, len(got), err)
 		}
 	}
 }

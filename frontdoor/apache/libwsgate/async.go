@@ -261,6 +261,7 @@ func (a *asyncConn) readTo(w io.Writer) error {
 				return err
 			}
 			a.suspended = true
+			a.t.conn.Engine().Quiet()
 			return websocket.ErrSuspended
 		}
 	}

@@ -229,8 +229,6 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 		g.connDone()
 		return refuse(status, cause, "limit reached: "+cause, retry)
 	}
-	// From here on applications run: they see the packed header fields only.
-	req.hdr = nil
 	if handsOff {
 		p, r := g.handOff(ctx, route, req, ho, hs)
 		if r != nil {

@@ -106,7 +106,6 @@ type Request struct {
 	Host             string
 	// The header fields: SetHeader, HeaderValue, HeaderValues and Header
 	// (header.go).
-	hdr  http.Header
 	head string
 	// RemoteAddr is "ip:port" for TCP, the listener's path (or "@") for a
 	// UNIX socket: the peer, which may be a proxy.

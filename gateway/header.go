@@ -11,15 +11,13 @@ import (
 // per value, names canonical and sorted. A connection lives for hours and
 // reads its headers a few times, at the handshake; net/http's map with its
 // keys and values kept about 1 KiB per idle connection for a minimal client
-// and several for a browser's, the largest part of what one cost. During
-// the handshake the front door's map is used as it is (hdr); the gateway
-// drops it before any application code runs, so that no goroutine an
-// application starts can see it change.
+// and several for a browser's, the largest part of what one cost. The
+// handshake's few lookups scan the string too: keeping the map for them
+// would also keep Request in a larger size class.
 
 // SetHeader gives the request its header fields. Front doors call it once,
 // before Accept; h must not change after.
 func (r *Request) SetHeader(h http.Header) {
-	r.hdr = h
 	r.head = packHeader(h)
 }
 
@@ -66,9 +64,6 @@ func (r *Request) eachHeader(fn func(name, value string) bool) {
 // HeaderValue returns the first value of the named request header field,
 // or "": http.Header.Get's semantics.
 func (r *Request) HeaderValue(name string) string {
-	if r.hdr != nil {
-		return r.hdr.Get(name)
-	}
 	name = textproto.CanonicalMIMEHeaderKey(name)
 	var out string
 	r.eachHeader(func(k, v string) bool {
@@ -84,9 +79,6 @@ func (r *Request) HeaderValue(name string) string {
 // HeaderValues returns every value of the named request header field, in
 // order: http.Header.Values's semantics.
 func (r *Request) HeaderValues(name string) []string {
-	if r.hdr != nil {
-		return r.hdr.Values(name)
-	}
 	name = textproto.CanonicalMIMEHeaderKey(name)
 	var out []string
 	r.eachHeader(func(k, v string) bool {
@@ -98,13 +90,10 @@ func (r *Request) HeaderValues(name string) []string {
 	return out
 }
 
-// Header returns the request's header fields as a map. After the
-// handshake each call builds a new one: use HeaderValue for a field or
+// Header returns the request's header fields as a map. Each call builds a
+// new one: use HeaderValue for a field or
 // two, and keep what you need rather than calling this per message.
 func (r *Request) Header() http.Header {
-	if r.hdr != nil {
-		return r.hdr
-	}
 	h := http.Header{}
 	r.eachHeader(func(k, v string) bool {
 		h[k] = append(h[k], v)

@@ -195,5 +195,10 @@ func hostOf(addr string) string {
 	if err != nil {
 		return ""
 	}
-	return a.Unmap().String()
+	// Most addresses are already canonical: keep the substring of addr,
+	// which the request holds anyway, not a second string per connection.
+	if s := a.Unmap().String(); s != host {
+		return s
+	}
+	return host
 }

@@ -102,9 +102,9 @@ type Conn struct {
 	ending *ending
 	// Whether the slow-consumer policy closed the connection.
 	slowConsumer bool
-	flushCh             chan struct{}
-	closeTimer          *time.Timer
-	tickTimer           *time.Timer
+	flushCh      chan struct{}
+	closeTimer   *time.Timer
+	tickTimer    *time.Timer
 
 	// Owned by the write-token holder.
 	iov  [][]byte

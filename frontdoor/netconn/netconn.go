@@ -85,11 +85,16 @@ const (
 // does not reset a timer on every read.
 func (d *conn) armDeadline() {
 	now := time.Now()
-	if d.deadline.IsZero() || d.deadline.Sub(now) < d.parkAfter/2 {
-		d.deadline = now.Add(d.parkAfter)
-		d.nc.SetReadDeadline(d.deadline)
+	at := now.Sub(clockBase)
+	if d.deadline == 0 || d.deadline-at < d.parkAfter/2 {
+		d.deadline = at + d.parkAfter
+		d.nc.SetReadDeadline(now.Add(d.parkAfter))
 	}
 }
+
+// clockBase anchors conn.deadline on the monotonic clock: 8 bytes where
+// a time.Time takes 24, on a struct every idle connection keeps.
+var clockBase = time.Now()
 
 // stream is what a conn reads and writes: the net.Conn it was made with,
 // or, for a plain socket resumed after parking, an *os.File on the same
@@ -108,9 +113,11 @@ type stream interface {
 // reads them without a lock. mu guards them, rawFD and closed against
 // the other goroutines: senders, Close.
 type conn struct {
-	nc           stream          // nil while detached
-	rc           syscall.RawConn // nil when there is no descriptor (TLS) or while detached
-	tlsRC        syscall.RawConn // the socket under TLS, which parking watches
+	nc stream // nil while detached
+	// rc is the socket's descriptor: nil when there is none, or while
+	// detached. Under crypto/tls (tls set) it is the socket under TLS,
+	// which parking watches and nothing reads or writes.
+	rc           syscall.RawConn
 	tls          bool
 	detachable   bool // a plain socket, parked without its stream
 	writeTimeout time.Duration
@@ -120,21 +127,14 @@ type conn struct {
 	writers int32 // blocking writes in progress on nc: it may not be detached under them
 	closed  bool
 
-	// A TLS connection whose record layer was taken over (see tlsrec) is a
-	// plain socket to everything above, with records sealed on the way
-	// out and opened on the way in. A write the socket took only part of
-	// leaves the rest of its last record begun in pend, which goes out
-	// before anything else; its plaintext, owed bytes, is what the engine
-	// gives again, and is skipped then. The writer's fields are used by
-	// one writer at a time (the engine's write token), and by Close only
-	// when no blocking write holds the stream.
-	rec       *tlsrec.Layer
-	pend      *[]byte
-	owed      int
-	alertSent bool
+	// sl is set for a TLS connection whose record layer was taken over
+	// (see tlsrec and sealed.go): a plain socket to everything above, with
+	// records sealed on the way out and opened on the way in.
+	sl *sealed
 
-	// Scratch for the RawConn callbacks, which are bound once in New so
-	// that no closure is allocated per read or write.
+	// Scratch for the RawConn callbacks, which are bound once in New (and
+	// again when a detached socket is attached) so that no closure is
+	// allocated per read or write.
 	rfn  func(fd uintptr) bool
 	rbuf *[]byte
 	rn   int
@@ -151,7 +151,7 @@ type conn struct {
 	buffered  []byte
 	handedOff bool          // the first ReadTo has moved off the caller's goroutine
 	parkAfter time.Duration // 0: never park
-	deadline  time.Time
+	deadline  time.Duration // since clockBase; 0: none set
 	state     parkState
 	pollID    uint64
 	// registered: the socket is in the poller's interest list.
@@ -181,12 +181,15 @@ func New(nc net.Conn, ws *websocket.Conn, buffered []byte) websocket.Transport {
 			nc, rec = raw, l
 		}
 	}
-	d := &conn{nc: nc, ws: ws, buffered: buffered, writeTimeout: ws.Options().WriteTimeout, rawFD: -1, rec: rec}
+	d := &conn{nc: nc, ws: ws, buffered: buffered, writeTimeout: ws.Options().WriteTimeout, rawFD: -1}
+	if rec != nil {
+		d.sl = &sealed{rec: rec}
+	}
 	if tc, ok := nc.(*tls.Conn); ok {
 		d.tls = true
 		if sc, ok := tc.NetConn().(syscall.Conn); ok {
 			if rc, err := sc.SyscallConn(); err == nil && canPark {
-				d.tlsRC = rc
+				d.rc = rc
 				d.parkAfter = DefaultParkAfter
 			}
 		}
@@ -217,7 +220,7 @@ func SetParkAfter(t websocket.Transport, after time.Duration) {
 	default:
 		return
 	}
-	if !canPark || after < 0 || (!d.detachable && d.tlsRC == nil) {
+	if !canPark || after < 0 || (!d.detachable && (!d.tls || d.rc == nil)) {
 		after = 0
 	}
 	d.parkAfter = after
@@ -232,7 +235,7 @@ func (f fdConn) TryWriteBuffers(bufs [][]byte) (int, error) { return f.tryWriteB
 
 // transport is the websocket.Transport a parked connection is resumed with.
 func (d *conn) transport() websocket.Transport {
-	if d.detachable || d.rc != nil {
+	if !d.tls && (d.detachable || d.rc != nil) {
 		return fdConn{d}
 	}
 	return d
@@ -278,7 +281,7 @@ func (d *conn) ReadTo(w io.Writer) error {
 	if d.parkAfter > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 		// Quiet for parkAfter: release this goroutine.
 		d.nc.SetReadDeadline(time.Time{})
-		d.deadline = time.Time{}
+		d.deadline = 0
 		if d.park() {
 			return websocket.ErrSuspended
 		}
@@ -289,7 +292,7 @@ func (d *conn) ReadTo(w io.Writer) error {
 
 // readOnce waits for input, reads what is there and writes it to w.
 func (d *conn) readOnce(w io.Writer) error {
-	if d.rc == nil {
+	if d.tls || d.rc == nil {
 		size := readSize
 		if d.tls {
 			size = tlsReadSize
@@ -315,8 +318,8 @@ func (d *conn) readOnce(w io.Writer) error {
 	}
 	if n > 0 {
 		var ferr error
-		if d.rec != nil {
-			ferr = d.rec.Open((*b)[:n], w)
+		if d.sl != nil {
+			ferr = d.sl.rec.Open((*b)[:n], w)
 		} else {
 			_, ferr = w.Write((*b)[:n])
 		}
@@ -361,7 +364,7 @@ func (d *conn) tryWriteBuffers(bufs [][]byte) (int, error) {
 	if d.closed {
 		return 0, net.ErrClosed
 	}
-	if d.rec != nil {
+	if d.sl != nil {
 		return d.trySealed(bufs)
 	}
 	return d.tryWriteLocked(bufs)
@@ -448,7 +451,7 @@ func (d *conn) WriteBuffers(bufs [][]byte) error {
 	if d.writeTimeout > 0 {
 		nc.SetWriteDeadline(time.Now().Add(d.writeTimeout))
 	}
-	if d.rec != nil {
+	if d.sl != nil {
 		return d.writeSealed(nc, bufs)
 	}
 	if d.tls {

@@ -102,7 +102,7 @@ func (d *conn) park() bool {
 	var cerr error
 	// Inside Control the descriptor cannot be closed under us, so the
 	// number registered is this socket's.
-	err := d.tlsRC.Control(func(fd uintptr) {
+	err := d.rc.Control(func(fd uintptr) {
 		op := unix.EPOLL_CTL_MOD
 		if !d.registered {
 			op = unix.EPOLL_CTL_ADD
@@ -172,6 +172,8 @@ func (d *conn) detach(p *poller) bool {
 	}
 	d.nc.Close()
 	d.nc, d.rc, d.rawFD = nil, nil, int32(nfd)
+	// The callbacks' closures go too; attach binds them again.
+	d.rfn, d.wfn = nil, nil
 	released()
 	return true
 }
@@ -201,6 +203,7 @@ func (d *conn) attach() error {
 		return err
 	}
 	d.nc, d.rc, d.rawFD = f, rc, -1
+	d.rfn, d.wfn = d.readFD, d.writeFD
 	return nil
 }
 

@@ -67,7 +67,7 @@ func serveParkingSndbuf(t *testing.T, m mode, parkAfter time.Duration, opts ws.O
 		c := hs.NewConn(echoHandler{closed}, opts)
 		tr := New(nc, c, nil)
 		SetParkAfter(tr, parkAfter)
-		if got := connOf(tr).rec != nil; got != (m == taken) {
+		if got := connOf(tr).sl != nil; got != (m == taken) {
 			t.Errorf("record layer taken over: %v, in mode %s", got, m)
 		}
 		conns <- connOf(tr)

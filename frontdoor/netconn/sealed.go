@@ -11,34 +11,48 @@ import (
 
 // The write side of a connection whose TLS record layer was taken over:
 // the engine's bytes are sealed into records in one pooled buffer and
-// written like a plain socket's (see conn.rec).
+// written like a plain socket's.
+
+// sealed is a taken-over connection's record layer, and what a write the
+// socket took only part of left: the rest of the record it had begun
+// (pend), which goes out before anything else, and that record's
+// plaintext (owed bytes), which the engine gives again and which is
+// skipped then. The writer's fields are used by one writer at a time (the
+// engine's write token), and by Close only when no blocking write holds
+// the stream.
+type sealed struct {
+	rec       *tlsrec.Layer
+	pend      *[]byte
+	owed      int
+	alertSent bool
+}
 
 // trySealed is tryWriteBuffers for a taken-over connection; under mu.
 func (d *conn) trySealed(bufs [][]byte) (int, error) {
-	if d.pend != nil {
-		w, err := d.tryWriteLocked(unsafe.Slice(d.pend, 1))
+	if d.sl.pend != nil {
+		w, err := d.tryWriteLocked(unsafe.Slice(d.sl.pend, 1))
 		if err != nil {
 			return 0, err
 		}
-		if w < len(*d.pend) {
-			*d.pend = (*d.pend)[w:]
+		if w < len(*d.sl.pend) {
+			*d.sl.pend = (*d.sl.pend)[w:]
 			return 0, nil
 		}
-		bufpool.Put(d.pend)
-		d.pend = nil
+		bufpool.Put(d.sl.pend)
+		d.sl.pend = nil
 	}
 	total := 0
 	for _, b := range bufs {
 		total += len(b)
 	}
-	skip := d.owed
+	skip := d.sl.owed
 	if skip >= total {
-		d.owed = skip - total
+		d.sl.owed = skip - total
 		return total, nil
 	}
-	d.owed = 0
+	d.sl.owed = 0
 	out := bufpool.Get(tlsrec.SealedLen(total - skip))
-	*out = d.rec.Seal(*out, bufs, skip)
+	*out = d.sl.rec.Seal(*out, bufs, skip)
 	w, err := d.tryWriteLocked(unsafe.Slice(out, 1))
 	if err != nil {
 		bufpool.Put(out)
@@ -48,11 +62,11 @@ func (d *conn) trySealed(bufs [][]byte) (int, error) {
 		bufpool.Put(out)
 		return total, nil
 	}
-	done, keep, owed := d.rec.Unsent(w)
+	done, keep, owed := d.sl.rec.Unsent(w)
 	if keep > w {
 		p := bufpool.Get(keep - w)
 		*p = append(*p, (*out)[w:keep]...)
-		d.pend, d.owed = p, owed
+		d.sl.pend, d.sl.owed = p, owed
 	}
 	bufpool.Put(out)
 	return skip + done, nil
@@ -61,8 +75,8 @@ func (d *conn) trySealed(bufs [][]byte) (int, error) {
 // writeSealed is WriteBuffers for a taken-over connection, on the stream
 // holdStream gave.
 func (d *conn) writeSealed(nc stream, bufs [][]byte) error {
-	if p := d.pend; p != nil {
-		d.pend = nil
+	if p := d.sl.pend; p != nil {
+		d.sl.pend = nil
 		_, err := nc.Write(*p)
 		bufpool.Put(p)
 		if err != nil {
@@ -73,14 +87,14 @@ func (d *conn) writeSealed(nc stream, bufs [][]byte) error {
 	for _, b := range bufs {
 		total += len(b)
 	}
-	skip := d.owed
+	skip := d.sl.owed
 	if skip >= total {
-		d.owed = skip - total
+		d.sl.owed = skip - total
 		return nil
 	}
-	d.owed = 0
+	d.sl.owed = 0
 	out := bufpool.Get(tlsrec.SealedLen(total - skip))
-	*out = d.rec.Seal(*out, bufs, skip)
+	*out = d.sl.rec.Seal(*out, bufs, skip)
 	_, err := nc.Write(*out)
 	bufpool.Put(out)
 	return err
@@ -91,12 +105,12 @@ func (d *conn) writeSealed(nc stream, bufs [][]byte) error {
 // is free: no blocking write holds it and no record is half sent. Under
 // mu, before the socket closes.
 func (d *conn) sendAlertLocked() {
-	if d.rec == nil || d.alertSent || d.writers > 0 || d.pend != nil || (d.nc == nil && d.rawFD < 0) {
+	if d.sl == nil || d.sl.alertSent || d.writers > 0 || d.sl.pend != nil || (d.nc == nil && d.rawFD < 0) {
 		return
 	}
-	d.alertSent = true
+	d.sl.alertSent = true
 	b := bufpool.Get(64)
-	*b = d.rec.SealAlert(*b)
+	*b = d.sl.rec.SealAlert(*b)
 	d.tryWriteLocked(unsafe.Slice(b, 1))
 	bufpool.Put(b)
 }

@@ -48,7 +48,7 @@ func TestSealedShortWrites(t *testing.T) {
 		}
 		in, _ := tlsrec.NewLayer(tls.TLS_AES_128_GCM_SHA256, secret(2), secret(1), 0, 0)
 		sc, _ := local.(*net.UnixConn).SyscallConn()
-		d := &conn{nc: local, rc: sc, rawFD: -1, rec: out}
+		d := &conn{nc: local, rc: sc, rawFD: -1, sl: &sealed{rec: out}}
 		d.wfn = d.writeFD
 
 		msg := bytes.Repeat([]byte("0123456789abcdef"), 3000) // 48000 bytes, three records
@@ -60,7 +60,7 @@ func TestSealedShortWrites(t *testing.T) {
 		if n >= len(msg) {
 			t.Fatalf("room %d: the whole batch went out", room)
 		}
-		if d.pend != nil {
+		if d.sl.pend != nil {
 			cut++
 		}
 		// The engine gives the rest again, now with a blocking write while

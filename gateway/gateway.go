@@ -236,6 +236,9 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 		}
 		return p, nil
 	}
+	if _, keep := route.Handler.(KeepsHandshakeHeaders); !keep {
+		req.dropHandshakeHeaders()
+	}
 	c := g.newConn(route, req, hs)
 	c.ext = hs.Extensions()
 	c.proto = selectSubprotocol(route.Policy.Subprotocols, hs.Protocols)

@@ -101,3 +101,41 @@ func (r *Request) Header() http.Header {
 	})
 	return h
 }
+
+// KeepsHandshakeHeaders is implemented by applications that see the
+// handshake's own header fields (Upgrade, Connection, Sec-WebSocket-Key,
+// Sec-WebSocket-Version, Sec-WebSocket-Extensions) in their request, as
+// the seeds' plugins (header_get reads httpd's headers_in) and programs
+// (HTTP_* variables) did. For every other application the gateway drops
+// them before OnOpen: they describe the upgrade, which is done, and cost
+// about 100 bytes on every connection for its whole life.
+type KeepsHandshakeHeaders interface{ KeepsHandshakeHeaders() }
+
+// dropHandshakeHeaders removes the handshake's own fields from the packed
+// header; before any application code runs.
+func (r *Request) dropHandshakeHeaders() {
+	keep, drop := 0, 0
+	r.eachHeader(func(k, v string) bool {
+		if handshakeOwn[k] {
+			drop += len(k) + len(v) + 2
+		} else {
+			keep += len(k) + len(v) + 2
+		}
+		return true
+	})
+	if drop == 0 {
+		return
+	}
+	var b strings.Builder
+	b.Grow(keep)
+	r.eachHeader(func(k, v string) bool {
+		if !handshakeOwn[k] {
+			b.WriteString(k)
+			b.WriteByte(0)
+			b.WriteString(v)
+			b.WriteByte('\n')
+		}
+		return true
+	})
+	r.head = b.String()
+}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"reflect"
 	"slices"
@@ -97,4 +98,51 @@ func FuzzPackedHeader(f *testing.F) {
 			t.Fatalf("Header() = %q, want %q", got, h)
 		}
 	})
+}
+
+type keepingHandler struct{ funcHandler }
+
+func (keepingHandler) KeepsHandshakeHeaders() {}
+
+// TestHandshakeHeadersDropped: what an application sees in OnOpen and
+// after: the upgrade's own fields are gone, unless it keeps them (the
+// seeds' plugins and programs); the rest stays whole and in order.
+func TestHandshakeHeadersDropped(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		var seen http.Header
+		fh := funcHandler{connect: func(c *Conn) error { seen = c.Request().Header(); return nil }}
+		var h Handler = fh
+		if keep {
+			h = keepingHandler{fh}
+		}
+		g, err := New(quiet, &Route{Path: "/h", Handler: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := upgradeReq("/h")
+		extra := http.Header{"Origin": {"http://example.com"}, "User-Agent": {"test/1.0"}, "Cookie": {"a=1", "b=2"}}
+		all := http.Header{}
+		for k, vs := range extra {
+			all[k] = vs
+		}
+		for k, vs := range req.Header() {
+			all[k] = vs
+		}
+		req.SetHeader(all)
+		p, herr := g.Accept(context.Background(), g.Route("/h"), req)
+		if herr != nil {
+			t.Fatal(herr)
+		}
+		want := extra
+		if keep {
+			want = all
+		}
+		if !reflect.DeepEqual(seen, want) {
+			t.Errorf("keep %v: OnOpen saw %v, want %v", keep, seen, want)
+		}
+		if got := req.Header(); !reflect.DeepEqual(got, want) {
+			t.Errorf("keep %v: after Accept %v, want %v", keep, got, want)
+		}
+		p.Abandon()
+	}
 }

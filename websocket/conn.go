@@ -55,8 +55,10 @@ func isPeerClose(err error) bool { return err == errPeerClosed }
 // Send, Close and the other sending methods may be called from any
 // goroutine at any time.
 type Conn struct {
-	h    Handler
-	opts Options
+	h Handler
+	// opts is shared by every connection made with the same options (see
+	// internOptions); PingWithin gives a connection a copy of its own.
+	opts *Options
 
 	t  Transport
 	nb NonblockingWriter
@@ -144,15 +146,32 @@ func monotonic() time.Duration { return time.Since(clockBase) }
 // newConn returns a connection that queues what is sent to it until Start.
 func newConn(h Handler, opts Options) *Conn {
 	opts.setDefaults()
-	c := &Conn{h: h, opts: opts, writing: true}
+	c := &Conn{h: h, writing: true}
 	if opts.deflate != nil {
 		c.z = newDeflateState(*opts.deflate)
 	}
+	c.opts = internOptions(opts)
 	return c
 }
 
+// interned holds one *Options per distinct value connections were made
+// with: a route's connections share one, instead of 88 bytes each. The
+// negotiated deflate parameters, the one per-connection part, are left
+// out (c.z holds them), so the values are as many as the routes (and
+// their versions, across reloads) and the map stays small.
+var interned sync.Map // Options -> *Options
+
+func internOptions(o Options) *Options {
+	o.deflate = nil
+	if p, ok := interned.Load(o); ok {
+		return p.(*Options)
+	}
+	p, _ := interned.LoadOrStore(o, &o)
+	return p.(*Options)
+}
+
 // Options returns the connection's options with defaults applied.
-func (c *Conn) Options() Options { return c.opts }
+func (c *Conn) Options() Options { return *c.opts }
 
 // PingWithin makes the connection send keepalive pings at most d apart
 // (and close a peer silent for twice that, unless an idle timeout is
@@ -169,12 +188,14 @@ func (c *Conn) PingWithin(d time.Duration) {
 	if c.started {
 		return
 	}
-	if k := c.opts.KeepaliveInterval; k <= 0 || k > d {
-		c.opts.KeepaliveInterval = d
+	o := *c.opts // shared: change a copy
+	if k := o.KeepaliveInterval; k <= 0 || k > d {
+		o.KeepaliveInterval = d
 	}
-	if c.opts.IdleTimeout <= 0 {
-		c.opts.IdleTimeout = 2 * c.opts.KeepaliveInterval
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 2 * o.KeepaliveInterval
 	}
+	c.opts = internOptions(o)
 }
 
 // Start attaches the transport, after the front door has written the 101,

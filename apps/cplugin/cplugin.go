@@ -494,3 +494,7 @@ func wsgatePluginProtocolSet(h C.uintptr_t, p *C.char) {
 // Pointer returns the plugin's WebSocketPlugin structure, for a host that
 // hands it on (FromPointer).
 func (pl *Plugin) Pointer() unsafe.Pointer { return unsafe.Pointer(pl.p) }
+
+// KeepsHandshakeHeaders implements gateway.KeepsHandshakeHeaders: the
+// seeds' plugins saw every header field of the upgrade request.
+func (*Plugin) KeepsHandshakeHeaders() {}

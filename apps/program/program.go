@@ -320,3 +320,7 @@ func (p *Program) OnClose(c *gateway.Conn, _ websocket.CloseStatus) {
 		}
 	})
 }
+
+// KeepsHandshakeHeaders implements gateway.KeepsHandshakeHeaders: the
+// seeds' handler programs saw every header field of the upgrade request.
+func (*Program) KeepsHandshakeHeaders() {}

@@ -22,14 +22,19 @@ type Conn struct {
 	state  atomic.Pointer[any]
 	ctx    atomic.Pointer[connContext] // made by Context, on first use
 	ended  atomic.Bool
-	start  time.Time // when it was accepted, for the access log
-	ext    string    // negotiated extensions, for the access log
 	// refused: OnOpen accepted it but the handshake failed after; its
 	// end is logged as the refusal, not as a connection.
 	refused bool
-	rooms   map[string]struct{} // guarded by route.hub.mu
-	gone    bool                // removed from the hub; guarded by route.hub.mu
+	gone    bool // removed from the hub; guarded by route.hub.mu
+	// start is when it was accepted, for the access log: on the monotonic
+	// clock since clockBase, 8 bytes where a time.Time takes 24.
+	start time.Duration
+	ext   string              // negotiated extensions, for the access log
+	rooms map[string]struct{} // guarded by route.hub.mu
 }
+
+// clockBase anchors Conn.start.
+var clockBase = time.Now()
 
 type connContext struct {
 	ctx    context.Context

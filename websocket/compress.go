@@ -3,6 +3,7 @@ package websocket
 import (
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/flate"
@@ -45,6 +46,11 @@ var inflaters sync.Pool // io.ReadCloser that is also a flate.Resetter
 // deflateState is one connection's compression state.
 type deflateState struct {
 	p deflateParams
+
+	// The compressed messages' bytes each way, on the wire and
+	// uncompressed (Stats); here, not in Conn, since only connections that
+	// negotiated the extension count them.
+	stats struct{ in, rawIn, out, rawOut atomic.Uint64 }
 
 	// Receive side, owned by the reader.
 	dict *[]byte // sliding window of the client's stream, when it keeps context

@@ -109,7 +109,6 @@ type Conn struct {
 	tickTimer    *time.Timer
 
 	// Owned by the write-token holder.
-	iov  [][]byte
 	iov2 [2][]byte
 	whdr [maxHeaderSize]byte
 

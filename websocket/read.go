@@ -375,8 +375,8 @@ func (c *Conn) endCompressed() error {
 	}
 	if !c.closing.Load() {
 		c.stats.in(len(*out))
-		c.stats.zIn.Add(uint64(wire))
-		c.stats.zRawIn.Add(uint64(len(*out)))
+		c.z.stats.in.Add(uint64(wire))
+		c.z.stats.rawIn.Add(uint64(len(*out)))
 		c.h.OnMessage(c, typ, *out)
 	}
 	return nil

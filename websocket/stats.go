@@ -27,8 +27,8 @@ type Stats struct {
 // reader only, the out side by senders; both are atomics so that a metrics
 // scrape can read them while the connection runs.
 type connStats struct {
-	msgsIn, bytesIn, zIn, zRawIn     atomic.Uint64
-	msgsOut, bytesOut, zOut, zRawOut atomic.Uint64
+	msgsIn, bytesIn   atomic.Uint64
+	msgsOut, bytesOut atomic.Uint64
 }
 
 func (s *connStats) in(n int) {
@@ -46,9 +46,11 @@ func (c *Conn) Stats() Stats {
 	s := Stats{
 		MessagesIn: c.stats.msgsIn.Load(), BytesIn: c.stats.bytesIn.Load(),
 		MessagesOut: c.stats.msgsOut.Load(), BytesOut: c.stats.bytesOut.Load(),
-		DeflatedIn: c.stats.zIn.Load(), UncompressedIn: c.stats.zRawIn.Load(),
-		DeflatedOut: c.stats.zOut.Load(), UncompressedOut: c.stats.zRawOut.Load(),
 		Dropped: c.dropped.Load(),
+	}
+	if z := c.z; z != nil {
+		s.DeflatedIn, s.UncompressedIn = z.stats.in.Load(), z.stats.rawIn.Load()
+		s.DeflatedOut, s.UncompressedOut = z.stats.out.Load(), z.stats.rawOut.Load()
 	}
 	c.mu.Lock()
 	s.SlowConsumer = c.slowConsumer

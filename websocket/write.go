@@ -3,6 +3,7 @@ package websocket
 import (
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"unsafe"
 )
 
@@ -209,8 +210,8 @@ func (c *Conn) sendCompressed(op opcode, p []byte) error {
 // the wire, p bytes before compression.
 func (c *Conn) countDeflated(frame, p int, err error) error {
 	if err == nil {
-		c.stats.zOut.Add(uint64(frame))
-		c.stats.zRawOut.Add(uint64(p))
+		c.z.stats.out.Add(uint64(frame))
+		c.z.stats.rawOut.Add(uint64(p))
 	}
 	return err
 }
@@ -292,6 +293,8 @@ func (c *Conn) writeInline(bufs [][]byte, size int, own outItem) error {
 	return nil
 }
 
+var iovPool = sync.Pool{New: func() any { return new([][]byte) }}
+
 // releaseToken gives up the write token after an inline write, unless
 // frames were queued meanwhile, in which case a writer goroutine takes over.
 func (c *Conn) releaseToken() {
@@ -344,6 +347,10 @@ func (c *Conn) flush() error {
 // drain writes queued frames in batches (one vectored write per batch) until
 // the queue is empty, then gives up the write token. The caller holds it.
 func (c *Conn) drain() error {
+	// The batch's iovec comes from a pool for the length of the drain, not
+	// from Conn, which every idle connection keeps.
+	iovp := iovPool.Get().(*[][]byte)
+	defer iovPool.Put(iovp)
 	for {
 		c.mu.Lock()
 		if len(c.q) == 0 || c.aborted {
@@ -365,7 +372,7 @@ func (c *Conn) drain() error {
 		c.q, c.spare = c.spare[:0], nil
 		c.mu.Unlock()
 
-		iov := c.iov[:0]
+		iov := (*iovp)[:0]
 		size := 0
 		for i := range batch {
 			iov = append(iov, batch[i].b)
@@ -373,7 +380,7 @@ func (c *Conn) drain() error {
 		}
 		err := c.t.WriteBuffers(iov)
 		clear(iov)
-		c.iov = iov[:0]
+		*iovp = iov[:0]
 		for i := range batch {
 			batch[i].release()
 		}

@@ -32,15 +32,26 @@ func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fallback(w, r)
 		return
 	}
+	// What the request keeps for the connection's life does not keep
+	// net/http's request line alive through substrings of it: the method
+	// and the route's path are constants, the listener's address and the
+	// Host shared by every connection that has the same.
+	method, path := r.Method, r.URL.Path
+	if method == http.MethodGet {
+		method = http.MethodGet
+	}
+	if path == route.Path {
+		path = route.Path
+	}
 	req := &gateway.Request{
-		Method: r.Method, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
+		Method: method, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
 		ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding,
-		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host,
+		Path: path, RawQuery: r.URL.RawQuery, Host: s.strs.intern(r.Host),
 		RemoteAddr: r.RemoteAddr, TLS: r.TLS,
 	}
 	req.SetHeader(r.Header)
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		req.LocalAddr = la.String()
+		req.LocalAddr = s.strs.intern(la.String())
 	}
 	timeout := cfg.Server.HandshakeTimeout
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)

@@ -38,6 +38,7 @@ type Server struct {
 	logOut *LogOutput // nil when the caller manages the log
 	source func() (*config.Config, error)
 	gw     *gateway.Gateway
+	strs   stringTable // strings every connection repeats (front.go)
 	http   *http.Server
 	admin  *admin
 	bus    *natsbus.Bus // the cluster's, when configured

@@ -181,15 +181,10 @@ func TestUnsent(t *testing.T) {
 	msg := pattern(3*maxPlaintext+100, 9)
 	for _, update := range []bool{false, true} {
 		a, _ := pairLayers(t, tls.TLS_AES_128_GCM_SHA256)
-		_, b := pairLayers(t, tls.TLS_AES_128_GCM_SHA256)
-		var full []byte
-		{
-			a2, _ := pairLayers(t, tls.TLS_AES_128_GCM_SHA256)
-			a2.updateOut.Store(update)
-			full = a2.Seal(nil, [][]byte{msg}, 0)
-		}
+		a.updateOut.Store(update)
+		full := a.Seal(nil, [][]byte{msg}, 0)
 		for _, w := range []int{0, 3, keyUpdateLen, keyUpdateLen + 7, maxPlaintext + recordOverhead, len(full) / 2, len(full) - 1} {
-			a, _ = pairLayers(t, tls.TLS_AES_128_GCM_SHA256)
+			a, _ := pairLayers(t, tls.TLS_AES_128_GCM_SHA256)
 			a.updateOut.Store(update)
 			out := a.Seal(nil, [][]byte{msg[:maxPlaintext], msg[maxPlaintext:]}, 0)
 			if !bytes.Equal(out, full) {
@@ -201,7 +196,7 @@ func TestUnsent(t *testing.T) {
 				wire = append(wire, out[w:keep]...)
 			}
 			wire = a.Seal(wire, [][]byte{msg[done:]}, owed)
-			_, b = pairLayers(t, tls.TLS_AES_128_GCM_SHA256)
+			_, b := pairLayers(t, tls.TLS_AES_128_GCM_SHA256)
 			var got sink
 			if err := b.Open(wire, &got); err != nil || !bytes.Equal(got.Bytes(), msg) {
 				t.Fatalf("update %v, w %d: %v, %d bytes", update, w, err, got.Len())

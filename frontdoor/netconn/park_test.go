@@ -108,6 +108,19 @@ func (l sndbufListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
+// parkingClient connects a client to a server from serveParking (20 ms
+// park delay) and returns it with the server's side of it.
+func parkingClient(t *testing.T, m mode) (*websocket.Conn, *conn) {
+	t.Helper()
+	url, dialer, conns, _ := serveParking(t, m, 20*time.Millisecond, ws.Options{})
+	c, _, err := dialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, <-conns
+}
+
 func connOf(tr ws.Transport) *conn {
 	if f, ok := tr.(fdConn); ok {
 		return f.conn
@@ -138,13 +151,7 @@ func waitParked(t *testing.T, d *conn) {
 func TestParkAndResume(t *testing.T) { forBoth(t, testParkAndResume) }
 
 func testParkAndResume(t *testing.T, m mode) {
-	url, dialer, conns, _ := serveParking(t, m, 20*time.Millisecond, ws.Options{})
-	c, _, err := dialer.Dial(url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	d := <-conns
+	c, d := parkingClient(t, m)
 	sizes := []int{1, 125, 126, 4096, readSize - 1, readSize + 1, 3 * readSize, 7}
 	if m != plain {
 		// Around a record, and records split over reads.
@@ -337,13 +344,7 @@ func testFullSocket(t *testing.T, m mode) {
 func TestParkMidMessage(t *testing.T) { forBoth(t, testParkMidMessage) }
 
 func testParkMidMessage(t *testing.T, m mode) {
-	url, dialer, conns, _ := serveParking(t, m, 20*time.Millisecond, ws.Options{})
-	c, _, err := dialer.Dial(url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	d := <-conns
+	c, d := parkingClient(t, m)
 	payload := bytes.Repeat([]byte("parked "), 300)
 	whole := wstest.Binary(payload)
 	first := wstest.Frame{Op: wstest.OpBinary, Masked: true, Payload: payload[:1000]}.Bytes()

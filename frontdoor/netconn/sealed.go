@@ -27,6 +27,24 @@ type sealed struct {
 	alertSent bool
 }
 
+// sealNext seals bufs, less the bytes a record completed from pend
+// already carried (owed), into a pooled buffer; nil when bufs held nothing
+// more. It returns the bytes skipped and bufs' total.
+func (s *sealed) sealNext(bufs [][]byte) (out *[]byte, skip, total int) {
+	for _, b := range bufs {
+		total += len(b)
+	}
+	skip = s.owed
+	if skip >= total {
+		s.owed = skip - total
+		return nil, total, total
+	}
+	s.owed = 0
+	out = bufpool.Get(tlsrec.SealedLen(total - skip))
+	*out = s.rec.Seal(*out, bufs, skip)
+	return out, skip, total
+}
+
 // trySealed is tryWriteBuffers for a taken-over connection; under mu.
 func (d *conn) trySealed(bufs [][]byte) (int, error) {
 	if d.sl.pend != nil {
@@ -41,18 +59,10 @@ func (d *conn) trySealed(bufs [][]byte) (int, error) {
 		bufpool.Put(d.sl.pend)
 		d.sl.pend = nil
 	}
-	total := 0
-	for _, b := range bufs {
-		total += len(b)
-	}
-	skip := d.sl.owed
-	if skip >= total {
-		d.sl.owed = skip - total
+	out, skip, total := d.sl.sealNext(bufs)
+	if out == nil {
 		return total, nil
 	}
-	d.sl.owed = 0
-	out := bufpool.Get(tlsrec.SealedLen(total - skip))
-	*out = d.sl.rec.Seal(*out, bufs, skip)
 	w, err := d.tryWriteLocked(unsafe.Slice(out, 1))
 	if err != nil {
 		bufpool.Put(out)
@@ -83,18 +93,10 @@ func (d *conn) writeSealed(nc stream, bufs [][]byte) error {
 			return err
 		}
 	}
-	total := 0
-	for _, b := range bufs {
-		total += len(b)
-	}
-	skip := d.sl.owed
-	if skip >= total {
-		d.sl.owed = skip - total
+	out, _, _ := d.sl.sealNext(bufs)
+	if out == nil {
 		return nil
 	}
-	d.sl.owed = 0
-	out := bufpool.Get(tlsrec.SealedLen(total - skip))
-	*out = d.sl.rec.Seal(*out, bufs, skip)
 	_, err := nc.Write(*out)
 	bufpool.Put(out)
 	return err

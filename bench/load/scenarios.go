@@ -150,7 +150,14 @@ func dialAll(cs []*Conn, target, ext string, readBuf int, raw bool) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
-	sem := make(chan struct{}, 64)
+	par := 64
+	if strings.HasPrefix(target, "http") {
+		// httpd's event MPM closes every idle keep-alive connection
+		// whenever all its workers were busy: dial plain HTTP clients
+		// fewer at a time than it has workers.
+		par = 8
+	}
+	sem := make(chan struct{}, par)
 	for i := range cs {
 		wg.Add(1)
 		sem <- struct{}{}

@@ -51,11 +51,18 @@ type benchCase struct {
 	args     []string // extra load generator flags
 	path     string
 	tls      bool // wss: the servers listen with TLS
+	// keepAlive: the clients are plain HTTP keep-alive connections (one
+	// request each, then idle), not WebSockets: what a server keeps for
+	// any idle client.
+	keepAlive bool
 }
 
 func (c benchCase) label() string {
 	switch c.scenario {
 	case "idle":
+		if c.keepAlive {
+			return fmt.Sprintf("%d idle HTTP keep-alive connections, no WebSocket (what httpd keeps for any idle client)", c.conns)
+		}
 		if c.tls {
 			return fmt.Sprintf("%d idle connections over TLS (wss)", c.conns)
 		}
@@ -341,7 +348,10 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 		// scoreboard's busy count is reported).
 		cs = append(cs,
 			benchCase{group: "apache-idle", scenario: "idle", conns: apacheIdleN, path: "/echo", servers: h.idleApacheServers(false), args: []string{"-settle", settle}},
-			benchCase{group: "apache-idle", scenario: "idle", conns: apacheIdleN, path: "/echo", servers: h.idleApacheServers(true), args: []string{"-settle", settle}, tls: true})
+			benchCase{group: "apache-idle", scenario: "idle", conns: apacheIdleN, path: "/echo", servers: h.idleApacheServers(true), args: []string{"-settle", settle}, tls: true},
+			// What any idle connection costs httpd: the same server, the
+			// same waiting state in the event MPM, no WebSocket.
+			benchCase{group: "apache-idle", scenario: "idle", conns: apacheIdleN, path: "/floor", servers: []server{h.keepAliveApache()}, args: []string{"-settle", settle}, keepAlive: true})
 		if php := h.phpServers(); php != nil {
 			for _, c := range aConns {
 				cs = append(cs, benchCase{group: "events-php", scenario: "echo", conns: c, size: 16, path: "/echo", servers: php, args: d})
@@ -374,6 +384,9 @@ func (h *harness) measure(c benchCase, s server) (load.Result, error) {
 	scheme := "ws"
 	if c.tls {
 		scheme = "wss"
+	}
+	if c.keepAlive {
+		scheme = "http"
 	}
 	url := fmt.Sprintf("%s://127.0.0.1:%d%s", scheme, port, c.path)
 	for _, p := range p.ports {

@@ -82,6 +82,15 @@ func (h *harness) idleApacheServers(secure bool) []server {
 	}}}
 }
 
+// keepAliveApache is idleApacheServers' httpd for plain keep-alive
+// clients: the same sizing, and a keep-alive timeout longer than the
+// measurement.
+func (h *harness) keepAliveApache() server {
+	return server{name: "mod_wsgate", start: func(h *harness, port int) (*proc, error) {
+		return h.httpdWith(port, httpdOpts{mpm: idleMPM, global: "KeepAliveTimeout 300\nMaxKeepAliveRequests 0\n"}, echoLocation)
+	}}
+}
+
 // tlsServer is wsgate listening with TLS (a throwaway ECDSA certificate):
 // the peers' servers here speak plain WebSocket only.
 func (h *harness) tlsServer() server {

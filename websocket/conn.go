@@ -160,6 +160,10 @@ func newConn(h Handler, opts Options) *Conn {
 // their versions, across reloads) and the map stays small.
 var interned sync.Map // Options -> *Options
 
+// Options must stay comparable to be a map key: this stops the build if a
+// field (a slice, a map, a func) ever makes it not.
+var _ map[Options]struct{}
+
 func internOptions(o Options) *Options {
 	o.deflate = nil
 	if p, ok := interned.Load(o); ok {

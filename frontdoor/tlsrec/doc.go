@@ -1,8 +1,10 @@
 // Package tlsrec takes a TLS 1.3 connection's record layer over from
 // crypto/tls once the WebSocket upgrade is done, so that an idle wss
-// connection costs what an idle ws connection costs plus its two cipher
-// states (about 1.5 KiB), instead of a whole crypto/tls Conn with the
+// connection waits like an idle ws connection, with its two cipher states
+// and secrets on top, instead of keeping a whole crypto/tls Conn with the
 // buffers its handshake grew (about 7 KiB, which no API releases).
+// Measured at 5,000 idle connections: 4.3 KiB each, against 12.3 with
+// crypto/tls and 1.4 for plain ws.
 //
 // crypto/tls still does the whole handshake, certificate selection, session
 // tickets and the HTTP request. What it hands over is only the record

@@ -5,8 +5,9 @@
 # apxs (apache2-dev) and make, which build and run mod_wsgate, and
 # Prometheus's promtool, which checks the metrics both serve, and
 # nats-server, the cluster bus's broker, pkg-config for libapachews's
-# producers, php-cli for the PHP SDK, and php-cgi for the PHP chat
-# that mod_wsgate serves through subrequests.
+# producers, php-cli for the PHP SDK, php-cgi for the PHP chat
+# that mod_wsgate serves through subrequests, and OpenSSL's s_client, a
+# TLS 1.3 peer for the record layer the daemon takes over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,7 @@ command -v php >/dev/null || need+=(php-cli)
 command -v php-cgi >/dev/null || need+=(php-cgi)
 command -v cc >/dev/null || need+=(gcc)
 command -v promtool >/dev/null || need+=(prometheus)
+command -v openssl >/dev/null || need+=(openssl)
 [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null || need+=(nats-server)
 # The package test (scripts/test-packages.sh).
 command -v dpkg-buildpackage >/dev/null || need+=(dpkg-dev)

@@ -236,10 +236,56 @@ func IdleStatus(target string, n int, settle time.Duration, rss func() int64, st
 			return res, fmt.Errorf("connection %d did not stay open: %v", i, err)
 		}
 	}
+	// And every idle WebSocket still answers: an echo on each, many at a
+	// time (a server that held connections it could not serve again would
+	// look cheap too).
+	if !strings.HasPrefix(target, "http") {
+		if err := echoEach(cs); err != nil {
+			return res, err
+		}
+	}
 	res.RSSBefore, res.RSSAfter = before, after
 	res.Count = uint64(n)
 	res.PerConnKiB = float64(after-before) / float64(n)
 	return res, nil
+}
+
+// echoEach sends a small message on every connection and checks its echo,
+// 64 connections at a time.
+func echoEach(cs []*Conn) error {
+	payload := []byte("still there?")
+	frame := Frame(0x1, payload, false)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	sem := make(chan struct{}, 64)
+	for i, c := range cs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c.NC.SetDeadline(time.Now().Add(30 * time.Second))
+			defer c.NC.SetDeadline(time.Time{})
+			_, err := c.NC.Write(frame)
+			var p []byte
+			if err == nil {
+				_, p, err = c.ReadPayload()
+			}
+			if err == nil && !bytes.Equal(p, payload) {
+				err = fmt.Errorf("echo %q", p)
+			}
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("connection %d, after idling: %w", i, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
 }
 
 // Spike opens n connections as fast as the server takes them, holds them
@@ -378,7 +424,7 @@ func Storm(target string, conc int, d time.Duration) (Result, error) {
 // Subscribers are read through one epoll loop rather than a goroutine
 // each, so that the client keeps up with 10,000 deliveries per message on
 // one core and the server is what is measured.
-func Broadcast(targets []string, n, msgs, size int, timeout time.Duration) (Result, error) {
+func Broadcast(targets []string, n, msgs, size int, timeout, gap time.Duration) (Result, error) {
 	res := Result{Scenario: "broadcast", Conns: n, Size: size}
 	if len(targets) == 0 {
 		return res, fmt.Errorf("broadcast: no target")
@@ -417,6 +463,8 @@ func Broadcast(targets []string, n, msgs, size int, timeout time.Duration) (Resu
 	h := new(Hist)
 	send := func(i int) error {
 		want := int64(n) * int64(i+1) * frameLen
+		// A gap lets every subscriber go idle (park) before the message.
+		time.Sleep(gap)
 		t0 := time.Now()
 		if _, err := cs[0].NC.Write(frame); err != nil {
 			return err
@@ -438,7 +486,8 @@ func Broadcast(targets []string, n, msgs, size int, timeout time.Duration) (Resu
 			return res, err
 		}
 	}
-	elapsed := time.Since(start)
+	// The pauses are not the server's time.
+	elapsed := time.Since(start) - time.Duration(msgs)*gap
 	// Each subscriber must have received exactly every message.
 	for i, got := range fanout.perConn {
 		if got != int64(msgs+1)*frameLen {

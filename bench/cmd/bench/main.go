@@ -72,6 +72,9 @@ func (c benchCase) label() string {
 	case "storm":
 		return fmt.Sprintf("handshakes, %d concurrent clients", c.conns)
 	case "broadcast":
+		if c.group == "apache-parked" {
+			return fmt.Sprintf("1 message × %d parked subscribers, %s", c.conns, size(c.size))
+		}
 		return fmt.Sprintf("1 message × %d subscribers, %s", c.conns, size(c.size))
 	}
 	return fmt.Sprintf("%d conn × %s", c.conns, size(c.size))
@@ -286,12 +289,14 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 	// The flood is what one client process can open under the machine's
 	// descriptor limit (20,000 here).
 	tlsN, spikeN, watch, apacheIdleN := 5000, 19000, "30s", 5000
+	parkedMsgs := 5
 	zConns, zSizes := []int{100}, []int{1 << 10, 64 << 10}
 	aConns, aSizes := []int{1, 100}, []int{16, 1 << 10}
 	if h.quick {
 		conns, sizes = []int{1, 10}, []int{16, 1 << 10}
 		idleN, bcastN, bcastMsgs, settle = 200, 100, 5, "500ms"
 		tlsN, spikeN, watch, apacheIdleN = 100, 300, "2s", 20
+		parkedMsgs = 2
 		zConns, zSizes = []int{10}, []int{1 << 10}
 		aConns, aSizes = []int{1, 10}, []int{16}
 	}
@@ -351,7 +356,12 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 			benchCase{group: "apache-idle", scenario: "idle", conns: apacheIdleN, path: "/echo", servers: h.idleApacheServers(true), args: []string{"-settle", settle}, tls: true},
 			// What any idle connection costs httpd: the same server, the
 			// same waiting state in the event MPM, no WebSocket.
-			benchCase{group: "apache-idle", scenario: "idle", conns: apacheIdleN, path: "/floor", servers: []server{h.keepAliveApache()}, args: []string{"-settle", settle}, keepAlive: true})
+			benchCase{group: "apache-idle", scenario: "idle", conns: apacheIdleN, path: "/floor", servers: []server{h.keepAliveApache()}, args: []string{"-settle", settle}, keepAlive: true},
+			// A broadcast reaches every one of them while they are parked:
+			// 1.5 s before each message outlasts both servers' park delays
+			// (the daemon's second, mod_wsgate's 20 ms).
+			benchCase{group: "apache-parked", scenario: "broadcast", conns: apacheIdleN, size: 64, path: "/broadcast", servers: h.parkedApacheServers(),
+				args: []string{"-msgs", strconv.Itoa(parkedMsgs), "-gap", "1500ms"}})
 		if php := h.phpServers(); php != nil {
 			for _, c := range aConns {
 				cs = append(cs, benchCase{group: "events-php", scenario: "echo", conns: c, size: 16, path: "/echo", servers: php, args: d})

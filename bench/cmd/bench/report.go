@@ -140,20 +140,21 @@ func describe(h *harness, rounds int, secs, took time.Duration) string {
 }
 
 var groupTitles = map[string]string{
-	"echo":        "Echo: messages per second (each connection sends, waits for the echo, repeats)",
-	"deflate":     "permessage-deflate echo: messages per second (compressible text, no context takeover)",
-	"idle":        "Idle hold: server RSS per idle connection (lower is better)",
-	"apache-idle": "Idle WebSockets in httpd (event MPM, 2 children of 25 threads: 50 workers, AsyncRequestWorkerFactor 250): RSS of httpd and its children per idle connection, against the daemon alone (lower is better). mod_wsgate releases the worker of an idle WebSocket; the busy workers below are counted by mod_status while the connections are held (one of them serves the status request)",
-	"spike":       "Memory after a spike: a flood of connections opened as fast as the server takes them, held 5 s, then all reset; the server's RSS 30 s later as a multiple of its RSS before the flood (lower is better; the bar is 2×)",
-	"storm":       "Connect storm: handshakes per second (connect, upgrade, reset)",
-	"broadcast":   "Broadcast: deliveries per second (each message relayed to every subscriber, 50 messages one after another)",
-	"apache":      "Apache httpd: echo messages per second, mod_wsgate and httpd's proxy tunnel (mod_proxy_http) in front of the daemon",
-	"direct":      "Direct mode: echo messages per second through a producer (examples/producers/echo), in the daemon's own process (in-process), behind the framed protocol (mux), and taking each client's socket itself (direct, ouistiti's direct mode). In parentheses each one's rate ÷ in-process's, paired round by round",
-	"events":      "WebSocket-over-HTTP: echo messages per second through an HTTP application (examples/wsoverhttp/echo, Go's net/http: every message a POST), against the same echo in the daemon's own process (in-process) and behind the framed protocol (mux). In parentheses each one's rate ÷ in-process's, paired round by round",
-	"events-php":  "PHP over WebSocket-over-HTTP: echo messages per second to examples/wsoverhttp/php/echo.php, behind the daemon (PHP's built-in server, 8 workers) and inside httpd as subrequests (mod_wsgate, php-cgi -b behind mod_proxy_fcgi, 8 children). In parentheses mod_wsgate's rate ÷ the daemon's, paired round by round",
-	"hold":        "Held clients (backend hold): what holding costs and how long resuming takes, from the Go benchmarks in apps/backend (`go test ./apps/backend -run '^$' -bench 'HeldClientCost|HoldResume1000' -benchtime 5x`), medians over rounds",
-	"cluster":     "Cluster: broadcast deliveries per second, 9,000 subscribers on one daemon, and spread over three daemons joined by a NATS server (3,000 each; the sender on the first), every process on the same server core. In parentheses the three nodes' rate ÷ one node's, paired round by round",
-	"ops":         "Operations cost: echo messages and handshakes per second, one build with limits, metrics and access log off (ops-off); every limit on and the metrics scraped each second (ops-on); and ops-on with the access log written to a file (ops-log). In parentheses each one's rate ÷ ops-off's, paired round by round",
+	"echo":          "Echo: messages per second (each connection sends, waits for the echo, repeats)",
+	"deflate":       "permessage-deflate echo: messages per second (compressible text, no context takeover)",
+	"idle":          "Idle hold: server RSS per idle connection (lower is better)",
+	"apache-idle":   "Idle WebSockets in httpd (event MPM, 2 children of 25 threads: 50 workers, AsyncRequestWorkerFactor 250): RSS of httpd and its children per idle connection, against the daemon alone (lower is better). mod_wsgate releases the worker of an idle WebSocket; the busy workers below are counted by mod_status while the connections are held (one of them serves the status request)",
+	"apache-parked": "Broadcast to parked WebSockets in httpd (apache-idle's sizing: 50 workers, released while idle): 5,000 subscribers on the chat application, every one idle when a message comes (1.5 s before each, 5 messages): deliveries per second while a message fans out (the pauses not counted), and in the latency table the time from sending a message to every subscriber having it. The daemon alone for comparison",
+	"spike":         "Memory after a spike: a flood of connections opened as fast as the server takes them, held 5 s, then all reset; the server's RSS 30 s later as a multiple of its RSS before the flood (lower is better; the bar is 2×)",
+	"storm":         "Connect storm: handshakes per second (connect, upgrade, reset)",
+	"broadcast":     "Broadcast: deliveries per second (each message relayed to every subscriber, 50 messages one after another)",
+	"apache":        "Apache httpd: echo messages per second, mod_wsgate and httpd's proxy tunnel (mod_proxy_http) in front of the daemon",
+	"direct":        "Direct mode: echo messages per second through a producer (examples/producers/echo), in the daemon's own process (in-process), behind the framed protocol (mux), and taking each client's socket itself (direct, ouistiti's direct mode). In parentheses each one's rate ÷ in-process's, paired round by round",
+	"events":        "WebSocket-over-HTTP: echo messages per second through an HTTP application (examples/wsoverhttp/echo, Go's net/http: every message a POST), against the same echo in the daemon's own process (in-process) and behind the framed protocol (mux). In parentheses each one's rate ÷ in-process's, paired round by round",
+	"events-php":    "PHP over WebSocket-over-HTTP: echo messages per second to examples/wsoverhttp/php/echo.php, behind the daemon (PHP's built-in server, 8 workers) and inside httpd as subrequests (mod_wsgate, php-cgi -b behind mod_proxy_fcgi, 8 children). In parentheses mod_wsgate's rate ÷ the daemon's, paired round by round",
+	"hold":          "Held clients (backend hold): what holding costs and how long resuming takes, from the Go benchmarks in apps/backend (`go test ./apps/backend -run '^$' -bench 'HeldClientCost|HoldResume1000' -benchtime 5x`), medians over rounds",
+	"cluster":       "Cluster: broadcast deliveries per second, 9,000 subscribers on one daemon, and spread over three daemons joined by a NATS server (3,000 each; the sender on the first), every process on the same server core. In parentheses the three nodes' rate ÷ one node's, paired round by round",
+	"ops":           "Operations cost: echo messages and handshakes per second, one build with limits, metrics and access log off (ops-off); every limit on and the metrics scraped each second (ops-on); and ops-on with the access log written to a file (ops-log). In parentheses each one's rate ÷ ops-off's, paired round by round",
 }
 
 // results is what benchmarks.json holds: enough to write the report again

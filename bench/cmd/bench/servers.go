@@ -82,6 +82,47 @@ func (h *harness) idleApacheServers(secure bool) []server {
 	}}}
 }
 
+// chatLocation is the chat application on /broadcast, the daemon's path
+// for it in wsgateConfig.
+const chatLocation = `<Location /broadcast>
+  SetHandler websocket-handler
+  WebSocketApp chat
+  WebSocketOriginCheck Off
+</Location>
+`
+
+// parkedApacheServers are idleApacheServers with the chat application,
+// for broadcasts to idle (parked) WebSockets. httpd's two children reach
+// each other's clients through a NATS server (WsgateCluster), as the
+// README tells a server with several children to.
+func (h *harness) parkedApacheServers() []server {
+	return []server{daemonServer("wsgate"), {name: "mod_wsgate", start: func(h *harness, port int) (*proc, error) {
+		bin, err := natsServer()
+		if err != nil {
+			return nil, err
+		}
+		natsPort, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		broker, err := h.spawn(natsPort, bin, "-a", "127.0.0.1", "-p", strconv.Itoa(natsPort))
+		if err != nil {
+			return nil, err
+		}
+		p, err := h.httpdWith(port, httpdOpts{mpm: idleMPM, global: fmt.Sprintf("WsgateCluster nats://127.0.0.1:%d\n", natsPort)}, echoLocation+chatLocation)
+		if err != nil {
+			broker.stop()
+			return nil, err
+		}
+		stop := p.stop
+		p.stop = func() { stop(); broker.stop() }
+		// The children hear each other's heartbeat (one a second) before
+		// anything is broadcast.
+		time.Sleep(3 * time.Second)
+		return p, nil
+	}}}
+}
+
 // keepAliveApache is idleApacheServers' httpd for plain keep-alive
 // clients: the same sizing, and a keep-alive timeout longer than the
 // measurement.

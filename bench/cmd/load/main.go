@@ -46,6 +46,7 @@ func main() {
 	conc := fs.Int("conc", 64, "storm: concurrent clients")
 	msgs := fs.Int("msgs", 20, "broadcast: messages")
 	timeout := fs.Duration("timeout", 30*time.Second, "broadcast: longest wait for one fan-out")
+	gap := fs.Duration("gap", 0, "broadcast: pause before each message (long enough, and the subscribers are parked when it comes)")
 	label := fs.String("label", "", "printed in the result's text form")
 	human := fs.Bool("human", false, "print a line of text instead of JSON")
 	fs.Parse(os.Args[2:])
@@ -76,7 +77,7 @@ func main() {
 	case "storm":
 		res, err = load.Storm(*url, *conc, *duration)
 	case "broadcast":
-		res, err = load.Broadcast(strings.Split(*url, ","), *n, *msgs, *size, *timeout)
+		res, err = load.Broadcast(strings.Split(*url, ","), *n, *msgs, *size, *timeout, *gap)
 	default:
 		fail(fmt.Errorf("unknown scenario %q", os.Args[1]))
 	}

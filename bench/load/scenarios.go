@@ -147,9 +147,6 @@ func closeAll(cs []*Conn) {
 
 // dialAll opens len(cs) connections, 64 handshakes at a time.
 func dialAll(cs []*Conn, target, ext string, readBuf int, raw bool) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
 	par := 64
 	if strings.HasPrefix(target, "http") {
 		// httpd's event MPM closes every idle keep-alive connection
@@ -157,23 +154,35 @@ func dialAll(cs []*Conn, target, ext string, readBuf int, raw bool) error {
 		// fewer at a time than it has workers.
 		par = 8
 	}
+	return forEach(len(cs), par, func(i int) error {
+		c, err := dial(target, ext, readBuf, raw)
+		if err == nil {
+			cs[i] = c
+		}
+		return err
+	})
+}
+
+// forEach runs fn(0..n-1), par at a time, and returns the first error,
+// naming its index.
+func forEach(n, par int, fn func(i int) error) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
 	sem := make(chan struct{}, par)
-	for i := range cs {
+	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := dial(target, ext, readBuf, raw)
-			if err != nil {
+			if err := fn(i); err != nil {
 				mu.Lock()
 				if first == nil {
 					first = fmt.Errorf("connection %d: %w", i, err)
 				}
 				mu.Unlock()
-				return
 			}
-			cs[i] = c
 		}()
 	}
 	wg.Wait()
@@ -255,37 +264,22 @@ func IdleStatus(target string, n int, settle time.Duration, rss func() int64, st
 func echoEach(cs []*Conn) error {
 	payload := []byte("still there?")
 	frame := Frame(0x1, payload, false)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	sem := make(chan struct{}, 64)
-	for i, c := range cs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			c.NC.SetDeadline(time.Now().Add(30 * time.Second))
-			defer c.NC.SetDeadline(time.Time{})
-			_, err := c.NC.Write(frame)
-			var p []byte
-			if err == nil {
-				_, p, err = c.ReadPayload()
-			}
-			if err == nil && !bytes.Equal(p, payload) {
-				err = fmt.Errorf("echo %q", p)
-			}
-			if err != nil {
-				mu.Lock()
-				if first == nil {
-					first = fmt.Errorf("connection %d, after idling: %w", i, err)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return first
+	return forEach(len(cs), 64, func(i int) error {
+		c := cs[i]
+		c.NC.SetDeadline(time.Now().Add(30 * time.Second))
+		defer c.NC.SetDeadline(time.Time{})
+		if _, err := c.NC.Write(frame); err != nil {
+			return fmt.Errorf("after idling: %w", err)
+		}
+		_, p, err := c.ReadPayload()
+		if err == nil && !bytes.Equal(p, payload) {
+			err = fmt.Errorf("echo %q", p)
+		}
+		if err != nil {
+			return fmt.Errorf("after idling: %w", err)
+		}
+		return nil
+	})
 }
 
 // Spike opens n connections as fast as the server takes them, holds them

@@ -97,15 +97,7 @@ const chatLocation = `<Location /broadcast>
 // README tells a server with several children to.
 func (h *harness) parkedApacheServers() []server {
 	return []server{daemonServer("wsgate"), {name: "mod_wsgate", start: func(h *harness, port int) (*proc, error) {
-		bin, err := natsServer()
-		if err != nil {
-			return nil, err
-		}
-		natsPort, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		broker, err := h.spawn(natsPort, bin, "-a", "127.0.0.1", "-p", strconv.Itoa(natsPort))
+		broker, natsPort, err := h.natsBroker()
 		if err != nil {
 			return nil, err
 		}
@@ -438,24 +430,30 @@ func natsServer() (string, error) {
 	return "", errors.New("nats-server is not installed (Debian package nats-server)")
 }
 
+// natsBroker starts a NATS server on a free loopback port.
+func (h *harness) natsBroker() (*proc, int, error) {
+	bin, err := natsServer()
+	if err != nil {
+		return nil, 0, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, 0, err
+	}
+	p, err := h.spawn(port, bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+	return p, port, err
+}
+
 // cluster starts a NATS server and n wsgate daemons joined through it,
 // the first on port, and waits until every node sees the others.
 func (h *harness) cluster(port, n int) (*proc, error) {
-	bin, err := natsServer()
-	if err != nil {
-		return nil, err
-	}
-	natsPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	var procs []*proc
 	stopAll := func() {
 		for i := len(procs) - 1; i >= 0; i-- {
 			procs[i].stop()
 		}
 	}
-	broker, err := h.spawn(natsPort, bin, "-a", "127.0.0.1", "-p", strconv.Itoa(natsPort))
+	broker, natsPort, err := h.natsBroker()
 	if err != nil {
 		return nil, err
 	}

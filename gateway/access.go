@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/monoclock"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -108,7 +109,7 @@ func (a *accessLog) ended(c *Conn, st websocket.Stats, s websocket.CloseStatus) 
 	}
 	a.log.Info("websocket closed",
 		"route", c.route.Path, "conn", c.id, "client", c.req.ClientIP, "peer", c.req.RemoteAddr,
-		"subprotocol", c.proto, "extensions", c.ext, "duration", (time.Since(clockBase) - c.start).Round(time.Millisecond),
+		"subprotocol", c.proto, "extensions", c.ext, "duration", (monoclock.Now() - c.start).Round(time.Millisecond),
 		"msgs_in", st.MessagesIn, "bytes_in", st.BytesIn, "msgs_out", st.MessagesOut, "bytes_out", st.BytesOut,
 		"close_sent", uint16(st.CloseSent.Code), "close_sent_reason", st.CloseSent.Reason,
 		"close_received", uint16(st.CloseReceived.Code), "close_received_reason", st.CloseReceived.Reason,

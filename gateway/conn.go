@@ -26,15 +26,11 @@ type Conn struct {
 	// end is logged as the refusal, not as a connection.
 	refused bool
 	gone    bool // removed from the hub; guarded by route.hub.mu
-	// start is when it was accepted, for the access log: on the monotonic
-	// clock since clockBase, 8 bytes where a time.Time takes 24.
+	// start is when it was accepted, for the access log (monoclock).
 	start time.Duration
 	ext   string              // negotiated extensions, for the access log
 	rooms map[string]struct{} // guarded by route.hub.mu
 }
-
-// clockBase anchors Conn.start.
-var clockBase = time.Now()
 
 type connContext struct {
 	ctx    context.Context

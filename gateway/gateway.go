@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/monoclock"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -278,7 +279,7 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 // admit and limits.admit) and registers it.
 func (g *Gateway) newConn(route *Route, req *Request, hs *websocket.Handshake) *Conn {
 	route.live.Add(1)
-	c := &Conn{id: g.nextID.Add(1), req: req, route: route, gw: g, start: time.Since(clockBase)}
+	c := &Conn{id: g.nextID.Add(1), req: req, route: route, gw: g, start: monoclock.Now()}
 	c.ws = hs.NewConn((*connHandler)(c), route.Policy.engineOptions())
 	g.register(c)
 	return c

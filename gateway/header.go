@@ -50,15 +50,27 @@ func packHeader(h http.Header) string {
 	return b.String()
 }
 
-// eachHeader calls fn for each header field value, in name order.
-func (r *Request) eachHeader(fn func(name, value string) bool) {
+// eachLine calls fn for each packed field value with its name and its
+// whole line, newline included, in name order.
+func (r *Request) eachLine(fn func(name, line string) bool) {
 	for rest := r.head; rest != ""; {
-		line, tail, _ := strings.Cut(rest, "\n")
-		rest = tail
-		if k, v, ok := strings.Cut(line, "\x00"); ok && !fn(k, v) {
+		n := strings.IndexByte(rest, '\n') + 1
+		if n == 0 {
+			n = len(rest)
+		}
+		line := rest[:n]
+		rest = rest[n:]
+		if k, _, ok := strings.Cut(line, "\x00"); ok && !fn(k, line) {
 			return
 		}
 	}
+}
+
+// eachHeader calls fn for each header field value, in name order.
+func (r *Request) eachHeader(fn func(name, value string) bool) {
+	r.eachLine(func(k, line string) bool {
+		return fn(k, strings.TrimSuffix(line[len(k)+1:], "\n"))
+	})
 }
 
 // HeaderValue returns the first value of the named request header field,
@@ -114,28 +126,23 @@ type KeepsHandshakeHeaders interface{ KeepsHandshakeHeaders() }
 // dropHandshakeHeaders removes the handshake's own fields from the packed
 // header; before any application code runs.
 func (r *Request) dropHandshakeHeaders() {
-	keep, drop := 0, 0
-	r.eachHeader(func(k, v string) bool {
-		if handshakeOwn[k] {
-			drop += len(k) + len(v) + 2
-		} else {
-			keep += len(k) + len(v) + 2
+	kept := 0
+	r.eachLine(func(k, line string) bool {
+		if !handshakeOwn[k] {
+			kept += len(line)
 		}
 		return true
 	})
-	if drop == 0 {
+	if kept == len(r.head) {
 		return
 	}
-	var b strings.Builder
-	b.Grow(keep)
-	r.eachHeader(func(k, v string) bool {
+	// Exactly the lines kept: a larger buffer would stay with the string.
+	b := make([]byte, 0, kept)
+	r.eachLine(func(k, line string) bool {
 		if !handshakeOwn[k] {
-			b.WriteString(k)
-			b.WriteByte(0)
-			b.WriteString(v)
-			b.WriteByte('\n')
+			b = append(b, line...)
 		}
 		return true
 	})
-	r.head = b.String()
+	r.head = string(b)
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/monoclock"
 )
 
 // Handler receives what a connection delivers. Its methods are called from
@@ -114,8 +116,7 @@ type Conn struct {
 
 	// Owned by the keepalive timer.
 	seen uint64
-	// Times on the monotonic clock since clockBase: 8 bytes where a
-	// time.Time takes 24, on a struct every idle connection keeps.
+	// Times on the monotonic clock (monoclock).
 	lastActive time.Duration
 	lastPing   time.Duration
 	msgSeen    uint64        // msgState at the previous tick
@@ -136,11 +137,6 @@ func (c *Conn) end() *ending {
 	}
 	return c.ending
 }
-
-// clockBase anchors the keepalive timer's times (monotonic).
-var clockBase = time.Now()
-
-func monotonic() time.Duration { return time.Since(clockBase) }
 
 // newConn returns a connection that queues what is sent to it until Start.
 func newConn(h Handler, opts Options) *Conn {
@@ -216,7 +212,7 @@ func (c *Conn) start(t Transport) {
 		c.writing = false
 	}
 	if every := c.tickInterval(); every > 0 && !c.stopped {
-		c.lastActive = monotonic()
+		c.lastActive = monoclock.Now()
 		c.tickTimer = time.AfterFunc(every, c.tick)
 	}
 	c.mu.Unlock()
@@ -240,6 +236,11 @@ func (c *Conn) CountDropped() { c.dropped.Add(1) }
 func (c *Conn) Status() CloseStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.statusLocked()
+}
+
+// statusLocked is Status under mu: zero until the closing starts.
+func (c *Conn) statusLocked() CloseStatus {
 	if c.ending == nil {
 		return CloseStatus{}
 	}
@@ -417,10 +418,7 @@ func (c *Conn) release() {
 		c.qBytes = 0
 	}
 	c.notifyFlushed()
-	var s CloseStatus
-	if c.ending != nil {
-		s = c.ending.status
-	}
+	s := c.statusLocked()
 	c.mu.Unlock()
 	for i := range q {
 		q[i].release()
@@ -455,7 +453,7 @@ func (c *Conn) tickInterval() time.Duration {
 // keepalive pings.
 func (c *Conn) tick() {
 	defer c.recoverTimer()
-	now := monotonic()
+	now := monoclock.Now()
 	if n := c.activity.Load(); n != c.seen {
 		c.seen, c.lastActive = n, now
 	}

@@ -49,6 +49,7 @@ import (
 
 	"github.com/wsgate/wsgate/frontdoor/tlsrec"
 	"github.com/wsgate/wsgate/internal/bufpool"
+	"github.com/wsgate/wsgate/internal/monoclock"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -85,16 +86,12 @@ const (
 // does not reset a timer on every read.
 func (d *conn) armDeadline() {
 	now := time.Now()
-	at := now.Sub(clockBase)
+	at := monoclock.At(now)
 	if d.deadline == 0 || d.deadline-at < d.parkAfter/2 {
 		d.deadline = at + d.parkAfter
 		d.nc.SetReadDeadline(now.Add(d.parkAfter))
 	}
 }
-
-// clockBase anchors conn.deadline on the monotonic clock: 8 bytes where
-// a time.Time takes 24, on a struct every idle connection keeps.
-var clockBase = time.Now()
 
 // stream is what a conn reads and writes: the net.Conn it was made with,
 // or, for a plain socket resumed after parking, an *os.File on the same
@@ -151,7 +148,7 @@ type conn struct {
 	buffered  []byte
 	handedOff bool          // the first ReadTo has moved off the caller's goroutine
 	parkAfter time.Duration // 0: never park
-	deadline  time.Duration // since clockBase; 0: none set
+	deadline  time.Duration // monoclock; 0: none set
 	state     parkState
 	pollID    uint64
 	// registered: the socket is in the poller's interest list.

@@ -219,22 +219,14 @@ func (l *Layer) openRecord(rec []byte) ([]byte, error) {
 		// outer type (§5.1); a change_cipher_spec is no longer allowed (§5).
 		return nil, l.failed(fail(alertUnexpectedMessage, "unprotected record after the handshake"))
 	}
-	ct := rec[headerLen:]
-	if len(ct) < tagLen+1 {
-		return nil, l.failed(fail(alertBadRecordMAC, "record shorter than its tag"))
-	}
-	pt, err := l.in.aead.Open(ct[:0], l.in.next(), ct, rec[:headerLen])
-	if err != nil {
+	pt, ok := l.in.open(rec)
+	if !ok {
 		return nil, l.failed(fail(alertBadRecordMAC, "record does not authenticate"))
 	}
-	i := len(pt) - 1
-	for i >= 0 && pt[i] == 0 {
-		i--
-	}
-	if i < 0 {
+	typ, pt, ok := innerType(pt)
+	if !ok {
 		return nil, l.failed(fail(alertUnexpectedMessage, "record without a content type"))
 	}
-	typ, pt := pt[i], pt[:i]
 	if len(pt) > maxPlaintext {
 		return nil, l.failed(fail(alertRecordOverflow, "plaintext too long"))
 	}

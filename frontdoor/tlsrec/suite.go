@@ -105,15 +105,53 @@ func (d *direction) update() error {
 	return d.set(d.suite, next)
 }
 
-// next returns the nonce for the next record and counts it: the IV with
-// the sequence number XORed into its last eight bytes (RFC 8446 §5.3).
-func (d *direction) next() []byte {
+// nonceNow returns the nonce of the record at the current sequence number:
+// the IV with the sequence number XORed into its last eight bytes (RFC
+// 8446 §5.3).
+func (d *direction) nonceNow() []byte {
 	d.nonce = d.iv
 	var s [8]byte
 	binary.BigEndian.PutUint64(s[:], d.seq)
 	for i := range s {
 		d.nonce[ivLen-8+i] ^= s[i]
 	}
-	d.seq++
 	return d.nonce[:]
+}
+
+// next returns the nonce for the next record and counts it.
+func (d *direction) next() []byte {
+	n := d.nonceNow()
+	d.seq++
+	return n
+}
+
+// open opens a whole protected record (header included) in place at the
+// next sequence number, which it counts only if the record authenticates
+// (§5.2). The plaintext still ends in the content type and its padding
+// (see innerType).
+func (d *direction) open(rec []byte) ([]byte, bool) {
+	ct := rec[headerLen:]
+	if len(ct) < tagLen+1 {
+		return nil, false
+	}
+	pt, err := d.aead.Open(ct[:0], d.nonceNow(), ct, rec[:headerLen])
+	if err != nil {
+		return nil, false
+	}
+	d.seq++
+	return pt, true
+}
+
+// innerType splits an opened record's plaintext into its content and
+// content type, dropping the zero padding (§5.4); ok is false when there
+// is no content type, only padding.
+func innerType(pt []byte) (typ byte, data []byte, ok bool) {
+	i := len(pt) - 1
+	for i >= 0 && pt[i] == 0 {
+		i--
+	}
+	if i < 0 {
+		return 0, nil, false
+	}
+	return pt[i], pt[:i], true
 }

@@ -67,7 +67,7 @@ func Take(tc *tls.Conn) (l *Layer, raw net.Conn, extra []byte, err error) {
 	if err := out.set(s, ss); err != nil {
 		return nil, nil, nil, err
 	}
-	if _, tail, err := count(&out, wr.rec, nil); err != nil {
+	if tail, err := count(&out, wr.rec, false); err != nil {
 		return nil, nil, nil, err
 	} else if len(tail) > 0 {
 		return nil, nil, nil, ErrNotRecorded
@@ -76,13 +76,7 @@ func Take(tc *tls.Conn) (l *Layer, raw net.Conn, extra []byte, err error) {
 	if err := in.set(s, cs); err != nil {
 		return nil, nil, nil, err
 	}
-	checkIn := func(typ byte) error {
-		if typ != typeApplicationData {
-			return ErrPostHandshake
-		}
-		return nil
-	}
-	_, tail, err := count(&in, rd.rec, checkIn)
+	tail, err := count(&in, rd.rec, true)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -98,8 +92,8 @@ func Take(tc *tls.Conn) (l *Layer, raw net.Conn, extra []byte, err error) {
 	}
 	l = &Layer{in: in, out: out}
 	if len(tail) > 0 {
-		// tail is a copy (count opened the records before it in place, not
-		// it), and its own buffer is pooled like any carried record.
+		// The recording goes with the tap: the partial record is copied
+		// into a pooled buffer, like any carried record.
 		c := getCarry()
 		*c = append(*c, tail...)
 		l.carry = c
@@ -110,11 +104,13 @@ func Take(tc *tls.Conn) (l *Layer, raw net.Conn, extra []byte, err error) {
 }
 
 // count opens the whole records in rec, in order, with d at its next
-// sequence number; records before the first that opens are the handshake
-// flight under other keys and are skipped, and every record after it must
-// open. It returns how many opened, and the bytes after the last whole
-// record. rec is overwritten.
-func count(d *direction, rec []byte, check func(typ byte) error) (n int, tail []byte, err error) {
+// sequence number, which ends after the last of them. Records before the
+// first that opens are the handshake flight under other keys and are
+// skipped; every record after it must open, and with appOnly must carry
+// application data. It returns the bytes after the last whole record.
+// rec is overwritten.
+func count(d *direction, rec []byte, appOnly bool) (tail []byte, err error) {
+	opened := false
 	for len(rec) >= headerLen {
 		size := headerLen + int(binary.BigEndian.Uint16(rec[3:]))
 		if len(rec) < size {
@@ -122,37 +118,23 @@ func count(d *direction, rec []byte, check func(typ byte) error) (n int, tail []
 		}
 		r := rec[:size]
 		rec = rec[size:]
-		if r[0] != typeApplicationData || size < headerLen+tagLen+1 {
-			if n > 0 {
-				return n, nil, ErrSequence
+		var pt []byte
+		ok := r[0] == typeApplicationData
+		if ok {
+			pt, ok = d.open(r)
+		}
+		if !ok {
+			if opened {
+				return nil, ErrSequence
 			}
 			continue
 		}
-		seq := d.seq
-		ct := r[headerLen:]
-		pt, oerr := d.aead.Open(ct[:0:0], d.next(), ct, r[:headerLen])
-		if oerr != nil {
-			d.seq = seq
-			if n > 0 {
-				return n, nil, ErrSequence
-			}
-			continue
-		}
-		n++
-		if check != nil {
-			i := len(pt) - 1
-			for i >= 0 && pt[i] == 0 {
-				i--
-			}
-			if i < 0 {
-				return n, nil, ErrPostHandshake
-			}
-			if err := check(pt[i]); err != nil {
-				return n, nil, err
-			}
+		opened = true
+		if typ, _, ok := innerType(pt); appOnly && (!ok || typ != typeApplicationData) {
+			return nil, ErrPostHandshake
 		}
 	}
-	return n, rec, nil
+	return rec, nil
 }
 
 // drain reads tc until it would have to read the socket, which the tap

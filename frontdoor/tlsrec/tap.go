@@ -133,26 +133,28 @@ func (t *tap) Read(b []byte) (int, error) {
 	}
 	t.mu.Unlock()
 	n, err := t.Conn.Read(b)
-	if n > 0 {
-		t.mu.Lock()
-		if !t.stopped && t.rd.feed(b[:n], t.clientSecret != nil) {
-			t.stopLocked()
-		}
-		t.mu.Unlock()
-	}
+	t.record(&t.rd, b[:n], &t.clientSecret)
 	return n, err
 }
 
 func (t *tap) Write(b []byte) (int, error) {
 	n, err := t.Conn.Write(b)
-	if n > 0 {
-		t.mu.Lock()
-		if !t.stopped && t.wr.feed(b[:n], t.serverSecret != nil) {
-			t.stopLocked()
-		}
-		t.mu.Unlock()
-	}
+	t.record(&t.wr, b[:n], &t.serverSecret)
 	return n, err
+}
+
+// record feeds the bytes that crossed the tap to one direction's
+// recorder, which starts at a record boundary once that direction's
+// secret is known.
+func (t *tap) record(r *recorder, p []byte, secret *[]byte) {
+	if len(p) == 0 {
+		return
+	}
+	t.mu.Lock()
+	if !t.stopped && r.feed(p, *secret != nil) {
+		t.stopLocked()
+	}
+	t.mu.Unlock()
 }
 
 // stop ends recording and frees what was recorded; the connection stays

@@ -372,24 +372,66 @@ func (c *Conn) drain() error {
 		c.q, c.spare = c.spare[:0], nil
 		c.mu.Unlock()
 
-		iov := (*iovp)[:0]
-		size := 0
-		for i := range batch {
-			iov = append(iov, batch[i].b)
-			size += len(batch[i].b)
-		}
-		err := c.t.WriteBuffers(iov)
-		clear(iov)
-		*iovp = iov[:0]
+		err := c.writeBatch(batch, iovp)
 		for i := range batch {
 			batch[i].release()
 		}
 		c.mu.Lock()
-		c.qBytes -= size
 		c.spare = batch[:0]
 		c.mu.Unlock()
 		if err != nil {
 			c.abort(err)
 		}
 	}
+}
+
+// writeChunk bounds one WriteBuffers call of the drain. The queue counts a
+// frame's bytes until the transport has taken them, and a blocking write
+// reports nothing until it returns: a 16 MiB message written in one call
+// would count whole until its last byte left, and every send meanwhile,
+// however small, would find the queue full and close a client that reads
+// as fast as it can (issue 23). Written a chunk at a time, the queue holds
+// what is not yet written plus at most one chunk.
+const writeChunk = 256 << 10
+
+// writeBatch writes batch's bytes in calls of at most writeChunk bytes,
+// taking each call's bytes off the queue's count as soon as it returns.
+func (c *Conn) writeBatch(batch []outItem, iovp *[][]byte) error {
+	iov := (*iovp)[:0]
+	defer func() {
+		clear(iov)
+		*iovp = iov[:0]
+	}()
+	for i := 0; i < len(batch); {
+		iov = iov[:0]
+		size := 0
+		for ; i < len(batch) && size < writeChunk; i++ {
+			b := batch[i].b
+			if room := writeChunk - size; len(b) > room {
+				// The rest of this frame goes in the next call.
+				iov = append(iov, b[:room])
+				batch[i].b = b[room:]
+				size = writeChunk
+				break
+			}
+			iov = append(iov, b)
+			size += len(b)
+		}
+		err := c.t.WriteBuffers(iov)
+		c.mu.Lock()
+		c.qBytes -= size
+		c.mu.Unlock()
+		if err != nil {
+			// What is left of the batch is no longer queued either.
+			left := 0
+			for ; i < len(batch); i++ {
+				left += len(batch[i].b)
+			}
+			c.mu.Lock()
+			c.qBytes -= left
+			c.mu.Unlock()
+			return err
+		}
+	}
+	return nil
 }

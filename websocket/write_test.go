@@ -418,3 +418,69 @@ func TestAbortAfterWriterDrained(t *testing.T) {
 		}
 	}
 }
+
+// stallingRecorder takes every byte of a blocking write, as a socket whose
+// peer reads as fast as it can, and then stalls once the first after bytes
+// are in: the writer goroutine, descheduled on a busy machine, has not yet
+// come back from its write although the peer has read everything.
+type stallingRecorder struct {
+	nbRecorder
+	after   int
+	once    sync.Once
+	stalled chan struct{}
+	resume  chan struct{}
+}
+
+func (r *stallingRecorder) WriteBuffers(bufs [][]byte) error {
+	err := r.nbRecorder.WriteBuffers(bufs)
+	r.mu.Lock()
+	n := r.buf.Len()
+	r.mu.Unlock()
+	if n >= r.after {
+		r.once.Do(func() { close(r.stalled) })
+		<-r.resume
+	}
+	return err
+}
+
+// TestQueueCountsUnwrittenBytes: the queue counts what is not yet written,
+// and nothing else. A 16 MiB message, far over MaxQueue, goes into an empty
+// queue; the peer reads all of it; a small message sent before the writer
+// has returned from its last write must be accepted under either policy.
+// Counting the large message until its whole write returned closed such a
+// peer with 1008 "slow consumer" (or dropped the message).
+func TestQueueCountsUnwrittenBytes(t *testing.T) {
+	for _, policy := range []SlowConsumerPolicy{SlowConsumerClose, SlowConsumerDrop} {
+		t.Run(policy.String(), func(t *testing.T) {
+			const big = 16 << 20
+			tr := &stallingRecorder{after: frameSize(big), stalled: make(chan struct{}), resume: make(chan struct{})}
+			tr.limit = 64 << 10 // what the socket takes without blocking
+			c := newConn(newHandler(), Options{MaxQueue: 1 << 20, SlowConsumer: policy})
+			c.start(tr)
+			if err := c.Send(BinaryMessage, make([]byte, big)); err != nil {
+				t.Fatal(err)
+			}
+			<-tr.stalled
+			if err := c.SendText("next"); err != nil {
+				t.Fatalf("a small send after the peer read everything: %v", err)
+			}
+			c.mu.Lock()
+			queued := c.qBytes
+			c.mu.Unlock()
+			if queued > writeChunk+frameSize(4) {
+				t.Errorf("queue counts %d bytes with at most one write of %d in flight", queued, writeChunk)
+			}
+			close(tr.resume)
+			if !c.waitFlushed(5*time.Second) || c.Closing() {
+				t.Fatalf("flushed/closing: %v", c.Closing())
+			}
+			fs := tr.frames(t)
+			if len(fs) != 2 || len(fs[0].Payload) != big || string(fs[1].Payload) != "next" {
+				t.Fatalf("%d frames", len(fs))
+			}
+			if c.qBytes != 0 {
+				t.Fatalf("queue counts %d bytes after the flush", c.qBytes)
+			}
+		})
+	}
+}

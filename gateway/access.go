@@ -3,11 +3,11 @@ package gateway
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/wsgate/wsgate/internal/monoclock"
+	"github.com/wsgate/wsgate/internal/ratelog"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -27,44 +27,18 @@ const (
 type accessLog struct {
 	log     *slog.Logger
 	enabled atomic.Bool
-
-	mu     sync.Mutex
-	causes map[string]*refusalLines
-}
-
-type refusalLines struct {
-	tokens     float64
-	at         time.Time
-	suppressed int
+	lines   *ratelog.Limiter // refusal lines, and closes without the access log
 }
 
 func (a *accessLog) init(log *slog.Logger) {
 	a.log = log.With("log", "access")
 	a.enabled.Store(true)
-	a.causes = map[string]*refusalLines{}
+	a.lines = ratelog.New(refusalBurst, refusalEvery)
 }
 
 // allow says whether a refusal line for cause may be written now, and how
 // many were suppressed since the last one.
-func (a *accessLog) allow(cause string, now time.Time) (bool, int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	rl := a.causes[cause]
-	if rl == nil {
-		rl = &refusalLines{tokens: refusalBurst, at: now}
-		a.causes[cause] = rl
-	}
-	rl.tokens = min(refusalBurst, rl.tokens+float64(now.Sub(rl.at))/float64(refusalEvery))
-	rl.at = now
-	if rl.tokens < 1 {
-		rl.suppressed++
-		return false, 0
-	}
-	rl.tokens--
-	n := rl.suppressed
-	rl.suppressed = 0
-	return true, n
-}
+func (a *accessLog) allow(cause string, now time.Time) (bool, int) { return a.lines.Allow(cause, now) }
 
 // refused counts a refused upgrade and logs it.
 func (g *Gateway) refused(route *Route, req *Request, herr *websocket.HandshakeError, cause string) {
@@ -102,9 +76,26 @@ func (a *accessLog) opened(c *Conn) {
 		"peer", c.req.RemoteAddr, "subprotocol", c.proto, "extensions", c.ext)
 }
 
-// ended logs a WebSocket that has ended.
+// ended logs a WebSocket that has ended. Without the access log, a
+// connection the server closed for a cause other than the application's
+// own choice (a slow consumer, a producer gone, a timeout) is still
+// logged, limited per cause as refusals are: an operator sees every
+// client the gateway closed without debug logging.
 func (a *accessLog) ended(c *Conn, st websocket.Stats, s websocket.CloseStatus) {
 	if !a.enabled.Load() {
+		if st.CloseCause == "" || st.CloseCause == websocket.CauseApplication || st.CloseCause == CauseShutdown {
+			return
+		}
+		ok, suppressed := a.allow("close "+st.CloseCause, time.Now())
+		if !ok {
+			return
+		}
+		attrs := []any{"route", c.route.Path, "conn", c.id, "client", c.req.ClientIP, "cause", st.CloseCause,
+			"close_sent", uint16(st.CloseSent.Code), "close_sent_reason", st.CloseSent.Reason}
+		if suppressed > 0 {
+			attrs = append(attrs, "suppressed", suppressed)
+		}
+		a.log.Warn("websocket closed by the server", attrs...)
 		return
 	}
 	a.log.Info("websocket closed",
@@ -113,7 +104,7 @@ func (a *accessLog) ended(c *Conn, st websocket.Stats, s websocket.CloseStatus) 
 		"msgs_in", st.MessagesIn, "bytes_in", st.BytesIn, "msgs_out", st.MessagesOut, "bytes_out", st.BytesOut,
 		"close_sent", uint16(st.CloseSent.Code), "close_sent_reason", st.CloseSent.Reason,
 		"close_received", uint16(st.CloseReceived.Code), "close_received_reason", st.CloseReceived.Reason,
-		"closed_by", closedBy(st, s), "dropped", st.Dropped)
+		"closed_by", closedBy(st, s), "cause", st.CloseCause, "dropped", st.Dropped)
 }
 
 // closedBy says who ended a connection: the client (its close frame came

@@ -113,6 +113,14 @@ func (c *Conn) Close(code websocket.StatusCode, reason string) error {
 	return c.ws.Close(code, reason)
 }
 
+// CloseFor is Close with the cause that the metrics
+// (wsgate_server_closes_total) and the logs give for it: one of the
+// engine's (websocket.Cause*) or the gateway's (Cause* in limits.go),
+// never a string built from input.
+func (c *Conn) CloseFor(cause string, code websocket.StatusCode, reason string) error {
+	return c.ws.CloseFor(cause, code, reason)
+}
+
 // Engine returns the underlying engine connection, for front doors (which
 // hand it to their transport) and for adapters that need what the handler
 // API does not offer, such as a C plugin's raw close frame.
@@ -171,6 +179,6 @@ func (c *Conn) recoverApp(where string) {
 	if v := recover(); v != nil {
 		c.gw.log.Error("application panicked", "route", c.route.Path, "conn", c.id, "in", where,
 			"panic", v, "stack", string(debug.Stack()))
-		c.ws.Close(websocket.StatusInternalError, "internal error")
+		c.ws.CloseFor(websocket.CauseInternalError, websocket.StatusInternalError, "internal error")
 	}
 }

@@ -389,7 +389,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	g.mu.Unlock()
 	for _, c := range conns {
-		c.ws.Close(websocket.StatusGoingAway, "server shutting down")
+		c.ws.CloseFor(CauseShutdown, websocket.StatusGoingAway, "server shutting down")
 	}
 	if idle == nil {
 		return nil

@@ -46,6 +46,19 @@ const (
 	CauseApplicationFail = "application_fail" // the application panicked or misbehaved (500)
 )
 
+// Causes of the closes the gateway and its applications decide, with
+// those of the engine (websocket.Cause*): the bounded set of labels of
+// wsgate_server_closes_total and the cause in the access log.
+const (
+	CauseShutdown        = "shutdown"         // 1001: graceful shutdown
+	CauseBackendGone     = "backend_gone"     // 1012: the producer's connection was lost
+	CauseHoldExpired     = "hold_expired"     // 1012: a held client's producer did not come back
+	CauseHoldOverflow    = "hold_overflow"    // 1008: too much sent while the producer restarts
+	CauseBackendOversize = "backend_oversize" // 1009: a producer's message over the route's limit
+	CauseBackendError    = "backend_error"    // 1011: the back end failed or sent what cannot be sent
+	CauseBackendSlow     = "backend_slow"     // 1008: the back end does not keep up with the client
+)
+
 // limiter enforces the per-address limits.
 type limiter struct {
 	mu    sync.Mutex

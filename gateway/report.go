@@ -42,6 +42,10 @@ type LinkStats struct {
 	Held                                      int
 	HeldBytes                                 int64
 	Resumed, HoldExpired, HeldDropped, Drains uint64
+	// Frames from the producer over the route's limit, which the gateway
+	// skipped, keeping the link: a SEND's client was closed with 1009
+	// (OversizeClosed); a BROADCAST, ROOM or other frame was dropped.
+	OversizeClosed, OversizeDropped uint64
 	// Events marks a WebSocket-over-HTTP application, whose Requests are
 	// counted, and RequestErrors those that failed (no answer, or not 200).
 	Events                  bool
@@ -62,6 +66,8 @@ func (s *LinkStats) Add(o *LinkStats) {
 	s.HoldExpired += o.HoldExpired
 	s.HeldDropped += o.HeldDropped
 	s.Drains += o.Drains
+	s.OversizeClosed += o.OversizeClosed
+	s.OversizeDropped += o.OversizeDropped
 	s.Requests += o.Requests
 	s.RequestErrors += o.RequestErrors
 }

@@ -29,6 +29,13 @@ type routeStats struct {
 	zIn, zOut, zRawIn, zRawOut atomic.Uint64
 	dropped, slowConsumer      atomic.Uint64
 	closeSent, closeRecv       [numCodeClasses]atomic.Uint64
+	// Closes the server decided, by cause and code; under mu.
+	serverCloses map[serverClose]uint64
+}
+
+type serverClose struct {
+	cause string
+	code  int // a code class (codeClass)
 }
 
 type refusal struct {
@@ -62,6 +69,18 @@ func (s *routeStats) end(st websocket.Stats, status websocket.CloseStatus) {
 	}
 	s.closeSent[codeClass(st.CloseSent.Code)].Add(1)
 	s.closeRecv[codeClass(st.CloseReceived.Code)].Add(1)
+	if st.CloseCause != "" {
+		code := st.CloseSent.Code
+		if code == 0 {
+			code = websocket.StatusAbnormalClosure // cut without a close frame
+		}
+		s.mu.Lock()
+		if s.serverCloses == nil {
+			s.serverCloses = map[serverClose]uint64{}
+		}
+		s.serverCloses[serverClose{st.CloseCause, codeClass(code)}]++
+		s.mu.Unlock()
+	}
 }
 
 // Close codes are counted in classes, so that a label never takes more
@@ -124,6 +143,18 @@ type RouteSnapshot struct {
 	// Close frames of ended connections by class of code (CodeClassName),
 	// sent by the server and received from clients.
 	CloseSent, CloseReceived [numCodeClasses]uint64
+	// ServerCloses counts the connections the server closed first, by
+	// cause and the code it sent (1006 when it cut the connection without
+	// a close frame).
+	ServerCloses []CloseCount
+}
+
+// CloseCount is how many connections the server closed for Cause with a
+// code of class Code (CodeClassName).
+type CloseCount struct {
+	Cause string
+	Code  string
+	Count uint64
 }
 
 // RefusalCount is how many upgrades were refused with Status for Cause.
@@ -145,6 +176,7 @@ func (g *Gateway) Snapshot() []RouteSnapshot {
 		} else {
 			c := *s
 			c.Refused = append([]RefusalCount(nil), s.Refused...)
+			c.ServerCloses = append([]CloseCount(nil), s.ServerCloses...)
 			byPath[s.Route] = &c
 		}
 	}
@@ -189,6 +221,7 @@ func (s *RouteSnapshot) Add(o *RouteSnapshot) {
 		s.CloseSent[i] += o.CloseSent[i]
 		s.CloseReceived[i] += o.CloseReceived[i]
 	}
+	s.ServerCloses = addCloseCounts(s.ServerCloses, o.ServerCloses)
 next:
 	for _, rc := range o.Refused {
 		for i := range s.Refused {
@@ -243,10 +276,36 @@ func (r *Route) snapshot() RouteSnapshot {
 	for k, n := range s.refused {
 		snap.Refused = append(snap.Refused, RefusalCount{Status: k.status, Cause: k.cause, Count: n})
 	}
+	for k, n := range s.serverCloses {
+		snap.ServerCloses = append(snap.ServerCloses, CloseCount{Cause: k.cause, Code: CodeClassName(k.code), Count: n})
+	}
 	s.mu.Unlock()
+	sortCloseCounts(snap.ServerCloses)
 	sort.Slice(snap.Refused, func(i, j int) bool {
 		a, b := snap.Refused[i], snap.Refused[j]
 		return a.Status < b.Status || a.Status == b.Status && a.Cause < b.Cause
 	})
 	return snap
+}
+
+// addCloseCounts adds o's counts to s's, matching cause and code.
+func addCloseCounts(s, o []CloseCount) []CloseCount {
+next:
+	for _, cc := range o {
+		for i := range s {
+			if s[i].Cause == cc.Cause && s[i].Code == cc.Code {
+				s[i].Count += cc.Count
+				continue next
+			}
+		}
+		s = append(s, cc)
+	}
+	sortCloseCounts(s)
+	return s
+}
+
+func sortCloseCounts(s []CloseCount) {
+	sort.Slice(s, func(i, j int) bool {
+		return s[i].Cause < s[j].Cause || s[i].Cause == s[j].Cause && s[i].Code < s[j].Code
+	})
 }

@@ -128,6 +128,8 @@ type ending struct {
 	statusSet           bool
 	status              CloseStatus
 	closeSent, closeGot CloseStatus
+	// cause is why this side closed, when it closed first (see cause.go).
+	cause string
 }
 
 // end returns the connection's ending record, made on first use; under mu.
@@ -261,6 +263,13 @@ func (c *Conn) setStatus(s CloseStatus) {
 // answer; after that the transport is closed. Closing a closing connection
 // does nothing.
 func (c *Conn) Close(code StatusCode, reason string) error {
+	return c.CloseFor(CauseApplication, code, reason)
+}
+
+// CloseFor is Close with the cause that metrics and logs give for it, one
+// of a small fixed set (see cause.go): a gateway closing clients because
+// their producer went away says so, instead of counting as "application".
+func (c *Conn) CloseFor(cause string, code StatusCode, reason string) error {
 	var buf [maxControlPayload]byte
 	payload, err := closePayload(buf[:], code, reason)
 	if err != nil {
@@ -269,7 +278,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	if code == 0 {
 		code = StatusNoStatusReceived
 	}
-	return c.sendClose(payload, CloseStatus{Code: code, Reason: reason}, true)
+	return c.sendClose(payload, CloseStatus{Code: code, Reason: reason}, cause, true)
 }
 
 // SendCloseFrame starts the closing handshake with a close frame whose body
@@ -289,7 +298,7 @@ func (c *Conn) SendCloseFrame(body []byte) error {
 // sendClose queues a close frame unless one was already queued. wait arms
 // the close timer: the connection is aborted if the peer has not answered
 // within CloseTimeout.
-func (c *Conn) sendClose(payload []byte, s CloseStatus, wait bool) error {
+func (c *Conn) sendClose(payload []byte, s CloseStatus, cause string, wait bool) error {
 	c.mu.Lock()
 	if c.sendClosed {
 		c.mu.Unlock()
@@ -297,6 +306,9 @@ func (c *Conn) sendClose(payload []byte, s CloseStatus, wait bool) error {
 	}
 	c.setStatus(s)
 	e := c.end()
+	if !c.closeRecvd && e.cause == "" {
+		e.cause = cause
+	}
 	e.closeSent = CloseStatus{Code: StatusNoStatusReceived}
 	if len(payload) >= 2 {
 		e.closeSent = CloseStatus{Code: StatusCode(payload[0])<<8 | StatusCode(payload[1]), Reason: string(payload[2:])}
@@ -324,6 +336,9 @@ func (c *Conn) abort(err error) {
 	c.sendClosed = true
 	c.closing.Store(true)
 	c.setStatus(CloseStatus{Code: StatusAbnormalClosure, Reason: err.Error()})
+	if e := c.end(); e.cause == "" && !c.closeRecvd {
+		e.cause = abortCause(err)
+	}
 	t := c.t
 	c.mu.Unlock()
 	if t != nil {
@@ -459,7 +474,7 @@ func (c *Conn) tick() {
 	}
 	idle := now - c.lastActive
 	if c.opts.IdleTimeout > 0 && idle >= c.opts.IdleTimeout {
-		c.Close(StatusGoingAway, "idle timeout")
+		c.CloseFor(CauseIdleTimeout, StatusGoingAway, "idle timeout")
 		return
 	}
 	if m := c.opts.MessageTimeout; m > 0 {
@@ -469,7 +484,7 @@ func (c *Conn) tick() {
 		if st != c.msgSeen {
 			c.msgSeen, c.msgSince = st, now
 		} else if st&1 != 0 && now-c.msgSince >= m {
-			c.Close(StatusPolicyViolation, "message not completed in time")
+			c.CloseFor(CauseMessageTimeout, StatusPolicyViolation, "message not completed in time")
 			return
 		}
 	}

@@ -424,7 +424,7 @@ func (c *Conn) control() error {
 		c.mu.Unlock()
 		// apache-websocket answers every valid close with 1000 rather than
 		// echoing the peer's code; RFC 6455 §5.5.1 allows either.
-		c.sendClose([]byte{0x03, 0xE8}, CloseStatus{Code: code, Reason: reason, Remote: true}, false)
+		c.sendClose([]byte{0x03, 0xE8}, CloseStatus{Code: code, Reason: reason, Remote: true}, "", false)
 		return errPeerClosed
 	}
 	return nil
@@ -445,6 +445,6 @@ func (c *Conn) fail(e *protoError) error {
 		reason = reason[:len(reason)-1]
 	}
 	payload = append(payload, reason...)
-	c.sendClose(payload, CloseStatus{Code: e.Code, Reason: e.Reason}, false)
+	c.sendClose(payload, CloseStatus{Code: e.Code, Reason: e.Reason}, e.cause(), false)
 	return e
 }

@@ -45,7 +45,7 @@ func (c *Conn) readLoop(t Transport) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			slog.Error("websocket: connection panicked", "panic", v, "stack", string(debug.Stack()))
-			c.Close(StatusInternalError, "internal error")
+			c.CloseFor(CauseInternalError, StatusInternalError, "internal error")
 			err = &protoError{Code: StatusInternalError, Reason: fmt.Sprint(v)}
 		}
 	}()

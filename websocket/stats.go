@@ -21,6 +21,10 @@ type Stats struct {
 	// (Code and Reason), with Code 0 when it sent none, 1005 when one had
 	// no code.
 	CloseSent, CloseReceived CloseStatus
+	// CloseCause is why this side closed the connection when it did so
+	// first (a close frame, or cutting it: see cause.go); "" when the
+	// peer closed first or the connection was lost.
+	CloseCause string
 }
 
 // connStats are a connection's counters. The in side is written by the
@@ -55,7 +59,7 @@ func (c *Conn) Stats() Stats {
 	c.mu.Lock()
 	s.SlowConsumer = c.slowConsumer
 	if e := c.ending; e != nil {
-		s.CloseSent, s.CloseReceived = e.closeSent, e.closeGot
+		s.CloseSent, s.CloseReceived, s.CloseCause = e.closeSent, e.closeGot, e.cause
 	}
 	c.mu.Unlock()
 	return s

@@ -244,7 +244,7 @@ func (c *Conn) queueFull(kind sendKind) error {
 	c.mu.Lock()
 	c.slowConsumer = true
 	c.mu.Unlock()
-	c.Close(StatusPolicyViolation, "slow consumer")
+	c.CloseFor(CauseSlowConsumer, StatusPolicyViolation, "slow consumer")
 	return ErrSlowConsumer
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/wsgate/wsgate/apps/backend/wire"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/bufpool"
+	"github.com/wsgate/wsgate/internal/ratelog"
 	"github.com/wsgate/wsgate/internal/recovered"
 	"github.com/wsgate/wsgate/internal/version"
 	"github.com/wsgate/wsgate/websocket"
@@ -32,6 +33,10 @@ type Backend struct {
 	conns sync.Map // uint64 -> *gateway.Conn, for BROADCAST and ROOM's except
 
 	openTimeouts atomic.Uint64
+	// Producer frames over the route's limit: SENDs whose client was
+	// closed with 1009, and BROADCAST, ROOM and other frames dropped.
+	oversizeClosed, oversizeDropped atomic.Uint64
+	oversizeLog                     *ratelog.Limiter
 
 	holding // clients held while their producer restarts (hold.go)
 }
@@ -48,7 +53,7 @@ func New(cfg Config) (*Backend, error) {
 		return nil, errors.New("raw mode is served by NewRaw")
 	}
 	cfg.setDefaults()
-	return &Backend{cfg: cfg, log: slog.Default(), software: Software}, nil
+	return &Backend{cfg: cfg, log: slog.Default(), software: Software, oversizeLog: ratelog.New(10, time.Second)}, nil
 }
 
 // Config returns the backend's configuration, with defaults applied.
@@ -98,7 +103,7 @@ func (b *Backend) Ready() error {
 func (b *Backend) Links() gateway.LinkStats {
 	ls := gateway.LinkStats{Address: b.cfg.Address, Required: b.cfg.Required, OpenTimeouts: b.openTimeouts.Load(),
 		Resumed: b.resumed.Load(), HoldExpired: b.expired.Load(), HeldDropped: b.dropped.Load(), Drains: b.drains.Load(),
-		HeldBytes: b.bytes.Load()}
+		HeldBytes: b.bytes.Load(), OversizeClosed: b.oversizeClosed.Load(), OversizeDropped: b.oversizeDropped.Load()}
 	b.hmu.Lock()
 	ls.Held = len(b.set)
 	b.hmu.Unlock()

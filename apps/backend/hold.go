@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/apps/backend/wire"
+	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/bufpool"
 	"github.com/wsgate/wsgate/internal/recovered"
 	"github.com/wsgate/wsgate/websocket"
@@ -104,7 +105,7 @@ func (b *Backend) queueHeld(cl *client, buf *[]byte) {
 		if b.rt.Policy.SlowConsumer == websocket.SlowConsumerClose {
 			c := cl.c
 			recovered.Go("held client close", func() {
-				c.Close(websocket.StatusPolicyViolation, "too much sent while the producer restarts")
+				c.CloseFor(gateway.CauseHoldOverflow, websocket.StatusPolicyViolation, "too much sent while the producer restarts")
 			})
 		}
 		return
@@ -150,7 +151,7 @@ func (b *Backend) expire(cl *client) {
 	b.unhold(cl, h)
 	h.on.cancelResume(cl.c.ID(), websocket.StatusServiceRestart, "hold expired")
 	b.expired.Add(1)
-	cl.c.Close(websocket.StatusServiceRestart, "producer did not come back in time")
+	cl.c.CloseFor(gateway.CauseHoldExpired, websocket.StatusServiceRestart, "producer did not come back in time")
 }
 
 // resumeHeld re-announces every held client that waits for a link, on

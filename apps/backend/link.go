@@ -102,7 +102,7 @@ func (b *Backend) dialLink(ctx context.Context, mode uint8, first []byte) (*link
 	}
 	l.sender = wire.NewSender(nc, b.cfg.QueueBytes, bufpool.Put, l.fail)
 	buf := bufpool.Get(64 + len(first))
-	*buf = append(wire.AppendHello(*buf, mode, b.route, b.software), first...)
+	*buf = append(wire.AppendHello(*buf, mode, b.route, b.software, uint32(b.maxFrame())), first...)
 	l.enqueue(buf, false)
 	bufSize := 4 << 10
 	if mode == wire.ModeMux {
@@ -164,7 +164,7 @@ func (l *link) fail(err error) {
 			b.hold(c, hold, nil)
 			held++
 		} else {
-			c.c.Close(websocket.StatusServiceRestart, "producer went away")
+			c.c.CloseFor(gateway.CauseBackendGone, websocket.StatusServiceRestart, "producer went away")
 		}
 	}
 	close(l.done)
@@ -199,6 +199,11 @@ func (l *link) readLoop(r *wire.Reader) {
 	helloDone := false
 	for {
 		f, err := r.Next()
+		var oe *wire.OversizeError
+		if errors.As(err, &oe) && helloDone {
+			l.oversize(oe)
+			continue
+		}
 		if err != nil {
 			l.fail(err)
 			return
@@ -214,6 +219,40 @@ func (l *link) readLoop(r *wire.Reader) {
 			continue
 		}
 		l.dispatch(&f)
+	}
+}
+
+// oversize answers a frame over the route's limit, which the reader
+// skipped: one producer message must not close the other clients of the
+// link. A SEND closes its client with 1009, as a client's own message over
+// the limit would be; an ACCEPT refuses its client (502); a BROADCAST or
+// ROOM, and anything else, is dropped. Each is counted and logged.
+func (l *link) oversize(e *wire.OversizeError) {
+	b := l.b
+	outcome := "dropped"
+	switch e.Type {
+	case wire.TypeSend:
+		outcome = "client closed with 1009"
+		b.oversizeClosed.Add(1)
+		if c := l.clientOf(e.Conn); c != nil {
+			c.c.CloseFor(gateway.CauseBackendOversize, websocket.StatusMessageTooBig, "message from the application over the size limit")
+		}
+	case wire.TypeAccept:
+		outcome = "client refused with 502"
+		b.oversizeDropped.Add(1)
+		l.dispatch(&wire.Frame{Type: wire.TypeRefuse, Conn: e.Conn, Status: http.StatusBadGateway, Reason: "ACCEPT over the size limit"})
+	default:
+		b.oversizeDropped.Add(1)
+	}
+	if ok, suppressed := b.oversizeLog.Allow(e.Type.String(), time.Now()); ok {
+		attrs := []any{"route", b.route, "frame", e.Type.String(), "size", e.Size, "limit", e.Limit, "outcome", outcome}
+		if e.Type == wire.TypeRoom {
+			attrs = append(attrs, "room", e.Room)
+		}
+		if suppressed > 0 {
+			attrs = append(attrs, "suppressed", suppressed)
+		}
+		l.log.Warn("producer sent a frame over the route's size limit; skipped it, the connection stays", attrs...)
 	}
 }
 
@@ -296,7 +335,7 @@ func (l *link) dispatch(f *wire.Frame) {
 		if c := l.clientOf(f.Conn); c != nil {
 			if err := c.c.Close(websocket.StatusCode(f.Code), f.Reason); err != nil {
 				// A code the gateway may not send: close with 1011 instead.
-				c.c.Close(websocket.StatusInternalError, "")
+				c.c.CloseFor(gateway.CauseBackendError, websocket.StatusInternalError, "")
 			}
 		}
 	}

@@ -88,7 +88,7 @@ func (r *Raw) OnMessage(c *gateway.Conn, m gateway.Message) {
 	_, err := st.nc.Write(m.Data)
 	st.wmu.Unlock()
 	if err != nil {
-		c.Close(websocket.StatusInternalError, "backend write failed")
+		c.CloseFor(gateway.CauseBackendError, websocket.StatusInternalError, "backend write failed")
 	}
 }
 
@@ -103,7 +103,7 @@ func (r *Raw) readLoop(c *gateway.Conn, st *rawClient) {
 	defer func() {
 		if v := recover(); v != nil {
 			r.log.Error("raw producer reader panicked", "panic", v, "stack", string(debug.Stack()))
-			c.Close(websocket.StatusInternalError, "internal error")
+			c.CloseFor(websocket.CauseInternalError, websocket.StatusInternalError, "internal error")
 		}
 	}()
 	typ := websocket.TextMessage
@@ -113,7 +113,7 @@ func (r *Raw) readLoop(c *gateway.Conn, st *rawClient) {
 	send := func(p []byte) bool {
 		if typ == websocket.TextMessage && !utf8.Valid(p) {
 			r.log.Warn("raw producer sent bytes that are not UTF-8 on a text route; closing the client")
-			c.Close(websocket.StatusInternalError, "backend sent invalid UTF-8")
+			c.CloseFor(gateway.CauseBackendError, websocket.StatusInternalError, "backend sent invalid UTF-8")
 			return false
 		}
 		return c.Send(typ, p) != websocket.ErrClosed
@@ -155,7 +155,7 @@ func (r *Raw) readLoop(c *gateway.Conn, st *rawClient) {
 				chunk = chunk[i+1:]
 			}
 			if int64(len(pending)) > r.maxMsg {
-				c.Close(websocket.StatusMessageTooBig, "record over the size limit")
+				c.CloseFor(gateway.CauseBackendOversize, websocket.StatusMessageTooBig, "record over the size limit")
 				return
 			}
 		}
@@ -166,7 +166,7 @@ func (r *Raw) readLoop(c *gateway.Conn, st *rawClient) {
 			if errors.Is(err, io.EOF) {
 				c.Close(websocket.StatusNormalClosure, "")
 			} else if !c.Engine().Closing() {
-				c.Close(websocket.StatusInternalError, "backend connection lost")
+				c.CloseFor(gateway.CauseBackendGone, websocket.StatusInternalError, "backend connection lost")
 			}
 			return
 		}

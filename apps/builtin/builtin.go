@@ -73,7 +73,7 @@ func (a *Increment) run(c *gateway.Conn, st *incrementState) {
 				log = slog.Default()
 			}
 			log.Error("dumb-increment sender panicked", "panic", v, "stack", string(debug.Stack()))
-			c.Close(websocket.StatusInternalError, "internal error")
+			c.CloseFor(websocket.CauseInternalError, websocket.StatusInternalError, "internal error")
 		}
 	}()
 	t := time.NewTicker(a.Interval)

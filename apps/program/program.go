@@ -206,7 +206,7 @@ func (p *Program) run(c *gateway.Conn, pr *proc, stdout io.Reader, log *slog.Log
 	defer func() {
 		if v := recover(); v != nil {
 			log.Error("program relay panicked", "panic", v, "stack", string(debug.Stack()))
-			c.Close(websocket.StatusInternalError, "internal error")
+			c.CloseFor(websocket.CauseInternalError, websocket.StatusInternalError, "internal error")
 		}
 	}()
 	closeCode, reason := p.relay(c, stdout, log)

@@ -350,7 +350,7 @@ func (s *session) queueEvent(typ string, data []byte) {
 		if s.c.Route().Policy.SlowConsumer == websocket.SlowConsumerClose {
 			c := s.c
 			recovered.Go("events client close", func() {
-				c.Close(websocket.StatusPolicyViolation, "events application too slow")
+				c.CloseFor(gateway.CauseBackendSlow, websocket.StatusPolicyViolation, "events application too slow")
 			})
 		}
 		return
@@ -454,7 +454,7 @@ func (s *session) fail(reason string) {
 	s.space.Broadcast()
 	s.mu.Unlock()
 	if !already {
-		s.c.Close(websocket.StatusInternalError, reason)
+		s.c.CloseFor(gateway.CauseBackendError, websocket.StatusInternalError, reason)
 	}
 }
 
@@ -526,11 +526,11 @@ func (s *session) apply(evs []Event) {
 		case Close:
 			code, reason := ParseClose(ev.Content)
 			if c.Close(websocket.StatusCode(code), reason) != nil {
-				c.Close(websocket.StatusInternalError, "")
+				c.CloseFor(gateway.CauseBackendError, websocket.StatusInternalError, "")
 			}
 			return
 		case Disconnect:
-			c.Close(websocket.StatusInternalError, "events application disconnected")
+			c.CloseFor(gateway.CauseBackendGone, websocket.StatusInternalError, "events application disconnected")
 			return
 		}
 		// OPEN after the first answer, and unknown types, are ignored.

@@ -83,6 +83,7 @@ var (
 	deflated   = desc("deflate_bytes_total", "Payload bytes of compressed messages, on the wire (compressed) and as applications see them (uncompressed).", "route", "direction", "form")
 	dropped    = desc("dropped_messages_total", "Messages the slow-consumer policy drop discarded.", "route")
 	slow       = desc("slow_consumer_closes_total", "Connections the slow-consumer policy close closed (1008).", "route")
+	srvCloses  = desc("server_closes_total", "WebSocket connections wsgate closed first, by the code it sent (1006: cut without a close frame) and why (slow_consumer, backend_gone, ...).", "route", "code", "cause")
 	closes     = desc("close_frames_total", "Close frames of ended connections, sent by wsgate or received from clients, by code (3xxx and 4xxx grouped; none: no close frame).", "route", "direction", "code")
 	links      = desc("producer_links", "Connections to a route's producer, up or down.", "route", "state")
 	reconn     = desc("producer_reconnects_total", "Producer connections re-established after one was lost.", "route")
@@ -93,6 +94,7 @@ var (
 	holds      = desc("producer_holds_total", "Held clients by outcome: resumed (re-announced and accepted) or expired (closed with 1012).", "route", "outcome")
 	tlsRecords = desc("tls_record_layer_total", "TLS WebSockets by who runs their record layer after the upgrade: taken (wsgate: idle ones park as small as plain ones) or, with crypto/tls, why (tls12, earlier_requests, other).", "result")
 	heldDrop   = desc("producer_held_dropped_messages_total", "Messages from held clients dropped past the held queue's bound.", "route")
+	oversize   = desc("producer_oversize_frames_total", "Frames from a producer over the route's size limit, skipped with the connection kept: client_closed (a SEND: its client closed with 1009) or dropped (BROADCAST, ROOM, others).", "route", "outcome")
 	drains     = desc("producer_drains_total", "DRAINs received: producer connections handed over to a new instance.", "route")
 	evReqs     = desc("events_requests_total", "Requests to a WebSocket-over-HTTP application, by result (ok: answered 200; error: no answer, or another status).", "route", "result")
 	frontRef   = desc("connections_refused_total", "Connections refused before a route was chosen, by cause.", "cause")
@@ -115,7 +117,7 @@ type collector struct{ src Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{buildInfo, open, accepted, handedOff, ended, refused, messages, bytes, deflated, dropped, slow,
-		closes, links, reconn, timeouts, queue, heldNow, heldBytes, holds, heldDrop, drains, evReqs, frontRef, acceptErr, parked, tlsRecords, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup} {
+		closes, srvCloses, links, reconn, timeouts, queue, heldNow, heldBytes, holds, heldDrop, oversize, drains, evReqs, frontRef, acceptErr, parked, tlsRecords, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup} {
 		ch <- d
 	}
 }
@@ -148,6 +150,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(deflated, s.UncompressedOut, r, "out", "uncompressed")
 		counter(dropped, s.Dropped, r)
 		counter(slow, s.SlowConsumerCloses, r)
+		for _, cc := range s.ServerCloses {
+			counter(srvCloses, cc.Count, r, cc.Code, cc.Cause)
+		}
 		for i := range s.CloseSent {
 			if s.CloseSent[i] > 0 {
 				counter(closes, s.CloseSent[i], r, "sent", gateway.CodeClassName(i))
@@ -170,6 +175,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		counter(timeouts, l.OpenTimeouts, l.Route)
+		counter(oversize, l.OversizeClosed, l.Route, "client_closed")
+		counter(oversize, l.OversizeDropped, l.Route, "dropped")
 		if l.Configured > 0 {
 			gauge(heldNow, float64(l.Held), l.Route)
 			gauge(heldBytes, float64(l.HeldBytes), l.Route)

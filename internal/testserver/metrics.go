@@ -2,6 +2,8 @@ package testserver
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -39,4 +41,20 @@ func Promtool(t testing.TB, text string) bool {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 	return true
+}
+
+// Metrics returns the daemon's /metrics exposition, from its admin
+// listener.
+func (s *Server) Metrics(t testing.TB) string {
+	t.Helper()
+	resp, err := http.Get("http://" + s.AdminAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d %v", resp.StatusCode, err)
+	}
+	return string(b)
 }

@@ -17,6 +17,7 @@
 package main
 
 /*
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +30,16 @@ typedef struct apachews_context { uintptr_t handle; } apachews_context;
 typedef struct apachews_event { uintptr_t handle; } apachews_event;
 typedef struct apachews_client { uintptr_t handle; } apachews_client;
 typedef struct apachews_stream { uint8_t *data; size_t length; size_t size; } apachews_stream;
+
+// A send refused for its size fails with EMSGSIZE, as a datagram too
+// large for its socket does: set from Go, which cannot write errno.
+static void set_errno(int e) { errno = e; }
 */
 import "C"
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -238,10 +244,19 @@ func messageType(p []byte) producer.MessageType {
 
 func send(pc *producer.Client, data unsafe.Pointer, length C.size_t) C.ssize_t {
 	p := C.GoBytes(data, C.int(length))
-	if pc.Send(messageType(p), p) != nil {
+	if failed(pc.Send(messageType(p), p)) {
 		return -1
 	}
 	return C.ssize_t(length)
+}
+
+// failed reports whether a send failed; one refused for its size (over
+// what the route takes: nothing was written) sets errno to EMSGSIZE.
+func failed(err error) bool {
+	if errors.Is(err, producer.ErrTooLarge) {
+		C.set_errno(C.EMSGSIZE)
+	}
+	return err != nil
 }
 
 //export apachews_event_respond
@@ -348,7 +363,10 @@ func apachews_server_broadcast(c *C.apachews_context, data *C.uint8_t, length C.
 	}
 	s.mu.Unlock()
 	for _, pc := range byRoute {
-		pc.Broadcast(typ, p, false)
+		if err := pc.Broadcast(typ, p, false); errors.Is(err, producer.ErrTooLarge) {
+			failed(err)
+			return -1
+		}
 	}
 	return C.ssize_t(n * int(length))
 }

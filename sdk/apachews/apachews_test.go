@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gorilla/websocket"
+
 	_ "github.com/wsgate/wsgate/apps/all"
 	"github.com/wsgate/wsgate/internal/testserver"
 )
@@ -72,4 +74,27 @@ func TestApacheWSProducers(t *testing.T) {
 	t.Run("chat broadcast", func(t *testing.T) {
 		testserver.ApacheWSChat(t, d.URL("/chat"), "fr-CH, fr;q=0.9", "hi all", "said: hi all", 1)
 	})
+}
+
+// TestOversizeSend: a send or broadcast larger than the route takes
+// (max_message_size plus 64 KiB, from the gateway's HELLO) fails with -1
+// and errno EMSGSIZE, writing nothing; the client stays and the next send
+// arrives.
+func TestOversizeSend(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "oversize.ws")
+	run(t, build(t, "testdata/oversize.c"), sock)
+	gw := testserver.Start(t, fmt.Sprintf("listen: [{address: 127.0.0.1:0}]\nroutes:\n  - {path: /o, max_message_size: 1KiB, backend: {socket: %s}}\n", sock))
+	c, _ := testserver.Dial(t, gw.URL("/o"), nil)
+	const limit = 1<<10 + 64<<10
+	for _, step := range [][2]string{
+		{fmt.Sprintf("send %d", limit), "refused"},
+		{fmt.Sprintf("broadcast %d", limit), "refused"},
+		{"send 3", "xxx"},
+	} {
+		if err := c.WriteMessage(websocket.TextMessage, []byte(step[0])); err != nil {
+			t.Fatal(err)
+		}
+		testserver.Expect(t, c, websocket.TextMessage, step[1])
+	}
 }

@@ -86,7 +86,9 @@ final class Reader
 
     public function u8(): int { return ord($this->take(1)); }
     public function u16(): int { return unpack('n', $this->take(2))[1]; }
+    public function u32(): int { return unpack('N', $this->take(4))[1]; }
     public function u64(): int { return unpack('J', $this->take(8))[1]; }
+    public function left(): int { return strlen($this->b) - $this->at; }
     public function str(): string { return $this->take($this->u16()); }
     public function rest(): string { $s = substr($this->b, $this->at); $this->at = strlen($this->b); return $s; }
 }
@@ -98,13 +100,26 @@ final class Link
     public string $route = '';
     /** @var array<int, Client> */
     public array $clients = [];
+    /** The largest frame the gateway takes (its HELLO says; 0: not said). */
+    public int $maxFrame = 0;
 
     public function __construct(public $sock)
     {
     }
 
+    /**
+     * Writes a frame. One over the gateway's limit (the route's
+     * max_message_size plus 64 KiB) is not written: the gateway would skip
+     * it and close the client with 1009. That send returns -1 with a
+     * warning saying so.
+     */
     public function write(string $frame): bool
     {
+        if ($this->maxFrame > 0 && strlen($frame) - 4 > $this->maxFrame) {
+            trigger_error(sprintf('apachews: a frame of %d bytes is over the %d bytes the gateway takes (the route\'s max_message_size plus 64 KiB); not sent',
+                strlen($frame) - 4, $this->maxFrame), E_USER_WARNING);
+            return false;
+        }
         for ($done = 0; $done < strlen($frame); $done += $n) {
             $n = @fwrite($this->sock, substr($frame, $done));
             if ($n === false || $n === 0) {
@@ -314,6 +329,10 @@ final class Server
             $r->u16();
             $r->u8();
             $l->route = $r->str();
+            $r->str(); // software
+            if ($r->left() >= 4) {
+                $l->maxFrame = $r->u32();
+            }
             $l->write(Wire::frame(Wire::HELLO_REPLY, pack('n', 1)));
             break;
         case Wire::OPEN:
@@ -388,7 +407,9 @@ final class Server
             }
         }
         foreach ($byRoute as $l) {
-            $l->write(Wire::frame(Wire::BROADCAST, Wire::u64(0) . chr(Wire::kind($data)) . $data));
+            if (!$l->write(Wire::frame(Wire::BROADCAST, Wire::u64(0) . chr(Wire::kind($data)) . $data))) {
+                return -1;
+            }
         }
         return $n * strlen($data);
     }

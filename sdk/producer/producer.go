@@ -77,6 +77,13 @@ func Refuse(status int, reason string) error { return &RefuseError{Status: statu
 // ErrClosed is returned when sending to a client that has gone.
 var ErrClosed = errors.New("producer: client closed")
 
+// ErrTooLarge is returned, and nothing is written, for a message whose
+// frame would be over the largest the gateway takes (the route's
+// max_message_size plus 64 KiB, which the gateway's HELLO says): the
+// gateway would skip it and close the client with 1009, or drop a
+// broadcast. Errors for it wrap ErrTooLarge and say the sizes.
+var ErrTooLarge = wire.ErrTooLarge
+
 // Client is one WebSocket client, as the gateway described it.
 type Client struct {
 	ID        uint64
@@ -120,6 +127,9 @@ func (c *Client) Send(typ MessageType, data []byte) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
+	if err := c.link.fits(1+8+1, len(data), "message"); err != nil {
+		return err
+	}
 	b := getFrame(wire.MessageHeaderSize + len(data))
 	*b = wire.AppendMessage(*b, wire.TypeSend, c.ID, uint8(typ), data)
 	return c.link.send(b)
@@ -160,6 +170,9 @@ func (c *Client) Broadcast(typ MessageType, data []byte, exceptSelf bool) error 
 	if exceptSelf {
 		except = c.ID
 	}
+	if err := c.link.fits(1+8+1, len(data), "broadcast"); err != nil {
+		return err
+	}
 	b := getFrame(16 + len(data))
 	*b = wire.AppendBroadcast(*b, except, uint8(typ), data)
 	return c.link.send(b)
@@ -171,6 +184,9 @@ func (c *Client) SendRoom(room string, typ MessageType, data []byte, exceptSelf 
 	var except uint64
 	if exceptSelf {
 		except = c.ID
+	}
+	if err := c.link.fits(1+2+len(room)+8+1, len(data), "room message"); err != nil {
+		return err
 	}
 	b := getFrame(32 + len(room) + len(data))
 	*b = wire.AppendRoom(*b, room, except, uint8(typ), data)
@@ -451,6 +467,19 @@ type link struct {
 
 	opens   sync.WaitGroup // OnOpen calls in flight, answered before a drained link closes
 	drained bool           // DRAINED arrived: the clients left are moved, not gone
+	// maxFrame is the largest frame the gateway takes, from its HELLO (0:
+	// a gateway that does not say).
+	maxFrame int
+}
+
+// fits says whether a frame of head bytes (type and fields) before a
+// payload of n bytes may be sent.
+func (l *link) fits(head, n int, what string) error {
+	if l.maxFrame > 0 && head+n > l.maxFrame {
+		return fmt.Errorf("%w: a %s of %d bytes makes a frame of %d, and the gateway takes at most %d (the route's max_message_size plus 64 KiB)",
+			ErrTooLarge, what, n, head+n, l.maxFrame)
+	}
+	return nil
 }
 
 const queueLimit = 4 << 20
@@ -524,7 +553,7 @@ func (l *link) serve() {
 	if err != nil || hello.Type != wire.TypeHello {
 		return
 	}
-	l.route, l.mode = hello.Route, hello.Mode
+	l.route, l.mode, l.maxFrame = hello.Route, hello.Mode, int(hello.MaxFrame)
 	hb := getFrame(8)
 	*hb = wire.AppendHelloReply(*hb, wire.Version)
 	if err := l.send(hb); err != nil {

@@ -80,6 +80,11 @@ type Frame struct {
 	Mode     uint8
 	Route    string
 	Software string
+	// MaxFrame is the largest frame (its length field) the gateway takes
+	// from the producer, from its HELLO; 0 when it did not say (a gateway
+	// older than the field). A producer's SDK refuses to write a larger
+	// one: the gateway would skip it and close the client with 1009.
+	MaxFrame uint32
 
 	// OPEN
 	Path, Query, Host, Remote string
@@ -113,8 +118,33 @@ type Frame struct {
 	Nodes uint16
 }
 
-// ErrTooLarge is returned for a frame over the reader's limit.
+// ErrTooLarge is returned for a frame over the reader's limit (as an
+// *OversizeError, which the stream survives), and by the SDKs for a send
+// that would make one.
 var ErrTooLarge = errors.New("wire: frame over the size limit")
+
+// OversizeError is a frame over the reader's limit, which Next skipped:
+// the stream is still in step, and the next call reads the next frame.
+// Type and, where the frame has them before its payload, Conn and Room
+// say what it was about, so that a receiver can answer for that one
+// client (the gateway closes it with 1009) instead of for the stream.
+type OversizeError struct {
+	Type  Type
+	Conn  uint64 // SEND, CLOSE, ACCEPT, REFUSE, JOIN, LEAVE; BROADCAST and ROOM: except
+	Room  string // ROOM
+	Size  int    // the frame's length field
+	Limit int
+}
+
+func (e *OversizeError) Error() string {
+	return fmt.Sprintf("wire: %v frame of %d bytes over the size limit of %d", e.Type, e.Size, e.Limit)
+}
+
+func (e *OversizeError) Unwrap() error { return ErrTooLarge }
+
+// oversizeHead is how much of an oversize frame Next reads to say what it
+// is about: the type, a room name of up to 65535 bytes and a conn id.
+const oversizeHead = 1 + 2 + 0xFFFF + 8
 
 // Reader reads frames from a stream.
 type Reader struct {
@@ -141,7 +171,7 @@ func (r *Reader) Next() (Frame, error) {
 		return Frame{}, errors.New("wire: empty frame")
 	}
 	if n > r.max {
-		return Frame{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, r.max)
+		return Frame{}, r.skip(n)
 	}
 	if cap(r.buf) < n {
 		r.buf = make([]byte, n)
@@ -162,6 +192,36 @@ func (r *Reader) Next() (Frame, error) {
 	return f, err
 }
 
+// skip reads past an oversize frame of n bytes, keeping only enough of its
+// head to say what it was about, and returns the *OversizeError, or the
+// stream's error if it ends first.
+func (r *Reader) skip(n int) error {
+	head := make([]byte, min(n, oversizeHead))
+	if _, err := io.ReadFull(r.br, head); err != nil {
+		return noEOF(err)
+	}
+	if _, err := io.CopyN(io.Discard, r.br, int64(n-len(head))); err != nil {
+		return noEOF(err)
+	}
+	e := &OversizeError{Type: Type(head[0]), Size: n, Limit: r.max}
+	d := decoder{b: head[1:]}
+	switch e.Type {
+	case TypeRoom:
+		e.Room = d.str()
+		e.Conn = d.u64()
+	default:
+		e.Conn = d.u64()
+	}
+	return e
+}
+
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
 // Release drops the reader's frame buffer after a large frame, so an idle
 // connection does not keep it. The last frame's Payload becomes invalid.
 func (r *Reader) Release() {
@@ -177,6 +237,9 @@ func Decode(b []byte) (Frame, error) {
 	switch f.Type {
 	case TypeHello:
 		f.Version, f.Mode, f.Route, f.Software = d.u16(), d.u8(), d.str(), d.str()
+		if len(d.b) >= 4 {
+			f.MaxFrame = d.u32()
+		}
 	case TypeHelloReply:
 		f.Version = d.u16()
 	case TypeOpen:
@@ -353,12 +416,15 @@ func putHeaders(dst []byte, hs []Header) []byte {
 	return dst
 }
 
-// AppendHello appends the gateway's HELLO.
-func AppendHello(dst []byte, mode uint8, route, software string) []byte {
+// AppendHello appends the gateway's HELLO, with the largest frame it
+// takes from the producer (a field added at the end: a producer that
+// predates it ignores it).
+func AppendHello(dst []byte, mode uint8, route, software string, maxFrame uint32) []byte {
 	dst, s := begin(dst, TypeHello)
 	dst = binary.BigEndian.AppendUint16(dst, Version)
 	dst = append(dst, mode)
-	return end(putStr(putStr(dst, route), software), s)
+	dst = putStr(putStr(dst, route), software)
+	return end(binary.BigEndian.AppendUint32(dst, maxFrame), s)
 }
 
 // AppendHelloReply appends the producer's HELLO.

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"reflect"
@@ -21,13 +22,23 @@ func roundTrip(t *testing.T, frame []byte) Frame {
 	return f
 }
 
+// withoutLast drops a frame's last n bytes, as an older sender that did
+// not write its last field.
+func withoutLast(frame []byte, n int) []byte {
+	frame = frame[:len(frame)-n]
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	return frame
+}
+
 func TestRoundTrips(t *testing.T) {
 	hs := []Header{{"Origin", "https://a.example"}, {"Cookie", "x=1"}}
 	cases := []struct {
 		frame []byte
 		want  Frame
 	}{
-		{AppendHello(nil, ModeMux, "/chat", "wsgate/1"), Frame{Type: TypeHello, Version: 1, Mode: ModeMux, Route: "/chat", Software: "wsgate/1"}},
+		{AppendHello(nil, ModeMux, "/chat", "wsgate/1", 1<<20), Frame{Type: TypeHello, Version: 1, Mode: ModeMux, Route: "/chat", Software: "wsgate/1", MaxFrame: 1 << 20}},
+		// A HELLO from a gateway older than its max-frame field.
+		{withoutLast(AppendHello(nil, ModeMux, "/chat", "wsgate/1", 0), 4), Frame{Type: TypeHello, Version: 1, Mode: ModeMux, Route: "/chat", Software: "wsgate/1"}},
 		{AppendHelloReply(nil, 1), Frame{Type: TypeHelloReply, Version: 1}},
 		{AppendOpen(nil, &Open{Conn: 7, Path: "/chat", Query: "a=1", Host: "h", Remote: "127.0.0.1:5", TLS: true, Protocols: []string{"v1", "v2"}, Headers: hs}),
 			Frame{Type: TypeOpen, Conn: 7, Path: "/chat", Query: "a=1", Host: "h", Remote: "127.0.0.1:5", TLS: true, Protocols: []string{"v1", "v2"}, Headers: hs}},
@@ -90,6 +101,42 @@ func TestErrors(t *testing.T) {
 	}
 }
 
+// TestOversizeSkipped: a frame over the limit is skipped whole, its error
+// says what it was about, and the next frame reads as if it had not been
+// there; a stream that ends inside the skipped frame is truncated.
+func TestOversizeSkipped(t *testing.T) {
+	big := make([]byte, 200)
+	after := AppendMessage(nil, TypeSend, 9, KindText, []byte("next"))
+	cases := []struct {
+		frame []byte
+		want  OversizeError
+	}{
+		{AppendMessage(nil, TypeSend, 7, KindBinary, big), OversizeError{Type: TypeSend, Conn: 7}},
+		{AppendBroadcast(nil, 3, KindText, big), OversizeError{Type: TypeBroadcast, Conn: 3}},
+		{AppendRoom(nil, "lobby", 4, KindText, big), OversizeError{Type: TypeRoom, Room: "lobby", Conn: 4}},
+		{AppendAccept(nil, 5, string(big), nil), OversizeError{Type: TypeAccept, Conn: 5}},
+	}
+	for _, tc := range cases {
+		r := NewReader(bytes.NewReader(append(append([]byte(nil), tc.frame...), after...)), 64, 100)
+		_, err := r.Next()
+		var oe *OversizeError
+		if !errors.As(err, &oe) || !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("%v: %v", tc.want.Type, err)
+		}
+		tc.want.Size, tc.want.Limit = len(tc.frame)-4, 100
+		if *oe != tc.want {
+			t.Errorf("got %+v, want %+v", *oe, tc.want)
+		}
+		if f, err := r.Next(); err != nil || f.Conn != 9 || string(f.Payload) != "next" {
+			t.Errorf("%v: the next frame: %+v %v", tc.want.Type, f, err)
+		}
+		cut := NewReader(bytes.NewReader(tc.frame[:len(tc.frame)-1]), 64, 100)
+		if _, err := cut.Next(); err != io.ErrUnexpectedEOF {
+			t.Errorf("%v cut short: %v", tc.want.Type, err)
+		}
+	}
+}
+
 func BenchmarkDecodeMessage(b *testing.B) {
 	frame := AppendMessage(nil, TypeSend, 12345, KindBinary, make([]byte, 1024))[4:]
 	b.ReportAllocs()
@@ -104,7 +151,7 @@ func BenchmarkDecodeMessage(b *testing.B) {
 // re-encodes to the same bytes (up to fields a later version may append).
 func FuzzDecode(f *testing.F) {
 	for _, fr := range [][]byte{
-		AppendHello(nil, ModeMux, "/r", "s"), AppendOpen(nil, &Open{Conn: 1, Path: "/p", Protocols: []string{"a"}, Headers: []Header{{"A", "b"}}}),
+		AppendHello(nil, ModeMux, "/r", "s", 1<<16), AppendOpen(nil, &Open{Conn: 1, Path: "/p", Protocols: []string{"a"}, Headers: []Header{{"A", "b"}}}),
 		AppendMessage(nil, TypeSend, 1, KindText, []byte("x")), AppendAccept(nil, 2, "p", []Header{{"X", "y"}}), AppendRoom(nil, "r", 0, KindBinary, nil),
 	} {
 		f.Add(fr[4:])

@@ -563,7 +563,7 @@ func (t *transport) serveOnce(w io.Writer) (read bool, err error) {
 	if C.wsgate_io_stopping(t.io) != 0 {
 		// Under prefork the child_stopping hook may not reach a busy
 		// worker; closing twice does nothing.
-		t.conn.Close(websocket.StatusGoingAway, "server shutting down")
+		t.conn.CloseFor(gateway.CauseShutdown, websocket.StatusGoingAway, "server shutting down")
 	}
 	return read, nil
 }

@@ -12,6 +12,9 @@
  *     ApacheWSConnectionClosed, as apache-ws's library reported it;
  *   - apachews_event_respond and apachews_client_send send text when the
  *     bytes are UTF-8 and binary otherwise;
+ *   - a send or broadcast larger than the route takes (its
+ *     max_message_size plus 64 KiB, which the gateway announces) writes
+ *     nothing and returns -1 with errno EMSGSIZE;
  *   - apachews_client_get_socket returns INVALID_SOCKET: clients are
  *     multiplexed on the gateway's connections and have no socket of
  *     their own.

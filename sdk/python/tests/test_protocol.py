@@ -28,6 +28,20 @@ class ProtocolTest(unittest.TestCase):
         f = self.decode(p.broadcast("all"))
         self.assertEqual((f.except_conn, f.data()), (0, "all"))
 
+    def test_hello_max_frame(self):
+        f = self.decode(p.hello(p.MODE_MUX, "/r", "wsgate/1", 66560))
+        self.assertEqual((f.route, f.software, f.max_frame), ("/r", "wsgate/1", 66560))
+        old = p.hello(p.MODE_MUX, "/r", "wsgate/1")[:-4]  # a gateway without the field
+        old = (len(old) - 4).to_bytes(4, "big") + old[4:]
+        self.assertEqual(self.decode(old).max_frame, 0)
+
+    def test_check_size(self):
+        frame = p.send(1, "x" * 100)  # 1 + 8 + 1 + 100 bytes after the length
+        p.check_size(frame, 110)
+        p.check_size(frame, 0)  # not announced: not checked
+        with self.assertRaises(p.MessageTooBig):
+            p.check_size(frame, 109)
+
     def test_errors(self):
         with self.assertRaises(p.ProtocolError):
             p.decode(b"")

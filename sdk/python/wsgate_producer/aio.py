@@ -79,8 +79,10 @@ class _Link:
         self.next_id = 0
         self.drained = False
         self.opens = set()
+        self.max_frame = 0
 
     async def write(self, frame):
+        p.check_size(frame, self.max_frame)
         async with self.lock:
             self.writer.write(frame)
             await self.writer.drain()
@@ -135,6 +137,7 @@ class _Link:
             if hello.type != p.HELLO:
                 return
             self.route = hello.route
+            self.max_frame = hello.max_frame
             await self.write(p.hello_reply())
             while True:
                 f = await self.read_frame(self.server.max_frame)

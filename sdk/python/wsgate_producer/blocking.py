@@ -103,8 +103,10 @@ class _Link:
         self.counts = {}
         self.next_id = 0
         self.drained = False
+        self.max_frame = 0
 
     def write(self, frame):
+        p.check_size(frame, self.max_frame)
         with self.lock:
             if not self.alive:
                 raise ConnectionError("gateway connection closed")
@@ -142,6 +144,7 @@ class _Link:
             if hello.type != p.HELLO:
                 return
             self.route = hello.route
+            self.max_frame = hello.max_frame
             self.write(p.hello_reply())
             while True:
                 f = p.read_frame(self.read_exactly, self.server.max_frame)

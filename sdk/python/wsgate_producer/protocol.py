@@ -35,6 +35,21 @@ class ProtocolError(Exception):
     """A frame that does not follow the protocol."""
 
 
+class MessageTooBig(ValueError):
+    """A message larger than the gateway takes on this route (its
+    max_message_size plus 64 KiB, which the gateway's HELLO announces).
+    Nothing was written: the gateway would skip the frame and close the
+    client with 1009, or drop a broadcast."""
+
+
+def check_size(frame, max_frame):
+    """Raise MessageTooBig when frame (length prefix included) is over
+    max_frame, the gateway's limit from its HELLO (0: not announced)."""
+    if max_frame and len(frame) - 4 > max_frame:
+        raise MessageTooBig("a frame of %d bytes is over the %d bytes the gateway takes (the route's "
+                            "max_message_size plus 64 KiB)" % (len(frame) - 4, max_frame))
+
+
 def _str(s):
     b = s.encode("utf-8") if isinstance(s, str) else bytes(s)
     b = b[:0xFFFF]
@@ -118,8 +133,9 @@ def counted(req_id, room, n, nodes):
     return _frame(COUNTED, struct.pack(">I", req_id) + _str(room) + struct.pack(">QH", n, nodes))
 
 
-def hello(mode, route, software="test"):
-    return _frame(HELLO, struct.pack(">HB", VERSION, mode) + _str(route) + _str(software))
+def hello(mode, route, software="test", max_frame=0):
+    return _frame(HELLO, struct.pack(">HB", VERSION, mode) + _str(route) + _str(software) +
+                  struct.pack(">I", max_frame))
 
 
 def open_frame(conn, path="/", query="", host="", remote="", tls=False, protocols=(), headers=(),
@@ -151,7 +167,8 @@ class Frame:
 
     __slots__ = ("type", "conn", "version", "mode", "route", "software", "path", "query", "host",
                  "remote", "tls", "protocols", "headers", "kind", "payload", "code", "reason",
-                 "subprotocol", "status", "except_conn", "room", "id", "count", "nodes", "resumed", "rooms")
+                 "subprotocol", "status", "except_conn", "room", "id", "count", "nodes", "resumed", "rooms",
+                 "max_frame")
 
     def __init__(self, ftype):
         self.type = ftype
@@ -210,6 +227,7 @@ def decode(body):
     t = f.type
     if t == HELLO:
         f.version, f.mode, f.route, f.software = d.u16(), d.u8(), d.str(), d.str()
+        f.max_frame = d.u32() if len(d.b) - d.i >= 4 else 0
     elif t == HELLO_REPLY:
         f.version = d.u16()
     elif t == OPEN:

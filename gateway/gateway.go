@@ -143,6 +143,7 @@ type Pending struct {
 	// transfer is set, and Conn nil, for a route that hands connections
 	// off (HandOff): the front door writes the 101 and calls HandOff.
 	transfer Transfer
+	route    *Route // with transfer
 }
 
 // AppendResponse appends the 101 response to dst.
@@ -152,8 +153,34 @@ func (p *Pending) AppendResponse(dst []byte) []byte { return p.hs.AppendResponse
 // (HandOff) rather than to Serve.
 func (p *Pending) HandsOff() bool { return p.transfer != nil }
 
-// HandOff passes the connection, after the 101, to the backend.
-func (p *Pending) HandOff(nc net.Conn, buffered []byte) error { return p.transfer.Pass(nc, buffered) }
+// HandOff passes the connection, after the 101, to the backend; the
+// caller closes its own copy of nc afterwards. A backend that cannot be
+// reached (UnreachableError) has its client closed with 1013 here; the
+// error is returned for the front door's log either way.
+func (p *Pending) HandOff(nc net.Conn, buffered []byte) error {
+	err := p.transfer.Pass(nc, buffered)
+	if err == nil {
+		// Counted apart from accepted: the gateway never holds the
+		// connection, so it never ends here either.
+		p.route.stats.handedOff.Add(1)
+		return nil
+	}
+	var ue *UnreachableError
+	if errors.As(err, &ue) {
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		nc.Write(closeFrame(websocket.StatusTryAgainLater, "backend unavailable"))
+		p.route.stats.serverClose(CauseBackendDown, websocket.StatusTryAgainLater)
+	} else {
+		p.route.stats.serverClose(CauseBackendError, websocket.StatusAbnormalClosure)
+	}
+	return err
+}
+
+// closeFrame is an unmasked close frame with code and a short reason.
+func closeFrame(code websocket.StatusCode, reason string) []byte {
+	b := []byte{0x88, byte(2 + len(reason)), byte(code >> 8), byte(code)}
+	return append(b, reason...)
+}
 
 // Header is the complete header of the 101: Upgrade, Connection,
 // Sec-WebSocket-Accept, the selected subprotocol, the negotiated

@@ -29,6 +29,14 @@ type HandOff interface {
 	Connect(ctx context.Context, req *Request) (Transfer, error)
 }
 
+// UnreachableError is a Transfer's Pass failing because the backend could
+// not be reached after the 101 was written: the client is closed with 1013
+// (try again later) rather than the connection just dropped.
+type UnreachableError struct{ Err error }
+
+func (e *UnreachableError) Error() string { return "backend unreachable: " + e.Err.Error() }
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
 // Transfer is one hand-off between Connect and the 101.
 type Transfer interface {
 	// Pass gives the backend the client's connection and the bytes the
@@ -59,10 +67,7 @@ func (g *Gateway) handOff(ctx context.Context, route *Route, req *Request, ho Ha
 		tr.Cancel()
 		return nil, &errRefusal{http.StatusInternalServerError, CauseApplicationFail, err.Error()}
 	}
-	// Counted apart from accepted: the gateway never holds the
-	// connection, so it never ends here either.
-	route.stats.handedOff.Add(1)
-	return &Pending{hs: hs, transfer: tr, header: h}, nil
+	return &Pending{hs: hs, transfer: tr, header: h, route: route}, nil
 }
 
 type errRefusal struct {

@@ -74,13 +74,18 @@ func (s *routeStats) end(st websocket.Stats, status websocket.CloseStatus) {
 		if code == 0 {
 			code = websocket.StatusAbnormalClosure // cut without a close frame
 		}
-		s.mu.Lock()
-		if s.serverCloses == nil {
-			s.serverCloses = map[serverClose]uint64{}
-		}
-		s.serverCloses[serverClose{st.CloseCause, codeClass(code)}]++
-		s.mu.Unlock()
+		s.serverClose(st.CloseCause, code)
 	}
+}
+
+// serverClose counts a connection the server closed for cause with code.
+func (s *routeStats) serverClose(cause string, code websocket.StatusCode) {
+	s.mu.Lock()
+	if s.serverCloses == nil {
+		s.serverCloses = map[serverClose]uint64{}
+	}
+	s.serverCloses[serverClose{cause, codeClass(code)}]++
+	s.mu.Unlock()
 }
 
 // Close codes are counted in classes, so that a label never takes more

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,7 +86,16 @@ routes:
   - {path: /c, backend: {socket: %[1]s/c.sock, mode: direct}}
   - {path: /dir/, docroot: {root: %[1]s/docroot, mode: direct}}
   - {path: /down, backend: {socket: %[1]s/nobody.sock, mode: direct}}
+  - {path: /stale, backend: {socket: %[1]s/stale.sock, mode: direct}}
 `, dir))
+	// A socket file nobody listens on any more (a producer that died
+	// without removing it).
+	stale, err := net.Listen("unix", filepath.Join(dir, "stale.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
 
 	for _, path := range []string{"/go", "/c", "/dir/echo"} {
 		t.Run(path, func(t *testing.T) {
@@ -125,6 +136,15 @@ routes:
 			t.Errorf("%d, want 503", got)
 		}
 	})
+	// The producer is reached only after the 101 (see TestHandOffsToDontwaitServer):
+	// one whose socket file is there but that does not answer closes the
+	// client with 1013, counted with its cause.
+	t.Run("stale socket", func(t *testing.T) {
+		c, _ := testserver.Dial(t, d.URL("/stale"), nil)
+		if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseTryAgainLater) {
+			t.Errorf("%v, want close 1013", err)
+		}
+	})
 	t.Run("counted", func(t *testing.T) {
 		resp, err := http.Get("http://" + d.AdminAddr().String() + "/metrics")
 		if err != nil {
@@ -137,6 +157,7 @@ routes:
 			`wsgate_connections_handed_off_total{route="/c"} 2`,
 			`wsgate_connections_handed_off_total{route="/dir/"} 2`,
 			`wsgate_handshakes_refused_total{cause="backend_down",route="/down",status="503"} 1`,
+			`wsgate_server_closes_total{cause="backend_down",code="1013",route="/stale"} 1`,
 		} {
 			if !strings.Contains(string(body), want) {
 				t.Errorf("metrics lack %s", want)
@@ -166,5 +187,76 @@ routes:
 		if _, err := config.Parse("wsgate.yaml", []byte("routes:\n  - "+bad+"\n")); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
+	}
+}
+
+// TestHandOffsToDontwaitServer: a server that takes its client with
+// recvmsg(MSG_DONTWAIT) right after accept(2), as ouistiti's runtime does
+// (testdata/dontwait.c), gets its clients while stress-ng keeps both CPUs
+// busy. The gateway used to connect before the 101 and send the socket
+// after it, and such a server, finding nothing yet, lost about one
+// hand-off in ten. Now the socket is sent in the system call after
+// connect(2), and a connection the server closed before it arrived is
+// made again. What is left is the race no system call sequence closes: the
+// server reads (nothing), the descriptor arrives, the server closes the
+// connection unread. It is measured here and must stay rare (a few in
+// 10,000, under 0.2%); no client may be handed off twice.
+func TestHandOffsToDontwaitServer(t *testing.T) {
+	const total, parallel = 10000, 16
+	stress := exec.Command(testserver.Peer(t, "stress-ng", "stress-ng"), "--cpu", "2", "--timeout", "300s", "--quiet")
+	if err := stress.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stress.Process.Kill(); stress.Wait() })
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "dontwait")
+	if out, err := exec.Command("cc", "-Wall", "-Wextra", "-Werror", "-o", bin, "testdata/dontwait.c").CombinedOutput(); err != nil {
+		t.Fatalf("cc: %v\n%s", err, out)
+	}
+	sock, counts := filepath.Join(dir, "dontwait.sock"), filepath.Join(dir, "counts")
+	testserver.RunProducer(t, exec.Command(bin, sock, counts), sock)
+	d := testserver.Start(t, fmt.Sprintf("listen: [{address: 127.0.0.1:0}]\nroutes:\n  - {path: /d, backend: {socket: %s, mode: direct}}\n", sock))
+
+	work := make(chan int)
+	failed := make(chan string, total)
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dialer := websocket.Dialer{HandshakeTimeout: time.Minute}
+			for range work {
+				c, _, err := dialer.Dial(d.URL("/d"), nil)
+				if err != nil {
+					failed <- err.Error()
+					continue
+				}
+				c.SetReadDeadline(time.Now().Add(time.Minute))
+				if _, p, err := c.ReadMessage(); err != nil || string(p) != "ok" {
+					failed <- fmt.Sprintf("%q %v", p, err)
+				}
+				c.Close()
+			}
+		}()
+	}
+	for i := range total {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(failed)
+	var received, empty int
+	testserver.WaitFor(10*time.Second, func() bool {
+		b, _ := os.ReadFile(counts)
+		fmt.Sscanf(string(b), "received %d lost %d", &received, &empty)
+		return received+len(failed) >= total
+	})
+	t.Logf("%d of %d clients got their hand-off; the server received %d and took %d connections before their descriptor was in them",
+		total-len(failed), total, received, empty)
+	if n := len(failed); n > total/500 {
+		t.Errorf("%d of %d clients did not get their hand-off; first: %s", n, total, <-failed)
+	}
+	if received > total || received+len(failed) != total {
+		t.Errorf("the server received %d hand-offs, and %d clients had none, of %d", received, len(failed), total)
 	}
 }

@@ -23,6 +23,8 @@ command -v php-cgi >/dev/null || need+=(php-cgi)
 command -v cc >/dev/null || need+=(gcc)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v openssl >/dev/null || need+=(openssl)
+# stress-ng keeps both CPUs busy where a test must hold under load.
+command -v stress-ng >/dev/null || need+=(stress-ng)
 [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null || need+=(nats-server)
 # The package test (scripts/test-packages.sh).
 command -v dpkg-buildpackage >/dev/null || need+=(dpkg-dev)

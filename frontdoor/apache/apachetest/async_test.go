@@ -238,3 +238,93 @@ func TestWorkersKept(t *testing.T) {
 		})
 	}
 }
+
+// TestReleasedIdleSurvivesTimeout: a parked WebSocket whose client answers
+// every ping outlives httpd's Timeout however many times it passes: the
+// pong is read by a resumption of the MPM's (which renews its deadline),
+// never by the timed callback that wrote the ping. Before, a pong that
+// came back while that callback was still there was read by it, the MPM
+// never saw the socket readable, and it closed a healthy client at its
+// old deadline (1006, "closed_by=lost"): about one ping in forty at
+// scale. A client that answers nothing is still closed after Timeout.
+func TestReleasedIdleSurvivesTimeout(t *testing.T) {
+	need(t)
+	// The event MPM stops accepting beyond ThreadsPerChild plus this factor
+	// times its idle workers, counting waiting connections.
+	h := start(t, options{TLS: true, Global: "Timeout 2\nAsyncRequestWorkerFactor 100\n", Body: `
+<Location /echo>
+  SetHandler websocket-handler
+  WebSocketApp echo
+</Location>
+`})
+	const perScheme, hold = 100, 9 * time.Second // four and a half Timeouts
+	dialer := &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: h.Pool}, HandshakeTimeout: 20 * time.Second}
+	type client struct {
+		c   *websocket.Conn
+		in  chan string
+		err atomic.Value
+	}
+	var clients []*client
+	for _, url := range []string{"ws://" + h.Addr() + "/echo", "wss://" + h.TLSAddr() + "/echo"} {
+		for range perScheme {
+			c, _, err := dialer.Dial(url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			cl := &client{c: c, in: make(chan string, 1)}
+			clients = append(clients, cl)
+			// Reading answers pings (gorilla's default ping handler).
+			go func() {
+				for {
+					_, p, err := c.ReadMessage()
+					if err != nil {
+						cl.err.Store(err)
+						close(cl.in)
+						return
+					}
+					cl.in <- string(p)
+				}
+			}()
+		}
+	}
+	// A client that never answers a ping: it does not read.
+	silent, _, err := dialer.Dial("ws://"+h.Addr()+"/echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	time.Sleep(hold)
+	closed := 0
+	var first error
+	for i, cl := range clients {
+		msg := fmt.Sprint("still here ", i)
+		if err := cl.c.WriteMessage(websocket.TextMessage, []byte(msg)); err == nil {
+			select {
+			case got, ok := <-cl.in:
+				if ok && got == msg {
+					continue
+				}
+			case <-time.After(20 * time.Second):
+			}
+		}
+		closed++
+		if e, _ := cl.err.Load().(error); e != nil && first == nil {
+			first = e
+		}
+	}
+	if closed > 0 {
+		t.Errorf("%d of %d clients that answer every ping were closed within %v at Timeout 2; first: %v", closed, len(clients), hold, first)
+	}
+	// The silent client's socket was closed by httpd: reading drains
+	// what was sent to it (pings, perhaps a close) and then fails.
+	silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, _, err := silent.NextReader(); err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Errorf("a client that answers no ping is still open after %v at Timeout 2", hold)
+			}
+			break
+		}
+	}
+}

@@ -228,27 +228,40 @@ func (a *asyncConn) wake() {
 // readTo is the transport's ReadTo in async mode: the pinned loop, but it
 // returns ErrSuspended (parking the connection) when nothing has come for
 // asyncLinger, or at once when this resumption is for output only.
+//
+// A resumption for output only (a timed callback) writes and never reads.
+// The MPM renews a parked connection's deadline (Timeout) only when
+// process_connection returns CONN_STATE_ASYNC_WAITIO, and it calls that
+// hook only when it sees the socket readable. A keepalive ping is written
+// from a timed callback; when the pong came back while the callback was
+// still there and the callback read it, the socket was never readable
+// for the MPM, the deadline stayed where the last park put it, and the
+// MPM closed a client that answered every ping, Timeout after it last
+// sent something of its own (issue 23). Left in the socket, the pong
+// wakes the MPM, which resumes the connection and renews the deadline.
+// mod_ssl holds nothing decrypted between resumptions: the one that
+// parked read until the filters had nothing more.
 func (a *asyncConn) readTo(w io.Writer) error {
 	t := a.t
 	if t.gone.Load() {
 		return io.ErrClosedPipe
 	}
+	if a.wakeOnly {
+		if _, err := t.flushOnce(w); err != nil {
+			return err
+		}
+		a.suspended = true
+		a.t.conn.Engine().Quiet()
+		return websocket.ErrSuspended
+	}
 	fds := []unix.PollFd{{Fd: int32(t.io.fd), Events: unix.POLLIN}, {Fd: int32(t.efd), Events: unix.POLLIN}}
 	var drainBuf [8]byte
 	for {
-		read, err := t.serveOnce(w)
-		if err != nil {
+		if _, err := t.serveOnce(w); err != nil {
 			return err
 		}
-		if read {
-			a.wakeOnly = false
-		}
-		wait := asyncLinger
-		if a.wakeOnly {
-			wait = 0
-		}
 		fds[0].Revents, fds[1].Revents = 0, 0
-		n, err := unix.Poll(fds, int(wait/time.Millisecond))
+		n, err := unix.Poll(fds, int(asyncLinger/time.Millisecond))
 		if err != nil && err != unix.EINTR {
 			return err
 		}

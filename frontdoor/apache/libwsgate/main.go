@@ -536,11 +536,8 @@ func (t *transport) ReadTo(w io.Writer) error {
 // announce), and close the connection if the MPM is stopping. read says
 // whether any bytes came.
 func (t *transport) serveOnce(w io.Writer) (read bool, err error) {
-	if _, err := w.Write(nil); err != nil {
+	if _, err := t.flushOnce(w); err != nil {
 		return false, err
-	}
-	if t.aborted.Load() {
-		return false, io.ErrClosedPipe
 	}
 	for {
 		buf := bufpool.Get(readSize)
@@ -560,12 +557,29 @@ func (t *transport) serveOnce(w io.Writer) (read bool, err error) {
 		}
 		break
 	}
+	t.checkStopping()
+	return read, nil
+}
+
+// flushOnce writes what other goroutines queued (an empty Write) and
+// closes the connection if the MPM is stopping, without reading.
+func (t *transport) flushOnce(w io.Writer) (bool, error) {
+	if _, err := w.Write(nil); err != nil {
+		return false, err
+	}
+	if t.aborted.Load() {
+		return false, io.ErrClosedPipe
+	}
+	t.checkStopping()
+	return false, nil
+}
+
+func (t *transport) checkStopping() {
 	if C.wsgate_io_stopping(t.io) != 0 {
 		// Under prefork the child_stopping hook may not reach a busy
 		// worker; closing twice does nothing.
 		t.conn.CloseFor(gateway.CauseShutdown, websocket.StatusGoingAway, "server shutting down")
 	}
-	return read, nil
 }
 
 // Linger half-closes the connection, then reads and discards the client's

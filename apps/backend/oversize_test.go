@@ -164,7 +164,7 @@ func TestOversizeSDKs(t *testing.T) {
 	dir := t.TempDir()
 	sdk, _ := filepath.Abs("../../sdk/python")
 	phpSDK, _ := filepath.Abs("../../sdk/php/apachews.php")
-	py := testserver.Peer(t, "python3", "/usr/bin/python3")
+	py := testserver.Python(t)
 	run := func(name string, args ...string) {
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Env = append(os.Environ(), "PYTHONPATH="+sdk)

@@ -98,7 +98,16 @@ func TestSlowProducer(t *testing.T) {
 			sent.Add(int64(len(msg)))
 		}
 	}()
-	time.Sleep(2 * time.Second)
+	// Until the client is held back: what it could send has stopped
+	// growing (two looks 200 ms apart see the same count).
+	last := int64(-1)
+	testserver.WaitFor(time.Minute, func() bool {
+		time.Sleep(200 * time.Millisecond) // between looks
+		n := sent.Load()
+		stalled := n == last
+		last = n
+		return stalled || n >= total
+	})
 	runtime.GC()
 	runtime.ReadMemStats(&during)
 	if s := sent.Load(); s >= total {
@@ -119,6 +128,7 @@ func TestSlowProducer(t *testing.T) {
 // TestSlowClient: a client that reads nothing does not hold up the
 // producer's other clients; its own policy closes it.
 func TestSlowClient(t *testing.T) {
+	var flooded atomic.Int64
 	sock := serveProducer(t, &handler{message: func(c *producer.Client, typ producer.MessageType, d []byte) {
 		if string(d) == "flood" {
 			p := make([]byte, 64<<10)
@@ -126,6 +136,7 @@ func TestSlowClient(t *testing.T) {
 				if c.Send(producer.Binary, p) != nil {
 					return
 				}
+				flooded.Add(1)
 			}
 			return
 		}
@@ -135,13 +146,17 @@ func TestSlowClient(t *testing.T) {
 	slow := dial(t, gw.URL("/p"))
 	fast := dial(t, gw.URL("/p"))
 	slow.WriteMessage(websocket.TextMessage, []byte("flood"))
-	time.Sleep(200 * time.Millisecond)
+	// The flood is under way: more than the slow client's queue (1 MiB,
+	// 16 messages) has gone out on the link.
+	if !testserver.WaitFor(time.Minute, func() bool { return flooded.Load() > 32 }) {
+		t.Fatal("the producer's flood did not start")
+	}
 	// Were the link held up by the slow client, these would wait for ever
 	// (the read deadline); no bound tighter than that, which a loaded
 	// machine could break.
 	for i := range 20 {
 		fast.WriteMessage(websocket.TextMessage, []byte(fmt.Sprint("ping ", i)))
-		fast.SetReadDeadline(time.Now().Add(5 * time.Second))
+		fast.SetReadDeadline(time.Now().Add(30 * time.Second))
 		_, p, err := fast.ReadMessage()
 		if err != nil || string(p) != fmt.Sprint("ping ", i) {
 			t.Fatalf("fast client: %q %v", p, err)

@@ -105,8 +105,6 @@ func (a *pushpinApp) seen() ([]http.Header, []string) {
 	return append([]http.Header(nil), a.requests...), append([]string(nil), a.bodies...)
 }
 
-func freePort(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", testserver.FreePort(t)) }
-
 // startApp serves app on loopback until the test ends.
 func startApp(t *testing.T, h http.Handler) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -120,16 +118,22 @@ func startApp(t *testing.T, h http.Handler) string {
 }
 
 func TestPushpinApplication(t *testing.T) {
-	admin := freePort(t)
+	// The admin listener is opened here: the application is told where
+	// to publish before the daemon starts.
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := adminLn.Addr().String()
 	app := &pushpinApp{publish: "http://" + admin + "/publish/"}
 	base := startApp(t, app)
-	gw := testserver.Start(t, fmt.Sprintf(`
+	gw := testserver.StartWith(t, fmt.Sprintf(`
 listen: [{address: 127.0.0.1:0}]
 admin: {listen: %s}
 routes:
   - {path: /chat, backend: {http: %s, timeout: 2s}}
   - {path: /fixed, backend: {http: %s/events/here}}
-`, admin, base, base))
+`, admin, base, base), adminLn)
 	dial := func(path string) *websocket.Conn {
 		c, resp := testserver.Dial(t, gw.URL(path), http.Header{"Origin": {"http://" + gw.Addr}, "Cookie": {"sid=1"}}, "chat.v1")
 		if resp.Header.Get("Sec-WebSocket-Protocol") != "chat.v1" {
@@ -228,16 +232,18 @@ routes:
 	t.Run("keep-alive requests", func(t *testing.T) {
 		c := dial("/chat")
 		_, before := app.seen()
-		time.Sleep(2500 * time.Millisecond) // Keep-Alive-Interval: 1
-		_, after := app.seen()
-		empty := 0
-		for _, b := range after[len(before):] {
-			if b == "" {
-				empty++
+		// Keep-Alive-Interval: 1 asks for an empty request each second
+		// while the connection is quiet.
+		if !testserver.WaitFor(30*time.Second, func() bool {
+			_, after := app.seen()
+			for _, b := range after[len(before):] {
+				if b == "" {
+					return true
+				}
 			}
-		}
-		if empty < 1 {
-			t.Fatalf("no keep-alive request in 2.5 s")
+			return false
+		}) {
+			t.Fatalf("no keep-alive request")
 		}
 		c.Close()
 	})
@@ -280,7 +286,7 @@ routes:
 // TestApplicationDown: an application that cannot be reached refuses new
 // clients with 502, and one that goes away closes its clients with 1011.
 func TestApplicationDown(t *testing.T) {
-	addr := freePort(t)
+	addr := testserver.RefusingAddr(t)
 	gw := testserver.Start(t, fmt.Sprintf("listen: [{address: 127.0.0.1:0}]\nroutes:\n  - {path: /e, backend: {http: http://%s/}}\n", addr))
 	if got := wstest.Status(gw.URL("/e")); got != 502 {
 		t.Fatalf("unreachable application: %d, want 502", got)

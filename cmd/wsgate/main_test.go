@@ -25,6 +25,12 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if b := os.Getenv(inNetns); b != "" {
+		// A test run again in a network namespace of its own: the binary
+		// is its parent's.
+		binary = b
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "wsgate-bin")
 	if err != nil {
 		panic(err)
@@ -157,13 +163,48 @@ func startDaemon(t *testing.T, args ...string) (*exec.Cmd, string, *testserver.L
 	return nil, "", nil
 }
 
+// inNetns names the binary to a test that its parent runs again in a
+// network namespace of its own (inOwnNetns).
+const inNetns = "WSGATE_TEST_NETNS_BINARY"
+
+// inOwnNetns runs the calling test again, in a new network namespace with
+// its own loopback, where the ports of the embedded default configuration
+// (8080, and 8090 for the admin listener) are free whatever else runs on
+// the machine (a wsgate someone started with the README's first command,
+// say), and reports true to the outer run, which is done. It needs
+// root, as ./scripts/test.sh runs; otherwise it reports false and the
+// test runs here, skipping if a port it needs is taken.
+func inOwnNetns(t *testing.T, ports ...string) bool {
+	if os.Getenv(inNetns) != "" {
+		return false
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err == nil && os.Geteuid() == 0 {
+		cmd := exec.Command(unshare, "--net", "--", "sh", "-c", `ip link set lo up && exec "$0" "$@"`,
+			os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), inNetns+"="+binary)
+		out, err := cmd.CombinedOutput()
+		t.Logf("in a network namespace of its own:\n%s", out)
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		return true
+	}
+	for _, p := range ports {
+		ln, err := net.Listen("tcp", p)
+		if err != nil {
+			t.Skipf("%s is taken on this machine, and without root the test cannot have a network namespace of its own", p)
+		}
+		ln.Close()
+	}
+	return false
+}
+
 // TestReadmeRunCommand runs wsgate with no arguments, as the README says,
 // and uses all three demo applications and the page on 127.0.0.1:8080.
 func TestReadmeRunCommand(t *testing.T) {
-	if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err != nil {
-		t.Skip("127.0.0.1:8080 is taken on this machine")
-	} else {
-		ln.Close()
+	if inOwnNetns(t, "127.0.0.1:8080", "127.0.0.1:8090") {
+		return
 	}
 	cmd, addr, logs := startDaemon(t)
 	if addr != "127.0.0.1:8080" {
@@ -198,7 +239,7 @@ func TestReadmeRunCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// b is in the chat before its 101 is written: nothing to wait for.
 	a.WriteMessage(websocket.TextMessage, []byte("a: hello"))
 	if _, p, err := b.ReadMessage(); err != nil || string(p) != "a: hello" {
 		t.Fatalf("chat %q %v", p, err)
@@ -302,7 +343,6 @@ routes:
 	if line, _ := br.ReadString('\n'); !strings.Contains(line, "101") {
 		t.Fatalf("%q", line)
 	}
-	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {

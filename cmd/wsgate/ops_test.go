@@ -225,8 +225,22 @@ routes:
 		os.WriteFile(cfgPath, []byte(variant(i)), 0o644)
 		p.cmd.Process.Signal(syscall.SIGHUP)
 		p.await(t, "configuration reloaded", i)
-		time.Sleep(100 * time.Millisecond) // let traffic cross the new configuration
+		// Traffic crosses the new configuration: new clients on both
+		// routes are served by it.
+		before := newOK.Load() + newFailed.Load()
+		if !testserver.WaitFor(time.Minute, func() bool { return newOK.Load()+newFailed.Load() >= before+4 }) {
+			t.Fatal("no new client was served after a reload")
+		}
 	}
+	// Every held client has made a round trip across the reloads.
+	testserver.WaitFor(time.Minute, func() bool {
+		for _, e := range echoers {
+			if e.trips.Load() == 0 && e.err.Load() == nil {
+				return false
+			}
+		}
+		return true
+	})
 	close(stop)
 	wg.Wait()
 	for i, e := range echoers {
@@ -328,7 +342,20 @@ routes: [{path: /echo, app: echo}]
 			}
 			t.Cleanup(func() { newProc.Kill(); newProc.Wait() })
 			if mode == "keep" {
-				time.Sleep(300 * time.Millisecond)
+				// Every held client goes on echoing on the old process
+				// after the new one is up.
+				marks := make([]int64, len(held))
+				for i, e := range held {
+					marks[i] = e.trips.Load()
+				}
+				testserver.WaitFor(time.Minute, func() bool {
+					for i, e := range held {
+						if e.err.Load() == nil && e.closed.Load() == 0 && e.trips.Load() < marks[i]+3 {
+							return false
+						}
+					}
+					return true
+				})
 				for i, e := range held {
 					if err := e.err.Load(); err != nil {
 						t.Fatalf("held client %d failed in keep mode: %v", i, *err)

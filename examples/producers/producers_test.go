@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func python(t *testing.T) string { return testserver.Peer(t, "python3", "/usr/bin/python3", "python3") }
+func python(t *testing.T) string { return testserver.Python(t) }
 
 // producer starts an example producer process and waits for its socket.
 func producer(t *testing.T, dir, name string, args ...string) *exec.Cmd {

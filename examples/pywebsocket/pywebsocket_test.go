@@ -44,7 +44,7 @@ func (s *syncBuffer) String() string {
 // runner's socket, and returns the daemon and the runner's log.
 func start(t *testing.T) (*testserver.Server, *syncBuffer) {
 	t.Helper()
-	python := testserver.Peer(t, "python3", "python3")
+	python := testserver.Python(t)
 	sdk, _ := filepath.Abs("../../sdk/python")
 	sock := filepath.Join(t.TempDir(), "pyws.sock")
 	cmd := exec.Command(python, "-m", "wsgate_producer.pywebsocket", "-w", "handlers", "-m", "handler_map.txt",

@@ -85,5 +85,6 @@ if __name__ == "__main__":
     args = ap.parse_args()
     PUBLISH = args.publish
     with make_server("127.0.0.1", args.port, app, Server, Quiet) as srv:
-        print("serving on 127.0.0.1:%d" % args.port, flush=True)
+        # The port it got, for --port 0.
+        print("serving on 127.0.0.1:%d" % srv.server_port, flush=True)
         srv.serve_forever()

@@ -8,6 +8,7 @@ package wsoverhttp_test
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,22 +22,27 @@ import (
 	"github.com/wsgate/wsgate/internal/testserver"
 )
 
-func python(t *testing.T) string { return testserver.Peer(t, "python3", "python3") }
+func python(t *testing.T) string { return testserver.Python(t) }
 
 // TestWSGIChat: the WSGI chat serves WebSocket clients behind the daemon:
 // names kept as connection metadata, messages to the room through the
 // publish endpoint, which any HTTP client may use too.
 func TestWSGIChat(t *testing.T) {
-	appPort, adminPort := testserver.FreePort(t), testserver.FreePort(t)
-	publish := fmt.Sprintf("http://127.0.0.1:%d/publish/", adminPort)
-	testserver.StartListening(t, exec.Command(python(t), "chat_wsgi.py", "--port", fmt.Sprint(appPort), "--publish", publish), appPort)
-	gw := testserver.Start(t, fmt.Sprintf(`
+	// The admin listener is opened here, so that the application can be
+	// told where to publish before the daemon starts.
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := fmt.Sprintf("http://%s/publish/", adminLn.Addr())
+	app := testserver.StartReporting(t, exec.Command(python(t), "chat_wsgi.py", "--port", "0", "--publish", publish), `serving on (\S+)`)
+	gw := testserver.StartWith(t, fmt.Sprintf(`
 listen: [{address: 127.0.0.1:0}]
-admin: {listen: 127.0.0.1:%d}
+admin: {listen: %s}
 static: [{path: /room/, dir: www}]
 routes:
-  - {path: /room/chat, backend: {http: "http://127.0.0.1:%d/"}}
-`, adminPort, appPort))
+  - {path: /room/chat, backend: {http: "http://%s/"}}
+`, adminLn.Addr(), app), adminLn)
 	h := http.Header{"Origin": {"http://" + gw.Addr}}
 	ann, _ := testserver.Dial(t, gw.URL("/room/chat"), h)
 	bob, _ := testserver.Dial(t, gw.URL("/room/chat"), h)
@@ -76,16 +82,15 @@ routes:
 // the PHP one (php/echo.php, under PHP's built-in server) behind the
 // daemon, with text, binary and a large message, in order.
 func TestGoAndPHPEcho(t *testing.T) {
-	goPort, phpPort := testserver.FreePort(t), testserver.FreePort(t)
 	bin := filepath.Join(t.TempDir(), "echo")
 	if out, err := exec.Command("go", "build", "-o", bin, "./echo").CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	testserver.StartListening(t, exec.Command(bin, "-listen", fmt.Sprintf("127.0.0.1:%d", goPort)), goPort)
-	routes := fmt.Sprintf("  - {path: /go, backend: {http: \"http://127.0.0.1:%d/\"}}\n", goPort)
+	goAddr := testserver.StartReporting(t, exec.Command(bin, "-listen", "127.0.0.1:0"), `listening on (\S+)`)
+	routes := fmt.Sprintf("  - {path: /go, backend: {http: \"http://%s/\"}}\n", goAddr)
 	if php, err := exec.LookPath("php"); err == nil {
-		testserver.StartListening(t, exec.Command(php, "-S", fmt.Sprintf("127.0.0.1:%d", phpPort), "-t", "php"), phpPort)
-		routes += fmt.Sprintf("  - {path: /php, backend: {http: \"http://127.0.0.1:%d/echo.php\"}}\n", phpPort)
+		phpAddr := testserver.StartReporting(t, exec.Command(php, "-S", "127.0.0.1:0", "-t", "php"), `Development Server \(http://([^)]+)\) started`)
+		routes += fmt.Sprintf("  - {path: /php, backend: {http: \"http://%s/echo.php\"}}\n", phpAddr)
 	} else if os.Getenv("WSGATE_REQUIRE_PEERS") != "" {
 		t.Fatal("php is required (php-cli)")
 	}

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/testserver"
+	ws "github.com/wsgate/wsgate/internal/wstest"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -30,6 +32,22 @@ func init() {
 //
 // Anything else is echoed.
 type control struct{ gateway.Base }
+
+// floodsDone counts the floods control has finished sending: a test that
+// must not read before the server has queued all it will waits for it.
+var floodsDone atomic.Int64
+
+// flood asks c's control connection for n messages of size bytes and
+// waits until the server has sent them all (into its queue, or dropped
+// or refused them), reading nothing meanwhile.
+func flood(t *testing.T, c *ws.Conn, n, size int) {
+	t.Helper()
+	before := floodsDone.Load()
+	c.Write(ws.Text(fmt.Sprintf("flood %d %d", n, size)))
+	if !waitFor(time.Minute, func() bool { return floodsDone.Load() > before }) {
+		t.Fatal("the server did not finish its flood")
+	}
+}
 
 func (control) OnMessage(c *gateway.Conn, m gateway.Message) {
 	f := strings.Fields(string(m.Data))
@@ -57,6 +75,7 @@ func (control) OnMessage(c *gateway.Conn, m gateway.Message) {
 			}
 		}
 		c.SendText(fmt.Sprintf("dropped %d", dropped))
+		floodsDone.Add(1)
 	case "burst":
 		g, n := arg(1), arg(2)
 		var wg sync.WaitGroup

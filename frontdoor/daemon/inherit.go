@@ -38,6 +38,9 @@ type inheritedSocket struct {
 	network, address string
 	ln               net.Listener
 	taken            bool
+	// adopted: given by an embedding program (Server.Adopt), for a public
+	// listener or the admin listener alike.
+	adopted bool
 }
 
 // inheritSockets collects the sockets in the environment, and clears the
@@ -108,7 +111,8 @@ func (is *inheritedSockets) take(network, address string) net.Listener {
 	}
 	for i := range is.socks {
 		s := &is.socks[i]
-		if !s.taken && s.network == network && sameAddress(network, s.address, address) {
+		sameNetwork := s.network == network || s.adopted && "admin-"+s.network == network
+		if !s.taken && sameNetwork && sameAddress(network, s.address, address) {
 			s.taken = true
 			return s.ln
 		}

@@ -16,10 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/testcert"
-
 	coder "github.com/coder/websocket"
 	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/internal/testcert"
+	"github.com/wsgate/wsgate/internal/testserver"
 )
 
 var echoSizes = []int{0, 1, 125, 126, 65535, 65536, 1 << 20}
@@ -125,20 +126,8 @@ func missingPeer(t *testing.T, what string) {
 	t.Skipf("%s is not installed", what)
 }
 
-// python finds a Python 3 with the websockets package: Debian's
-// python3-websockets.
-func python(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if path, err := exec.LookPath(p); err == nil {
-			if exec.Command(path, "-c", "import websockets").Run() == nil {
-				return path
-			}
-		}
-	}
-	missingPeer(t, "python3 with websockets (Debian python3-websockets)")
-	return ""
-}
+// python is Debian's Python 3 with python3-websockets.
+func python(t *testing.T) string { return testserver.Python(t) }
 
 // TestPythonPeer runs peer.py over ws and over wss; over wss, every
 // connection's record layer is taken over after its upgrade (Python's

@@ -46,6 +46,7 @@ type Server struct {
 	mu        sync.Mutex // listeners, reloads, upgrades
 	lns       []*listener
 	inherited *inheritedSockets
+	adopted   []inheritedSocket // Adopt's, until Listen
 	wg        sync.WaitGroup
 
 	front    frontCounters
@@ -180,6 +181,7 @@ func (s *Server) Listen() error {
 		if err != nil {
 			return err
 		}
+		is.socks = append(is.socks, s.adopted...)
 		s.inherited = is
 	}
 	for _, l := range cfg.Listeners {
@@ -214,6 +216,26 @@ func (s *Server) Listen() error {
 	}
 	s.spare.reserve()
 	return nil
+}
+
+// Adopt gives the server listening sockets that an embedding program (or
+// a test) opened itself, before Listen: a configured listener, or the
+// admin listener, whose address matches one serves on it instead of
+// opening its own. A program that must know an address before the
+// server starts (to tell another process where to reach it) opens the
+// socket on port 0, learns its port, and hands it over, with no window
+// in which another program could take the port. Sockets no listener
+// asks for are closed by Listen.
+func (s *Server) Adopt(lns ...net.Listener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ln := range lns {
+		network, address := "tcp", ln.Addr().String()
+		if ua, ok := ln.Addr().(*net.UnixAddr); ok {
+			network, address = "unix", ua.Name
+		}
+		s.adopted = append(s.adopted, inheritedSocket{network: network, address: address, ln: ln, adopted: true})
+	}
 }
 
 // Addrs returns the addresses being listened on, in configuration order.

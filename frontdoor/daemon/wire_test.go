@@ -233,8 +233,7 @@ func TestSlowConsumerPolicies(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.Write(ws.Text("flood 2000 16384"))
-		time.Sleep(300 * time.Millisecond)
+		flood(t, c, 2000, 16384)
 		cl, before, err := c.ReadUntilClose()
 		if err != nil || cl.Code() != 1008 {
 			t.Fatalf("close %v %v after %d frames, want 1008", cl, err, len(before))
@@ -249,8 +248,7 @@ func TestSlowConsumerPolicies(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.Write(ws.Text("flood 2000 16384"))
-		time.Sleep(300 * time.Millisecond)
+		flood(t, c, 2000, 16384)
 		got := 0
 		for {
 			fr, err := c.ReadFrame()

@@ -84,10 +84,11 @@ type receiver struct {
 	got  int
 	err  error
 	done chan struct{}
+	ends map[int]bool // the senders whose "end:N" came
 }
 
 func receive(c *websocket.Conn) *receiver {
-	r := &receiver{c: c, last: map[int]int{}, done: make(chan struct{})}
+	r := &receiver{c: c, last: map[int]int{}, done: make(chan struct{}), ends: map[int]bool{}}
 	go func() {
 		defer close(r.done)
 		for {
@@ -97,6 +98,12 @@ func receive(c *websocket.Conn) *receiver {
 				return
 			}
 			var from, n int
+			if _, err := fmt.Sscanf(string(p), "end:%d", &from); err == nil {
+				r.mu.Lock()
+				r.ends[from] = true
+				r.mu.Unlock()
+				continue
+			}
 			if _, err := fmt.Sscanf(string(p), "%d:%d", &from, &n); err != nil {
 				continue
 			}
@@ -113,8 +120,9 @@ func receive(c *websocket.Conn) *receiver {
 }
 
 // expectAll waits until every receiver has want messages, then checks
-// that none came twice, out of order, or in excess.
-func expectAll(t *testing.T, rs []*receiver, want int) {
+// that none came twice, out of order, or in excess: each sender sends
+// "end:i" last, and a message in excess would come before it.
+func expectAll(t *testing.T, rs []*receiver, senders []*websocket.Conn, want int) {
 	t.Helper()
 	if !testserver.WaitFor(30*time.Second, func() bool {
 		for _, r := range rs {
@@ -128,7 +136,22 @@ func expectAll(t *testing.T, rs []*receiver, want int) {
 			t.Errorf("client %d got %d of %d", i, r.count(), want)
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // for any excess to arrive
+	for i, c := range senders {
+		c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "end:%d", i))
+	}
+	if !testserver.WaitFor(30*time.Second, func() bool {
+		for _, r := range rs {
+			r.mu.Lock()
+			n := len(r.ends)
+			r.mu.Unlock()
+			if n < len(senders) {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Error("the senders' last messages did not all arrive")
+	}
 	for i, r := range rs {
 		r.mu.Lock()
 		if r.err != nil || r.got != want {
@@ -157,10 +180,12 @@ func TestChatAcrossDaemons(t *testing.T) {
 	clients, rs := connectEach(t, ds, "/chat", 2)
 	const per = 1667 // × 6 senders
 	sendAll(clients, 0, per, 0)
-	expectAll(t, rs, per*len(clients))
+	expectAll(t, rs, clients, per*len(clients))
+	// Each of a node's two clients sent per messages and its "end".
+	const sent = per + 1
 	for i, d := range ds {
 		st, _ := d.Gateway().ClusterStats()
-		if st.Lost != 0 || st.Duplicates != 0 || st.PublishFailed != 0 || st.Published != 2*per || st.Received != 4*per {
+		if st.Lost != 0 || st.Duplicates != 0 || st.PublishFailed != 0 || st.Published != 2*sent || st.Received != 4*sent {
 			t.Errorf("node %d: %+v", i, st)
 		}
 	}
@@ -173,8 +198,8 @@ func TestChatAcrossDaemons(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{
 		"wsgate_cluster_connected 1\n", "wsgate_cluster_peers 2\n",
-		fmt.Sprintf("wsgate_cluster_messages_total{direction=\"published\"} %d\n", 2*per),
-		fmt.Sprintf("wsgate_cluster_messages_total{direction=\"received\"} %d\n", 4*per),
+		fmt.Sprintf("wsgate_cluster_messages_total{direction=\"published\"} %d\n", 2*sent),
+		fmt.Sprintf("wsgate_cluster_messages_total{direction=\"received\"} %d\n", 4*sent),
 		"wsgate_cluster_lost_messages_total{where=\"receive\"} 0\n",
 	} {
 		if !strings.Contains(string(body), want) {
@@ -210,7 +235,7 @@ routes:
 	clients, rs := connectEach(t, ds, "/room", 2)
 	const per = 1667
 	sendAll(clients, 0, per, 0)
-	expectAll(t, rs, per*len(clients))
+	expectAll(t, rs, clients, per*len(clients))
 	// The producer counts the room across the cluster.
 	clients[0].WriteMessage(websocket.TextMessage, []byte("count"))
 	if !testserver.WaitFor(5*time.Second, func() bool { return counted.Load() == "6 on 3 nodes" }) {

@@ -1,12 +1,14 @@
 package testserver
 
 import (
+	"bufio"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,40 +89,46 @@ func EchoProducer(t testing.TB, c *websocket.Conn) {
 	}
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago,
-// for a server the test starts and must name beforehand.
-func FreePort(t testing.TB) int {
+// StartReporting starts cmd, a server told to listen on port 0 (or on a
+// UNIX socket), kills it when the test ends, and returns the address it
+// reports listening on: the first submatch of pattern in what it writes
+// to stdout or stderr. No port is picked before the server binds it, so
+// no other program can take it in between.
+func StartReporting(t testing.TB, cmd *exec.Cmd, pattern string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	re := regexp.MustCompile(pattern)
+	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// StartListening starts cmd, a server that will listen on TCP port on
-// 127.0.0.1, kills it when the test ends, and waits until it accepts
-// connections.
-func StartListening(t testing.TB, cmd *exec.Cmd, port int) {
-	t.Helper()
-	if os.Getenv("WSGATE_TEST_LOG") != "" && cmd.Stderr == nil {
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	}
+	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	if !WaitFor(10*time.Second, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
+	pw.Close()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); pr.Close() })
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if os.Getenv("WSGATE_TEST_LOG") != "" {
+				fmt.Fprintln(os.Stderr, sc.Text())
+			}
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
 		}
-		return err == nil
-	}) {
-		t.Fatalf("%s did not listen on %s", cmd.Path, addr)
+	}()
+	select {
+	case addr := <-found:
+		return addr
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not say where it listens (%s)", cmd.Path, pattern)
 	}
+	return ""
 }
 
 // Grep returns the lines of text that contain s, for failure messages.
@@ -180,4 +188,24 @@ func ApacheWSChat(t *testing.T, url, lang, say, want string, listeners int) {
 	for _, x := range all {
 		Expect(t, x, websocket.TextMessage, want)
 	}
+}
+
+// RefusingAddr returns a TCP address on 127.0.0.1 where nothing listens
+// and nothing can start to until the test ends: a socket bound to it that
+// never listens holds the port, so connecting is refused (RST), always.
+func RefusingAddr(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }

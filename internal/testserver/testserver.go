@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -59,6 +60,14 @@ func (l *Logs) Count(s string) int {
 // see its log.
 func Start(t testing.TB, yaml string) *Server {
 	t.Helper()
+	return StartWith(t, yaml)
+}
+
+// StartWith is Start with listening sockets the test opened itself (on
+// port 0, to know the address before the daemon starts): the listener or
+// admin listener configured with one's address serves on it.
+func StartWith(t testing.TB, yaml string, lns ...net.Listener) *Server {
+	t.Helper()
 	cfg, err := config.Parse(t.Name()+".yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +87,7 @@ func Start(t testing.TB, yaml string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.Adopt(lns...)
 	if err := s.Listen(); err != nil {
 		s.Close()
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"io"
 	"log"
+	"net"
 	"net/http"
 
 	"github.com/wsgate/wsgate/apps/wsoverhttp"
@@ -38,7 +39,12 @@ func handle(w http.ResponseWriter, r *http.Request) {
 }
 
 func main() {
-	addr := flag.String("listen", "127.0.0.1:9000", "`address` to listen on")
+	addr := flag.String("listen", "127.0.0.1:9000", "`address` to listen on (port 0: any free port)")
 	flag.Parse()
-	log.Fatal(http.ListenAndServe(*addr, http.HandlerFunc(handle)))
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("listening on %s", ln.Addr())
+	log.Fatal(http.Serve(ln, http.HandlerFunc(handle)))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/internal/natstest"
+	"github.com/wsgate/wsgate/internal/testserver"
 )
 
 // busyWorkers reads the scoreboard's busy workers from mod_status; the
@@ -113,11 +114,32 @@ func TestReleasedWorkers(t *testing.T) {
 	}
 	echo := append(dial("ws://"+h.Addr()+"/echo"), dial("wss://"+h.TLSAddr()+"/echo")...)
 	chat := append(dial("ws://"+h.Addr()+"/chat"), dial("wss://"+h.TLSAddr()+"/chat")...)
-	// Each child's link to NATS is up once it has served a client, and
-	// every connection parks after 20 ms of quiet.
-	time.Sleep(1500 * time.Millisecond)
-	if busy := busyWorkers(t, h); busy > 3 {
-		t.Fatalf("%d workers busy with %d idle WebSockets held", busy, len(echo)+len(chat))
+	// Each child's link to NATS is up once it has served a client, not at
+	// once: probe until one broadcast has reached every chat client.
+	probed := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-probed:
+				return
+			case <-time.After(100 * time.Millisecond):
+				chat[0].WriteMessage(websocket.TextMessage, []byte("probe"))
+			}
+		}
+	}()
+	each(t, chat, func(i int, c *websocket.Conn) error {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for {
+			_, p, err := c.ReadMessage()
+			if err != nil || string(p) == "probe" {
+				return err
+			}
+		}
+	})
+	close(probed)
+	// Every connection parks after 20 ms of quiet.
+	if !testserver.WaitFor(10*time.Second, func() bool { return busyWorkers(t, h) <= 3 }) {
+		t.Fatalf("%d workers busy with %d idle WebSockets held", busyWorkers(t, h), len(echo)+len(chat))
 	}
 
 	// Broadcasts to the parked chat clients while the echo clients work.
@@ -153,6 +175,9 @@ func TestReleasedWorkers(t *testing.T) {
 		each(t, chat, func(i int, c *websocket.Conn) error {
 			c.SetReadDeadline(time.Now().Add(20 * time.Second))
 			_, p, err := c.ReadMessage()
+			for err == nil && string(p) == "probe" { // the last probes
+				_, p, err = c.ReadMessage()
+			}
 			if err != nil {
 				return err
 			}
@@ -167,9 +192,8 @@ func TestReleasedWorkers(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d broadcasts to %d parked clients: the slowest delivery took %v", rounds, len(chat), time.Duration(slowest.Load()))
-	time.Sleep(500 * time.Millisecond)
-	if busy := busyWorkers(t, h); busy > 3 {
-		t.Errorf("%d workers busy after the traffic", busy)
+	if !testserver.WaitFor(10*time.Second, func() bool { return busyWorkers(t, h) <= 3 }) {
+		t.Errorf("%d workers busy after the traffic", busyWorkers(t, h))
 	}
 	// A clean close from a parked connection's side.
 	c := echo[0]
@@ -220,9 +244,9 @@ func TestWorkersKept(t *testing.T) {
 				defer c.Close()
 				cs = append(cs, c)
 			}
-			time.Sleep(300 * time.Millisecond)
-			if busy := busyWorkers(t, h); busy < n {
-				t.Errorf("%d workers busy with %d WebSockets open that keep theirs", busy, n)
+			// Kept workers stay busy: they never park, whatever the wait.
+			if !testserver.WaitFor(10*time.Second, func() bool { return busyWorkers(t, h) >= n }) {
+				t.Errorf("%d workers busy with %d WebSockets open that keep theirs", busyWorkers(t, h), n)
 			}
 			for i, c := range cs {
 				msg := fmt.Sprint("kept ", i)

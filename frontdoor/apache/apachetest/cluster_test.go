@@ -72,16 +72,18 @@ func TestClusterAcrossChildren(t *testing.T) {
   SetHandler wsgate-metrics
 </Location>
 `})
+			sent := 0
 			for _, path := range []string{"/chat", "/bcast"} {
-				t.Run(path, func(t *testing.T) { fourClients(t, "ws://"+h.Addr()+path) })
+				t.Run(path, func(t *testing.T) { sent += fourClients(t, "ws://"+h.Addr()+path) })
 			}
 			if !strings.Contains(h.Log(), "cluster: rooms and broadcasts go through NATS") {
 				t.Errorf("no child says it joined the cluster:\n%s", h.Log())
 			}
 			// The children's bus counters, summed: several connected, and
-			// the eight messages published by the children that got them.
-			// Each child publishes its counters every second: wait for all
-			// eight publications to be summed.
+			// every message the clients sent published by the child that
+			// got it. Each child publishes its counters every second: wait
+			// for all of them to be summed.
+			published := fmt.Sprintf(`wsgate_cluster_messages_total{direction="published"} %d`, sent)
 			var body []byte
 			testserver.WaitFor(10*time.Second, func() bool {
 				resp, err := http.Get("http://" + h.Addr() + "/metrics")
@@ -90,10 +92,10 @@ func TestClusterAcrossChildren(t *testing.T) {
 				}
 				body, _ = io.ReadAll(resp.Body)
 				resp.Body.Close()
-				return strings.Contains(string(body), `wsgate_cluster_messages_total{direction="published"} 8`)
+				return strings.Contains(string(body), published)
 			})
 			m := string(body)
-			if !strings.Contains(m, `wsgate_cluster_messages_total{direction="published"} 8`) || strings.Contains(m, "wsgate_cluster_connected 1\n") || strings.Contains(m, "wsgate_cluster_connected 0\n") {
+			if !strings.Contains(m, published) || strings.Contains(m, "wsgate_cluster_connected 1\n") || strings.Contains(m, "wsgate_cluster_connected 0\n") {
 				t.Errorf("cluster metrics:\n%s", testserver.Grep(m, "wsgate_cluster"))
 			}
 		})
@@ -102,9 +104,17 @@ func TestClusterAcrossChildren(t *testing.T) {
 
 // fourClients connects four clients, lets each send one message, and
 // checks that every client gets all four.
-func fourClients(t *testing.T, url string) {
+//
+// A child's link to NATS and its subscription come up once it has served
+// a client, and not at once: first every client sends probes until a probe
+// from each has reached all four (the children hear each other), then the
+// messages that count.
+//
+// It returns how many messages the clients sent, probes included.
+func fourClients(t *testing.T, url string) (sent int) {
+	const n = 4
 	var cs []*websocket.Conn
-	for range 4 {
+	for range n {
 		c, _, err := websocket.DefaultDialer.Dial(url, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -112,35 +122,68 @@ func fourClients(t *testing.T, url string) {
 		defer c.Close()
 		cs = append(cs, c)
 	}
-	// A child's link to NATS and its subscription are up once it has
-	// served a client; give the heartbeats a moment to meet.
-	time.Sleep(1500 * time.Millisecond)
+	var mu sync.Mutex
+	probes := make([]map[string]bool, n) // per client: the senders heard from
+	got := make([]map[string]bool, n)    // per client: the messages that count
 	var wg sync.WaitGroup
-	got := make([]map[string]bool, len(cs))
 	for i, c := range cs {
-		got[i] = map[string]bool{}
+		probes[i], got[i] = map[string]bool{}, map[string]bool{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for len(got[i]) < len(cs) {
-				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for {
+				c.SetReadDeadline(time.Now().Add(30 * time.Second))
 				_, p, err := c.ReadMessage()
 				if err != nil {
 					return
 				}
-				got[i][string(p)] = true
+				mu.Lock()
+				if from, ok := strings.CutPrefix(string(p), "probe "); ok {
+					probes[i][from] = true
+				} else {
+					got[i][string(p)] = true
+				}
+				done := len(got[i]) == n
+				mu.Unlock()
+				if done {
+					return
+				}
 			}
 		}()
 	}
+	heard := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range cs {
+			if len(probes[i]) < n {
+				return false
+			}
+		}
+		return true
+	}
+	if !testserver.WaitFor(30*time.Second, func() bool {
+		for i, c := range cs {
+			if c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "probe %d", i)) == nil {
+				sent++
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // between rounds of probes, not a wait for a condition
+		return heard()
+	}) {
+		t.Fatalf("the clients' children never heard each other: %v", probes)
+	}
 	for i, c := range cs {
-		c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "from %d", i))
+		if c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "from %d", i)) == nil {
+			sent++
+		}
 	}
 	wg.Wait()
 	for i := range cs {
-		if len(got[i]) != len(cs) {
-			t.Errorf("client %d got %v, want a message from each of %d clients", i, got[i], len(cs))
+		if len(got[i]) != n {
+			t.Errorf("client %d got %v, want a message from each of %d clients", i, got[i], n)
 		}
 	}
+	return sent
 }
 
 // TestBroadcastWithoutClusterWarns: a route that broadcasts, under an MPM

@@ -32,16 +32,23 @@ func exampleFile(t *testing.T, name string) string {
 	return string(b)
 }
 
-// phpCGI starts php-cgi as a FastCGI server on loopback (php-fpm's
-// protocol, without php-fpm's daemon), as mod_proxy_fcgi reaches it.
-func phpCGI(t *testing.T) int {
+// phpCGI starts php-cgi as a FastCGI server on a UNIX socket in a
+// directory of its own (php-fpm's protocol, without php-fpm's daemon), as
+// mod_proxy_fcgi reaches it, and returns the socket's path.
+func phpCGI(t *testing.T) string {
 	t.Helper()
 	bin := testserver.Peer(t, "php-cgi", "php-cgi")
-	port := freePort(t)
-	cmd := exec.Command(bin, "-b", fmt.Sprintf("127.0.0.1:%d", port))
+	dir, err := os.MkdirTemp("", "php-fcgi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755) // httpd's children, as www-data, connect to it
+	sock := filepath.Join(dir, "php.sock")
+	cmd := exec.Command(bin, "-b", sock)
 	cmd.Env = append(os.Environ(), "PHP_FCGI_CHILDREN=4", "PHP_FCGI_MAX_REQUESTS=0")
-	testserver.StartListening(t, cmd, port)
-	return port
+	testserver.RunProducer(t, cmd, sock)
+	return sock
 }
 
 // TestEventHandlerPHP: the PHP chat (examples/wsoverhttp/php/chat.php)
@@ -63,7 +70,7 @@ func TestEventHandlerPHP(t *testing.T) {
 	}{
 		{"fastcgi", []string{"proxy", "proxy_fcgi"}, fmt.Sprintf(`
 <FilesMatch "\.php$">
-  SetHandler "proxy:fcgi://127.0.0.1:%d"
+  SetHandler "proxy:unix:%s|fcgi://localhost"
 </FilesMatch>
 ProxyFCGIBackendType GENERIC`, fcgi)},
 		{"cgi-action", []string{"cgid", "actions", "mime"}, `
@@ -71,7 +78,6 @@ AddHandler application/x-httpd-php .php
 Action application/x-httpd-php /cgi-bin/php`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			port := freePort(t)
 			h := start(t, options{
 				Modules: append([]string{"alias", "env"}, tc.modules...),
 				Global: multiChild["event"] + "WsgateCluster " + nats[0].URL() +
@@ -87,7 +93,7 @@ Alias /app/ {{ROOT}}/app/
   Require all granted
   %s
 </Directory>
-SetEnv WSGATE_PUBLISH http://127.0.0.1:%d/publish/
+SetEnv WSGATE_PUBLISH http://127.0.0.1:{{PORT}}/publish/
 <Location /room/chat>
   SetHandler websocket-handler
   WebSocketOriginCheck Off
@@ -96,8 +102,7 @@ SetEnv WSGATE_PUBLISH http://127.0.0.1:%d/publish/
 <Location /publish/>
   SetHandler wsgate-publish
 </Location>
-`, tc.conf, port),
-				Port: port,
+`, tc.conf),
 			})
 			phpChat(t, h)
 		})

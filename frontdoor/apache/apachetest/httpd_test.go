@@ -7,6 +7,7 @@ package apachetest
 import (
 	"crypto/x509"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -81,13 +82,22 @@ func (h *httpd) Addr() string { return "127.0.0.1:" + strconv.Itoa(h.Port) }
 // TLSAddr is the TLS listener's address.
 func (h *httpd) TLSAddr() string { return "127.0.0.1:" + strconv.Itoa(h.TLSPort) }
 
+// freePort returns a TCP port on 127.0.0.1 that is free now, outside the
+// kernel's ephemeral range (ip_local_port_range, 32768-60999 by default),
+// from which every outgoing connection of a busy test run takes its port:
+// httpd has to be told its port, and binds it a moment later. start tries
+// other ports if one was taken meanwhile all the same.
 func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			ln.Close()
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port between 20000 and 32000")
+	return 0
 }
 
 // options for a server.
@@ -108,7 +118,8 @@ type options struct {
 	// {{ROOT}} expanded; directories are made readable by the children.
 	Files map[string]string
 	// Port is the plain listener's port when the configuration must know
-	// it beforehand; a free one otherwise.
+	// it beforehand; a free one otherwise. {{PORT}} in Global or Body is
+	// the plain listener's port.
 	Port int
 }
 
@@ -128,11 +139,14 @@ func configure(t *testing.T, o options) *httpd {
 	if h.Port == 0 {
 		h.Port = freePort(t)
 	}
+	if o.TLS {
+		h.TLSPort = freePort(t)
+	}
 	if o.MPM == "" {
 		o.MPM = "event"
 	}
 	expand := func(s string) string {
-		return strings.NewReplacer("{{BUILD}}", build, "{{ROOT}}", root).Replace(s)
+		return strings.NewReplacer("{{BUILD}}", build, "{{ROOT}}", root, "{{PORT}}", strconv.Itoa(h.Port)).Replace(s)
 	}
 	body := expand(o.Body)
 	for name, content := range o.Files {
@@ -172,7 +186,6 @@ func configure(t *testing.T, o options) *httpd {
 	c.WriteString(expand(o.Global) + "\n")
 	c.WriteString(body + "\n")
 	if o.TLS {
-		h.TLSPort = freePort(t)
 		cert, key, pool := selfSigned(t, root)
 		h.Pool = pool
 		fmt.Fprintf(&c, "Listen 127.0.0.1:%d https\nSSLSessionCache shmcb:%s/ssl_scache(512000)\n", h.TLSPort, root)
@@ -197,12 +210,22 @@ func (h *httpd) check() (string, error) {
 // server that needs SIGKILL fails the test.
 func start(t *testing.T, o options) *httpd {
 	t.Helper()
-	h := configure(t, o)
-	if out, err := h.check(); err != nil {
-		conf, _ := os.ReadFile(h.conf)
-		t.Fatalf("httpd -t: %v\n%s\n%s", err, out, conf)
-	}
-	if out, err := exec.Command(apache2, "-f", h.conf, "-k", "start").CombinedOutput(); err != nil {
+	var h *httpd
+	for attempt := 1; ; attempt++ {
+		h = configure(t, o)
+		if out, err := h.check(); err != nil {
+			conf, _ := os.ReadFile(h.conf)
+			t.Fatalf("httpd -t: %v\n%s\n%s", err, out, conf)
+		}
+		out, err := exec.Command(apache2, "-f", h.conf, "-k", "start").CombinedOutput()
+		if err == nil {
+			break
+		}
+		// Another program took a port between freePort and httpd's bind
+		// (AH00072: make_sock could not bind): new ports, new ServerRoot.
+		if o.Port == 0 && attempt < 5 && strings.Contains(string(out)+h.Log(), "Address already in use") {
+			continue
+		}
 		t.Fatalf("httpd -k start: %v\n%s\n%s", err, out, h.Log())
 	}
 	t.Cleanup(h.stop)

@@ -32,6 +32,8 @@ type LinkStats struct {
 	// OpenTimeouts the clients refused because the producer did not
 	// answer in time.
 	Reconnects, OpenTimeouts uint64
+	// ConnectFailures counts failed attempts to connect a link of the pool.
+	ConnectFailures uint64
 	// QueueBytes is what waits to be written to the producer.
 	QueueBytes int64
 	// Held clients wait for their producer to come back (route option
@@ -58,6 +60,7 @@ func (s *LinkStats) Add(o *LinkStats) {
 	s.Up += o.Up
 	s.Configured += o.Configured
 	s.Reconnects += o.Reconnects
+	s.ConnectFailures += o.ConnectFailures
 	s.OpenTimeouts += o.OpenTimeouts
 	s.QueueBytes += o.QueueBytes
 	s.Held += o.Held

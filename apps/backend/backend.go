@@ -110,6 +110,7 @@ func (b *Backend) Links() gateway.LinkStats {
 	if p := b.pool; p != nil {
 		ls.Configured = len(p.links)
 		ls.Reconnects = p.reconnects.Load()
+		ls.ConnectFailures = p.connectFailures.Load()
 		p.mu.Lock()
 		for _, l := range p.links {
 			if l != nil {
@@ -293,6 +294,10 @@ type pool struct {
 	lastDrain time.Time          // when the last DRAIN came
 
 	reconnects atomic.Uint64
+	// connectFailures counts attempts to connect that failed (nobody
+	// listens, or no HELLO answer): the outage is logged once, and this
+	// shows the attempts go on.
+	connectFailures atomic.Uint64
 }
 
 // newPool allocates a pool; start connects it.
@@ -351,6 +356,7 @@ func (p *pool) keep(slot int) {
 				return
 			}
 		} else {
+			p.connectFailures.Add(1)
 			p.set(slot, nil, err)
 		}
 		select {

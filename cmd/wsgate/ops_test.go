@@ -329,8 +329,20 @@ routes: [{path: /echo, app: echo}]
 					}
 				}
 			}()
+			// Some arrive before the upgrade starts.
+			if !testserver.WaitFor(time.Minute, func() bool { return arrivals.Load() >= 10 }) {
+				t.Fatalf("no client arrived before the upgrade (%d refused)", refused.Load())
+			}
 			old.cmd.Process.Signal(syscall.SIGUSR2)
 			newPID := old.await(t, `new_pid=(\d+)`, 1)
+			// And some after the new process is up: it is in the log
+			// before the old one stops accepting.
+			during := arrivals.Load()
+			keepArriving := func() {
+				if !testserver.WaitFor(time.Minute, func() bool { return arrivals.Load() >= during+20 }) {
+					t.Errorf("clients stopped arriving during the upgrade: %d after it began (%d refused)", arrivals.Load()-during, refused.Load())
+				}
+			}
 			// A handle on the new process now (a pidfd on Linux, so it
 			// cannot name another process later): whatever fails below,
 			// it does not outlive the test.
@@ -361,6 +373,7 @@ routes: [{path: /echo, app: echo}]
 						t.Fatalf("held client %d failed in keep mode: %v", i, *err)
 					}
 				}
+				keepArriving()
 				close(stop)
 				wg.Wait()
 				for _, e := range held {
@@ -370,6 +383,7 @@ routes: [{path: /echo, app: echo}]
 			} else {
 				// Each held client gets 1001 after the drain timeout, and
 				// its echoes go on until then.
+				keepArriving()
 				wg.Wait()
 				close(stop)
 				for i, e := range held {

@@ -359,19 +359,24 @@ routes:
 `, dir))
 	clients := []*websocket.Conn{dial(t, gw.URL("/victim")), dial(t, gw.URL("/victim")), dial(t, gw.URL("/victim-pc"))}
 	other := dial(t, gw.URL("/other"))
-	// Mid-stream: a message is in flight when the producer dies.
+	// Mid-stream: each client has a message answered, then sends another
+	// that may be in flight (unanswered) when the producer dies.
 	for _, c := range clients {
 		c.WriteMessage(websocket.TextMessage, []byte("before"))
 		read(t, c)
+		c.WriteMessage(websocket.TextMessage, []byte("in flight"))
 	}
 	victim.Process.Signal(syscall.SIGKILL)
 	victim.Wait()
 	for i, c := range clients {
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, _, err := c.ReadMessage()
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, p, err := c.ReadMessage()
+		if err == nil && string(p) == "in flight" { // answered before the kill
+			_, _, err = c.ReadMessage()
+		}
 		var ce *websocket.CloseError
 		if !errors.As(err, &ce) || ce.Code != 1012 {
-			t.Fatalf("client %d: %v, want close 1012", i, err)
+			t.Fatalf("client %d: %q %v, want close 1012", i, p, err)
 		}
 	}
 	for _, route := range []string{"/victim", "/victim-pc"} {
@@ -387,7 +392,10 @@ routes:
 		t.Fatalf("in-process route: %d", got)
 	}
 	// Several reconnect attempts go by; the outage is logged once.
-	time.Sleep(1500 * time.Millisecond)
+	failures := func() uint64 { return gw.Link("/victim").ConnectFailures }
+	if !testserver.WaitFor(time.Minute, func() bool { return failures() >= 4 }) {
+		t.Fatalf("%d attempts to reconnect", failures())
+	}
 	if n := gw.Logs.Count("producer down"); n != 1 {
 		t.Fatalf(`"producer down" logged %d times, want once:\n%s`, n, gw.Logs.String())
 	}

@@ -206,16 +206,27 @@ func TestDeflateGorillaPeer(t *testing.T) {
 
 func TestDeflateCoderPeer(t *testing.T) {
 	ts := start(t, deflateConfig)
-	for _, mode := range []coder.CompressionMode{coder.CompressionContextTakeover, coder.CompressionNoContextTakeover} {
+	var sent uint64 // payload bytes each way
+	for _, tc := range []struct {
+		mode coder.CompressionMode
+		ext  string // what the 101 must answer to coder's offer
+	}{
+		{coder.CompressionContextTakeover, "permessage-deflate"},
+		{coder.CompressionNoContextTakeover, "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+	} {
+		mode := tc.mode
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		c, resp, err := coder.Dial(ctx, ts.URL("/deflate"), &coder.DialOptions{CompressionMode: mode, CompressionThreshold: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("mode %v: %q", mode, resp.Header.Get("Sec-WebSocket-Extensions"))
+		if got := resp.Header.Get("Sec-WebSocket-Extensions"); got != tc.ext {
+			t.Errorf("mode %v: negotiated %q, want %q", mode, got, tc.ext)
+		}
 		r := rand.New(rand.NewPCG(5, 6))
 		for i := range 1000 {
 			p := []byte(fmt.Sprintf(`{"seq":%d,"price":%d,"symbol":"WSG","side":"buy"}`, i, r.IntN(1e6)))
+			sent += uint64(len(p))
 			if err := c.Write(ctx, coder.MessageText, p); err != nil {
 				t.Fatal(err)
 			}
@@ -226,5 +237,21 @@ func TestDeflateCoderPeer(t *testing.T) {
 		}
 		c.Close(coder.StatusNormalClosure, "")
 		cancel()
+	}
+	// Every message from coder came compressed (RSV1), and every one of
+	// the server's with context takeover; without it, the server sends a
+	// message as it is when compression does not make it smaller, which
+	// these ~50-byte ones mostly are not.
+	var in, out, rawIn, rawOut uint64
+	if !waitFor(10*time.Second, func() bool {
+		for _, r := range ts.Snapshot() {
+			if r.Route == "/deflate" {
+				in, out, rawIn, rawOut = r.DeflatedIn, r.DeflatedOut, r.UncompressedIn, r.UncompressedOut
+				return r.Ended == 2
+			}
+		}
+		return false
+	}) || in == 0 || out == 0 || rawIn != sent || rawOut < sent/2 {
+		t.Errorf("compressed bytes: in %d (%d uncompressed), out %d (%d); %d sent each way", in, rawIn, out, rawOut, sent)
 	}
 }

@@ -87,6 +87,7 @@ var (
 	closes     = desc("close_frames_total", "Close frames of ended connections, sent by wsgate or received from clients, by code (3xxx and 4xxx grouped; none: no close frame).", "route", "direction", "code")
 	links      = desc("producer_links", "Connections to a route's producer, up or down.", "route", "state")
 	reconn     = desc("producer_reconnects_total", "Producer connections re-established after one was lost.", "route")
+	connFail   = desc("producer_connect_failures_total", "Attempts to connect to a route's producer that failed (nobody listening, or no HELLO answer); the pool retries with backoff, and logs the outage once.", "route")
 	timeouts   = desc("producer_open_timeouts_total", "Clients refused because the producer did not answer OPEN in time.", "route")
 	queue      = desc("producer_queue_bytes", "Bytes waiting to be written to the route's producer.", "route")
 	heldNow    = desc("producer_held_clients", "Clients held open while their producer restarts or hands over.", "route")
@@ -117,7 +118,7 @@ type collector struct{ src Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{buildInfo, open, accepted, handedOff, ended, refused, messages, bytes, deflated, dropped, slow,
-		closes, srvCloses, links, reconn, timeouts, queue, heldNow, heldBytes, holds, heldDrop, oversize, drains, evReqs, frontRef, acceptErr, parked, tlsRecords, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup} {
+		closes, srvCloses, links, reconn, connFail, timeouts, queue, heldNow, heldBytes, holds, heldDrop, oversize, drains, evReqs, frontRef, acceptErr, parked, tlsRecords, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup} {
 		ch <- d
 	}
 }
@@ -167,6 +168,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(links, float64(l.Up), l.Route, "up")
 			gauge(links, float64(l.Configured-l.Up), l.Route, "down")
 			counter(reconn, l.Reconnects, l.Route)
+			counter(connFail, l.ConnectFailures, l.Route)
 			gauge(queue, float64(l.QueueBytes), l.Route)
 		}
 		if l.Events {

@@ -105,7 +105,9 @@ func (a *Increment) OnClose(c *gateway.Conn, _ websocket.CloseStatus) {
 }
 
 // Chat relays every text message to every connection of its route,
-// sender included, so each client sees the conversation in one order.
+// sender included, so a client sees what it said among the others. Two
+// messages sent at once may reach two clients in different orders; each
+// sender's own messages arrive in the order it sent them.
 type Chat struct{ gateway.Base }
 
 // Broadcasts implements gateway.Broadcaster: the chat is one room across

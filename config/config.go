@@ -93,10 +93,26 @@ type Server struct {
 	MaxConnections     int
 	AutoMaxConnections bool
 	// MaxConnectionsPerIP and HandshakeRatePerIP (per second, bursts of
-	// HandshakeBurstPerIP) limit one client address: 503 and 429.
+	// HandshakeBurstPerIP) limit one client address: 503 and 429. The
+	// connections are every one the address holds, plain HTTP and
+	// WebSockets alike, counted at accept; behind a trusted proxy, its
+	// WebSockets by the address the proxy forwards.
 	MaxConnectionsPerIP int
 	HandshakeRatePerIP  float64
 	HandshakeBurstPerIP int
+	// MaxPendingHandshakesPerIP is one address's share of
+	// MaxPendingHandshakes: connections that have not sent a whole
+	// request yet, so that one address cannot hold the slots every client
+	// needs to get in. MaxIdleHTTPPerIP bounds its keep-alive HTTP
+	// connections waiting for a next request (past it, the one that goes
+	// idle is closed), and MaxRequestsPerConnection the requests on one
+	// keep-alive connection (then it is closed after its answer), which
+	// bounds what one connection can pipeline. IPv6Prefix is how many bits
+	// of an IPv6 address name one address for all of these.
+	MaxPendingHandshakesPerIP int
+	MaxIdleHTTPPerIP          int
+	MaxRequestsPerConnection  int
+	IPv6Prefix                int
 	// MaxHeaderBytes and MaxHeaderCount bound a request's header (431
 	// past them); MaxPendingHandshakes bounds the connections that have
 	// not finished sending a request, so that slow clients cost at most
@@ -169,9 +185,15 @@ const (
 	DefaultMaxHeaderBytes       = 16 << 10
 	DefaultMaxHeaderCount       = 100
 	DefaultMaxPendingHandshakes = 1024
-	DefaultHTTPIdleTimeout      = 60 * time.Second
-	DefaultUpgradeDrainTimeout  = 30 * time.Second
-	DefaultAdminAddress         = "127.0.0.1:8090"
+	// One address may hold 64 of the 1,024 pending handshakes, 32 idle
+	// keep-alive connections (a browser opens 6 per host), and make 100
+	// requests on one connection (Apache's MaxKeepAliveRequests).
+	DefaultMaxPendingHandshakesPerIP = 64
+	DefaultMaxIdleHTTPPerIP          = 32
+	DefaultMaxRequestsPerConnection  = 100
+	DefaultHTTPIdleTimeout           = 60 * time.Second
+	DefaultUpgradeDrainTimeout       = 30 * time.Second
+	DefaultAdminAddress              = "127.0.0.1:8090"
 )
 
 // The daemon's route defaults, under the file's own defaults: safer than

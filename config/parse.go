@@ -37,16 +37,20 @@ func Parse(name string, data []byte) (*Config, error) {
 		File: name,
 		Log:  Log{Level: slog.LevelInfo, Format: "text", Output: "stderr", Access: true},
 		Server: Server{
-			HandshakeTimeout:     DefaultHandshakeTimeout,
-			ShutdownTimeout:      DefaultShutdownTimeout,
-			AutoMaxConnections:   true,
-			MaxConnectionsPerIP:  DefaultMaxConnectionsPerIP,
-			MaxHeaderBytes:       DefaultMaxHeaderBytes,
-			MaxHeaderCount:       DefaultMaxHeaderCount,
-			MaxPendingHandshakes: DefaultMaxPendingHandshakes,
-			HTTPIdleTimeout:      DefaultHTTPIdleTimeout,
-			UpgradeDrain:         "close",
-			UpgradeDrainTimeout:  DefaultUpgradeDrainTimeout,
+			HandshakeTimeout:          DefaultHandshakeTimeout,
+			ShutdownTimeout:           DefaultShutdownTimeout,
+			AutoMaxConnections:        true,
+			MaxConnectionsPerIP:       DefaultMaxConnectionsPerIP,
+			MaxHeaderBytes:            DefaultMaxHeaderBytes,
+			MaxHeaderCount:            DefaultMaxHeaderCount,
+			MaxPendingHandshakes:      DefaultMaxPendingHandshakes,
+			MaxPendingHandshakesPerIP: DefaultMaxPendingHandshakesPerIP,
+			MaxIdleHTTPPerIP:          DefaultMaxIdleHTTPPerIP,
+			MaxRequestsPerConnection:  DefaultMaxRequestsPerConnection,
+			IPv6Prefix:                gateway.DefaultIPv6Prefix,
+			HTTPIdleTimeout:           DefaultHTTPIdleTimeout,
+			UpgradeDrain:              "close",
+			UpgradeDrainTimeout:       DefaultUpgradeDrainTimeout,
 		},
 		Admin: Admin{Network: "tcp", Address: DefaultAdminAddress},
 	}
@@ -197,9 +201,13 @@ func serverSection(d *Decoder, dst *Server) {
 			}
 			dst.MaxHeaderBytes = int(n)
 		},
-		"max_header_count":       func(v *Decoder) { v.Int(1, 10000, &dst.MaxHeaderCount) },
-		"max_pending_handshakes": count(&dst.MaxPendingHandshakes),
-		"http_idle_timeout":      func(v *Decoder) { v.Duration(&dst.HTTPIdleTimeout) },
+		"max_header_count":              func(v *Decoder) { v.Int(1, 10000, &dst.MaxHeaderCount) },
+		"max_pending_handshakes":        count(&dst.MaxPendingHandshakes),
+		"max_pending_handshakes_per_ip": count(&dst.MaxPendingHandshakesPerIP),
+		"max_idle_http_per_ip":          count(&dst.MaxIdleHTTPPerIP),
+		"max_requests_per_connection":   count(&dst.MaxRequestsPerConnection),
+		"ipv6_prefix":                   func(v *Decoder) { v.Int(16, 128, &dst.IPv6Prefix) },
+		"http_idle_timeout":             func(v *Decoder) { v.Duration(&dst.HTTPIdleTimeout) },
 		"memory_limit": func(v *Decoder) {
 			if s, ok := v.Scalar(); ok && (s == "0" || s == "off") {
 				dst.MemoryLimit = 0

@@ -54,6 +54,9 @@ var policyKeys = map[string]func(d *Decoder, pol *gateway.Policy){
 			pol.TrustedProxies = append(pol.TrustedProxies, pfx.Masked())
 		}
 	},
+	"client_ip_header": func(d *Decoder, pol *gateway.Policy) {
+		d.OneOf(&pol.ClientIPHeader, gateway.ClientIPXForwardedFor, gateway.ClientIPForwarded, gateway.ClientIPXRealIP)
+	},
 	"allow_reserved_status_codes": func(d *Decoder, pol *gateway.Policy) { d.Bool(&pol.AllowReservedStatusCodes) },
 	"subprotocols": func(d *Decoder, pol *gateway.Policy) {
 		pol.Subprotocols = nil

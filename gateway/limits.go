@@ -22,6 +22,9 @@ type Limits struct {
 	// bucket; the burst defaults to twice the rate, at least 1).
 	HandshakeRatePerIP  float64
 	HandshakeBurstPerIP int
+	// IPv6Prefix counts IPv6 clients per prefix of this many bits (see
+	// SourceKey); 0 means DefaultIPv6Prefix.
+	IPv6Prefix int
 	// Overloaded, when set, is asked before every upgrade; true refuses it
 	// with 503 (the daemon's memory limit).
 	Overloaded func() bool
@@ -77,6 +80,9 @@ type ipState struct {
 func (l *limiter) set(lim Limits) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if lim.IPv6Prefix <= 0 {
+		lim.IPv6Prefix = DefaultIPv6Prefix
+	}
 	if lim.HandshakeRatePerIP > 0 && lim.HandshakeBurstPerIP <= 0 {
 		lim.HandshakeBurstPerIP = max(1, int(2*lim.HandshakeRatePerIP))
 	}
@@ -92,6 +98,7 @@ func (l *limiter) set(lim Limits) {
 func (l *limiter) rate(ip string, now time.Time) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	ip = SourceKey(ip, l.lim.IPv6Prefix)
 	r := l.lim.HandshakeRatePerIP
 	if r <= 0 {
 		return 0, true
@@ -121,6 +128,7 @@ func (l *limiter) state(ip string, now time.Time) *ipState {
 func (l *limiter) admit(ip string, now time.Time) (cause string, status int, retry time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	ip = SourceKey(ip, l.lim.IPv6Prefix)
 	lim := l.lim
 	if lim.MaxConnections > 0 && l.open >= lim.MaxConnections {
 		return CauseMaxConnections, http.StatusServiceUnavailable, 5 * time.Second
@@ -149,6 +157,7 @@ func (l *limiter) overloaded() bool {
 func (l *limiter) done(ip string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	ip = SourceKey(ip, l.lim.IPv6Prefix)
 	l.open--
 	if st := l.byIP[ip]; st != nil {
 		st.conns--

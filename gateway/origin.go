@@ -39,11 +39,11 @@ func (p *Policy) requestOrigin(req *Request) string {
 	}
 	host := req.Host
 	trusted := p.trustedPeer(req.RemoteAddr)
-	if req.SelfOrigin != "" && (!trusted || !hasForwarded(req)) {
+	if req.SelfOrigin != "" && (!trusted || !p.hasForwarded(req)) {
 		return req.SelfOrigin
 	}
 	if trusted {
-		if fs, fh := forwarded(req); fs != "" || fh != "" {
+		if fs, fh := p.forwarded(req); fs != "" || fh != "" {
 			if fs != "" {
 				scheme = strings.ToLower(fs)
 			}
@@ -98,11 +98,20 @@ func (p *Policy) trustedPeer(remote string) bool {
 	return false
 }
 
-// forwarded returns the scheme and host the client used, from the first
-// element of Forwarded (RFC 7239), which the proxy closest to the client
-// wrote, or else from X-Forwarded-Proto and X-Forwarded-Host.
-func forwarded(req *Request) (scheme, host string) {
-	if f := req.HeaderValue("Forwarded"); f != "" {
+// The headers a trusted proxy can say who the client is with (Policy.ClientIPHeader).
+const (
+	ClientIPXForwardedFor = "x-forwarded-for"
+	ClientIPForwarded     = "forwarded"
+	ClientIPXRealIP       = "x-real-ip"
+)
+
+// forwarded returns the scheme and host the client used, from the headers
+// of the policy's ClientIPHeader family: Forwarded's first element (RFC
+// 7239), which the proxy closest to the client wrote, or
+// X-Forwarded-Proto and X-Forwarded-Host.
+func (p *Policy) forwarded(req *Request) (scheme, host string) {
+	if p.ClientIPHeader == ClientIPForwarded {
+		f := req.HeaderValue("Forwarded")
 		first, _, _ := strings.Cut(f, ",")
 		for _, pair := range strings.Split(first, ";") {
 			k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
@@ -126,25 +135,37 @@ func forwarded(req *Request) (scheme, host string) {
 	return first(req.HeaderValue("X-Forwarded-Proto")), first(req.HeaderValue("X-Forwarded-Host"))
 }
 
-func hasForwarded(req *Request) bool {
-	return req.HeaderValue("Forwarded") != "" || req.HeaderValue("X-Forwarded-Proto") != "" || req.HeaderValue("X-Forwarded-Host") != ""
+func (p *Policy) hasForwarded(req *Request) bool {
+	if p.ClientIPHeader == ClientIPForwarded {
+		return req.HeaderValue("Forwarded") != ""
+	}
+	return req.HeaderValue("X-Forwarded-Proto") != "" || req.HeaderValue("X-Forwarded-Host") != ""
 }
 
 // clientIP is the address of the client itself: the peer, or, when the
-// peer is a trusted proxy, the nearest address in X-Forwarded-For (or
-// Forwarded's for=) that is not one of the trusted proxies. Walking from
-// the right means a client cannot forge its address by sending the header
-// itself: only what trusted hops appended counts. It returns the peer's
-// address (or "unix" for a UNIX socket) when nothing better is known.
+// peer is a trusted proxy, what the policy's ClientIPHeader says. For
+// X-Forwarded-For and Forwarded's for=, that is the nearest address that
+// is not a trusted proxy, walking from the right: each proxy appends the
+// address it got the request from, so only what trusted hops appended
+// counts, and addresses a client wrote itself, to the left of the first
+// untrusted one, are ignored. X-Real-IP is one address, which the proxy
+// sets. It returns the peer's address (or "unix" for a UNIX socket) when
+// nothing better is known.
 func (p *Policy) clientIP(req *Request) string {
 	peer := hostOf(req.RemoteAddr)
 	if !p.trustedPeer(req.RemoteAddr) {
 		return peer
 	}
-	hops := forwardedFor(req)
+	if p.ClientIPHeader == ClientIPXRealIP {
+		if h := hostOf(strings.TrimSpace(req.HeaderValue("X-Real-Ip"))); h != "" && h != "unix" {
+			return h
+		}
+		return peer
+	}
+	hops := p.forwardedFor(req)
 	for i := len(hops) - 1; i >= 0; i-- {
 		h := hostOf(hops[i])
-		if h == "" {
+		if h == "" || h == "unix" {
 			break
 		}
 		if !p.trustedPeer(h) {
@@ -154,22 +175,22 @@ func (p *Policy) clientIP(req *Request) string {
 	return peer
 }
 
-// forwardedFor lists the client addresses proxies recorded, nearest to the
-// client first: Forwarded's for= parameters (RFC 7239), else
-// X-Forwarded-For.
-func forwardedFor(req *Request) []string {
+// forwardedFor lists the client addresses the policy's header recorded,
+// nearest to the client first: Forwarded's for= parameters (RFC 7239), or
+// X-Forwarded-For's list.
+func (p *Policy) forwardedFor(req *Request) []string {
 	var out []string
-	for _, line := range req.HeaderValues("Forwarded") {
-		for _, elem := range strings.Split(line, ",") {
-			for _, pair := range strings.Split(elem, ";") {
-				k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
-				if ok && strings.EqualFold(k, "for") {
-					out = append(out, strings.Trim(v, `"`))
+	if p.ClientIPHeader == ClientIPForwarded {
+		for _, line := range req.HeaderValues("Forwarded") {
+			for _, elem := range strings.Split(line, ",") {
+				for _, pair := range strings.Split(elem, ";") {
+					k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+					if ok && strings.EqualFold(k, "for") {
+						out = append(out, strings.Trim(v, `"`))
+					}
 				}
 			}
 		}
-	}
-	if len(out) > 0 {
 		return out
 	}
 	for _, line := range req.HeaderValues("X-Forwarded-For") {

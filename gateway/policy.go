@@ -59,6 +59,15 @@ type Policy struct {
 	// connections arriving on a UNIX socket listener.
 	TrustedProxies []netip.Prefix
 	TrustUnixPeers bool
+	// ClientIPHeader is the one header, written by the trusted proxies,
+	// that says who the client is and how it came (scheme and host for the
+	// origin): ClientIPXForwardedFor (the default: X-Forwarded-For, with
+	// X-Forwarded-Proto and -Host, as httpd's mod_proxy_http and the usual
+	// nginx set-up write them), ClientIPForwarded (RFC 7239) or
+	// ClientIPXRealIP (nginx's X-Real-IP). The others are ignored: a proxy
+	// passes on a client's own headers it does not write, so a client
+	// could otherwise name itself.
+	ClientIPHeader string
 	// AllowReservedStatusCodes accepts close codes 1004, 1014, 1016-2999.
 	AllowReservedStatusCodes bool
 	// Subprotocols the route speaks, in its order of preference. When set,

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/frontdoor/netconn"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/websocket"
@@ -21,10 +22,18 @@ type Upgrader struct{ s *Server }
 func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := u.s
 	cfg := s.cfg.Load()
-	if max := cfg.Server.MaxHeaderCount; max > 0 && headerCount(r.Header) > max {
-		s.front.refuse("too_many_headers")
+	if s.lastRequest(r) || r.ProtoMajor == 1 && r.ProtoMinor == 0 {
+		// MaxRequestsPerConnection bounds what one connection pipelines.
+		// HTTP/1.0 gets one request per connection: net/http ignores (and
+		// removes) a Transfer-Encoding on a 1.0 request, which RFC 9112
+		// §6.1 says to treat as faulty framing and close after.
 		w.Header().Set("Connection", "close")
-		http.Error(w, "too many header fields", http.StatusRequestHeaderFieldsTooLarge)
+	}
+	if cause, status, msg := s.checkHead(r, cfg); cause != "" {
+		s.front.refuse(cause)
+		s.refusalLine(cause, r.RemoteAddr)
+		w.Header().Set("Connection", "close")
+		http.Error(w, msg, status)
 		return
 	}
 	route := s.gw.Route(r.URL.Path)
@@ -104,6 +113,49 @@ func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// a fresh goroutine, so the stack net/http built up for this request
 	// is freed when this handler returns.
 	p.Serve(netconn.New(nc, p.Conn.Engine(), buffered))
+}
+
+// checkHead applies the limits on a request's head that net/http does not
+// apply exactly, and the rule that the public listener takes no request
+// body. It returns the refusal's cause, status and text, or "".
+//
+// A body: nothing served here takes one (WebSocket upgrades, the demo
+// page, static files), and a request that has one, or both a
+// Content-Length and a Transfer-Encoding (which net/http resolves by
+// dropping the Content-Length), is how request smuggling starts
+// (RFC 9112 §6.1, §11.2): it is answered 400 and the connection closed,
+// so nothing hidden in the body is ever read as a request.
+func (s *Server) checkHead(r *http.Request, cfg *config.Config) (cause string, status int, msg string) {
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		return "request_body", http.StatusBadRequest, "requests here carry no body"
+	}
+	if max := cfg.Server.MaxHeaderBytes; max > 0 && headSize(r) > max {
+		return "header_too_large", http.StatusRequestHeaderFieldsTooLarge, "request header too large"
+	}
+	if max := cfg.Server.MaxHeaderCount; max > 0 && headerCount(r.Header) > max {
+		return "too_many_headers", http.StatusRequestHeaderFieldsTooLarge, "too many header fields"
+	}
+	return "", 0, ""
+}
+
+// headSize is a request head's size as it came on the wire, but for the
+// optional whitespace around header values, which the parser drops: the
+// request line, every field as "Name:value" with its CRLF, Host's
+// included (net/http moves it out of the header), and the empty line.
+// net/http reads a head of up to max_header_bytes plus its own slack (see
+// New): past that, it refuses the request itself; below it, this makes
+// max_header_bytes exact to within that whitespace, counted and logged.
+func headSize(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
+	if r.Host != "" {
+		n += len("Host:") + len(r.Host) + 2
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 1 + len(v) + 2
+		}
+	}
+	return n + 2
 }
 
 // headerCount counts a request's header fields, repeated ones included.

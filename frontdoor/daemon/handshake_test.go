@@ -26,6 +26,10 @@ func TestHandshake(t *testing.T) {
   - path: /proxied
     app: echo
     trusted_proxies: [127.0.0.1]
+  - path: /proxied-rfc7239
+    app: echo
+    trusted_proxies: [127.0.0.1]
+    client_ip_header: forwarded
   - path: /public
     app: echo
     public_origin: https://ws.example.com
@@ -88,8 +92,12 @@ func TestHandshake(t *testing.T) {
 		{name: "trusted: not listed", raw: ws.Request("/trusted", host, "Origin: "+self), status: 403},
 		{name: "trusted: no Origin", raw: ws.Request("/trusted", host), status: 101},
 		{name: "off", raw: ws.Request("/off", host, "Origin: http://evil.example"), status: 101},
-		{name: "proxy: Forwarded", raw: ws.Request("/proxied", host, "Origin: https://public.example", `Forwarded: for=192.0.2.1;proto=https;host="public.example", for=10.0.0.1`), status: 101},
+		{name: "proxy: Forwarded", raw: ws.Request("/proxied-rfc7239", host, "Origin: https://public.example", `Forwarded: for=192.0.2.1;proto=https;host="public.example", for=10.0.0.1`), status: 101},
 		{name: "proxy: X-Forwarded", raw: ws.Request("/proxied", host, "Origin: https://public.example:8443", "X-Forwarded-Proto: https", "X-Forwarded-Host: public.example:8443"), status: 101},
+		// The header the route does not take from its proxies is the
+		// client's own: ignored.
+		{name: "proxy: Forwarded not the route's header", raw: ws.Request("/proxied", host, "Origin: https://public.example", `Forwarded: for=192.0.2.1;proto=https;host="public.example"`), status: 403},
+		{name: "proxy: X-Forwarded not the route's header", raw: ws.Request("/proxied-rfc7239", host, "Origin: https://public.example:8443", "X-Forwarded-Proto: https", "X-Forwarded-Host: public.example:8443"), status: 403},
 		{name: "proxy: forwarded mismatch", raw: ws.Request("/proxied", host, "Origin: https://evil.example", "X-Forwarded-Proto: https", "X-Forwarded-Host: public.example"), status: 403},
 		{name: "untrusted peer: Forwarded ignored", raw: ws.Request("/same", host, "Origin: https://public.example", "X-Forwarded-Proto: https", "X-Forwarded-Host: public.example"), status: 403},
 		{name: "public origin", raw: ws.Request("/public", host, "Origin: https://ws.example.com"), status: 101},

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -62,7 +61,7 @@ func (s *Server) open(l config.Listener, inherited *inheritedSockets) (*listener
 			return nil, err
 		}
 	}
-	ls.ln = &guard{Listener: ls.raw, s: s}
+	ls.ln = &guard{Listener: ls.raw, s: s, tls: l.TLS != nil}
 	if l.TLS != nil {
 		ls.cert = &certificate{}
 		if err := ls.cert.load(l.TLS); err != nil {
@@ -118,18 +117,41 @@ func (f *frontCounters) refuse(cause string) {
 	f.mu.Unlock()
 }
 
+// refusalLine logs a connection refused before any route was chosen, at
+// info, limited per cause as the access log's refusals are: a flood writes
+// a burst of lines, then one a second that says how many it left out. The
+// metrics count every one (wsgate_connections_refused_total).
+func (s *Server) refusalLine(cause, peer string) {
+	ok, suppressed := s.refusals.Allow(cause, time.Now())
+	if !ok {
+		return
+	}
+	attrs := []any{"log", "access", "cause", cause}
+	if peer != "" {
+		attrs = append(attrs, "peer", peer)
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
+	}
+	s.log.Info("connection refused", attrs...)
+}
+
 // guard is the listener net/http accepts from. Before a connection
-// reaches net/http it checks the limits that do not need a request:
-// connections open (WebSockets and plain HTTP) and connections that have
-// not finished sending a request. Past either it writes a 503 with
-// Retry-After and closes the connection at once, so a client never waits
-// in the kernel's backlog for a server that cannot take it. When the
-// process is out of descriptors it frees its spare one to accept and
-// refuse the next client the same way, rather than leaving the backlog to
-// fill (net/http would sleep and retry).
+// reaches net/http it checks the limits that do not need a request (see
+// sources.go): connections open, connections that have not finished
+// sending a request, both overall and per source. Past one it refuses the
+// connection at once, so a client never waits in the kernel's backlog for
+// a server that cannot take it: a plain one gets a 503 with Retry-After;
+// a TLS one is closed without a byte, since a plaintext answer is no
+// answer to a TLS client (it reports a broken handshake) and a TLS
+// handshake costs what a server at its limits does not have to spend.
+// When the process is out of descriptors it frees its spare one to
+// accept and refuse the next client the same way, rather than leaving the
+// backlog to fill (net/http would sleep and retry).
 type guard struct {
 	net.Listener
-	s *Server
+	s   *Server
+	tls bool
 }
 
 // refusal is the whole answer to a connection refused at accept.
@@ -142,29 +164,32 @@ func (g *guard) Accept() (net.Conn, error) {
 		if err != nil {
 			if isOutOfDescriptors(err) {
 				s.acceptError(err)
-				if s.spare.shed(g.Listener) {
+				if s.spare.shed(g.Listener, g.tls) {
 					s.front.refuse("out_of_descriptors")
+					s.refusalLine("out_of_descriptors", "")
 				}
 				continue
 			}
 			return nil, err
 		}
-		lim := s.limits.Load()
-		cause := ""
-		switch {
-		case lim.maxConns > 0 && s.httpOpen.Load()+int64(s.gw.Len()) >= int64(lim.maxConns):
-			cause = "max_connections"
-		case lim.maxPending > 0 && s.pending.Load() >= int64(lim.maxPending):
-			cause = "max_pending_handshakes"
-		}
+		cause := s.admitConn(c, s.limits.Load())
 		if cause == "" {
 			return c, nil
 		}
 		s.front.refuse(cause)
+		s.refusalLine(cause, c.RemoteAddr().String())
+		refuseConn(c, g.tls)
+	}
+}
+
+// refuseConn answers a connection refused at accept and closes it: 503 on
+// a plain one, nothing on a TLS one (see guard).
+func refuseConn(c net.Conn, tls bool) {
+	if !tls {
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		c.Write([]byte(refusal))
-		c.Close()
 	}
+	c.Close()
 }
 
 func isOutOfDescriptors(err error) bool {
@@ -213,8 +238,8 @@ func (sp *spareDescriptor) reserve() {
 }
 
 // shed frees the spare descriptor, accepts one connection with it,
-// refuses it with 503, and takes the spare back.
-func (sp *spareDescriptor) shed(ln net.Listener) (refused bool) {
+// refuses it, and takes the spare back.
+func (sp *spareDescriptor) shed(ln net.Listener, tls bool) (refused bool) {
 	sp.mu.Lock()
 	if sp.f != nil {
 		sp.f.Close()
@@ -226,9 +251,7 @@ func (sp *spareDescriptor) shed(ln net.Listener) (refused bool) {
 		defer tl.SetDeadline(time.Time{})
 	}
 	if c, err := ln.Accept(); err == nil {
-		c.SetWriteDeadline(time.Now().Add(time.Second))
-		c.Write([]byte(refusal))
-		c.Close()
+		refuseConn(c, tls)
 		refused = true
 	} else if !isOutOfDescriptors(err) {
 		time.Sleep(10 * time.Millisecond) // nothing pending: do not spin
@@ -237,42 +260,12 @@ func (sp *spareDescriptor) shed(ln net.Listener) (refused bool) {
 	return refused
 }
 
-// connState counts the connections net/http holds, and those that have
-// not finished their request, for the guard.
-func (s *Server) connState(c net.Conn, st http.ConnState) {
-	switch st {
-	case http.StateNew:
-		s.httpOpen.Add(1)
-		s.pending.Add(1)
-	case http.StateActive:
-		if s.markActive(c) {
-			s.pending.Add(-1)
-		}
-	case http.StateIdle:
-		// A keep-alive connection between requests: its TLS records are not
-		// followed any further (a WebSocket on it stays with crypto/tls).
-		tlsrec.Forget(c)
-	case http.StateHijacked, http.StateClosed:
-		// A hijacked connection is a WebSocket now, counted by the gateway.
-		s.httpOpen.Add(-1)
-		if s.markActive(c) {
-			s.pending.Add(-1)
-		}
-		s.active.Delete(c)
-	}
-}
-
-// markActive reports, once per connection, that it has left StateNew.
-// net/http reports StateActive for every request of a keep-alive
-// connection; only the first ends its pending handshake.
-func (s *Server) markActive(c net.Conn) bool {
-	_, seen := s.active.LoadOrStore(c, struct{}{})
-	return !seen
-}
-
 // limitsState are the guard's limits, swapped whole on reload.
 type limitsState struct {
-	maxConns, maxPending int
+	maxConns, maxPending           int
+	maxPerIP, maxPendingPerIP      int
+	maxIdlePerIP                   int
+	maxRequestsPerConn, ipv6Prefix int
 }
 
 // applyLimits computes and publishes the front door's limits and logs
@@ -288,11 +281,14 @@ func (s *Server) applyLimits(sv config.Server) {
 		s.log.Warn("server.max_connections leaves too little of the descriptor limit for handshakes, producers and logs; clients past the limit get 503 when descriptors run out",
 			"max_connections", maxConns, "descriptor_limit", nofile, "headroom", headroom)
 	}
-	s.limits.Store(&limitsState{maxConns: maxConns, maxPending: sv.MaxPendingHandshakes})
+	s.limits.Store(&limitsState{maxConns: maxConns, maxPending: sv.MaxPendingHandshakes,
+		maxPerIP: sv.MaxConnectionsPerIP, maxPendingPerIP: sv.MaxPendingHandshakesPerIP, maxIdlePerIP: sv.MaxIdleHTTPPerIP,
+		maxRequestsPerConn: sv.MaxRequestsPerConnection, ipv6Prefix: sv.IPv6Prefix})
 	s.log.Info("limits", "max_connections", maxConns, "descriptor_limit", nofile,
 		"max_connections_per_ip", sv.MaxConnectionsPerIP, "handshake_rate_per_ip", sv.HandshakeRatePerIP,
-		"max_pending_handshakes", sv.MaxPendingHandshakes, "max_header_bytes", sv.MaxHeaderBytes,
-		"max_header_count", sv.MaxHeaderCount, "memory_limit", sv.MemoryLimit)
+		"max_pending_handshakes", sv.MaxPendingHandshakes, "max_pending_handshakes_per_ip", sv.MaxPendingHandshakesPerIP,
+		"max_idle_http_per_ip", sv.MaxIdleHTTPPerIP, "max_requests_per_connection", sv.MaxRequestsPerConnection,
+		"max_header_bytes", sv.MaxHeaderBytes, "max_header_count", sv.MaxHeaderCount, "memory_limit", sv.MemoryLimit)
 }
 
 // descriptorLimit is RLIMIT_NOFILE's soft limit (which the Go runtime

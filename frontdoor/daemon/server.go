@@ -27,6 +27,7 @@ import (
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/gateway/natsbus"
 	imetrics "github.com/wsgate/wsgate/internal/metrics"
+	"github.com/wsgate/wsgate/internal/ratelog"
 	"github.com/wsgate/wsgate/internal/recovered"
 )
 
@@ -51,9 +52,8 @@ type Server struct {
 
 	front    frontCounters
 	limits   atomic.Pointer[limitsState]
-	httpOpen atomic.Int64 // connections net/http holds (not hijacked)
-	pending  atomic.Int64 // of those, the ones that have not sent a request
-	active   sync.Map     // connections past their first request
+	conns    frontConns       // connections net/http holds, by source (sources.go)
+	refusals *ratelog.Limiter // log lines of refusals before a route
 	spare    spareDescriptor
 
 	memLimit   atomic.Int64
@@ -90,7 +90,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{log: log, gw: gw, stop: make(chan struct{})}
+	s := &Server{log: log, gw: gw, stop: make(chan struct{}), refusals: ratelog.New(10, time.Second)}
+	s.conns.init()
 	s.cfg.Store(cfg)
 	s.state.Store("starting")
 	s.front.refused = map[string]uint64{}
@@ -102,8 +103,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		Handler:           &Upgrader{s: s},
 		ReadHeaderTimeout: sv.HandshakeTimeout,
 		IdleTimeout:       sv.HTTPIdleTimeout,
-		MaxHeaderBytes:    sv.MaxHeaderBytes,
+		// net/http's own limit, with room above server.max_header_bytes:
+		// the handler refuses every head over the configured size itself
+		// (headSize), counted and logged; net/http refuses only what is
+		// far over it, without reading more.
+		MaxHeaderBytes: sv.MaxHeaderBytes + 16<<10,
 		ConnState:         s.connState,
+		ConnContext:       s.connContext,
 		// net/http logs accept errors, TLS handshake failures and the
 		// like here; accept errors are counted and logged at warn by the
 		// guard, the rest are a client's business.

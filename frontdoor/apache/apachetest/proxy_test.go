@@ -3,6 +3,7 @@ package apachetest
 import (
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -37,6 +38,7 @@ listen:
   - address: 127.0.0.1:0
   - unix: %s
     mode: "0666"
+server: {max_connections_per_ip: 3}
 routes:
   - {path: /echo, app: echo, trusted_proxies: [127.0.0.1, unix], keepalive_interval: 300ms}
   - {path: /quiet, app: echo, trusted_proxies: [127.0.0.1]}
@@ -88,6 +90,45 @@ ProxyPass / http://%[1]s/ upgrade=websocket
 			roundTrip(t, c, "through httpd")
 		})
 	}
+
+	// A client that names itself in Forwarded and X-Forwarded-For: httpd
+	// passes the first on and appends its peer's address to the second;
+	// the daemon takes the client from X-Forwarded-For only (the header
+	// httpd writes), from the right, so every one of these is 127.0.0.2,
+	// whatever it claims, and its fourth WebSocket is over the limit.
+	t.Run("forged client headers", func(t *testing.T) {
+		from2 := websocket.Dialer{HandshakeTimeout: 10 * time.Second,
+			NetDial: func(network, addr string) (net.Conn, error) {
+				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+				return d.Dial(network, addr)
+			}}
+		var held []*websocket.Conn
+		for i := range 4 {
+			hd := http.Header{"Forwarded": {fmt.Sprintf("for=10.0.%d.1", i)}, "X-Forwarded-For": {fmt.Sprintf("10.1.%d.1", i)}}
+			c, resp, err := from2.Dial("ws://"+h.Addr()+"/echo", hd)
+			if i < 3 {
+				if err != nil {
+					t.Fatalf("client %d: %v", i, err)
+				}
+				held = append(held, c)
+				continue
+			}
+			if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("a fourth WebSocket from 127.0.0.2 with forged headers: %v %v, want 503", resp, err)
+			}
+		}
+		for _, c := range held {
+			c.Close()
+		}
+		if !testserver.WaitFor(10*time.Second, func() bool { return d.Logs.Count("client=127.0.0.2") >= 4 }) {
+			t.Errorf("the access log does not name 127.0.0.2 for every client:\n%s", testserver.Grep(d.Logs.String(), "log=access"))
+		}
+		for _, forged := range []string{"client=10.0.", "client=10.1."} {
+			if n := d.Logs.Count(forged); n > 0 {
+				t.Errorf("the access log names a forged client %d times", n)
+			}
+		}
+	})
 
 	// A tunnel's idle limit is the larger of Timeout and ProxyTimeout,
 	// both 1s here. /echo pings every 300ms, and the client's pongs

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,4 +95,19 @@ func unwrapPath(err error) error {
 		return fmt.Errorf("%s: %v", pe.Path, pe.Err)
 	}
 	return err
+}
+
+// Warnings are what a configuration allows but an operator should know:
+// each is an *Error naming file, line and key, which `wsgate check`
+// prints (and exits 0) and the daemon logs at warn when it starts.
+func (c *Config) Warnings() []error {
+	var out []error
+	if a := c.Admin; a.Network == "tcp" {
+		host, _, _ := net.SplitHostPort(a.Address)
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			out = append(out, &Error{File: c.File, Line: a.Line, Key: "admin.listen",
+				Msg: fmt.Sprintf("warning: %s is not a loopback address: the admin listener has no authentication, and whoever reaches it can reload the configuration and publish to any room (keep it on loopback or a UNIX socket, or firewall it)", a.Address)})
+		}
+	}
+	return out
 }

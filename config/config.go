@@ -125,6 +125,13 @@ type Server struct {
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT);
 	// while the heap is near it, new WebSockets are refused with 503.
 	MemoryLimit int64
+	// MemoryBudget bounds what every WebSocket buffers together (parts of
+	// messages still arriving, frames queued for slow readers): past it,
+	// the connections holding the most are closed with 1013. 0 is off;
+	// AutoMemoryBudget derives it: half of MemoryLimit, or a quarter of
+	// the machine's memory (or of the cgroup's limit) without one.
+	MemoryBudget     int64
+	AutoMemoryBudget bool
 	// Upgrade is what the old process does with its connections when a
 	// new binary takes over its listeners (SIGUSR2): "close" them with
 	// 1001 after DrainTimeout, or "keep" them until they end.
@@ -139,7 +146,17 @@ type Admin struct {
 	// Network and Address are where it listens; Network is "" when it is
 	// off.
 	Network, Address string
-	Line             int
+	// Hosts are names the listener answers to besides its own address
+	// and localhost (a Host header naming anything else gets 421: a web
+	// page that rebinds a name of its own to 127.0.0.1 reaches nothing).
+	Hosts []string
+	// MaxBody bounds a request body (a publish, a reload: 413 past it),
+	// BodyTimeout the time to read one, MaxConnections the connections
+	// open at once (past it, 503).
+	MaxBody        int64
+	BodyTimeout    time.Duration
+	MaxConnections int
+	Line           int
 }
 
 // Cluster is the bus that carries broadcasts and rooms to the other
@@ -194,6 +211,9 @@ const (
 	DefaultHTTPIdleTimeout           = 60 * time.Second
 	DefaultUpgradeDrainTimeout       = 30 * time.Second
 	DefaultAdminAddress              = "127.0.0.1:8090"
+	DefaultAdminMaxBody              = 1 << 20
+	DefaultAdminBodyTimeout          = 10 * time.Second
+	DefaultAdminMaxConnections       = 64
 )
 
 // The daemon's route defaults, under the file's own defaults: safer than

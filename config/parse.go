@@ -48,11 +48,13 @@ func Parse(name string, data []byte) (*Config, error) {
 			MaxIdleHTTPPerIP:          DefaultMaxIdleHTTPPerIP,
 			MaxRequestsPerConnection:  DefaultMaxRequestsPerConnection,
 			IPv6Prefix:                gateway.DefaultIPv6Prefix,
+			AutoMemoryBudget:          true,
 			HTTPIdleTimeout:           DefaultHTTPIdleTimeout,
 			UpgradeDrain:              "close",
 			UpgradeDrainTimeout:       DefaultUpgradeDrainTimeout,
 		},
-		Admin: Admin{Network: "tcp", Address: DefaultAdminAddress},
+		Admin: Admin{Network: "tcp", Address: DefaultAdminAddress, MaxBody: DefaultAdminMaxBody, BodyTimeout: DefaultAdminBodyTimeout,
+			MaxConnections: DefaultAdminMaxConnections},
 	}
 	if len(doc.Content) == 0 {
 		return nil, &Error{File: name, Msg: "the configuration is empty"}
@@ -215,6 +217,18 @@ func serverSection(d *Decoder, dst *Server) {
 			}
 			v.Size(&dst.MemoryLimit)
 		},
+		"memory_budget": func(v *Decoder) {
+			if s, ok := v.Scalar(); ok && (s == "auto") {
+				dst.AutoMemoryBudget, dst.MemoryBudget = true, 0
+				return
+			}
+			dst.AutoMemoryBudget = false
+			if s, ok := v.Scalar(); ok && (s == "0" || s == "off") {
+				dst.MemoryBudget = 0
+				return
+			}
+			v.Size(&dst.MemoryBudget)
+		},
 		"upgrade": func(v *Decoder) {
 			v.Fields(map[string]func(*Decoder){
 				"drain":         func(v *Decoder) { v.OneOf(&dst.UpgradeDrain, "close", "keep") },
@@ -227,6 +241,10 @@ func serverSection(d *Decoder, dst *Server) {
 func adminSection(d *Decoder, dst *Admin) {
 	dst.Line = d.Line()
 	d.Fields(map[string]func(*Decoder){
+		"hosts":           func(v *Decoder) { dst.Hosts = v.Strings() },
+		"max_body":        func(v *Decoder) { v.Size(&dst.MaxBody) },
+		"body_timeout":    func(v *Decoder) { v.Duration(&dst.BodyTimeout) },
+		"max_connections": func(v *Decoder) { v.Int(1, 1<<20, &dst.MaxConnections) },
 		"listen": func(v *Decoder) {
 			s, ok := v.Scalar()
 			switch {

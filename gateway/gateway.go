@@ -41,6 +41,7 @@ type Gateway struct {
 	draining bool
 	idle     chan struct{} // closed when draining and no connection is left
 	live     int
+	budget   *websocket.Budget // SetBudget's
 }
 
 // routeSet is one configuration's routes. It never changes once made: a
@@ -264,7 +265,8 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 		}
 		return p, nil
 	}
-	if _, keep := route.Handler.(KeepsHandshakeHeaders); !keep {
+	keepHandshake, keepRest := keepsHeaders(route.Handler)
+	if !keepHandshake {
 		req.dropHandshakeHeaders()
 	}
 	c := g.newConn(route, req, hs)
@@ -292,6 +294,9 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 		return fail(status, cause, err.Error())
 	}
 	accepted = true
+	if !keepRest {
+		req.dropHeaders()
+	}
 	header, err := hs.Header(c.header, c.proto)
 	c.header = nil
 	if err != nil {
@@ -307,7 +312,9 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 func (g *Gateway) newConn(route *Route, req *Request, hs *websocket.Handshake) *Conn {
 	route.live.Add(1)
 	c := &Conn{id: g.nextID.Add(1), req: req, route: route, gw: g, start: monoclock.Now()}
-	c.ws = hs.NewConn((*connHandler)(c), route.Policy.engineOptions())
+	opts := route.Policy.engineOptions()
+	opts.Budget = g.Budget()
+	c.ws = hs.NewConn((*connHandler)(c), opts)
 	g.register(c)
 	return c
 }

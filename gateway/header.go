@@ -114,6 +114,29 @@ func (r *Request) Header() http.Header {
 	return h
 }
 
+// KeepsRequestHeaders is implemented by applications that read the
+// request's header fields after OnOpen (a producer backend re-announces a
+// client with them after its producer restarts). For every other
+// application the gateway drops them once OnOpen has accepted the
+// connection: a client's header, up to server.max_header_bytes, would
+// otherwise stay with its connection for its whole life, and 5,000 idle
+// clients with a 15 KB header each held 80 MB for nothing. An
+// application that needs a field later copies it in OnOpen.
+// KeepsHandshakeHeaders implies it.
+type KeepsRequestHeaders interface{ KeepsRequestHeaders() }
+
+// keepsHeaders says what an application keeps of the request's header.
+func keepsHeaders(h Handler) (handshake, rest bool) {
+	if _, ok := h.(KeepsHandshakeHeaders); ok {
+		return true, true
+	}
+	_, rest = h.(KeepsRequestHeaders)
+	return false, rest
+}
+
+// dropHeaders forgets every header field, after OnOpen.
+func (r *Request) dropHeaders() { r.head = "" }
+
 // KeepsHandshakeHeaders is implemented by applications that see the
 // handshake's own header fields (Upgrade, Connection, Sec-WebSocket-Key,
 // Sec-WebSocket-Version, Sec-WebSocket-Extensions) in their request, as

@@ -104,16 +104,25 @@ type keepingHandler struct{ funcHandler }
 
 func (keepingHandler) KeepsHandshakeHeaders() {}
 
+type keepingRestHandler struct{ funcHandler }
+
+func (keepingRestHandler) KeepsRequestHeaders() {}
+
 // TestHandshakeHeadersDropped: what an application sees in OnOpen and
 // after: the upgrade's own fields are gone, unless it keeps them (the
-// seeds' plugins and programs); the rest stays whole and in order.
+// seeds' plugins and programs); the rest stays whole and in order for
+// OnOpen, and after it only for an application that keeps them (a
+// producer backend); the others' connections keep none.
 func TestHandshakeHeadersDropped(t *testing.T) {
-	for _, keep := range []bool{false, true} {
+	for _, keep := range []string{"none", "handshake", "rest"} {
 		var seen http.Header
 		fh := funcHandler{connect: func(c *Conn) error { seen = c.Request().Header(); return nil }}
 		var h Handler = fh
-		if keep {
+		switch keep {
+		case "handshake":
 			h = keepingHandler{fh}
+		case "rest":
+			h = keepingRestHandler{fh}
 		}
 		g, err := New(quiet, &Route{Path: "/h", Handler: h})
 		if err != nil {
@@ -134,11 +143,14 @@ func TestHandshakeHeadersDropped(t *testing.T) {
 			t.Fatal(herr)
 		}
 		want := extra
-		if keep {
+		if keep == "handshake" {
 			want = all
 		}
 		if !reflect.DeepEqual(seen, want) {
 			t.Errorf("keep %v: OnOpen saw %v, want %v", keep, seen, want)
+		}
+		if keep == "none" {
+			want = http.Header{}
 		}
 		if got := req.Header(); !reflect.DeepEqual(got, want) {
 			t.Errorf("keep %v: after Accept %v, want %v", keep, got, want)

@@ -82,6 +82,9 @@ type Conn struct {
 	// instead of reading the clock per read.
 	activity atomic.Uint64
 	dropped  atomic.Uint64
+	// held is what the connection buffers (budget.go), counted in
+	// opts.Budget too.
+	held atomic.Int64
 	stats    connStats
 	// msgState is the message being received, for the message timeout:
 	// a sequence number shifted left, with bit 0 set while a data message
@@ -429,9 +432,7 @@ func (c *Conn) release() {
 	c.setStatus(CloseStatus{Code: StatusAbnormalClosure, Remote: true})
 	q := c.q
 	c.q = nil
-	if !c.writing {
-		c.qBytes = 0
-	}
+	c.unqueue(q)
 	c.notifyFlushed()
 	s := c.statusLocked()
 	c.mu.Unlock()
@@ -439,7 +440,7 @@ func (c *Conn) release() {
 		q[i].release()
 	}
 	if c.r != nil {
-		c.r.release()
+		c.r.release(c)
 	}
 	if c.z != nil {
 		c.z.release()

@@ -63,6 +63,9 @@ type Options struct {
 	// the middle of a message, holding the part received so far, is closed
 	// with 1008. Zero disables it.
 	MessageTimeout time.Duration
+	// Budget, when set, counts what the connection buffers with every
+	// other connection made with it (see Budget).
+	Budget *Budget
 
 	// version is the protocol version from the handshake (13, 8 or 7), and
 	// deflate the negotiated permessage-deflate (nil: none). Handshake.NewConn

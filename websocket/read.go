@@ -75,9 +75,8 @@ func (c *Conn) Quiet() {
 	readerPool.Put(r)
 }
 
-func (r *reader) release() {
-	putBuf(r.msg)
-	r.msg = nil
+func (r *reader) release(c *Conn) {
+	r.putMsg(c)
 	r.direct = nil
 	r.putCtrl()
 }
@@ -297,24 +296,37 @@ func (c *Conn) payload(chunk []byte, whole bool) *protoError {
 		r.direct = chunk
 		return nil
 	}
-	r.appendMsg(chunk)
+	r.appendMsg(c, chunk)
 	return nil
 }
 
 // appendMsg copies a fragment into the reassembly buffer, growing it by
 // doubling as bytes actually arrive rather than by what headers declare.
-func (r *reader) appendMsg(b []byte) {
+// The buffer counts against the connection's budget while it is held.
+func (r *reader) appendMsg(c *Conn, b []byte) {
 	if r.msg == nil {
 		hint := int(min(r.frameLen, 64<<10))
 		r.msg = getBuf(max(hint, len(b)))
+		c.hold(int64(cap(*r.msg)))
 	}
 	if need := len(*r.msg) + len(b); need > cap(*r.msg) {
 		nb := getBuf(max(need, 2*cap(*r.msg)))
 		*nb = append(*nb, *r.msg...)
+		c.hold(int64(cap(*nb) - cap(*r.msg)))
 		putBuf(r.msg)
 		r.msg = nb
 	}
 	*r.msg = append(*r.msg, b...)
+}
+
+// putMsg gives the reassembly buffer back.
+func (r *reader) putMsg(c *Conn) {
+	if r.msg == nil {
+		return
+	}
+	c.hold(-int64(cap(*r.msg)))
+	putBuf(r.msg)
+	r.msg = nil
 }
 
 // endFrame finishes the current frame: it runs control frames and delivers
@@ -345,8 +357,7 @@ func (c *Conn) endFrame() error {
 		c.stats.in(len(data))
 		c.h.OnMessage(c, typ, data)
 	}
-	putBuf(r.msg)
-	r.msg = nil
+	r.putMsg(c)
 	return nil
 }
 
@@ -364,8 +375,7 @@ func (c *Conn) endCompressed() error {
 	r.msgOp, r.msgLen, r.direct, r.compressed = 0, 0, nil, false
 	c.msgState.Store(r.seq << 1)
 	wire := len(src)
-	putBuf(r.msg)
-	r.msg = nil
+	r.putMsg(c)
 	if perr != nil {
 		return c.fail(perr)
 	}

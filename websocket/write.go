@@ -221,6 +221,7 @@ func (c *Conn) countDeflated(frame, p int, err error) error {
 func (c *Conn) enqueueLocked(it outItem, size int) error {
 	c.q = append(c.q, it)
 	c.qBytes += size
+	c.hold(int64(size))
 	start := !c.writing && c.started
 	if start {
 		c.writing = true
@@ -288,9 +289,21 @@ func (c *Conn) writeInline(bufs [][]byte, size int, own outItem) error {
 	copy(c.q[1:], c.q)
 	c.q[0] = it
 	c.qBytes += len(it.b)
+	c.hold(int64(len(it.b)))
 	c.mu.Unlock()
 	c.spawnWriter()
 	return nil
+}
+
+// unqueue takes frames out of the queue's count, which never go out:
+// the connection is ending. The caller holds c.mu and releases them.
+func (c *Conn) unqueue(q []outItem) {
+	n := 0
+	for i := range q {
+		n += len(q[i].b)
+	}
+	c.qBytes -= n
+	c.hold(-int64(n))
 }
 
 var iovPool = sync.Pool{New: func() any { return new([][]byte) }}
@@ -359,6 +372,7 @@ func (c *Conn) drain() error {
 			var dropped []outItem
 			if c.aborted {
 				dropped, c.q = c.q, nil
+				c.unqueue(dropped)
 			}
 			c.writing = false
 			c.notifyFlushed()
@@ -420,6 +434,7 @@ func (c *Conn) writeBatch(batch []outItem, iovp *[][]byte) error {
 		err := c.t.WriteBuffers(iov)
 		c.mu.Lock()
 		c.qBytes -= size
+		c.hold(-int64(size))
 		c.mu.Unlock()
 		if err != nil {
 			// What is left of the batch is no longer queued either.
@@ -429,6 +444,7 @@ func (c *Conn) writeBatch(batch []outItem, iovp *[][]byte) error {
 			}
 			c.mu.Lock()
 			c.qBytes -= left
+			c.hold(-int64(left))
 			c.mu.Unlock()
 			return err
 		}

@@ -484,3 +484,59 @@ func TestQueueCountsUnwrittenBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestBudgetAccounting: a connection counts in its budget the part of a
+// message still arriving and the frames queued for its peer, and nothing
+// once they are delivered, written or dropped; passing the limit
+// signals Over; Shed drops the queue, sends the close frame and cuts the
+// connection, which frees the rest.
+func TestBudgetAccounting(t *testing.T) {
+	b := NewBudget(100 << 10)
+	h := newHandler()
+	tr := &nbRecorder{recorder: recorder{block: make(chan struct{}), in: make(chan []byte, 16)}}
+	c := newConn(h, Options{Budget: b, MaxQueue: 1 << 20, CloseTimeout: time.Minute})
+	go c.Serve(tr)
+	// 60 KiB of a text message, not finished: its 64 KiB buffer counts.
+	tr.in <- ws.Frame{Op: ws.OpText, Masked: true, Payload: make([]byte, 60<<10)}.Bytes()
+	if !waitUntil(func() bool { return c.Held() == 64<<10 }) {
+		t.Fatalf("held %d after 60 KiB of a message", c.Held())
+	}
+	select {
+	case <-b.Over():
+		t.Fatal("over the budget at 64 KiB of 100")
+	default:
+	}
+	// 40 KiB queued for a peer that reads nothing: over.
+	if err := c.Send(BinaryMessage, make([]byte, 40<<10)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.Over():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no Over at %d of %d", b.Used(), b.Limit())
+	}
+	if b.Used() != c.Held() {
+		t.Fatalf("budget %d, connection %d", b.Used(), c.Held())
+	}
+	c.Shed(CauseApplication, StatusTryAgainLater, "shed")
+	// The peer reads nothing, so the close cannot complete: the shed cuts
+	// the connection after its grace, and the reading ends.
+	if !waitUntil(tr.isClosed) {
+		t.Fatal("the shed connection was not cut")
+	}
+	close(tr.in)
+	h.waitClosed(t, 10*time.Second)
+	if c.Held() != 0 || b.Used() != 0 {
+		t.Fatalf("after the shed: connection holds %d, budget %d", c.Held(), b.Used())
+	}
+}
+
+func waitUntil(cond func() bool) bool {
+	for range 500 {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cond()
+}

@@ -142,6 +142,11 @@ func (b *Backend) Stop(context.Context) error {
 
 func (b *Backend) hub() *gateway.Hub { return b.rt.Hub() }
 
+// KeepsRequestHeaders implements gateway.KeepsRequestHeaders: a client
+// held while its producer restarts is re-announced with the headers its
+// first OPEN carried.
+func (b *Backend) KeepsRequestHeaders() {}
+
 func (b *Backend) maxFrame() int {
 	if b.cfg.MaxFrame > 0 {
 		return b.cfg.MaxFrame

@@ -112,6 +112,9 @@ func check(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(stderr, w)
+	}
 	fmt.Fprintf(stdout, "%s: OK (%d listeners, %d routes)\n", args[0], len(cfg.Listeners), len(cfg.Routes))
 	return 0
 }

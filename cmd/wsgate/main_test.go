@@ -88,6 +88,12 @@ func TestCheck(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}
 	}
+	// An admin listener off loopback passes, with a warning that names it.
+	open := writeFile(t, "open.yaml", "admin: {listen: \"0.0.0.0:8090\"}\nroutes:\n  - path: /echo\n    app: echo\n")
+	out, err = exec.Command(binary, "check", open).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), open+":1: admin.listen: warning: 0.0.0.0:8090 is not a loopback address") {
+		t.Errorf("a non-loopback admin listener: %s %v", out, err)
+	}
 	if err := exec.Command(binary, "check").Run(); err == nil {
 		t.Error("check without a file succeeded")
 	}

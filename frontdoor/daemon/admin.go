@@ -40,7 +40,8 @@ var statusPage []byte
 
 type admin struct {
 	s        *Server
-	ln       net.Listener
+	ln       net.Listener // what the admin server accepts from (limitListener)
+	raw      net.Listener // the socket, for a handover
 	srv      *http.Server
 	gw       *gateway.Gateway // the status page's WebSocket
 	unixPath string
@@ -56,7 +57,7 @@ func (s *Server) openAdmin(a config.Admin, inherited *inheritedSockets) (*admin,
 			return nil, err
 		}
 	}
-	ad := &admin{s: s, ln: ln}
+	ad := &admin{s: s, ln: ln, raw: ln}
 	if a.Network == "unix" {
 		ad.unixPath = a.Address
 	}
@@ -92,8 +93,10 @@ func (s *Server) openAdmin(a config.Admin, inherited *inheritedSockets) (*admin,
 		json.NewEncoder(w).Encode(s.status())
 	})
 	mux.HandleFunc("/status/ws", ad.statusWS)
-	ad.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
+	ad.srv = &http.Server{Handler: ad.guardHandler(mux, a), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: a.BodyTimeout, WriteTimeout: time.Minute, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	ad.ln = &limitListener{Listener: ln, s: s, max: int64(a.MaxConnections)}
 	return ad, nil
 }
 

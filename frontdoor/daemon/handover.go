@@ -60,7 +60,7 @@ func (s *Server) Upgrade(exe string, args []string) error {
 	}
 	cfg := s.cfg.Load()
 	if err == nil && s.admin != nil {
-		err = add(s.admin.ln, "admin-"+cfg.Admin.Network, cfg.Admin.Address)
+		err = add(s.admin.raw, "admin-"+cfg.Admin.Network, cfg.Admin.Address)
 	}
 	s.mu.Unlock()
 	if err != nil {

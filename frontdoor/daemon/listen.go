@@ -288,7 +288,8 @@ func (s *Server) applyLimits(sv config.Server) {
 		"max_connections_per_ip", sv.MaxConnectionsPerIP, "handshake_rate_per_ip", sv.HandshakeRatePerIP,
 		"max_pending_handshakes", sv.MaxPendingHandshakes, "max_pending_handshakes_per_ip", sv.MaxPendingHandshakesPerIP,
 		"max_idle_http_per_ip", sv.MaxIdleHTTPPerIP, "max_requests_per_connection", sv.MaxRequestsPerConnection,
-		"max_header_bytes", sv.MaxHeaderBytes, "max_header_count", sv.MaxHeaderCount, "memory_limit", sv.MemoryLimit)
+		"max_header_bytes", sv.MaxHeaderBytes, "max_header_count", sv.MaxHeaderCount, "memory_limit", sv.MemoryLimit,
+		"memory_budget", memoryBudget(sv))
 }
 
 // descriptorLimit is RLIMIT_NOFILE's soft limit (which the Go runtime

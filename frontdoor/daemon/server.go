@@ -29,6 +29,7 @@ import (
 	imetrics "github.com/wsgate/wsgate/internal/metrics"
 	"github.com/wsgate/wsgate/internal/ratelog"
 	"github.com/wsgate/wsgate/internal/recovered"
+	"github.com/wsgate/wsgate/websocket"
 )
 
 // Server is a daemon: built by New, opened by Listen, run by Serve,
@@ -133,11 +134,17 @@ func (s *Server) applyGateway(cfg *config.Config) {
 		MaxConnectionsPerIP: sv.MaxConnectionsPerIP,
 		HandshakeRatePerIP:  sv.HandshakeRatePerIP,
 		HandshakeBurstPerIP: sv.HandshakeBurstPerIP,
+		IPv6Prefix:          sv.IPv6Prefix,
 		Overloaded:          s.overloaded.Load,
 	})
 	s.memLimit.Store(sv.MemoryLimit)
 	if sv.MemoryLimit > 0 {
 		debug.SetMemoryLimit(sv.MemoryLimit)
+	}
+	if b := s.gw.Budget(); b != nil {
+		b.SetLimit(memoryBudget(sv))
+	} else {
+		s.gw.SetBudget(websocket.NewBudget(memoryBudget(sv)))
 	}
 }
 
@@ -273,6 +280,9 @@ func (s *Server) Serve() error {
 		return err
 	}
 	s.applyLimits(s.cfg.Load().Server)
+	for _, w := range s.cfg.Load().Warnings() {
+		s.log.Warn(w.Error())
+	}
 	s.mu.Lock()
 	for _, l := range s.lns {
 		s.serveListener(l)
@@ -468,6 +478,9 @@ func (s *Server) Front() imetrics.Front {
 	}
 	if cl, ok := s.gw.ClusterStats(); ok {
 		out.Cluster = &cl
+	}
+	if b := s.gw.Budget(); b != nil {
+		out.Buffered, out.Budget = b.Used(), b.Limit()
 	}
 	return out
 }

@@ -283,3 +283,63 @@ routes: [{path: /echo, app: echo}]
 		t.Error("the refusal is not counted")
 	}
 }
+
+// TestMemoryBudget: clients that each hold most of a message and never
+// finish it cannot take more than server.memory_budget together: past
+// it, the ones holding the most are closed with 1013, counted and logged,
+// and a client from another address keeps being served. Before, 3,000
+// connections each holding 1 MiB reached 3.1 GB whatever the limits.
+func TestMemoryBudget(t *testing.T) {
+	s := start(t, `
+listen: [{address: 127.0.0.1:0}]
+server: {memory_budget: 8MiB}
+routes: [{path: /echo, app: echo, max_message_size: 2MiB}]
+`)
+	var cs []*ws.Conn
+	for i := range 20 {
+		nc, err := from("127.0.0.2", s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &ws.Conn{Conn: nc, R: bufio.NewReader(nc)}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		if resp, err := c.Handshake(ws.Request("/echo", "Host: x")); err != nil || resp.StatusCode != 101 {
+			t.Fatalf("client %d: %v %v", i, resp, err)
+		}
+		// Most of a 2 MiB message (a 1 MiB first fragment), never finished.
+		c.Write(ws.Frame{Op: ws.OpBinary, Masked: true, Payload: make([]byte, 1<<20)}.Bytes())
+		cs = append(cs, c)
+	}
+	budget := func() (used, limit float64) {
+		m := s.Metrics(t)
+		return testserver.Sample(m, "wsgate_buffered_bytes"), testserver.Sample(m, "wsgate_memory_budget_bytes")
+	}
+	if !waitFor(20*time.Second, func() bool { u, l := budget(); return l == 8<<20 && u <= l }) {
+		u, l := budget()
+		t.Fatalf("buffered %v of a budget of %v", u, l)
+	}
+	shed := 0
+	for _, c := range cs {
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if f, err := c.ReadFrame(); err == nil && f.Op == ws.OpClose && f.Code() == 1013 {
+			shed++
+		}
+	}
+	// 20 MiB were sent into an 8 MiB budget: at least 12 had to go, and
+	// the budget keeps the rest.
+	if shed < 12 {
+		t.Errorf("%d of 20 clients holding 1 MiB each were closed with 1013 in an 8 MiB budget", shed)
+	}
+	if ok, _ := legit(t, "127.0.0.3", s.Addr, 50); ok < 50 {
+		t.Errorf("a client from another address got in %d times in 50", ok)
+	}
+	if !waitFor(10*time.Second, func() bool {
+		return testserver.Sample(s.Metrics(t), `wsgate_server_closes_total{cause="memory_budget",code="1013",route="/echo"}`) >= float64(shed)
+	}) {
+		t.Errorf("the closes are not counted with their cause:\n%s", testserver.Grep(s.Metrics(t), "server_closes"))
+	}
+	if s.Logs.Count("over the memory budget") == 0 {
+		t.Error("the shedding is not logged")
+	}
+}

@@ -52,6 +52,10 @@ type Front struct {
 	LastReload float64
 	// Cluster is the bus's counters; nil without a bus.
 	Cluster *gateway.ClusterStats
+	// Buffered is what every WebSocket buffers together now (parts of
+	// messages arriving, frames queued for peers), and Budget the limit
+	// past which the ones holding the most are closed (0: none).
+	Buffered, Budget int64
 }
 
 // NewRegistry returns a registry with wsgate's metrics from src, the Go
@@ -100,6 +104,8 @@ var (
 	evReqs     = desc("events_requests_total", "Requests to a WebSocket-over-HTTP application, by result (ok: answered 200; error: no answer, or another status).", "route", "result")
 	frontRef   = desc("connections_refused_total", "Connections refused before a route was chosen, by cause.", "cause")
 	acceptErr  = desc("accept_errors_total", "Failed accepts on the public listeners, by error.", "error")
+	buffered   = desc("buffered_bytes", "Bytes every WebSocket buffers together now: parts of messages still arriving, and frames queued for peers.")
+	budget     = desc("memory_budget_bytes", "server.memory_budget: past it, the connections holding the most are closed with 1013 (memory_budget); 0 when off.")
 	parked     = desc("parked_connections", "Idle connections parked on the shared epoll instance (no goroutine).")
 	reloads    = desc("config_reloads_total", "Configuration reloads, by result.", "result")
 	lastOK     = desc("config_last_reload_success_timestamp_seconds", "When the configuration was last loaded successfully.")
@@ -118,7 +124,7 @@ type collector struct{ src Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{buildInfo, open, accepted, handedOff, ended, refused, messages, bytes, deflated, dropped, slow,
-		closes, srvCloses, links, reconn, connFail, timeouts, queue, heldNow, heldBytes, holds, heldDrop, oversize, drains, evReqs, frontRef, acceptErr, parked, tlsRecords, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup} {
+		closes, srvCloses, links, reconn, connFail, timeouts, queue, heldNow, heldBytes, holds, heldDrop, oversize, drains, evReqs, frontRef, acceptErr, buffered, budget, parked, tlsRecords, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup} {
 		ch <- d
 	}
 }
@@ -209,6 +215,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		return // not a daemon: no front door of its own
 	}
 	gauge(parked, float64(f.Parked))
+	gauge(buffered, float64(f.Buffered))
+	gauge(budget, float64(f.Budget))
 	for _, result := range []string{"taken", "tls12", "earlier_requests", "other"} {
 		counter(tlsRecords, f.TLSRecords[result], result)
 	}

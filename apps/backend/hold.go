@@ -193,7 +193,15 @@ type batch struct {
 	mu       sync.Mutex
 	left     int       // OPENs not answered yet
 	accepted []*client // answered with ACCEPT, waiting for the batch
+	sent     []sentOpen
 	flushed  bool
+}
+
+// sentOpen is a resumed OPEN of a batch: the client, and the link it went
+// out on.
+type sentOpen struct {
+	cl *client
+	l  *link
 }
 
 // done counts an answer (cl is nil for a refusal or a lost OPEN).
@@ -219,7 +227,11 @@ func (bt *batch) flushedAlready() bool {
 	return bt.flushed
 }
 
-// flush lets the accepted clients' messages through.
+// flush lets the accepted clients' messages through. Run by the batch's
+// timer (open_timeout), it also takes back the resumed OPENs still not
+// answered: a producer that never answers one (it crashed mid-handover,
+// or lost it) must not keep that client held until its hold runs out
+// while links are up; it is re-announced, on whichever link is up next.
 func (bt *batch) flush() {
 	bt.mu.Lock()
 	if bt.flushed {
@@ -229,12 +241,33 @@ func (bt *batch) flush() {
 	bt.flushed = true
 	list := bt.accepted
 	bt.accepted = nil
+	sent := bt.sent
+	bt.sent = nil
 	bt.mu.Unlock()
 	if bt.timer != nil {
 		bt.timer.Stop()
 	}
 	for _, cl := range list {
 		bt.b.attach(cl)
+	}
+	retry := false
+	for _, s := range sent {
+		s.cl.mu.Lock()
+		h := s.cl.held
+		stuck := h != nil && !s.cl.gone && h.on == s.l && !h.accepted
+		if stuck {
+			h.on = nil
+		}
+		s.cl.mu.Unlock()
+		if stuck {
+			retry = true
+			s.l.forget(s.cl.c.ID())
+			s.l.enqueue(s.l.closedFrame(s.cl.c.ID(), websocket.StatusAbnormalClosure, "resumed OPEN not answered in time"), false)
+		}
+	}
+	if retry {
+		bt.b.log.Warn("producer did not answer resumed OPENs in time: announcing those clients again", "route", bt.b.route)
+		recovered.Go("producer resume", bt.b.resumeHeld)
 	}
 }
 
@@ -261,6 +294,7 @@ func (l *link) resume(cl *client, bt *batch) {
 	cl.mu.Unlock()
 	bt.mu.Lock()
 	bt.left++
+	bt.sent = append(bt.sent, sentOpen{cl, l})
 	bt.mu.Unlock()
 	l.cmu.Lock()
 	l.pending[id] = &pendingOpen{cl: cl, resume: bt}

@@ -100,7 +100,14 @@ func (b *Backend) dialLink(ctx context.Context, mode uint8, first []byte) (*link
 		clients: map[uint64]*client{}, pending: map[uint64]*pendingOpen{},
 		helloed: make(chan struct{}), done: make(chan struct{}), drainCh: make(chan struct{}), born: time.Now(),
 	}
-	l.sender = wire.NewSender(nc, b.cfg.QueueBytes, bufpool.Put, l.fail)
+	// A write error fails the link from a goroutine of its own: the write
+	// that finds the producer gone may be a client's message, sent with
+	// that client's lock held (OnMessage), and failing the link holds every
+	// client, that one included: done there, it waited for its own lock
+	// and the link never came back.
+	l.sender = wire.NewSender(nc, b.cfg.QueueBytes, bufpool.Put, func(err error) {
+		recovered.Go("producer link failure", func() { l.fail(err) })
+	})
 	buf := bufpool.Get(64 + len(first))
 	*buf = append(wire.AppendHello(*buf, mode, b.route, b.software, uint32(b.maxFrame())), first...)
 	l.enqueue(buf, false)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,5 +211,69 @@ routes:
 	m := gw.Metrics(t)
 	if n := testserver.Sample(m, `wsgate_producer_oversize_frames_total{outcome="client_closed",route="/blocking"}`); n != 0 {
 		t.Errorf("the gateway saw %v oversize frames: the SDK wrote them", n)
+	}
+}
+
+// TestResumedOpenUnanswered: a client that sends as its producer's
+// connection breaks is held, and a producer that never answers its
+// resumed OPEN (it crashed in the middle of a handover, or lost it) does
+// not keep it held until its hold runs out while links are up: after
+// open_timeout the client is announced again, and resumed when a producer
+// answers. Before, the send that found the connection broken failed the
+// link under the client's own lock, which failing the link takes too: the
+// client's reader and the link's failure waited for each other, and the
+// pool never reconnected. And an unanswered resumed OPEN left its client
+// held for the whole hold, then closed with 1012.
+func TestResumedOpenUnanswered(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "p.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var resumedSeen atomic.Int32
+	links := make(chan net.Conn, 8)
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			links <- nc
+			go func() {
+				defer nc.Close()
+				r := wire.NewReader(nc, 64<<10, 64<<20)
+				for {
+					f, err := r.Next()
+					if err != nil {
+						return
+					}
+					switch {
+					case f.Type == wire.TypeHello:
+						nc.Write(wire.AppendHelloReply(nil, wire.Version))
+					case f.Type == wire.TypeOpen && f.Resumed && resumedSeen.Add(1) == 1:
+						// The first resumed OPEN is lost.
+					case f.Type == wire.TypeOpen:
+						nc.Write(wire.AppendAccept(nil, f.Conn, "", nil))
+					case f.Type == wire.TypeMessage:
+						nc.Write(wire.AppendMessage(nil, wire.TypeSend, f.Conn, f.Kind, f.Payload))
+					}
+				}
+			}()
+		}
+	}()
+	gw := testserver.Start(t, fmt.Sprintf("listen: [{address: 127.0.0.1:0}]\nroutes:\n  - {path: /p, backend: {socket: %s, mode: mux, connections: 1, hold: 20s, open_timeout: 500ms}}\n", sock))
+	c := dial(t, gw.URL("/p"))
+	c.WriteMessage(websocket.TextMessage, []byte("before"))
+	testserver.Expect(t, c, websocket.TextMessage, "before")
+	(<-links).Close() // the producer's connection drops: the client is held
+	c.WriteMessage(websocket.TextMessage, []byte("while held"))
+	c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	testserver.Expect(t, c, websocket.TextMessage, "while held")
+	if n := resumedSeen.Load(); n < 2 {
+		t.Fatalf("%d resumed OPENs: the unanswered one was not sent again", n)
+	}
+	if l := gw.Link("/p"); l.Held != 0 || l.HoldExpired != 0 || l.Resumed != 1 {
+		t.Fatalf("counters: %+v", l)
 	}
 }

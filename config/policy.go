@@ -80,6 +80,13 @@ var policyKeys = map[string]func(d *Decoder, pol *gateway.Policy){
 	"deflate":            func(d *Decoder, pol *gateway.Policy) { pol.Deflate = deflate(d) },
 	"message_timeout":    func(d *Decoder, pol *gateway.Policy) { d.Duration(&pol.MessageTimeout) },
 	"max_connections":    func(d *Decoder, pol *gateway.Policy) { d.Int(0, 1<<30, &pol.MaxConnections) },
+	"max_inflate_rate": func(d *Decoder, pol *gateway.Policy) {
+		if s, ok := d.Scalar(); ok && (s == "0" || s == "off") {
+			pol.InflateRate = -1
+			return
+		}
+		d.Size(&pol.InflateRate)
+	},
 	"slow_consumer": func(d *Decoder, pol *gateway.Policy) {
 		var s string
 		d.OneOf(&s, "close", "drop")

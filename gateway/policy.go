@@ -89,7 +89,17 @@ type Policy struct {
 	// MaxConnections bounds the route's open WebSockets; past it upgrades
 	// get 503 with Retry-After. Zero: no bound but the gateway's.
 	MaxConnections int
+	// InflateRate bounds the bytes per second one compressed connection
+	// may have inflated (websocket.Options.InflateRate): 0 is
+	// DefaultInflateRate, negative is no bound.
+	InflateRate int64
 }
+
+// DefaultInflateRate is 16 MiB of inflated data per second per
+// connection: far above what a client sending compressed JSON or text
+// reaches, and a few percent of a core, where four clients sending frames
+// that inflate a thousandfold kept a core busy.
+const DefaultInflateRate = 16 << 20
 
 // Validate reports the first inconsistency in p.
 func (p *Policy) Validate() error {
@@ -166,5 +176,16 @@ func (p *Policy) engineOptions() websocket.Options {
 		IdleTimeout:              p.IdleTimeout,
 		KeepaliveInterval:        p.KeepaliveInterval,
 		MessageTimeout:           p.MessageTimeout,
+		InflateRate:              p.inflateRate(),
 	}
+}
+
+func (p *Policy) inflateRate() int64 {
+	switch {
+	case p.InflateRate < 0:
+		return 0
+	case p.InflateRate == 0:
+		return DefaultInflateRate
+	}
+	return p.InflateRate
 }

@@ -34,6 +34,9 @@ const (
 
 // causeOf names the cause of a protocol failure by the code it sends.
 func (e *protoError) cause() string {
+	if e.inflate {
+		return CauseInflateBudget
+	}
 	switch e.Code {
 	case StatusInvalidPayload:
 		return CauseInvalidData

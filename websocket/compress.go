@@ -55,6 +55,12 @@ type deflateState struct {
 	// Receive side, owned by the reader.
 	dict *[]byte // sliding window of the client's stream, when it keeps context
 	in   inflateInput
+	// The inflation budget (inflatebudget.go): bytes left, when it was
+	// brought up to date, and how long the connection has been slowed
+	// since it was last full.
+	inflTokens float64
+	inflAt     time.Duration
+	inflSlowed time.Duration
 
 	// Send side with context takeover, under zmu. zmu is held across
 	// compressing and queueing a message, so messages reach the wire in the

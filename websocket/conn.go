@@ -35,6 +35,8 @@ type pongHandler interface {
 type protoError struct {
 	Code   StatusCode
 	Reason string
+	// inflate: the inflation budget's, not the peer breaking RFC 6455.
+	inflate bool
 }
 
 func (e *protoError) Error() string {

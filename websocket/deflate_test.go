@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/flate"
 
@@ -499,3 +500,73 @@ func FuzzParseExtensions(f *testing.F) {
 		}
 	})
 }
+
+// TestInflateBudget: a client whose compressed messages inflate faster
+// than InflateRate is slowed (its reader waits for the budget), and closed
+// with 1008 (cause inflate_budget) once slowed for too long; a Waker
+// transport's connection, which must not wait, is closed as soon as it is
+// a burst over. A client within the rate is never slowed.
+func TestInflateBudget(t *testing.T) {
+	defer func(d time.Duration) { inflateSlowLimit = d }(inflateSlowLimit)
+	inflateSlowLimit = 600 * time.Millisecond
+	// 256 KiB of zeros: a few hundred bytes on the wire.
+	bomb := compressedFrames(ws.OpBinary, newClient(false, 15).compress(make([]byte, 256<<10)), 0)
+	params := deflateParams{ClientNoContextTakeover: true, ServerNoContextTakeover: true, ClientWindowBits: 15, ServerWindowBits: 15}
+	t.Run("slowed, then closed", func(t *testing.T) {
+		c, h, tr := deflateConn(params, Options{MaxMessageSize: 256 << 10, InflateRate: 1 << 20})
+		var err error
+		sent := 0
+		for ; sent < 100 && err == nil; sent++ {
+			err = c.feed(append([]byte(nil), bomb...))
+		}
+		// The burst (1 MiB: 4 messages) goes at once; then each costs
+		// about a quarter second of waiting, and 600 ms of it is the limit
+		// (more if the machine is slow to wake the reader: the budget
+		// refills meanwhile).
+		if n := len(h.messages()); n < 4 || sent == 100 {
+			t.Errorf("%d messages delivered, of %d sent, before the close", n, sent)
+		}
+		if fs := tr.frames(t); len(fs) != 1 || fs[0].Code() != 1008 {
+			t.Fatalf("frames %v, want a 1008", fs)
+		}
+		if st := c.Stats(); st.CloseCause != CauseInflateBudget {
+			t.Errorf("cause %q", st.CloseCause)
+		}
+	})
+	t.Run("Waker: closed a burst over", func(t *testing.T) {
+		h := newHandler()
+		opts := Options{MaxMessageSize: 256 << 10, InflateRate: 1 << 20}
+		p := params
+		opts.deflate = &p
+		c := newConn(h, opts)
+		tr := &wakerRecorder{}
+		c.start(tr)
+		var err error
+		for i := 0; i < 100 && err == nil; i++ {
+			err = c.feed(append([]byte(nil), bomb...))
+		}
+		if n := len(h.messages()); n < 8 || n > 9 {
+			t.Errorf("%d messages delivered before the close; the burst is 4, the debt another 4", n)
+		}
+		if st := c.Stats(); st.CloseCause != CauseInflateBudget || st.CloseSent.Code != 1008 {
+			t.Errorf("closed %v for %q", st.CloseSent, st.CloseCause)
+		}
+	})
+	t.Run("within the rate", func(t *testing.T) {
+		c, h, _ := deflateConn(params, Options{MaxMessageSize: 256 << 10, InflateRate: 64 << 20})
+		for range 20 {
+			if err := c.feed(append([]byte(nil), bomb...)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(h.messages()) != 20 || c.z.inflSlowed != 0 {
+			t.Fatalf("%d delivered, slowed %v", len(h.messages()), c.z.inflSlowed)
+		}
+	})
+}
+
+// wakerRecorder is a transport whose I/O stays on its owner (an httpd
+// worker): the engine must never make it wait.
+type wakerRecorder struct{ recorder }
+
+func (*wakerRecorder) Wake() {}

@@ -63,6 +63,9 @@ type Options struct {
 	// the middle of a message, holding the part received so far, is closed
 	// with 1008. Zero disables it.
 	MessageTimeout time.Duration
+	// InflateRate bounds the bytes per second a compressed connection may
+	// have inflated (see inflatebudget.go); 0 is no bound.
+	InflateRate int64
 	// Budget, when set, counts what the connection buffers with every
 	// other connection made with it (see Budget).
 	Budget *Budget

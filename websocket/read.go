@@ -380,6 +380,9 @@ func (c *Conn) endCompressed() error {
 		return c.fail(perr)
 	}
 	defer putBuf(out)
+	if perr := c.chargeInflate(len(*out)); perr != nil {
+		return c.fail(perr)
+	}
 	if typ == opText && !utf8.Valid(*out) {
 		return c.fail(&protoError{Code: StatusInvalidPayload, Reason: "invalid UTF-8 in text message"})
 	}

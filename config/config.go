@@ -63,7 +63,19 @@ type Listener struct {
 type TLS struct {
 	Cert string
 	Key  string
+	// RecordLayer says who protects records after a WebSocket's 101:
+	// crypto/tls, always (RecordLayerGo, the default), or wsgate's own
+	// TLS 1.3 record layer, which takes a connection over from crypto/tls
+	// after the upgrade so that an idle wss connection costs about a third
+	// as much (RecordLayerWsgate; see frontdoor/tlsrec).
+	RecordLayer string
 }
+
+// Values of TLS.RecordLayer.
+const (
+	RecordLayerGo     = "go"
+	RecordLayerWsgate = "wsgate"
+)
 
 // Log configures log/slog.
 type Log struct {
@@ -132,6 +144,15 @@ type Server struct {
 	// the machine's memory (or of the cgroup's limit) without one.
 	MemoryBudget     int64
 	AutoMemoryBudget bool
+	// ReturnMemory gives freed memory back to the kernel after a burst:
+	// once a thousand connections have parked or closed, or what
+	// WebSockets buffer has fallen by 64 MiB from its peak, and the burst
+	// is over, the runtime collects and returns free pages at once
+	// (runtime.GC, debug.FreeOSMemory), at most every 5 s. Without it the
+	// pages go back as the runtime's scavenger gets to them, minutes
+	// later on a quiet server. On by default; off spares a latency-bound
+	// server the forced collection.
+	ReturnMemory bool
 	// Upgrade is what the old process does with its connections when a
 	// new binary takes over its listeners (SIGUSR2): "close" them with
 	// 1001 after DrainTimeout, or "keep" them until they end.

@@ -49,6 +49,7 @@ func Parse(name string, data []byte) (*Config, error) {
 			MaxRequestsPerConnection:  DefaultMaxRequestsPerConnection,
 			IPv6Prefix:                gateway.DefaultIPv6Prefix,
 			AutoMemoryBudget:          true,
+			ReturnMemory:              true,
 			HTTPIdleTimeout:           DefaultHTTPIdleTimeout,
 			UpgradeDrain:              "close",
 			UpgradeDrainTimeout:       DefaultUpgradeDrainTimeout,
@@ -134,10 +135,11 @@ func listeners(d *Decoder) []Listener {
 			continue
 		}
 		if tlsBlock != nil {
-			t := &TLS{}
+			t := &TLS{RecordLayer: RecordLayerGo}
 			tlsBlock.Fields(map[string]func(*Decoder){
-				"cert": func(v *Decoder) { v.String(&t.Cert) },
-				"key":  func(v *Decoder) { v.String(&t.Key) },
+				"cert":         func(v *Decoder) { v.String(&t.Cert) },
+				"key":          func(v *Decoder) { v.String(&t.Key) },
+				"record_layer": func(v *Decoder) { v.OneOf(&t.RecordLayer, RecordLayerGo, RecordLayerWsgate) },
 			})
 			if t.Cert == "" || t.Key == "" {
 				tlsBlock.Errorf("needs both cert and key")
@@ -229,6 +231,7 @@ func serverSection(d *Decoder, dst *Server) {
 			}
 			v.Size(&dst.MemoryBudget)
 		},
+		"return_memory": func(v *Decoder) { v.Bool(&dst.ReturnMemory) },
 		"upgrade": func(v *Decoder) {
 			v.Fields(map[string]func(*Decoder){
 				"drain":         func(v *Decoder) { v.OneOf(&dst.UpgradeDrain, "close", "keep") },

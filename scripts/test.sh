@@ -65,6 +65,11 @@ staticcheck="go run honnef.co/go/tools/cmd/staticcheck@v0.8.2"
 $staticcheck ./...
 (cd bench && $staticcheck ./...)
 go test -race -count=1 -timeout 15m ./...
+# wsgate's TLS record layer against crypto/tls: the fuzzer for a fixed
+# budget, then the takeover's tests on the newest Go release the module
+# proxy serves (a change in crypto/tls shows up there first).
+go test -run '^$' -fuzz FuzzDifferential -fuzztime 20s ./frontdoor/tlsrec
+./scripts/test-tls-go.sh
 # The Python producer SDK's own tests (it is also tested through the
 # gateway by the Go tests above).
 (cd sdk/python && /usr/bin/python3 -m unittest discover -s tests -t . -q)

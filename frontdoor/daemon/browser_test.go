@@ -188,7 +188,7 @@ const untilJS = `const $ = (id) => document.getElementById(id);
 // When a socket closes, the page shows the close code and reconnects.
 // TestDemoPageInChromium drives the demo page over http and https; over
 // https, Chromium's TLS (BoringSSL) talks to the record layer wsgate takes
-// over after each upgrade.
+// over after each upgrade (record_layer: wsgate).
 func TestDemoPageInChromium(t *testing.T) {
 	for _, scheme := range []string{"http", "https"} {
 		t.Run(scheme, func(t *testing.T) { testDemoPage(t, scheme) })
@@ -199,7 +199,7 @@ func testDemoPage(t *testing.T, scheme string) {
 	conf, dialer := baseConfig, websocket.DefaultDialer
 	if scheme == "https" {
 		certFile, keyFile, pool := selfSigned(t)
-		conf = strings.Replace(conf, "  - address: 127.0.0.1:0\n", fmt.Sprintf("  - address: 127.0.0.1:0\n    tls: {cert: %s, key: %s}\n", certFile, keyFile), 1)
+		conf = strings.Replace(conf, "  - address: 127.0.0.1:0\n", fmt.Sprintf("  - address: 127.0.0.1:0\n    tls: {cert: %s, key: %s, record_layer: wsgate}\n", certFile, keyFile), 1)
 		dialer = &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	}
 	ts := start(t, conf)

@@ -21,6 +21,7 @@ type listener struct {
 	ln   net.Listener // what net/http serves: guarded, and TLS-wrapped if TLS
 	raw  net.Listener // the socket itself
 	cert *certificate // for TLS listeners
+	tl   *tlsListener // for TLS listeners
 	// inherited: the socket came from systemd or a previous wsgate, so a
 	// UNIX socket's file is not ours to remove at exit.
 	inherited bool
@@ -68,11 +69,42 @@ func (s *Server) open(l config.Listener, inherited *inheritedSockets) (*listener
 			ls.raw.Close()
 			return nil, fmt.Errorf("tls: %w", err)
 		}
-		// tlsrec's listener is crypto/tls's, plus what lets a WebSocket's
-		// record layer be taken over after its upgrade (see netconn.New).
-		ls.ln = tlsrec.NewListener(ls.ln, &tls.Config{GetCertificate: ls.cert.get, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
+		cfg := &tls.Config{GetCertificate: ls.cert.get, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
+		ls.tl = &tlsListener{Listener: ls.ln, plain: cfg, tapped: tlsrec.ServerConfig(cfg)}
+		ls.tl.takeover.Store(l.TLS.RecordLayer == config.RecordLayerWsgate)
+		ls.ln = ls.tl
 	}
 	return ls, nil
+}
+
+// tlsListener is crypto/tls's listener, or, while takeover is set
+// (record_layer: wsgate), tlsrec's: crypto/tls plus what lets a
+// WebSocket's record layer be taken over after its upgrade (see
+// netconn.New). A reload that changes record_layer changes what the next
+// connections get.
+type tlsListener struct {
+	net.Listener
+	plain, tapped *tls.Config
+	takeover      atomic.Bool
+}
+
+func (l *tlsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if l.takeover.Load() {
+		return tlsrec.Server(c, l.tapped), nil
+	}
+	return tls.Server(c, l.plain), nil
+}
+
+// recordLayer names a listener's record layer for the log.
+func recordLayer(l config.Listener) string {
+	if l.TLS == nil {
+		return ""
+	}
+	return l.TLS.RecordLayer
 }
 
 // listenSocket opens a TCP or UNIX listening socket. A UNIX socket file

@@ -19,6 +19,7 @@ import (
 	coder "github.com/coder/websocket"
 	"github.com/gorilla/websocket"
 
+	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/internal/testcert"
 	"github.com/wsgate/wsgate/internal/testserver"
 )
@@ -129,18 +130,24 @@ func missingPeer(t *testing.T, what string) {
 // python is Debian's Python 3 with python3-websockets.
 func python(t *testing.T) string { return testserver.Python(t) }
 
-// TestPythonPeer runs peer.py over ws and over wss; over wss, every
-// connection's record layer is taken over after its upgrade (Python's
-// ssl is OpenSSL), and counted so.
+// TestPythonPeer runs peer.py over ws and over wss, with each record
+// layer: with record_layer wsgate every connection's record layer is
+// taken over after its upgrade (Python's ssl is OpenSSL), and counted so;
+// with the default, go, none is, and each is counted as disabled.
 func TestPythonPeer(t *testing.T) {
 	py := python(t)
-	for _, scheme := range []string{"ws", "wss"} {
-		t.Run(scheme, func(t *testing.T) {
+	for _, mode := range []string{"ws", "wss", "wss-wsgate"} {
+		t.Run(mode, func(t *testing.T) {
+			scheme, layer, _ := strings.Cut(mode, "-")
 			conf := baseConfig
 			env := os.Environ()
 			if scheme == "wss" {
 				certFile, keyFile, _ := selfSigned(t)
-				conf = strings.Replace(conf, "  - address: 127.0.0.1:0\n", fmt.Sprintf("  - address: 127.0.0.1:0\n    tls: {cert: %s, key: %s}\n", certFile, keyFile), 1)
+				rl := ""
+				if layer != "" {
+					rl = ", record_layer: " + layer
+				}
+				conf = strings.Replace(conf, "  - address: 127.0.0.1:0\n", fmt.Sprintf("  - address: 127.0.0.1:0\n    tls: {cert: %s, key: %s%s}\n", certFile, keyFile, rl), 1)
 				env = append(env, "SSL_CERT_FILE="+certFile)
 			}
 			ts := start(t, conf)
@@ -154,10 +161,15 @@ func TestPythonPeer(t *testing.T) {
 				t.Fatalf("peer.py: %v\n%s", err, out)
 			}
 			t.Logf("%s", out)
-			if scheme == "wss" {
-				after := ts.Front().TLSRecords
+			after := ts.Front().TLSRecords
+			switch mode {
+			case "wss-wsgate":
 				if n := after["taken"] - before["taken"]; n < 6 {
 					t.Errorf("%d WebSockets taken over from crypto/tls, want the 6 WebSockets peer.py opens (%v)", n, after)
+				}
+			case "wss":
+				if n := after["disabled"] - before["disabled"]; n < 6 || after["taken"] != before["taken"] {
+					t.Errorf("record_layer go: %d WebSockets counted disabled, %d taken over; want 6 and 0 (%v)", n, after["taken"]-before["taken"], after)
 				}
 			}
 		})
@@ -245,4 +257,65 @@ routes:
 		t.Fatalf("%q %v", p, err)
 	}
 	_ = ts
+}
+
+// TestRecordLayerSwitch: a TLS listener leaves records to crypto/tls
+// unless record_layer says wsgate; the startup log and the metric say
+// which, and a reload that changes it applies to the next connections on
+// the same socket.
+func TestRecordLayerSwitch(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	conf := func(layer string) string {
+		rl := ""
+		if layer != "" {
+			rl = ", record_layer: " + layer
+		}
+		return fmt.Sprintf("listen:\n  - address: 127.0.0.1:0\n    tls: {cert: %s, key: %s%s}\nroutes:\n  - path: /echo\n    app: echo\n", certFile, keyFile, rl)
+	}
+	ts := start(t, conf(""))
+	if ts.Logs.Count("record_layer=go") != 1 {
+		t.Errorf("the startup log does not name the record layer:\n%s", ts.Logs)
+	}
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	echo := func() {
+		t.Helper()
+		c, _, err := d.Dial("wss://"+ts.Addr+"/echo", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.WriteMessage(websocket.TextMessage, []byte("hi"))
+		if _, p, err := c.ReadMessage(); err != nil || string(p) != "hi" {
+			t.Fatalf("echo: %q %v", p, err)
+		}
+	}
+	before := ts.Front().TLSRecords
+	echo()
+	after := ts.Front().TLSRecords
+	if after["disabled"]-before["disabled"] != 1 || after["taken"] != before["taken"] {
+		t.Fatalf("record_layer go (the default): %v then %v", before, after)
+	}
+	if m := ts.Metrics(t); !strings.Contains(m, `wsgate_tls_record_layer_total{result="disabled"}`) {
+		t.Errorf("no disabled series in the metrics")
+	}
+	cfg, err := config.Parse("switch.yaml", []byte(conf("wsgate")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Admin.Address = "127.0.0.1:0"
+	if err := ts.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if ts.Logs.Count("TLS record layer changed by reload") != 1 {
+		t.Errorf("the reload does not say the record layer changed")
+	}
+	before = ts.Front().TLSRecords
+	echo()
+	after = ts.Front().TLSRecords
+	if after["taken"]-before["taken"] != 1 {
+		t.Fatalf("record_layer wsgate after the reload: %v then %v", before, after)
+	}
+	if _, err := config.Parse("bad.yaml", []byte(conf("openssl"))); err == nil || !strings.Contains(err.Error(), "bad.yaml:3") || !strings.Contains(err.Error(), "record_layer") {
+		t.Errorf("record_layer openssl: %v", err)
+	}
 }

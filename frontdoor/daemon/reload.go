@@ -121,6 +121,10 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) (err error) {
 	}
 	for i, l := range next {
 		if keep[l] {
+			if l.tl != nil && recordLayer(l.cfg) != recordLayer(cfg.Listeners[i]) {
+				l.tl.takeover.Store(recordLayer(cfg.Listeners[i]) == config.RecordLayerWsgate)
+				s.log.Info("TLS record layer changed by reload; connections from now on get it", "address", l.raw.Addr().String(), "record_layer", recordLayer(cfg.Listeners[i]))
+			}
 			l.cfg = cfg.Listeners[i] // the same socket; new certificate paths, mode, line
 		}
 	}

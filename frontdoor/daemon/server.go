@@ -109,8 +109,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		// (headSize), counted and logged; net/http refuses only what is
 		// far over it, without reading more.
 		MaxHeaderBytes: sv.MaxHeaderBytes + 16<<10,
-		ConnState:         s.connState,
-		ConnContext:       s.connContext,
+		ConnState:      s.connState,
+		ConnContext:    s.connContext,
 		// net/http logs accept errors, TLS handshake failures and the
 		// like here; accept errors are counted and logged at warn by the
 		// guard, the rest are a client's business.
@@ -138,13 +138,16 @@ func (s *Server) applyGateway(cfg *config.Config) {
 		Overloaded:          s.overloaded.Load,
 	})
 	s.memLimit.Store(sv.MemoryLimit)
+	netconn.SetReturnMemory(sv.ReturnMemory)
 	if sv.MemoryLimit > 0 {
 		debug.SetMemoryLimit(sv.MemoryLimit)
 	}
 	if b := s.gw.Budget(); b != nil {
 		b.SetLimit(memoryBudget(sv))
 	} else {
-		s.gw.SetBudget(websocket.NewBudget(memoryBudget(sv)))
+		b := websocket.NewBudget(memoryBudget(sv))
+		s.gw.SetBudget(b)
+		netconn.WatchBudget(b)
 	}
 }
 
@@ -297,7 +300,11 @@ func (s *Server) Serve() error {
 }
 
 func (s *Server) serveListener(l *listener) {
-	s.log.Info("listening", "address", l.raw.Addr().String(), "network", l.raw.Addr().Network(), "tls", l.cfg.TLS != nil, "inherited", l.inherited)
+	if l.cfg.TLS != nil {
+		s.log.Info("listening", "address", l.raw.Addr().String(), "network", l.raw.Addr().Network(), "tls", true, "record_layer", l.cfg.TLS.RecordLayer, "inherited", l.inherited)
+	} else {
+		s.log.Info("listening", "address", l.raw.Addr().String(), "network", l.raw.Addr().Network(), "tls", false, "inherited", l.inherited)
+	}
 	s.wg.Add(1)
 	recovered.Go("listener "+l.raw.Addr().String(), func() {
 		defer s.wg.Done()
@@ -335,10 +342,15 @@ func (s *Server) joinCluster() error {
 	return nil
 }
 
-// watchMemory keeps s.overloaded current: true while the Go heap is over
-// nine tenths of server.memory_limit, when new WebSockets are refused.
+// watchMemory keeps s.overloaded current: true while the memory in use
+// is over nine tenths of server.memory_limit, when new WebSockets are
+// refused. In use is the live heap (as of the last collection) and the
+// goroutine stacks, not what the runtime keeps mapped: near its soft
+// limit the runtime holds on to freed pages up to about 95% of it, and a
+// server whose memory budget just shed a flood would otherwise refuse
+// everyone for what is only waiting to be returned.
 func (s *Server) watchMemory() {
-	sample := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -353,7 +365,7 @@ func (s *Server) watchMemory() {
 			continue
 		}
 		metrics.Read(sample)
-		used := int64(sample[0].Value.Uint64() - sample[1].Value.Uint64())
+		used := int64(sample[0].Value.Uint64() + sample[1].Value.Uint64())
 		over := used > limit/10*9
 		if over != s.overloaded.Swap(over) {
 			if over {
@@ -462,8 +474,8 @@ func (s *Server) Front() imetrics.Front {
 	defer f.mu.Unlock()
 	out := imetrics.Front{Refused: map[string]uint64{}, AcceptErrors: map[string]uint64{}, Reloads: map[string]uint64{},
 		Parked: int64(netconn.Parked())}
-	taken, tls12, earlier, other := netconn.Takeovers()
-	out.TLSRecords = map[string]uint64{"taken": taken, "tls12": tls12, "earlier_requests": earlier, "other": other}
+	t := netconn.Takeovers()
+	out.TLSRecords = map[string]uint64{"taken": t.Taken, "tls12": t.TLS12, "earlier_requests": t.Earlier, "other": t.Other, "disabled": t.Disabled}
 	for k, v := range f.refused {
 		out.Refused[k] = v
 	}

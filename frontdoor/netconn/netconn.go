@@ -170,7 +170,7 @@ func New(nc net.Conn, ws *websocket.Conn, buffered []byte) websocket.Transport {
 	var rec *tlsrec.Layer
 	if tc, ok := nc.(*tls.Conn); ok {
 		l, raw, extra, err := tlsrec.Take(tc)
-		takeovers.count(err)
+		countTakeover(err)
 		if len(extra) > 0 {
 			buffered = append(buffered, extra...)
 		}

@@ -94,6 +94,10 @@ func (d *conn) park() bool {
 	// no partial frame); this is the reading goroutine, before any event
 	// is armed.
 	d.ws.Quiet()
+	if d.sl != nil {
+		// A record begun and not finished keeps what it holds, no more.
+		d.sl.rec.Compact()
+	}
 	if d.detachable {
 		return d.detach(p)
 	}

@@ -4,6 +4,7 @@ package netconn
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -367,6 +368,72 @@ func testParkMidMessage(t *testing.T, m mode) {
 		_, got, err := c.ReadMessage()
 		if err != nil || !bytes.Equal(got, payload) {
 			t.Fatalf("case %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+}
+
+// capturing is a client's socket whose writes can be held back: the TLS
+// records the client seals while capture is set are kept in held instead
+// of sent, for the test to send in parts.
+type capturing struct {
+	net.Conn
+	capture atomic.Bool
+	held    bytes.Buffer
+}
+
+func (c *capturing) Write(p []byte) (int, error) {
+	if c.capture.Load() {
+		return c.held.Write(p)
+	}
+	return c.Conn.Write(p)
+}
+
+// TestPartialRecordParked: a client that sends part of a TLS record and
+// goes quiet leaves a taken-over connection parked holding the bytes it
+// sent, not a buffer for the record; the rest of the record, later,
+// completes it and the message is answered.
+func TestPartialRecordParked(t *testing.T) {
+	url, dialer, conns, _ := serveParking(t, taken, 200*time.Millisecond, ws.Options{})
+	var cc *capturing
+	dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		cc = &capturing{Conn: nc}
+		return cc, err
+	}
+	c, _, err := dialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d := <-conns
+	for _, have := range []int{3, 5, 6, 900} {
+		msg := bytes.Repeat([]byte{'r'}, 10000)
+		cc.capture.Store(true)
+		c.WriteMessage(websocket.BinaryMessage, msg)
+		cc.capture.Store(false)
+		rec := append([]byte(nil), cc.held.Bytes()...)
+		cc.held.Reset()
+		waitParked(t, d)
+		if _, err := cc.Conn.Write(rec[:have]); err != nil {
+			t.Fatal(err)
+		}
+		// The bytes wake it (it runs), then it parks again, and only then
+		// is its layer looked at: nothing else reads it while it is parked.
+		for d.state.Load() == stateParked {
+			time.Sleep(time.Millisecond)
+		}
+		waitParked(t, d)
+		want := 0
+		if have > 5 {
+			want = have
+		}
+		if held := d.sl.rec.Held(); held != want || !d.sl.rec.Pending() {
+			t.Fatalf("%d bytes of a %d-byte record parked: the layer holds %d bytes (pending %v)", have, len(rec), held, d.sl.rec.Pending())
+		}
+		cc.Conn.Write(rec[have:])
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, got, err := c.ReadMessage(); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("after %d bytes parked: %v", have, err)
 		}
 	}
 }

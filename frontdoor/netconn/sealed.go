@@ -118,18 +118,18 @@ func (d *conn) sendAlertLocked() {
 }
 
 // takeovers counts tlsrec.Take's results for Takeovers.
-var takeovers takeoverCounts
-
-type takeoverCounts struct {
-	taken, notTLS13, notRecorded, other atomic.Uint64
+var takeovers struct {
+	taken, notTLS13, notRecorded, other, disabled atomic.Uint64
 }
 
-func (c *takeoverCounts) count(err error) {
+func countTakeover(err error) {
+	c := &takeovers
 	switch {
 	case err == nil:
 		c.taken.Add(1)
 	case errors.Is(err, tlsrec.ErrNotTapped):
-		// crypto/tls's own listener: nothing was tried.
+		// A listener with record_layer: go, crypto/tls's own.
+		c.disabled.Add(1)
 	case errors.Is(err, tlsrec.ErrVersion):
 		c.notTLS13.Add(1)
 	case errors.Is(err, tlsrec.ErrNotRecorded):
@@ -139,11 +139,19 @@ func (c *takeoverCounts) count(err error) {
 	}
 }
 
-// Takeovers reports how many TLS WebSockets had their record layer taken
-// over (and so park as small as plain ones), and how many stayed with
-// crypto/tls, by reason: the client negotiated TLS 1.2, the connection
-// carried other requests first (or more than 32 KiB) before its upgrade,
-// or anything else (see tlsrec.Take).
-func Takeovers() (taken, tls12, earlier, other uint64) {
-	return takeovers.taken.Load(), takeovers.notTLS13.Load(), takeovers.notRecorded.Load(), takeovers.other.Load()
+// TakeoverCounts are the TLS WebSockets whose record layer was taken over
+// (and so park as small as plain ones), and those that stayed with
+// crypto/tls, by reason.
+type TakeoverCounts struct {
+	Taken    uint64
+	TLS12    uint64 // the client negotiated TLS 1.2
+	Earlier  uint64 // the connection carried other requests (or more than 32 KiB) before its upgrade
+	Other    uint64 // anything else tlsrec.Take declined
+	Disabled uint64 // the listener's record_layer is go
+}
+
+// Takeovers reports the counts so far.
+func Takeovers() TakeoverCounts {
+	c := &takeovers
+	return TakeoverCounts{c.taken.Load(), c.notTLS13.Load(), c.notRecorded.Load(), c.other.Load(), c.disabled.Load()}
 }

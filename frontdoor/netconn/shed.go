@@ -2,6 +2,8 @@ package netconn
 
 import (
 	"log/slog"
+
+	"github.com/wsgate/wsgate/websocket"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -16,10 +18,31 @@ const (
 	shedGap   = 5 * time.Second
 )
 
+// shedBytes is how far the bytes buffered by WebSockets must have fallen
+// from their peak since the last shed (and to under half of it) to make
+// one worthwhile: a few thousand connections that held a message each and
+// went away are as worth returning as a thousand that parked.
+const shedBytes = 64 << 20
+
 var (
+	noShed        atomic.Bool  // SetReturnMemory(false)
 	releasedSince atomic.Int64 // parks and closes since the last shed
 	shedOnce      sync.Once
+	budget        atomic.Pointer[websocket.Budget]
 )
+
+// SetReturnMemory turns the shed on (the default) or off
+// (server.return_memory).
+func SetReturnMemory(on bool) { noShed.Store(!on) }
+
+// WatchBudget makes the shed follow b too: when what b's connections
+// buffer falls by shedBytes from its peak (a flood of large messages
+// shed or gone), the memory goes back to the kernel as after a flood of
+// connections.
+func WatchBudget(b *websocket.Budget) {
+	budget.Store(b)
+	shedOnce.Do(func() { go shed() })
+}
 
 // released notes a connection that gave memory back to the runtime: its
 // goroutine stack and buffers when it parks, everything when it closes.
@@ -44,14 +67,20 @@ func shed() {
 		}
 	}()
 	var last time.Time
-	var seen int64
+	var seen, peak int64
 	for now := range time.Tick(time.Second) {
 		n := releasedSince.Load()
 		quiet := n == seen
 		seen = n
-		if n >= shedAfter && now.Sub(last) >= shedGap && (quiet || now.Sub(last) >= 2*shedGap) {
+		var used int64
+		if b := budget.Load(); b != nil {
+			used = b.Used()
+			peak = max(peak, used)
+		}
+		fell := peak-used >= shedBytes && used < peak/2
+		if (n >= shedAfter || fell) && !noShed.Load() && now.Sub(last) >= shedGap && (quiet || now.Sub(last) >= 2*shedGap) {
 			releasedSince.Add(-n)
-			seen = 0
+			seen, peak = 0, used
 			last = now
 			// Two collections: the first moves what sync.Pools hold (the
 			// read buffers a burst took, 16 KiB for each TLS connection

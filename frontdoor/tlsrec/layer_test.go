@@ -3,9 +3,11 @@ package tlsrec
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -121,11 +123,94 @@ func TestOpenRejects(t *testing.T) {
 			return a.out.aead.Seal(r[:5], a.out.next(), r[5:], r[:5])
 		}, alert: alertUnexpectedMessage},
 		{name: "unknown content type", wire: func(a *Layer) []byte { return inner(a, 99, []byte("x")) }, alert: alertUnexpectedMessage},
-		{name: "alert of three bytes", wire: func(a *Layer) []byte { return inner(a, typeAlert, []byte{1, 0, 0}) }, alert: alertDecodeError},
+		{name: "alert of three bytes", wire: func(a *Layer) []byte { return inner(a, typeAlert, []byte{1, 0, 0}) }, alert: alertUnexpectedMessage},
+		{name: "alert of one byte", wire: func(a *Layer) []byte { return inner(a, typeAlert, []byte{1}) }, alert: alertUnexpectedMessage},
 		{name: "NewSessionTicket from a client", wire: func(a *Layer) []byte { return inner(a, typeHandshake, []byte{4, 0, 0, 0}) }, alert: alertUnexpectedMessage},
 		{name: "empty handshake record", wire: func(a *Layer) []byte { return inner(a, typeHandshake, nil) }, alert: alertUnexpectedMessage},
 		{name: "KeyUpdate with a bad length", wire: func(a *Layer) []byte { return inner(a, typeHandshake, []byte{24, 0, 0, 2, 0, 0}) }, alert: alertDecodeError},
-		{name: "KeyUpdate request 2", wire: func(a *Layer) []byte { return inner(a, typeHandshake, []byte{24, 0, 0, 1, 2}) }, alert: alertIllegalParameter},
+		{name: "KeyUpdate request 2", wire: func(a *Layer) []byte { return inner(a, typeHandshake, []byte{24, 0, 0, 1, 2}) }, alert: alertDecodeError},
+		{name: "handshake message longer than crypto/tls reads", wire: func(a *Layer) []byte { return inner(a, typeHandshake, []byte{24, 1, 0, 1}) }, alert: alertInternalError},
+		{name: "KeyUpdate announced longer, then data", wire: func(a *Layer) []byte {
+			return append(inner(a, typeHandshake, []byte{24, 0, 0, 2, 0}), inner(a, typeApplicationData, []byte("x"))...)
+		}, alert: alertUnexpectedMessage},
+		{name: "record version other than 0x0303", wire: func(a *Layer) []byte {
+			r := inner(a, typeApplicationData, []byte("x"))
+			r[2] = 4
+			return r
+		}, alert: alertProtocolVersion},
+		{name: "tag only", wire: func(a *Layer) []byte {
+			r := append([]byte(nil), recordHeader[:]...)
+			r[4] = tagLen
+			return a.out.aead.Seal(r[:5], a.out.next(), nil, r[:5])
+		}, alert: alertUnexpectedMessage},
+		{name: "full record with padding past the limit", wire: func(a *Layer) []byte {
+			r := append([]byte(nil), recordHeader[:]...)
+			r = append(r, make([]byte, maxPlaintext)...)
+			r = append(r, typeApplicationData)
+			r = append(r, make([]byte, 200)...)
+			binary.BigEndian.PutUint16(r[3:], uint16(len(r)-headerLen+tagLen))
+			return a.out.aead.Seal(r[:5], a.out.next(), r[5:], r[:5])
+		}, alert: alertRecordOverflow},
+		{name: "record at the limit with padding", wire: func(a *Layer) []byte {
+			r := append([]byte(nil), recordHeader[:]...)
+			r = append(r, bytes.Repeat([]byte{'p'}, 16000)...)
+			r = append(r, typeApplicationData)
+			r = append(r, make([]byte, maxPlaintext+1-len(r)+headerLen)...)
+			binary.BigEndian.PutUint16(r[3:], uint16(len(r)-headerLen+tagLen))
+			r = a.out.aead.Seal(r[:5], a.out.next(), r[5:], r[:5])
+			return append(r, inner(a, typeAlert, []byte{1, 0})...)
+		}, err: io.EOF, data: strings.Repeat("p", 16000)},
+		{name: "16 KeyUpdates, then data", wire: func(a *Layer) []byte {
+			var w []byte
+			for range maxUselessRecords {
+				w = append(w, inner(a, typeHandshake, []byte{24, 0, 0, 1, 0})...)
+				a.out.update()
+			}
+			return append(w, inner(a, typeApplicationData, []byte("still here"))...)
+		}, data: "still here"},
+		{name: "17 KeyUpdates", wire: func(a *Layer) []byte {
+			var w []byte
+			for range maxUselessRecords + 1 {
+				w = append(w, inner(a, typeHandshake, []byte{24, 0, 0, 1, 0})...)
+				a.out.update()
+			}
+			return w
+		}, alert: alertUnexpectedMessage},
+		{name: "a KeyUpdate before every message, 1,000 times", wire: func(a *Layer) []byte {
+			var w []byte
+			for range 1000 {
+				w = append(w, inner(a, typeHandshake, []byte{24, 0, 0, 1, 1})...)
+				a.out.update()
+				w = append(w, inner(a, typeApplicationData, []byte("m"))...)
+			}
+			return w
+		}, data: strings.Repeat("m", 1000)},
+		{name: "17 empty records", wire: func(a *Layer) []byte {
+			var w []byte
+			for range maxUselessRecords + 1 {
+				w = append(w, inner(a, typeApplicationData, nil)...)
+			}
+			return w
+		}, alert: alertUnexpectedMessage},
+		{name: "17 user_canceled alerts", wire: func(a *Layer) []byte {
+			var w []byte
+			for range maxUselessRecords + 1 {
+				w = append(w, inner(a, typeAlert, []byte{1, alertUserCanceled})...)
+			}
+			return w
+		}, alert: alertUnexpectedMessage},
+		{name: "8 empty records, 8 user_canceled, a KeyUpdate", wire: func(a *Layer) []byte {
+			var w []byte
+			for range 8 {
+				w = append(w, inner(a, typeApplicationData, nil)...)
+				w = append(w, inner(a, typeAlert, []byte{1, alertUserCanceled})...)
+			}
+			return append(w, inner(a, typeHandshake, []byte{24, 0, 0, 1, 0})...)
+		}, alert: alertUnexpectedMessage},
+		{name: "nothing after close_notify", wire: func(a *Layer) []byte {
+			w := inner(a, typeAlert, []byte{1, 0})
+			return append(w, inner(a, typeApplicationData, []byte("late"))...)
+		}, err: io.EOF},
 		{name: "data after KeyUpdate in its record", wire: func(a *Layer) []byte {
 			return inner(a, typeHandshake, []byte{24, 0, 0, 1, 0, 24})
 		}, alert: alertUnexpectedMessage},
@@ -144,7 +229,7 @@ func TestOpenRejects(t *testing.T) {
 			var got sink
 			err := b.Open(tc.wire(a), &got)
 			if got.String() != tc.data {
-				t.Errorf("data %q, want %q", got.String(), tc.data)
+				t.Errorf("%d bytes of data, want %d", got.Len(), len(tc.data))
 			}
 			var ae *AlertError
 			switch {
@@ -153,20 +238,33 @@ func TestOpenRejects(t *testing.T) {
 					t.Fatalf("err %v, want alert %d", err, tc.alert)
 				}
 				// The closing alert is the failure's, fatal; or, for the
-				// peer's own alert, close_notify.
+				// peer's own alert, close_notify (as crypto/tls's Close).
 				peer := &Layer{in: b.out} // opens b's records from here on
 				c := b.SealAlert(nil)
 				var closing sink
-				if err := peer.Open(c, &closing); !ae.Remote {
+				err := peer.Open(c, &closing)
+				if !ae.Remote {
 					var got *AlertError
 					if !errors.As(err, &got) || !got.Remote || got.Alert != tc.alert {
 						t.Fatalf("closing alert: %v", err)
 					}
-				} else if len(c) != 0 {
-					t.Fatalf("%d bytes sent after the peer's fatal alert", len(c))
+				} else if err != io.EOF {
+					t.Fatalf("closing alert after the peer's: %v, want close_notify", err)
+				}
+				// The failure sticks: a valid record after it opens nothing.
+				a2, _ := pairLayers(t, id)
+				if err2 := b.Open(inner(a2, typeApplicationData, []byte("after")), &got); err2 != err && !errors.Is(err2, ae) {
+					t.Fatalf("after the failure: %v", err2)
+				}
+				if got.String() != tc.data {
+					t.Fatalf("data after the failure: %d bytes", got.Len())
 				}
 			case err != tc.err:
 				t.Fatalf("err %v, want %v", err, tc.err)
+			case err == io.EOF:
+				if err := b.Open(nil, &got); err != io.EOF {
+					t.Fatalf("after close_notify: %v", err)
+				}
 			}
 		})
 	}
@@ -267,4 +365,65 @@ func byteSize(n int) string {
 		return strconv.Itoa(n/1024) + "KiB"
 	}
 	return strconv.Itoa(n) + "B"
+}
+
+// TestPartialRecordCost: a record that arrives in parts costs what it
+// holds. Its header waits inside the layer; its body in a buffer of the
+// length the header announced, not of the largest record; and Compact,
+// which the connection calls as it parks, shrinks that to the bytes
+// received. The record still opens whole afterwards.
+func TestPartialRecordCost(t *testing.T) {
+	for _, size := range []int{100, 3000, maxPlaintext} {
+		for _, have := range []int{1, headerLen, headerLen + 1, headerLen + 50} {
+			a, b := pairLayers(t, tls.TLS_AES_128_GCM_SHA256)
+			msg := pattern(size, 1)
+			wire := a.Seal(nil, [][]byte{msg}, 0)
+			var got sink
+			if err := b.Open(append([]byte(nil), wire[:have]...), &got); err != nil {
+				t.Fatal(err)
+			}
+			if !b.Pending() {
+				t.Fatalf("%d of %d bytes: not pending", have, len(wire))
+			}
+			held := b.Held()
+			switch {
+			case have <= headerLen && held != 0:
+				t.Errorf("%d bytes of a record (its header at most) hold a %d-byte buffer", have, held)
+			case have > headerLen && (held < len(wire) || held > max(512, 2*len(wire)) || len(wire) > 8<<10 && held != fullRecord):
+				t.Errorf("%d bytes of a %d-byte record hold %d bytes", have, len(wire), held)
+			}
+			b.Compact()
+			if have > headerLen && b.Held() != have {
+				t.Errorf("compacted: %d bytes of a record hold %d", have, b.Held())
+			}
+			if err := b.Open(append([]byte(nil), wire[have:]...), &got); err != nil || !bytes.Equal(got.Bytes(), msg) || b.Pending() || b.Held() != 0 {
+				t.Fatalf("%d+%d bytes: %v, %d bytes out, pending %v", have, len(wire)-have, err, got.Len(), b.Pending())
+			}
+		}
+	}
+}
+
+// BenchmarkKeyUpdate is what one KeyUpdate costs the reader: opening the
+// record and the key schedule's step (HKDF, a new AEAD). A peer may make
+// it do this at most maxUselessRecords times in a row.
+func BenchmarkKeyUpdate(b *testing.B) {
+	a, o := pairLayers(b, tls.TLS_AES_128_GCM_SHA256)
+	var got sink
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		rec := inner(a, typeHandshake, []byte{24, 0, 0, 1, 0})
+		a.out.update()
+		b.StartTimer()
+		if err := o.Open(rec, &got); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		// Data between them, as an honest peer sends, so that the limit
+		// on records without data is never reached.
+		if err := o.Open(inner(a, typeApplicationData, []byte("x")), &got); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
 }

@@ -88,21 +88,29 @@ func (d *direction) set(s *suite, secret []byte) error {
 		return err
 	}
 	aead, err := s.aead(key)
+	clear(key)
 	if err != nil {
 		return err
 	}
 	d.suite, d.secret, d.aead, d.seq = s, secret, aead, 0
 	copy(d.iv[:], iv)
+	clear(iv)
 	return nil
 }
 
-// update moves to the next traffic secret (RFC 8446 §7.2).
+// update moves to the next traffic secret (RFC 8446 §7.2), and clears
+// the one it replaces: after a KeyUpdate nothing of the old key is kept.
 func (d *direction) update() error {
 	next, err := expandLabel(d.suite.hash, d.secret, "traffic upd", len(d.secret))
 	if err != nil {
 		return err
 	}
-	return d.set(d.suite, next)
+	old := d.secret
+	if err := d.set(d.suite, next); err != nil {
+		return err
+	}
+	clear(old)
+	return nil
 }
 
 // nonceNow returns the nonce of the record at the current sequence number:
@@ -131,7 +139,7 @@ func (d *direction) next() []byte {
 // (see innerType).
 func (d *direction) open(rec []byte) ([]byte, bool) {
 	ct := rec[headerLen:]
-	if len(ct) < tagLen+1 {
+	if len(ct) < tagLen {
 		return nil, false
 	}
 	pt, err := d.aead.Open(ct[:0], d.nonceNow(), ct, rec[:headerLen])

@@ -1,9 +1,11 @@
 package tlsrec
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"syscall"
 )
@@ -41,6 +43,9 @@ func Take(tc *tls.Conn) (l *Layer, raw net.Conn, extra []byte, err error) {
 	defer func() {
 		if err != nil {
 			t.stop()
+			t.mu.Lock()
+			t.draining = false // crypto/tls reads the socket again
+			t.mu.Unlock()
 		}
 	}()
 	if _, ok := t.Conn.(syscall.Conn); !ok {
@@ -63,8 +68,9 @@ func Take(tc *tls.Conn) (l *Layer, raw net.Conn, extra []byte, err error) {
 	}
 	// What this side sent: every application record, and the last must be
 	// whole (tc flushed it).
+	// The layer's secrets are copies: the tap's are cleared when it stops.
 	var out direction
-	if err := out.set(s, ss); err != nil {
+	if err := out.set(s, bytes.Clone(ss)); err != nil {
 		return nil, nil, nil, err
 	}
 	if tail, err := count(&out, wr.rec, false); err != nil {
@@ -73,7 +79,7 @@ func Take(tc *tls.Conn) (l *Layer, raw net.Conn, extra []byte, err error) {
 		return nil, nil, nil, ErrNotRecorded
 	}
 	var in direction
-	if err := in.set(s, cs); err != nil {
+	if err := in.set(s, bytes.Clone(cs)); err != nil {
 		return nil, nil, nil, err
 	}
 	tail, err := count(&in, rd.rec, true)
@@ -91,12 +97,11 @@ func Take(tc *tls.Conn) (l *Layer, raw net.Conn, extra []byte, err error) {
 		return nil, nil, extra, err
 	}
 	l = &Layer{in: in, out: out}
-	if len(tail) > 0 {
-		// The recording goes with the tap: the partial record is copied
-		// into a pooled buffer, like any carried record.
-		c := getCarry()
-		*c = append(*c, tail...)
-		l.carry = c
+	// The recording goes with the tap: the partial record is kept as any
+	// record the socket delivered in part (tail is less than a record, so
+	// nothing is opened).
+	if err := l.Open(tail, io.Discard); err != nil {
+		return nil, nil, extra, ErrSequence
 	}
 	raw = t.Conn
 	t.stop()

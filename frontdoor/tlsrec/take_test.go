@@ -328,3 +328,61 @@ func TestTakeoverOpenSSL(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyLogWriterKept: a Config with a KeyLogWriter of its own is still
+// taken over, and its writer still gets every line.
+func TestKeyLogWriterKept(t *testing.T) {
+	scfg, ccfg := testcert.Config(t)
+	var kl lockedBuffer
+	scfg = scfg.Clone()
+	scfg.KeyLogWriter = &kl
+	addr, taken := upgradeServer(t, scfg, nil)
+	c, err := tls.Dial("tcp", addr, ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	br := bufio.NewReader(c)
+	got := make([]byte, len(head101))
+	if _, err := io.ReadFull(br, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-taken; err != nil {
+		t.Fatalf("Take with a user's KeyLogWriter: %v", err)
+	}
+	c.Write([]byte("echo"))
+	if _, err := io.ReadFull(br, got[:4]); err != nil || string(got[:4]) != "echo" {
+		t.Fatalf("echo: %q %v", got[:4], err)
+	}
+	for _, label := range []string{"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"} {
+		if !strings.Contains(kl.String(), label+" ") {
+			t.Errorf("the user's key log has no %s line", label)
+		}
+	}
+}
+
+// TestSecretsCleared: a KeyUpdate clears the secret it replaces, and Take
+// and Forget clear what the tap learnt.
+func TestSecretsCleared(t *testing.T) {
+	a, _ := pairLayers(t, tls.TLS_AES_128_GCM_SHA256)
+	old := a.out.secret
+	if err := a.out.update(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(old, make([]byte, len(old))) {
+		t.Error("the traffic secret a KeyUpdate replaced is still in memory")
+	}
+	tp := &tap{}
+	tp.keyLog([]byte("CLIENT_TRAFFIC_SECRET_0 00 0102030405060708"))
+	tp.keyLog([]byte("SERVER_TRAFFIC_SECRET_0 00 0a0b0c0d0e0f1011"))
+	cs, ss := tp.clientSecret, tp.serverSecret
+	if len(cs) != 8 || len(ss) != 8 {
+		t.Fatalf("the tap kept %x and %x", cs, ss)
+	}
+	tp.stop()
+	if !bytes.Equal(cs, make([]byte, 8)) || !bytes.Equal(ss, make([]byte, 8)) || tp.clientSecret != nil {
+		t.Errorf("the tap's secrets were not cleared when it stopped: %x %x", cs, ss)
+	}
+}

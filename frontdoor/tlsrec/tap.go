@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -19,11 +20,16 @@ import (
 const maxRecorded = 32 << 10
 
 // NewListener is tls.NewListener whose connections can be taken over by
-// Take. config is used as tls.NewListener would use it; each handshake
-// runs with a copy of it whose KeyLogWriter is the connection's tap. A
-// GetConfigForClient in config is honoured, and its result copied the
-// same way.
+// Take. config is used as tls.NewListener would use it (see ServerConfig).
 func NewListener(inner net.Listener, config *tls.Config) net.Listener {
+	return &listener{Listener: inner, config: ServerConfig(config)}
+}
+
+// ServerConfig returns the Config to give Server for connections that
+// config would serve: each handshake runs with a copy of config (or of
+// what its GetConfigForClient returns) whose KeyLogWriter is the
+// connection's tap, in front of config's own KeyLogWriter if it has one.
+func ServerConfig(config *tls.Config) *tls.Config {
 	base := config.Clone()
 	user := config.GetConfigForClient
 	base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
@@ -38,7 +44,7 @@ func NewListener(inner net.Listener, config *tls.Config) net.Listener {
 				cfg = c
 			}
 		}
-		if t == nil || cfg.KeyLogWriter != nil {
+		if t == nil {
 			if cfg == config {
 				return nil, nil
 			}
@@ -49,10 +55,18 @@ func NewListener(inner net.Listener, config *tls.Config) net.Listener {
 		// tls.Config.GetConfigForClient).
 		c := cfg.Clone()
 		c.GetConfigForClient = nil
-		c.KeyLogWriter = (*keyLogWriter)(t)
+		// A key log the user asked for still gets every line: the tap
+		// reads them on the way.
+		c.KeyLogWriter = &keyLogWriter{t: t, user: cfg.KeyLogWriter}
 		return c, nil
 	}
-	return &listener{Listener: inner, config: base}
+	return base
+}
+
+// Server is tls.Server for a connection that Take may take over; config
+// must come from ServerConfig.
+func Server(conn net.Conn, config *tls.Config) *tls.Conn {
+	return tls.Server(&tap{Conn: conn}, config)
 }
 
 type listener struct {
@@ -65,7 +79,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tls.Server(&tap{Conn: c}, l.config), nil
+	return Server(c, l.config), nil
 }
 
 // tap is the net.Conn under a tls.Conn made by NewListener. It learns the
@@ -168,6 +182,10 @@ func (t *tap) stop() {
 func (t *tap) stopLocked() {
 	t.stopped = true
 	t.rd, t.wr = recorder{}, recorder{}
+	// The secrets are not left for the garbage collector to free whenever
+	// it likes (RFC 8446 §7.2: delete what is no longer needed).
+	clear(t.clientSecret)
+	clear(t.serverSecret)
 	t.clientSecret, t.serverSecret = nil, nil
 }
 
@@ -197,11 +215,17 @@ func (t *tap) keyLog(line []byte) {
 }
 
 // keyLogWriter is the io.Writer face of tap's key log, kept apart from
-// net.Conn's Write.
-type keyLogWriter tap
+// net.Conn's Write, in front of the key log of the user's Config, if any.
+type keyLogWriter struct {
+	t    *tap
+	user io.Writer
+}
 
 func (k *keyLogWriter) Write(b []byte) (int, error) {
-	(*tap)(k).keyLog(b)
+	k.t.keyLog(b)
+	if k.user != nil {
+		return k.user.Write(b)
+	}
 	return len(b), nil
 }
 

@@ -42,8 +42,9 @@ type Front struct {
 	Parked int64
 	// TLSRecords counts TLS WebSockets by who runs their record layer after
 	// the upgrade: "taken" (wsgate's, so they park as small as plain
-	// ones), or crypto/tls's because the client negotiated TLS 1.2
-	// ("tls12"), the connection carried other requests before its upgrade
+	// ones), or crypto/tls's because the listener's record_layer is go
+	// ("disabled"), the client negotiated TLS 1.2 ("tls12"), the
+	// connection carried other requests before its upgrade
 	// ("earlier_requests"), or anything else ("other").
 	TLSRecords map[string]uint64
 	// Reloads counts configuration reloads by result ("ok", "failed"),
@@ -97,7 +98,7 @@ var (
 	heldNow    = desc("producer_held_clients", "Clients held open while their producer restarts or hands over.", "route")
 	heldBytes  = desc("producer_held_bytes", "Bytes of messages that held clients sent, waiting for their producer.", "route")
 	holds      = desc("producer_holds_total", "Held clients by outcome: resumed (re-announced and accepted) or expired (closed with 1012).", "route", "outcome")
-	tlsRecords = desc("tls_record_layer_total", "TLS WebSockets by who runs their record layer after the upgrade: taken (wsgate: idle ones park as small as plain ones) or, with crypto/tls, why (tls12, earlier_requests, other).", "result")
+	tlsRecords = desc("tls_record_layer_total", "TLS WebSockets by who runs their record layer after the upgrade: taken (wsgate's own, on listeners with record_layer wsgate: idle ones park as small as plain ones) or crypto/tls, and why: disabled (the listener's record_layer is go, the default), tls12, earlier_requests, other.", "result")
 	heldDrop   = desc("producer_held_dropped_messages_total", "Messages from held clients dropped past the held queue's bound.", "route")
 	oversize   = desc("producer_oversize_frames_total", "Frames from a producer over the route's size limit, skipped with the connection kept: client_closed (a SEND: its client closed with 1009) or dropped (BROADCAST, ROOM, others).", "route", "outcome")
 	drains     = desc("producer_drains_total", "DRAINs received: producer connections handed over to a new instance.", "route")
@@ -217,7 +218,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(parked, float64(f.Parked))
 	gauge(buffered, float64(f.Buffered))
 	gauge(budget, float64(f.Budget))
-	for _, result := range []string{"taken", "tls12", "earlier_requests", "other"} {
+	for _, result := range []string{"taken", "disabled", "tls12", "earlier_requests", "other"} {
 		counter(tlsRecords, f.TLSRecords[result], result)
 	}
 	for _, result := range []string{"ok", "failed"} {

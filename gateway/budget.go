@@ -37,16 +37,76 @@ func (g *Gateway) Budget() *websocket.Budget {
 
 func (g *Gateway) shedLoop(b *websocket.Budget) {
 	lines := ratelog.New(1, time.Second)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-g.stopping.Done():
 			return
 		case <-b.Over():
+		case <-tick.C:
+		}
+		g.shares(b, lines)
+		if lim := b.Limit(); lim <= 0 || b.Used() <= lim {
+			continue
 		}
 		n, freed := g.shed(b)
 		if ok, suppressed := lines.Allow("shed", time.Now()); ok && n > 0 {
 			g.log.Warn("over the memory budget: closed the connections holding the most (1013)",
 				"connections", n, "bytes", freed, "used", b.Used(), "budget", b.Limit(), "suppressed", suppressed)
+		}
+	}
+}
+
+// heavyShare is the part of the memory budget one source may hold, once
+// the budget is half used, before its new WebSockets are refused
+// (CauseMemoryPerIP): one address that fills the budget with parts of
+// messages is then stopped at a quarter of it, and the shedding, which
+// takes the connections holding the most, never has to reach anyone
+// else's.
+const heavyShare = 4
+
+// shares marks the sources that hold more than a heavyShare-th of b
+// while b is more than half used, and unmarks every source once it is
+// not. The share is counted by SourceKey, as the per-address limits are.
+func (g *Gateway) shares(b *websocket.Budget, lines *ratelog.Limiter) {
+	lim := b.Limit()
+	l := &g.limits
+	if lim <= 0 || b.Used() <= lim/2 {
+		l.mu.Lock()
+		l.heavy = nil
+		l.mu.Unlock()
+		return
+	}
+	by := map[string]int64{}
+	g.mu.Lock()
+	conns := make([]*Conn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+	for _, c := range conns {
+		if h := c.ws.Held(); h > 0 {
+			by[l.key(c.req.ClientIP)] += h
+		}
+	}
+	heavy := map[string]int64{}
+	for k, h := range by {
+		if h > lim/heavyShare {
+			heavy[k] = h
+		}
+	}
+	l.mu.Lock()
+	before := l.heavy
+	l.heavy = heavy
+	l.mu.Unlock()
+	for k, h := range heavy {
+		if _, was := before[k]; was {
+			continue
+		}
+		if ok, suppressed := lines.Allow("heavy", time.Now()); ok {
+			g.log.Warn("one source holds more than a quarter of the memory budget: refusing its new WebSockets (503)",
+				"source", k, "bytes", h, "budget", lim, "suppressed", suppressed)
 		}
 	}
 }

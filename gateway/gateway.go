@@ -245,6 +245,9 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 	if ok, want := route.Policy.checkOrigin(hs.Origin, req); !ok {
 		return refuse(http.StatusForbidden, CauseOrigin, "origin "+hs.Origin+" not allowed, expected "+want, 0)
 	}
+	if g.limits.isHeavy(req.ClientIP) {
+		return refuse(http.StatusServiceUnavailable, CauseMemoryPerIP, "this address holds more than its share of the memory budget", 10*time.Second)
+	}
 	if g.limits.overloaded() {
 		return refuse(http.StatusServiceUnavailable, CauseOverloaded, "the server is over its memory limit", 5*time.Second)
 	}

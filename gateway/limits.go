@@ -42,6 +42,7 @@ const (
 	CauseRatePerIP       = "rate_per_ip"      // Limits.HandshakeRatePerIP (429)
 	CauseRouteMax        = "route_max"        // a route's max_connections
 	CauseOverloaded      = "overloaded"       // Limits.Overloaded (memory)
+	CauseMemoryPerIP     = "memory_per_ip"    // the address holds over a quarter of the memory budget
 	CauseApplication     = "application"      // the application refused
 	CauseBackendDown     = "backend_down"     // a producer is unreachable (503)
 	CauseBackendTimeout  = "backend_timeout"  // a producer did not answer (504)
@@ -69,6 +70,28 @@ type limiter struct {
 	open  int // WebSockets open (admitted and not ended)
 	byIP  map[string]*ipState
 	swept time.Time
+	// heavy are the sources that hold more than their share of the
+	// memory budget (see Gateway.shares); their new WebSockets are
+	// refused while they do.
+	heavy map[string]int64
+}
+
+// isHeavy reports whether ip's source is one of the heavy ones.
+func (l *limiter) isHeavy(ip string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.heavy) == 0 {
+		return false
+	}
+	_, ok := l.heavy[SourceKey(ip, l.lim.IPv6Prefix)]
+	return ok
+}
+
+// key is SourceKey with the limits' IPv6 prefix.
+func (l *limiter) key(ip string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return SourceKey(ip, l.lim.IPv6Prefix)
 }
 
 type ipState struct {

@@ -86,8 +86,8 @@ type Conn struct {
 	dropped  atomic.Uint64
 	// held is what the connection buffers (budget.go), counted in
 	// opts.Budget too.
-	held atomic.Int64
-	stats    connStats
+	held  atomic.Int64
+	stats connStats
 	// msgState is the message being received, for the message timeout:
 	// a sequence number shifted left, with bit 0 set while a data message
 	// has started and not ended. The reader stores it; the timer reads it.

@@ -76,7 +76,16 @@ func (c *Conn) Quiet() {
 }
 
 func (r *reader) release(c *Conn) {
-	r.putMsg(c)
+	// A message left unfinished when the connection ends goes to the
+	// garbage collector, not to the pool: a flood of connections shed
+	// while each held a large part of a message would fill the pool with
+	// buffers nobody asked for, which count as live memory until two
+	// collections pass (and push the live heap past memory_limit's
+	// refusal mark while the budget holds).
+	if r.msg != nil {
+		c.hold(-int64(cap(*r.msg)))
+		r.msg = nil
+	}
 	r.direct = nil
 	r.putCtrl()
 }

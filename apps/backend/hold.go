@@ -78,6 +78,7 @@ func (b *Backend) hold(cl *client, d time.Duration, after *link) {
 	}
 	h.on, h.after, h.accepted = nil, after, false
 	cl.mu.Unlock()
+	b.log.Debug("client held", "conn", cl.logID(), "after", after.name())
 	b.hmu.Lock()
 	if b.set == nil {
 		b.set = map[*client]struct{}{}
@@ -292,6 +293,7 @@ func (l *link) resume(cl *client, bt *batch) {
 	}
 	h.on, h.accepted = l, false
 	cl.mu.Unlock()
+	l.b.log.Debug("resumed OPEN", "conn", id, "link", l.name())
 	bt.mu.Lock()
 	bt.left++
 	bt.sent = append(bt.sent, sentOpen{cl, l})
@@ -389,6 +391,7 @@ func (b *Backend) attach(cl *client) {
 	if l.draining.Load() {
 		h.on, h.after, h.accepted = nil, l, false
 		cl.mu.Unlock()
+		b.log.Debug("client accepted by a draining link: waits for it to end", "conn", cl.logID(), "link", l.name())
 		return
 	}
 	for _, buf := range h.queue {
@@ -400,6 +403,7 @@ func (b *Backend) attach(cl *client) {
 	b.unhold(cl, h)
 	l.load.Add(1)
 	b.resumed.Add(1)
+	b.log.Debug("client resumed", "conn", cl.logID(), "link", l.name())
 }
 
 // forget drops a client from the link's maps, and returns its pending

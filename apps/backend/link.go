@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ import (
 // link is one connection to a producer. A reader goroutine dispatches the
 // producer's frames; what the gateway sends goes through a wire.Sender.
 type link struct {
+	id     uint64 // for the log
 	b      *Backend
 	nc     net.Conn
 	mode   uint8
@@ -82,6 +84,25 @@ type pendingOpen struct {
 	resume *batch       // a held client re-announced: nobody waits on ch
 }
 
+var linkIDs atomic.Uint64
+
+// logID is the client's connection number for the log (0 for a client
+// without a gateway connection, as in the benchmarks).
+func (cl *client) logID() uint64 {
+	if cl.c == nil {
+		return 0
+	}
+	return cl.c.ID()
+}
+
+// name names a link in the log: "" for none.
+func (l *link) name() string {
+	if l == nil {
+		return ""
+	}
+	return "#" + strconv.FormatUint(l.id, 10)
+}
+
 var (
 	errLinkDown     = errors.New("producer connection lost")
 	errDrainTimeout = errors.New("producer did not close a drained connection")
@@ -96,7 +117,7 @@ func (b *Backend) dialLink(ctx context.Context, mode uint8, first []byte) (*link
 		return nil, err
 	}
 	l := &link{
-		b: b, nc: nc, mode: mode, log: b.log,
+		id: linkIDs.Add(1), b: b, nc: nc, mode: mode, log: b.log,
 		clients: map[uint64]*client{}, pending: map[uint64]*pendingOpen{},
 		helloed: make(chan struct{}), done: make(chan struct{}), drainCh: make(chan struct{}), born: time.Now(),
 	}
@@ -144,6 +165,7 @@ func (l *link) fail(err error) {
 	l.closed = true
 	l.err = err
 	l.mu.Unlock()
+	l.log.Debug("producer connection ended", "link", l.name(), "err", err)
 	l.sender.Close()
 	l.nc.Close()
 	l.cmu.Lock()

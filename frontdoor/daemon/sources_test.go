@@ -296,6 +296,7 @@ server: {memory_budget: 8MiB}
 routes: [{path: /echo, app: echo, max_message_size: 2MiB}]
 `)
 	var cs []*ws.Conn
+	refused := 0
 	for i := range 20 {
 		nc, err := from("127.0.0.2", s.Addr)
 		if err != nil {
@@ -304,7 +305,12 @@ routes: [{path: /echo, app: echo, max_message_size: 2MiB}]
 		c := &ws.Conn{Conn: nc, R: bufio.NewReader(nc)}
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(30 * time.Second))
-		if resp, err := c.Handshake(ws.Request("/echo", "Host: x")); err != nil || resp.StatusCode != 101 {
+		resp, err := c.Handshake(ws.Request("/echo", "Host: x"))
+		if err == nil && resp.StatusCode == 503 && resp.Header.Get("Retry-After") != "" {
+			refused++ // the source already holds over a quarter of the budget
+			continue
+		}
+		if err != nil || resp.StatusCode != 101 {
 			t.Fatalf("client %d: %v %v", i, resp, err)
 		}
 		// Most of a 2 MiB message (a 1 MiB first fragment), never finished.
@@ -326,20 +332,41 @@ routes: [{path: /echo, app: echo, max_message_size: 2MiB}]
 			shed++
 		}
 	}
-	// 20 MiB were sent into an 8 MiB budget: at least 12 had to go, and
-	// the budget keeps the rest.
-	if shed < 12 {
-		t.Errorf("%d of 20 clients holding 1 MiB each were closed with 1013 in an 8 MiB budget", shed)
+	// 20 MiB offered to an 8 MiB budget: at least 12 had to be shed or
+	// refused, and the budget keeps the rest.
+	if shed+refused < 12 {
+		t.Errorf("of 20 clients holding 1 MiB each in an 8 MiB budget, %d were closed with 1013 and %d refused", shed, refused)
 	}
 	if ok, _ := legit(t, "127.0.0.3", s.Addr, 50); ok < 50 {
 		t.Errorf("a client from another address got in %d times in 50", ok)
+	}
+	// What the first source still holds is over a quarter of the budget:
+	// its next WebSocket is refused, with the cause counted.
+	if !waitFor(10*time.Second, func() bool {
+		nc, err := from("127.0.0.2", s.Addr)
+		if err != nil {
+			return false
+		}
+		c := &ws.Conn{Conn: nc, R: bufio.NewReader(nc)}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		resp, err := c.Handshake(ws.Request("/echo", "Host: x"))
+		return err == nil && resp.StatusCode == 503
+	}) {
+		t.Error("the source holding most of the budget is not refused new WebSockets")
+	}
+	if testserver.Sample(s.Metrics(t), `wsgate_handshakes_refused_total{cause="memory_per_ip",route="/echo",status="503"}`) < 1 {
+		t.Errorf("the refusal is not counted:\n%s", testserver.Grep(s.Metrics(t), "refused"))
+	}
+	if s.Logs.Count("one source holds more than a quarter of the memory budget") != 1 {
+		t.Error("the heavy source is not logged once")
 	}
 	if !waitFor(10*time.Second, func() bool {
 		return testserver.Sample(s.Metrics(t), `wsgate_server_closes_total{cause="memory_budget",code="1013",route="/echo"}`) >= float64(shed)
 	}) {
 		t.Errorf("the closes are not counted with their cause:\n%s", testserver.Grep(s.Metrics(t), "server_closes"))
 	}
-	if s.Logs.Count("over the memory budget") == 0 {
+	if shed > 0 && s.Logs.Count("over the memory budget") == 0 {
 		t.Error("the shedding is not logged")
 	}
 }

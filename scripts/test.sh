@@ -23,6 +23,9 @@ command -v php-cgi >/dev/null || need+=(php-cgi)
 command -v cc >/dev/null || need+=(gcc)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v openssl >/dev/null || need+=(openssl)
+# nginx: the README's set-up in front of the daemon (TestBehindNginx) and
+# the bench's attack harness.
+[ -x /usr/sbin/nginx ] || need+=(nginx)
 # stress-ng keeps both CPUs busy where a test must hold under load.
 command -v stress-ng >/dev/null || need+=(stress-ng)
 [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null || need+=(nats-server)
@@ -39,7 +42,7 @@ if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
-  # Installing apache2 (or prometheus, nats-server) would start the system's service;
+  # Installing apache2 (or prometheus, nats-server, nginx) would start the system's service;
   # the tests run their own on loopback, so services are not started.
   policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then

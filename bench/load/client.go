@@ -7,6 +7,7 @@ package load
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -31,6 +32,58 @@ type Conn struct {
 	br *bufio.Reader
 	// Extensions is the server's Sec-WebSocket-Extensions answer.
 	Extensions string
+	// sock is the socket under a wss connection, whose writes can be held
+	// back (see Begin).
+	sock *holdable
+	// rest is the end of a TLS record begun by Begin and not yet sent.
+	rest []byte
+}
+
+// holdable is a socket whose writes can be kept instead of sent, so that
+// a TLS record sealed by crypto/tls can be sent in parts.
+type holdable struct {
+	net.Conn
+	holding bool
+	held    []byte
+}
+
+func (h *holdable) Write(p []byte) (int, error) {
+	if h.holding {
+		h.held = append(h.held, p...)
+		return len(p), nil
+	}
+	return h.Conn.Write(p)
+}
+
+// Begin sends the first n bytes of the TLS record carrying frame on a
+// wss connection and keeps the rest for Finish: the server is left with a
+// record begun, as a client on a slow network leaves it.
+func (c *Conn) Begin(frame []byte, n int) error {
+	if c.sock == nil {
+		return errors.New("not a wss connection")
+	}
+	c.sock.holding = true
+	_, err := c.NC.Write(frame)
+	c.sock.holding = false
+	rec := c.sock.held
+	c.sock.held = nil
+	if err != nil {
+		return err
+	}
+	if n >= len(rec) {
+		return fmt.Errorf("%d bytes is not part of a %d-byte record", n, len(rec))
+	}
+	c.rest = rec[n:]
+	_, err = c.sock.Conn.Write(rec[:n])
+	return err
+}
+
+// Finish sends what Begin kept.
+func (c *Conn) Finish() error {
+	rest := c.rest
+	c.rest = nil
+	_, err := c.sock.Conn.Write(rest)
+	return err
 }
 
 var dialSeq atomic.Uint64
@@ -75,8 +128,10 @@ func dial(target, extensions string, readBuf int, raw bool) (*Conn, error) {
 	if u.Scheme == "http" || u.Scheme == "https" {
 		return keepAlive(nc, u, readBuf)
 	}
+	var sock *holdable
 	if u.Scheme == "wss" {
-		tc := tls.Client(nc, &tls.Config{InsecureSkipVerify: true, ServerName: u.Hostname()})
+		sock = &holdable{Conn: nc}
+		tc := tls.Client(sock, &tls.Config{InsecureSkipVerify: true, ServerName: u.Hostname()})
 		tc.SetDeadline(time.Now().Add(10 * time.Second))
 		if err := tc.Handshake(); err != nil {
 			Reset(nc)
@@ -89,6 +144,7 @@ func dial(target, extensions string, readBuf int, raw bool) (*Conn, error) {
 		Reset(nc)
 		return nil, err
 	}
+	c.sock = sock
 	return c, nil
 }
 
@@ -168,10 +224,21 @@ func Reset(nc net.Conn) {
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn() // no close_notify: the reset is the point
 	}
+	if h, ok := nc.(*holdable); ok {
+		nc = h.Conn
+	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}
 	nc.Close()
+}
+
+// Buffered is what the connection's reader has read from the socket and
+// not yet consumed (the start of the server's first frames, read with the
+// handshake's answer), for a caller that reads the socket itself.
+func (c *Conn) Buffered() io.Reader {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.NewReader(append([]byte(nil), b...))
 }
 
 // Close resets the connection.

@@ -48,10 +48,68 @@ type Result struct {
 	// microseconds, from /proc. The harness fills it in; on a machine
 	// whose neighbours steal cycles it varies much less than the rate.
 	ServerCPU float64 `json:"server_cpu_us,omitempty"`
+	// Survive only: connections the server closed (or lost) while they
+	// idled answering every ping, the pings answered, and when the first
+	// was lost (seconds after the hold began; -1: none).
+	Lost      int     `json:"lost"`
+	Pongs     uint64  `json:"pongs,omitempty"`
+	FirstLost float64 `json:"first_lost_s,omitempty"`
 	// ProcessRSS is, for a server of several processes (a cluster's
 	// nodes and broker), each one's RSS in KiB at the end of the run. The
 	// harness fills it in.
 	ProcessRSS map[string]int64 `json:"process_rss_kib,omitempty"`
+	// PSSAfter is, for the idle scenario, the server's proportional set
+	// size with the connections held (KiB, /proc/PID/smaps_rollup): its
+	// RSS with shared pages divided among the processes that share them.
+	PSSAfter int64 `json:"pss_after_kib,omitempty"`
+	// Round is the harness's round the result belongs to (1, 2, ...), by
+	// which results of different servers are paired. The harness fills it
+	// in.
+	Round int `json:"round,omitempty"`
+	// ClientCPU is the share of one core the load generator used while it
+	// measured (its user and system time over the wall time): near 1 the
+	// row measures the client. The harness fills it in.
+	ClientCPU float64 `json:"client_cpu,omitempty"`
+}
+
+// PSS is a process's proportional set size in KiB (with its children's
+// when children is set), from smaps_rollup; 0 when the kernel has none.
+func PSS(pid int, children bool) int64 {
+	total := pssOf(pid)
+	if !children {
+		return total
+	}
+	entries, _ := os.ReadDir("/proc")
+	parent := strconv.Itoa(pid)
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
+		if len(f) > 1 && f[1] == parent {
+			total += pssOf(child)
+		}
+	}
+	return total
+}
+
+func pssOf(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func (r *Result) latencies(h *Hist) {
@@ -218,6 +276,26 @@ func Idle(target string, n int, settle time.Duration, rss func() int64) (Result,
 // URL of server-status?auto) while the connections are held: how many
 // workers they keep busy.
 func IdleStatus(target string, n int, settle time.Duration, rss func() int64, status string) (Result, error) {
+	return IdleWith(target, n, settle, rss, IdleOptions{Status: status})
+}
+
+// IdleOptions are IdleWith's.
+type IdleOptions struct {
+	// Status is httpd's server-status?auto URL (see IdleStatus).
+	Status string
+	// PSS, if set, reads the server's proportional set size (KiB) with
+	// the connections held, for Result.PSSAfter.
+	PSS func() int64
+	// Pending, over wss, leaves that many bytes of a TLS record sent on
+	// every connection, the rest held back until the echo that ends the
+	// measurement: what a server keeps for clients that stopped part way
+	// through a record (1 byte, the 5-byte header, ...).
+	Pending int
+}
+
+// IdleWith is Idle with options.
+func IdleWith(target string, n int, settle time.Duration, rss func() int64, o IdleOptions) (Result, error) {
+	status := o.Status
 	res := Result{Scenario: "idle", Conns: n}
 	before := rss()
 	cs := make([]*Conn, n)
@@ -227,8 +305,20 @@ func IdleStatus(target string, n int, settle time.Duration, rss func() int64, st
 		return res, err
 	}
 	res.Seconds = time.Since(start).Seconds()
+	payload := []byte("still there?")
+	if o.Pending > 0 {
+		frame := Frame(0x1, payload, false)
+		for i, c := range cs {
+			if err := c.Begin(frame, o.Pending); err != nil {
+				return res, fmt.Errorf("connection %d: %w", i, err)
+			}
+		}
+	}
 	time.Sleep(settle)
 	after := rss()
+	if o.PSS != nil {
+		res.PSSAfter = o.PSS()
+	}
 	if status != "" {
 		busy, idle, err := scoreboard(status)
 		if err != nil {
@@ -247,9 +337,9 @@ func IdleStatus(target string, n int, settle time.Duration, rss func() int64, st
 	}
 	// And every idle WebSocket still answers: an echo on each, many at a
 	// time (a server that held connections it could not serve again would
-	// look cheap too).
+	// look cheap too). A record begun is finished first: it is the echo.
 	if !strings.HasPrefix(target, "http") {
-		if err := echoEach(cs); err != nil {
+		if err := echoEach(cs, o.Pending > 0); err != nil {
 			return res, err
 		}
 	}
@@ -261,14 +351,20 @@ func IdleStatus(target string, n int, settle time.Duration, rss func() int64, st
 
 // echoEach sends a small message on every connection and checks its echo,
 // 64 connections at a time.
-func echoEach(cs []*Conn) error {
+func echoEach(cs []*Conn, begun bool) error {
 	payload := []byte("still there?")
 	frame := Frame(0x1, payload, false)
 	return forEach(len(cs), 64, func(i int) error {
 		c := cs[i]
 		c.NC.SetDeadline(time.Now().Add(30 * time.Second))
 		defer c.NC.SetDeadline(time.Time{})
-		if _, err := c.NC.Write(frame); err != nil {
+		var err error
+		if begun {
+			err = c.Finish()
+		} else {
+			_, err = c.NC.Write(frame)
+		}
+		if err != nil {
 			return fmt.Errorf("after idling: %w", err)
 		}
 		_, p, err := c.ReadPayload()
@@ -526,6 +622,24 @@ func RSS(pid int, children bool) int64 {
 		}
 	}
 	return total
+}
+
+// CPUTime is the user and system time a process has used so far, read
+// from /proc/PID/stat (utime and stime, in clock ticks of 1/100 s on
+// Linux).
+func CPUTime(pid int) time.Duration {
+	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// After the command name: state is field 3, utime 14, stime 15.
+	f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
 }
 
 func rssOf(pid int) int64 {

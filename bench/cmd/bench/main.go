@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +39,11 @@ type harness struct {
 	clientCPUs string
 	quick      bool
 	verbose    bool
+	seed       uint64 // of the servers' order in each round
+	groups     string // -only: the groups run, "" for all
+	// before and after say what else the machine was doing when the run
+	// began and ended (machineState).
+	before, after string
 }
 
 // benchCase is one row of a table: a scenario with its parameters, run
@@ -51,6 +57,17 @@ type benchCase struct {
 	args     []string // extra load generator flags
 	path     string
 	tls      bool // wss: the servers listen with TLS
+	// hold: the hold scenario's length (idle clients answering pings).
+	hold time.Duration
+	// pending: over wss, the bytes of a TLS record each idle client
+	// leaves sent (load idle -pending).
+	pending int
+	// note is added to the label.
+	note string
+	// rounds, if set, is how many rounds the case runs at most: a count
+	// of losses over a long hold, not a rate compared with others, needs
+	// no more than one.
+	rounds int
 	// keepAlive: the clients are plain HTTP keep-alive connections (one
 	// request each, then idle), not WebSockets: what a server keeps for
 	// any idle client.
@@ -64,13 +81,26 @@ func (c benchCase) label() string {
 			return fmt.Sprintf("%d idle HTTP keep-alive connections, no WebSocket (what httpd keeps for any idle client)", c.conns)
 		}
 		if c.tls {
+			switch {
+			case c.pending == 1:
+				return fmt.Sprintf("%d idle connections over TLS (wss), 1 byte of a record pending", c.conns)
+			case c.pending == 5:
+				return fmt.Sprintf("%d idle connections over TLS (wss), a record's header pending", c.conns)
+			case c.pending > 0:
+				return fmt.Sprintf("%d idle connections over TLS (wss), %d bytes of a record pending", c.conns, c.pending)
+			}
 			return fmt.Sprintf("%d idle connections over TLS (wss)", c.conns)
+		}
+		if c.note != "" {
+			return fmt.Sprintf("%d idle connections, %s", c.conns, c.note)
 		}
 		return fmt.Sprintf("%d idle connections", c.conns)
 	case "spike":
 		return fmt.Sprintf("a flood of %d connections, closed: RSS 30 s later ÷ RSS before", c.conns)
 	case "storm":
 		return fmt.Sprintf("handshakes, %d concurrent clients", c.conns)
+	case "survive":
+		return fmt.Sprintf("%d ws + %d wss idle clients held %v, %s", c.conns, c.conns, c.hold, c.servers[0].note)
 	case "broadcast":
 		if c.group == "apache-parked" {
 			return fmt.Sprintf("1 message × %d parked subscribers, %s", c.conns, size(c.size))
@@ -102,9 +132,10 @@ type measurement struct {
 func main() {
 	quick := flag.Bool("quick", false, "smoke test: tiny counts, one round, a few seconds per scenario")
 	out := flag.String("out", "", "directory for BENCHMARKS.md, benchmarks.png and benchmarks.json (default: a temporary directory)")
-	rounds := flag.Int("rounds", 3, "rounds of each case (each server once per round)")
+	rounds := flag.Int("rounds", 5, "rounds of each case (each server once per round, in an order drawn for each round)")
+	seed := flag.Uint64("seed", 0, "seed of the servers' order in each round (0: from the clock; the report names it)")
 	secs := flag.Duration("duration", 2*time.Second, "length of each echo and storm measurement")
-	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, spike, storm, broadcast, ops, direct, events, cluster, apache, apache-idle, events-php, hold)")
+	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, spike, storm, broadcast, ops, direct, events, cluster, apache, apache-idle, apache-timeout, events-php, hold, idle-tls)")
 	apache := flag.String("apache", "auto", "the Apache group: on, off, or auto (on when apache2 and apxs are installed)")
 	verbose := flag.Bool("v", false, "print each result as it comes")
 	report := flag.String("report", "", "write the report again from this benchmarks.json instead of measuring")
@@ -157,9 +188,15 @@ func main() {
 		}
 	}
 	started := time.Now()
+	if *seed == 0 {
+		*seed = uint64(started.UnixNano())
+	}
+	h.seed = *seed
+	h.groups = *only
+	h.before = machineState()
 	var all []*measurement
 	failed := 0
-	for _, c := range cases {
+	for ci, c := range cases {
 		if len(want) > 0 && !want[c.group] {
 			continue
 		}
@@ -168,12 +205,16 @@ func main() {
 			ms[i] = &measurement{Case: c.label(), Group: c.group, Server: s.name}
 			all = append(all, ms[i])
 		}
-		for round := range *rounds {
-			// Each round starts with a different server, so that none is
-			// always first (right after the previous case's teardown) or
-			// always last.
-			for k := range c.servers {
-				i := (k + round) % len(c.servers)
+		// The servers' order is drawn afresh for every round, so that none
+		// is always first (right after the previous case's teardown) or
+		// always last, nor always right after the same neighbour.
+		order := rand.New(rand.NewPCG(h.seed, uint64(ci)))
+		n := *rounds
+		if c.rounds > 0 {
+			n = min(n, c.rounds)
+		}
+		for round := range n {
+			for _, i := range order.Perm(len(c.servers)) {
 				s := c.servers[i]
 				r, err := h.measure(c, s)
 				if err != nil {
@@ -182,6 +223,7 @@ func main() {
 					failed++
 					continue
 				}
+				r.Round = round + 1
 				ms[i].Results = append(ms[i].Results, r)
 				if h.verbose {
 					fmt.Printf("round %d %-9s %-40s %-12s %12.0f\n", round+1, c.group, c.label(), s.name, value(r))
@@ -198,12 +240,13 @@ func main() {
 			failed++
 		}
 		for _, m := range ms {
-			if v, _, _, _, ok := m.median(); ok {
-				fmt.Printf("%-9s %-40s %12.1f\n", m.Group, m.Case, v)
+			if v := valueSpread(m); v.ok() {
+				fmt.Printf("%-9s %-40s %12.1f\n", m.Group, m.Case, v.Med)
 			}
 		}
 	}
 	took := time.Since(started)
+	h.after = machineState()
 	m := describe(h, *rounds, *secs, took)
 	if err := writeReport(*out, m, all); err != nil {
 		fatal(err)
@@ -266,6 +309,9 @@ func (h *harness) build(apache bool) error {
 			return err
 		}
 	}
+	if err := run(bench, "cc", "-O2", "-Wall", "-Wextra", "-pthread", "-o", filepath.Join(h.work, "tcpecho"), "tcpecho/tcpecho.c"); err != nil {
+		return err
+	}
 	if apache {
 		return run(h.root, "make", "-s", "-C", "frontdoor/apache", "OUT="+filepath.Join(h.work, "build"))
 	}
@@ -285,17 +331,21 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 	}
 	d := []string{"-duration", secs.String()}
 	conns, sizes := []int{1, 100, 1000}, []int{16, 1 << 10, 64 << 10}
-	idleN, bcastN, bcastMsgs, settle := 10000, 10000, 50, "5s"
+	idleN, bcastN, bcastMsgs, settle, pingedSettle := 10000, 10000, 50, "5s", "60s"
 	// The flood is what one client process can open under the machine's
 	// descriptor limit (20,000 here).
 	tlsN, spikeN, watch, apacheIdleN := 5000, 19000, "30s", 5000
+	// Issue 23's idle clients in httpd: at Timeout 4, 1,000 of each for
+	// 60 s; at the default Timeout (60), 5,000 of each for 5 minutes.
+	timeoutN, timeoutHold, defaultN, defaultHold, shortTimeout := 1000, time.Minute, 5000, 5*time.Minute, 4
 	parkedMsgs := 5
 	zConns, zSizes := []int{100}, []int{1 << 10, 64 << 10}
 	aConns, aSizes := []int{1, 100}, []int{16, 1 << 10}
 	if h.quick {
 		conns, sizes = []int{1, 10}, []int{16, 1 << 10}
-		idleN, bcastN, bcastMsgs, settle = 200, 100, 5, "500ms"
+		idleN, bcastN, bcastMsgs, settle, pingedSettle = 200, 100, 5, "500ms", "1s"
 		tlsN, spikeN, watch, apacheIdleN = 100, 300, "2s", 20
+		timeoutN, timeoutHold, defaultN, defaultHold, shortTimeout = 20, 5*time.Second, 20, 5*time.Second, 2
 		parkedMsgs = 2
 		zConns, zSizes = []int{10}, []int{1 << 10}
 		aConns, aSizes = []int{1, 10}, []int{16}
@@ -312,9 +362,16 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 		}
 	}
 	cs = append(cs,
-		benchCase{group: "idle", scenario: "idle", conns: idleN, path: "/echo", servers: wsFor("idle"), args: []string{"-settle", settle}},
-		benchCase{group: "idle", scenario: "idle", conns: tlsN, path: "/echo", servers: []server{h.tlsServer()}, args: []string{"-settle", settle}, tls: true},
-		benchCase{group: "spike", scenario: "spike", conns: spikeN, path: "/echo", servers: servers[:1], args: []string{"-settle", settle, "-watch", watch}},
+		// The headline: every server the same treatment (no forced
+		// collection, no pings), and wsgate as shipped beside it.
+		benchCase{group: "idle", scenario: "idle", conns: idleN, path: "/echo", servers: append(wsFor("idle"), shippedServer("wsgate as shipped")), args: []string{"-settle", settle}},
+		// What users run: the default route settings, held through two
+		// rounds of pings (a ping after 25 s of quiet).
+		benchCase{group: "idle", scenario: "idle", conns: idleN, path: "/echo", servers: []server{daemonServer("wsgate"), defaultsServer("wsgate, default settings")}, args: []string{"-settle", pingedSettle}, note: "held " + pingedSettle + ": every connection pinged twice"},
+		benchCase{group: "idle-tls", scenario: "idle", conns: tlsN, path: "/echo", servers: h.recordLayerServers(), args: []string{"-settle", settle}, tls: true},
+		benchCase{group: "idle-tls", scenario: "idle", conns: tlsN, path: "/echo", servers: h.recordLayerServers(), args: []string{"-settle", settle, "-pending", "1"}, tls: true, pending: 1},
+		benchCase{group: "idle-tls", scenario: "idle", conns: tlsN, path: "/echo", servers: h.recordLayerServers(), args: []string{"-settle", settle, "-pending", "5"}, tls: true, pending: 5},
+		benchCase{group: "spike", scenario: "spike", conns: spikeN, path: "/echo", servers: []server{shippedServer("wsgate")}, args: []string{"-settle", settle, "-watch", watch}},
 		benchCase{group: "storm", scenario: "storm", conns: 64, path: "/echo", servers: wsFor("storm"), args: d},
 		benchCase{group: "broadcast", scenario: "broadcast", conns: bcastN, size: 64, path: "/broadcast", servers: wsFor("broadcast"),
 			args: []string{"-msgs", strconv.Itoa(bcastMsgs)}},
@@ -362,6 +419,11 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 			// (the daemon's second, mod_wsgate's 20 ms).
 			benchCase{group: "apache-parked", scenario: "broadcast", conns: apacheIdleN, size: 64, path: "/broadcast", servers: h.parkedApacheServers(),
 				args: []string{"-msgs", strconv.Itoa(parkedMsgs), "-gap", "1500ms"}})
+		// Idle clients that answer every ping survive httpd's Timeout
+		// with their workers released: nothing lost, every one echoes.
+		cs = append(cs,
+			benchCase{group: "apache-timeout", scenario: "survive", conns: timeoutN, hold: timeoutHold, path: "/echo", tls: true, servers: []server{h.timeoutApache(shortTimeout)}, rounds: 2},
+			benchCase{group: "apache-timeout", scenario: "survive", conns: defaultN, hold: defaultHold, path: "/echo", tls: true, servers: []server{h.timeoutApache(0)}, rounds: 1})
 		if php := h.phpServers(); php != nil {
 			for _, c := range aConns {
 				cs = append(cs, benchCase{group: "events-php", scenario: "echo", conns: c, size: 16, path: "/echo", servers: php, args: d})
@@ -414,6 +476,11 @@ func (h *harness) measure(c benchCase, s server) (load.Result, error) {
 		if c.scenario == "deflate" {
 			args = append(args, "-deflate", "-text")
 		}
+	case "survive":
+		args = append(args, "-n", strconv.Itoa(c.conns), "-pid", strconv.Itoa(p.pid), "-duration", c.hold.String())
+		if p.children {
+			args = append(args, "-children")
+		}
 	case "idle", "spike":
 		args = append(args, "-n", strconv.Itoa(c.conns), "-pid", strconv.Itoa(p.pid))
 		if p.children {
@@ -430,25 +497,27 @@ func (h *harness) measure(c benchCase, s server) (load.Result, error) {
 	args = append(args, c.args...)
 	argv := append([]string{filepath.Join(h.work, "load"), scenario}, args...)
 	argv = pinned(h.clientCPUs, argv)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute+c.hold)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cpu := func() time.Duration {
 		if len(p.parts) == 0 {
-			return cpuTime(p.pid)
+			return load.CPUTime(p.pid)
 		}
 		var t time.Duration
 		for _, pt := range p.parts {
-			t += cpuTime(pt.pid)
+			t += load.CPUTime(pt.pid)
 		}
 		return t
 	}
 	cpu0 := cpu()
+	t0 := time.Now()
 	if err := cmd.Run(); err != nil {
 		return load.Result{}, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
 	}
+	wall := time.Since(t0)
 	cpu1 := cpu()
 	var r load.Result
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
@@ -463,32 +532,13 @@ func (h *harness) measure(c benchCase, s server) (load.Result, error) {
 	if r.Count > 0 && cpu1 > cpu0 && !p.children {
 		r.ServerCPU = (cpu1 - cpu0).Seconds() * 1e6 / float64(r.Count)
 	}
+	if ps := cmd.ProcessState; ps != nil && wall > 0 {
+		r.ClientCPU = (ps.UserTime() + ps.SystemTime()).Seconds() / wall.Seconds()
+	}
 	if r.Errors > 0 {
 		return r, fmt.Errorf("%d connections failed during the run", r.Errors)
 	}
 	return r, nil
-}
-
-// cpuTime is the user and system CPU time process pid has used, from
-// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s: the
-// kernel's USER_HZ on every Linux architecture Go supports).
-func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name, field 2, is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // value is the figure a table shows: the rate, for idle the KiB per
@@ -496,6 +546,9 @@ func cpuTime(pid int) time.Duration {
 func value(r load.Result) float64 {
 	if r.Scenario == "idle" {
 		return r.PerConnKiB
+	}
+	if r.Scenario == "survive" {
+		return float64(r.Lost)
 	}
 	if r.Scenario == "spike" {
 		if r.RSSBefore == 0 {

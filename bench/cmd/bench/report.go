@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -9,53 +10,24 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/wsgate/wsgate/bench/load"
 )
 
-// median is a measurement's figure over its rounds: the median, which one
-// round disturbed by the machine (a noisy neighbour, a CPU frequency
-// change) cannot move, with the latencies of the same rounds (medians of
-// each percentile).
-func (m *measurement) median() (v, p50, p99, p999 float64, ok bool) {
-	if len(m.Results) == 0 {
-		return 0, 0, 0, 0, false
-	}
+// latency is a measurement's latency percentiles, each the median over
+// its rounds.
+func (m *measurement) latency() (p50, p99, p999 float64) {
 	med := func(f func(r load.Result) float64) float64 {
-		xs := make([]float64, len(m.Results))
-		for i, r := range m.Results {
-			xs[i] = f(r)
+		var xs []float64
+		for _, r := range m.Results {
+			xs = append(xs, f(r))
 		}
-		slices.Sort(xs)
-		if n := len(xs); n%2 == 0 {
-			return (xs[n/2-1] + xs[n/2]) / 2
-		}
-		return xs[len(xs)/2]
+		return spreadOf(xs).Med
 	}
-	return med(value), med(func(r load.Result) float64 { return r.P50 }),
-		med(func(r load.Result) float64 { return r.P99 }), med(func(r load.Result) float64 { return r.P999 }), true
-}
-
-// pairedAdvantage is wsgate's advantage over another server, round by
-// round: each round ran the two back to back, so their ratio is less
-// exposed to the machine's slow drifts than a ratio of medians. It returns
-// the median of the rounds' advantages.
-func pairedAdvantage(group string, ws, other *measurement) float64 {
-	n := min(len(ws.Results), len(other.Results))
-	if n == 0 {
-		return 0
-	}
-	rs := make([]float64, n)
-	for i := range n {
-		rs[i] = advantage(group, value(ws.Results[i]), value(other.Results[i]))
-	}
-	slices.Sort(rs)
-	if n%2 == 0 {
-		return (rs[n/2-1] + rs[n/2]) / 2
-	}
-	return rs[n/2]
+	return med(func(r load.Result) float64 { return r.P50 }), med(func(r load.Result) float64 { return r.P99 }), med(func(r load.Result) float64 { return r.P999 })
 }
 
 // advantage is wsgate's ratio to another server, oriented so that above 1
@@ -65,14 +37,14 @@ func advantage(group string, ws, other float64) float64 {
 	if ws == 0 || other == 0 {
 		return 0
 	}
-	if group == "idle" || group == "spike" || group == "apache-idle" {
+	if group == "idle" || group == "spike" || group == "apache-idle" || group == "idle-tls" {
 		return other / ws
 	}
 	return ws / other
 }
 
 func format(group string, v float64) string {
-	if group == "idle" || group == "apache-idle" {
+	if group == "idle" || group == "apache-idle" || group == "idle-tls" {
 		return fmt.Sprintf("%.2f KiB", v)
 	}
 	if group == "spike" {
@@ -80,6 +52,9 @@ func format(group string, v float64) string {
 	}
 	if group == "hold" {
 		return fmt.Sprintf("%.0f", v)
+	}
+	if group == "apache-timeout" {
+		return fmt.Sprintf("%.0f lost", v)
 	}
 	switch {
 	case v >= 1e6:
@@ -97,15 +72,15 @@ func printCase(c benchCase, ms []*measurement) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-9s %-40s", c.group, c.label())
 	for _, m := range ms {
-		v, _, _, _, ok := m.median()
-		if !ok {
+		v := valueSpread(m)
+		if !v.ok() {
 			fmt.Fprintf(&b, " | %s failed", m.Server)
 			continue
 		}
 		if m == ms[0] {
-			fmt.Fprintf(&b, " | %s %s", m.Server, format(c.group, v))
+			fmt.Fprintf(&b, " | %s %s", m.Server, valueText(c.group, v))
 		} else {
-			fmt.Fprintf(&b, " | %s %s (%.2f)", m.Server, format(c.group, v), shownRatio(c.group, pairedAdvantage(c.group, ms[0], m)))
+			fmt.Fprintf(&b, " | %s %s (%s)", m.Server, valueText(c.group, v), ratioText(shownSpread(c.group, pairedRatio(c.group, ms[0], m))))
 		}
 	}
 	fmt.Println(b.String())
@@ -127,34 +102,39 @@ func describe(h *harness, rounds int, secs, took time.Duration) string {
 	if h.serverCPUs != "" {
 		pin = fmt.Sprintf("servers on CPU %s, load generator on CPU %s (taskset)", h.serverCPUs, h.clientCPUs)
 	}
-	mode := "full matrix"
-	if h.quick {
+	mode := "full matrix: every group in one run (`make bench`)"
+	switch {
+	case h.quick:
 		mode = "quick mode (smoke test: the figures mean nothing)"
+	case h.groups != "":
+		mode = "partial run: only the groups " + h.groups + " (not the full matrix; `make bench` runs every group)"
 	}
 	apache := ""
 	if out, err := exec.Command("/usr/sbin/apache2", "-v").Output(); err == nil {
 		apache = ", " + strings.TrimPrefix(strings.SplitN(string(out), "\n", 2)[0], "Server version: ")
 	}
-	return fmt.Sprintf("- Machine: %d × %s, Linux %s, %s%s\n- Pinning: %s\n- Method: %s; %d round(s), servers interleaved within each case, each round starting with the next server; echo and storm run %v each; figures are medians over rounds; run took %v",
-		runtime.NumCPU(), model, strings.TrimSpace(string(kernel)), runtime.Version(), apache, pin, mode, rounds, secs, took.Round(time.Second))
+	return fmt.Sprintf("- Machine: %d × %s, Linux %s, %s%s\n- Pinning: %s\n- Method: %s; %d round(s), every server once per round in an order drawn afresh for each round (seed %d); echo and storm run %v each; figures are medians over rounds with the lowest and highest in brackets; run took %v\n- What else the machine was doing: at the start, %s; at the end, %s",
+		runtime.NumCPU(), model, strings.TrimSpace(string(kernel)), runtime.Version(), apache, pin, mode, rounds, h.seed, secs, took.Round(time.Second), h.before, h.after)
 }
 
 var groupTitles = map[string]string{
-	"echo":          "Echo: messages per second (each connection sends, waits for the echo, repeats)",
-	"deflate":       "permessage-deflate echo: messages per second (compressible text, no context takeover)",
-	"idle":          "Idle hold: server RSS per idle connection (lower is better)",
-	"apache-idle":   "Idle WebSockets in httpd (event MPM, 2 children of 25 threads: 50 workers, AsyncRequestWorkerFactor 250): RSS of httpd and its children per idle connection, against the daemon alone (lower is better). mod_wsgate releases the worker of an idle WebSocket; the busy workers below are counted by mod_status while the connections are held (one of them serves the status request)",
-	"apache-parked": "Broadcast to parked WebSockets in httpd (apache-idle's sizing: 50 workers, released while idle): 5,000 subscribers on the chat application, every one idle when a message comes (1.5 s before each, 5 messages): deliveries per second while a message fans out (the pauses not counted), and in the latency table the time from sending a message to every subscriber having it. The daemon alone for comparison",
-	"spike":         "Memory after a spike: a flood of connections opened as fast as the server takes them, held 5 s, then all reset; the server's RSS 30 s later as a multiple of its RSS before the flood (lower is better; the bar is 2×)",
-	"storm":         "Connect storm: handshakes per second (connect, upgrade, reset)",
-	"broadcast":     "Broadcast: deliveries per second (each message relayed to every subscriber, 50 messages one after another)",
-	"apache":        "Apache httpd: echo messages per second, mod_wsgate and httpd's proxy tunnel (mod_proxy_http) in front of the daemon",
-	"direct":        "Direct mode: echo messages per second through a producer (examples/producers/echo), in the daemon's own process (in-process), behind the framed protocol (mux), and taking each client's socket itself (direct, ouistiti's direct mode). In parentheses each one's rate ÷ in-process's, paired round by round",
-	"events":        "WebSocket-over-HTTP: echo messages per second through an HTTP application (examples/wsoverhttp/echo, Go's net/http: every message a POST), against the same echo in the daemon's own process (in-process) and behind the framed protocol (mux). In parentheses each one's rate ÷ in-process's, paired round by round",
-	"events-php":    "PHP over WebSocket-over-HTTP: echo messages per second to examples/wsoverhttp/php/echo.php, behind the daemon (PHP's built-in server, 8 workers) and inside httpd as subrequests (mod_wsgate, php-cgi -b behind mod_proxy_fcgi, 8 children). In parentheses mod_wsgate's rate ÷ the daemon's, paired round by round",
-	"hold":          "Held clients (backend hold): what holding costs and how long resuming takes, from the Go benchmarks in apps/backend (`go test ./apps/backend -run '^$' -bench 'HeldClientCost|HoldResume1000' -benchtime 5x`), medians over rounds",
-	"cluster":       "Cluster: broadcast deliveries per second, 9,000 subscribers on one daemon, and spread over three daemons joined by a NATS server (3,000 each; the sender on the first), every process on the same server core. In parentheses the three nodes' rate ÷ one node's, paired round by round",
-	"ops":           "Operations cost: echo messages and handshakes per second, one build with limits, metrics and access log off (ops-off); every limit on and the metrics scraped each second (ops-on); and ops-on with the access log written to a file (ops-log). In parentheses each one's rate ÷ ops-off's, paired round by round",
+	"echo":           "Echo: messages per second (each connection sends, waits for the echo, repeats)",
+	"deflate":        "permessage-deflate echo: messages per second (compressible text, no context takeover)",
+	"idle":           "Idle hold: server RSS per idle connection (lower is better)",
+	"apache-idle":    "Idle WebSockets in httpd (event MPM, 2 children of 25 threads: 50 workers, AsyncRequestWorkerFactor 250): RSS of httpd and its children per idle connection, against the daemon alone (lower is better). mod_wsgate releases the worker of an idle WebSocket; the busy workers below are counted by mod_status while the connections are held (one of them serves the status request)",
+	"idle-tls":       "Idle wss: server RSS per idle connection over TLS, by record layer: crypto/tls throughout (record_layer go, the default) and wsgate's own after the upgrade (record_layer wsgate), with nothing pending, with one byte of a record sent, and with a record's header sent (the rest of the record follows only when the echo that ends the measurement is due). In parentheses record_layer wsgate's figure ÷ record_layer go's (lower is better)",
+	"apache-timeout": "Idle WebSockets in httpd past its Timeout (event MPM, apache-idle's sizing, WsgateReleaseWorkers On: every idle worker released): clients that answer every ping as a browser does, over ws and over wss (mod_ssl) on one httpd, held idle, then each sends an echo. The figure is the connections httpd closed or lost while they idled (the bar is 0); below, per round, how many echoed at the end and how many pings they answered",
+	"apache-parked":  "Broadcast to parked WebSockets in httpd (apache-idle's sizing: 50 workers, released while idle): 5,000 subscribers on the chat application, every one idle when a message comes (1.5 s before each, 5 messages): deliveries per second while a message fans out (the pauses not counted), and in the latency table the time from sending a message to every subscriber having it. The daemon alone for comparison",
+	"spike":          "Memory after a spike: a flood of connections opened as fast as the server takes them, held 5 s, then all reset; the server's RSS 30 s later as a multiple of its RSS before the flood (lower is better; the bar is 2×)",
+	"storm":          "Connect storm: handshakes per second (connect, upgrade, reset)",
+	"broadcast":      "Broadcast: deliveries per second (each message relayed to every subscriber, 50 messages one after another)",
+	"apache":         "Apache httpd: echo messages per second, mod_wsgate and httpd's proxy tunnel (mod_proxy_http) in front of the daemon",
+	"direct":         "Direct mode: echo messages per second through a producer (examples/producers/echo), in the daemon's own process (in-process), behind the framed protocol (mux), and taking each client's socket itself (direct, ouistiti's direct mode). In parentheses each one's rate ÷ in-process's, paired round by round",
+	"events":         "WebSocket-over-HTTP: echo messages per second through an HTTP application (examples/wsoverhttp/echo, Go's net/http: every message a POST), against the same echo in the daemon's own process (in-process) and behind the framed protocol (mux). In parentheses each one's rate ÷ in-process's, paired round by round",
+	"events-php":     "PHP over WebSocket-over-HTTP: echo messages per second to examples/wsoverhttp/php/echo.php, behind the daemon (PHP's built-in server, 8 workers) and inside httpd as subrequests (mod_wsgate, php-cgi -b behind mod_proxy_fcgi, 8 children). In parentheses mod_wsgate's rate ÷ the daemon's, paired round by round",
+	"hold":           "Held clients (backend hold): what holding costs and how long resuming takes, from the Go benchmarks in apps/backend (`go test ./apps/backend -run '^$' -bench 'HeldClientCost|HoldResume1000' -benchtime 5x`), medians over rounds",
+	"cluster":        "Cluster: broadcast deliveries per second, 9,000 subscribers on one daemon, and spread over three daemons joined by a NATS server (3,000 each; the sender on the first), every process on the same server core. In parentheses the three nodes' rate ÷ one node's, paired round by round",
+	"ops":            "Operations cost: echo messages and handshakes per second, one build with limits, metrics and access log off (ops-off); every limit on and the metrics scraped each second (ops-on); and ops-on with the access log written to a file (ops-log). In parentheses each one's rate ÷ ops-off's, paired round by round",
 }
 
 // results is what benchmarks.json holds: enough to write the report again
@@ -189,10 +169,13 @@ func writeReport(dir, machine string, all []*measurement) error {
 		"`bench/cmd/peers`, each written as its library's documentation recommends; `tcp` is a plain TCP echo " +
 		"over epoll with no WebSocket framing, the physical limit.\n\n")
 	b.WriteString(machine + "\n\n")
-	b.WriteString("In parentheses: wsgate's advantage over that server, oriented so that above 1.00 means wsgate did " +
-		"better (for rates wsgate ÷ server; for memory server ÷ wsgate), taken round by round (the two ran back to back) " +
-		"and then the median of the rounds. The last column is the lowest of those ratios against the four peer libraries: " +
-		"wsgate against the best peer in that case. Absolute figures are medians of the rounds.\n\n![throughput by scenario and server](benchmarks.png)\n\n")
+	b.WriteString("Each cell is the median over the rounds, with the lowest and highest round in brackets. " +
+		"In parentheses after a server's figure: wsgate's advantage over that server, oriented so that above 1.00 means wsgate did " +
+		"better (for rates wsgate ÷ server; for memory server ÷ wsgate), computed in each round both completed (pairs are matched by " +
+		"round, so a failed round leaves a hole) and given as the median with the lowest and highest round. The last column is, in each " +
+		"round, wsgate against whichever peer library did best in that round, then the median and range over rounds. A row where the " +
+		"load generator used 90% or more of its core measures the client and gets no ratio; a row where a server beat the tcp echo " +
+		"says so under its table.\n\n![throughput by scenario and server](benchmarks.png)\n\n")
 	var groups []string
 	byGroup := map[string][]*measurement{}
 	for _, m := range all {
@@ -221,52 +204,82 @@ func writeReport(dir, machine string, all []*measurement) error {
 		if slices.Contains(servers, "wsgate") {
 			ref = "wsgate"
 		}
-		fmt.Fprintf(&b, "## %s\n\n| case | %s | wsgate vs best peer |\n|---|%s---|\n", groupTitles[g],
-			strings.Join(servers, " | "), strings.Repeat("---|", len(servers)))
+		var peers []string
+		for _, sv := range servers {
+			if isPeer(sv) {
+				peers = append(peers, sv)
+			}
+		}
+		last := ""
+		if len(peers) > 0 {
+			last = " wsgate ÷ the best peer of each round |"
+		}
+		fmt.Fprintf(&b, "## %s\n\n| case | %s |%s\n|---|%s%s\n", groupTitles[g],
+			strings.Join(servers, " | "), last, strings.Repeat("---|", len(servers)), map[bool]string{true: "---|"}[last != ""])
 		var lat strings.Builder
 		fmt.Fprintf(&lat, "| latency p50 / p99 / p999 (µs) | %s |\n|---|%s\n", strings.Join(servers, " | "), strings.Repeat("---|", len(servers)))
+		var flags []string
 		for _, c := range cases {
 			wsm := cell[[2]string{c, ref}]
 			fmt.Fprintf(&b, "| %s |", c)
 			fmt.Fprintf(&lat, "| %s |", c)
-			worst := 0.0
-			for _, s := range servers {
-				m := cell[[2]string{c, s}]
-				if m == nil {
-					b.WriteString(" – |")
-					lat.WriteString(" – |")
-					continue
-				}
-				v, p50, p99, p999, ok := m.median()
+			for _, sv := range servers {
+				m := cell[[2]string{c, sv}]
+				v := valueSpread(m)
 				switch {
-				case !ok:
+				case m == nil:
+					b.WriteString(" – |")
+				case !v.ok():
 					b.WriteString(" failed |")
-				case s == ref:
-					fmt.Fprintf(&b, " **%s** |", format(g, v))
+				case sv == ref:
+					fmt.Fprintf(&b, " **%s** |", valueText(g, v))
 				case wsm == nil:
-					fmt.Fprintf(&b, " %s |", format(g, v))
+					fmt.Fprintf(&b, " %s |", valueText(g, v))
 				default:
-					a := pairedAdvantage(g, wsm, m)
-					fmt.Fprintf(&b, " %s (%.2f) |", format(g, v), shownRatio(g, a))
-					if isPeer(s) && a > 0 && (worst == 0 || a < worst) {
-						worst = a
-					}
+					fmt.Fprintf(&b, " %s (%s) |", valueText(g, v), ratioText(shownSpread(g, pairedRatio(g, wsm, m))))
 				}
-				if ok {
+				if v.ok() {
+					p50, p99, p999 := m.latency()
 					fmt.Fprintf(&lat, " %.0f / %.0f / %.0f |", p50, p99, p999)
 				} else {
 					lat.WriteString(" – |")
 				}
 			}
-			if worst > 0 {
-				fmt.Fprintf(&b, " %.2f |\n", worst)
-			} else {
-				b.WriteString(" – |\n")
+			if last != "" {
+				var pm []*measurement
+				for _, sv := range peers {
+					if m := cell[[2]string{c, sv}]; m != nil {
+						pm = append(pm, m)
+					}
+				}
+				cpu := 0.0
+				if wsm != nil {
+					cpu = clientCPU(wsm)
+				}
+				switch r := bestPeerRatio(g, wsm, pm); {
+				case cpu >= clientBoundAt:
+					fmt.Fprintf(&b, " client-bound (the load generator used %.0f%% of its core): no ratio |", 100*cpu)
+					flags = append(flags, fmt.Sprintf("%s: the load generator used %.0f%% of its core, so the row measures the client; with two cores there is no faster client to put there, and no ratio is published", c, 100*cpu))
+				case r.ok():
+					fmt.Fprintf(&b, " %s |", ratioText(r))
+				default:
+					b.WriteString(" – |")
+				}
 			}
+			b.WriteString("\n")
 			lat.WriteString("\n")
+			if f := belowLimit(g, c, servers, cell); f != "" {
+				flags = append(flags, f)
+			}
+		}
+		for _, f := range flags {
+			fmt.Fprintf(&b, "\n- ⚠ %s", f)
+		}
+		if len(flags) > 0 {
+			b.WriteString("\n")
 		}
 		b.WriteString("\n")
-		if g != "idle" && g != "hold" && g != "spike" && g != "apache-idle" {
+		if g != "idle" && g != "hold" && g != "spike" && g != "apache-idle" && g != "apache-timeout" && g != "idle-tls" {
 			b.WriteString(lat.String() + "\n")
 		}
 		if g == "ops" || g == "cluster" || g == "direct" {
@@ -275,8 +288,14 @@ func writeReport(dir, machine string, all []*measurement) error {
 		if g == "cluster" {
 			b.WriteString(rssTable(servers, cases, cell))
 		}
+		if g == "idle" || g == "idle-tls" || g == "apache-idle" {
+			b.WriteString(totalTable(servers, cases, cell))
+		}
 		if g == "apache-idle" {
 			b.WriteString(workersLine(ms))
+		}
+		if g == "apache-timeout" {
+			b.WriteString(holdLine(ms))
 		}
 		for _, m := range ms {
 			if m.Error != "" {
@@ -314,14 +333,39 @@ func cpuTable(servers, cases []string, cell map[[2]string]*measurement, ref stri
 				fmt.Fprintf(&b, " %.1f |", v)
 				continue
 			}
-			n := min(len(m.Results), len(r.Results))
-			ratios := make([]load.Result, n)
-			for i := range n {
-				if r.Results[i].ServerCPU > 0 {
-					ratios[i].ServerCPU = m.Results[i].ServerCPU / r.Results[i].ServerCPU
+			// Paired by round, as every ratio.
+			rr, mr := rounds(r), rounds(m)
+			var ratios []float64
+			for _, k := range sortedKeys(rr) {
+				if o, ok := mr[k]; ok && rr[k].ServerCPU > 0 && o.ServerCPU > 0 {
+					ratios = append(ratios, o.ServerCPU/rr[k].ServerCPU)
 				}
 			}
-			fmt.Fprintf(&b, " %.1f (%.2f) |", v, medianOf(ratios, func(x load.Result) float64 { return x.ServerCPU }))
+			fmt.Fprintf(&b, " %.1f (%s) |", v, ratioText(spreadOf(ratios)))
+		}
+		b.WriteString("\n")
+	}
+	return b.String() + "\n"
+}
+
+// totalTable is, for the idle groups, each server's whole footprint with
+// the connections held: RSS and PSS in MiB (medians over rounds), what a
+// per-connection figure leaves out (the base a server starts with).
+func totalTable(servers, cases []string, cell map[[2]string]*measurement) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| total with the connections held: RSS / PSS (MiB) | %s |\n|---|%s\n", strings.Join(servers, " | "), strings.Repeat("---|", len(servers)))
+	for _, c := range cases {
+		fmt.Fprintf(&b, "| %s |", c)
+		for _, sv := range servers {
+			m := cell[[2]string{c, sv}]
+			if m == nil || len(m.Results) == 0 {
+				b.WriteString(" – |")
+				continue
+			}
+			rss := medianOf(m.Results, func(x load.Result) float64 { return float64(x.RSSAfter) })
+			pss := medianOf(m.Results, func(x load.Result) float64 { return float64(x.PSSAfter) })
+			before := medianOf(m.Results, func(x load.Result) float64 { return float64(x.RSSBefore) })
+			fmt.Fprintf(&b, " %.1f / %.1f (base %.1f) |", rss/1024, pss/1024, before/1024)
 		}
 		b.WriteString("\n")
 	}
@@ -371,6 +415,41 @@ func medianOf(rs []load.Result, f func(load.Result) float64) float64 {
 	return xs[n/2]
 }
 
+// shownSpread is shownRatio applied to a spread (the ends swap when it
+// inverts).
+func shownSpread(group string, s spread) spread {
+	if !s.ok() {
+		return s
+	}
+	med, lo, hi := shownRatio(group, s.Med), shownRatio(group, s.Lo), shownRatio(group, s.Hi)
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	return spread{Med: med, Lo: lo, Hi: hi, N: s.N}
+}
+
+// belowLimit flags a row where a server beat the physical limit (tcp):
+// then tcp was not the limit there, and the row says so.
+func belowLimit(group, c string, servers []string, cell map[[2]string]*measurement) string {
+	t := valueSpread(cell[[2]string{c, "tcp"}])
+	if !t.ok() {
+		return ""
+	}
+	var over []string
+	for _, sv := range servers {
+		if sv == "tcp" {
+			continue
+		}
+		if v := valueSpread(cell[[2]string{c, sv}]); v.ok() && v.Med > t.Med {
+			over = append(over, fmt.Sprintf("%s %s", sv, format(group, v.Med)))
+		}
+	}
+	if len(over) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s: the tcp echo (%s) is below %s: here it is not the limit", c, format(group, t.Med), strings.Join(over, ", "))
+}
+
 // shownRatio is the ratio a table shows for an advantage of the
 // reference server over another: the advantage itself, except in the ops
 // group, whose reference is the configuration with everything off and
@@ -388,6 +467,30 @@ func isPeer(s string) bool {
 		return true
 	}
 	return false
+}
+
+// holdLine says, per round, how the held clients ended: how many echoed
+// after the hold, how many pings they answered, and when the first was
+// lost.
+func holdLine(ms []*measurement) string {
+	var b strings.Builder
+	for _, m := range ms {
+		var rounds []string
+		for _, r := range m.Results {
+			s := fmt.Sprintf("%d of %d echoed after the hold, %d pings answered, RSS %.0f→%.0f MiB", r.Count, r.Conns, r.Pongs, float64(r.RSSBefore)/1024, float64(r.RSSAfter)/1024)
+			if r.Lost > 0 {
+				s += fmt.Sprintf(", the first lost after %.1f s", r.FirstLost)
+			}
+			rounds = append(rounds, s)
+		}
+		if len(rounds) > 0 {
+			fmt.Fprintf(&b, "- %s / %s: %s\n", m.Case, m.Server, strings.Join(rounds, "; "))
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // workersLine says how many httpd workers the idle connections kept busy,
@@ -409,4 +512,51 @@ func workersLine(ms []*measurement) string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// machineState says what the machine was doing: the load average and
+// the processes that used more than 5% of a core over one second, other
+// than this one.
+func machineState() string {
+	type sample struct {
+		name string
+		cpu  time.Duration
+	}
+	read := func() map[int]sample {
+		out := map[int]sample{}
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+			if err != nil {
+				continue
+			}
+			i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+			if i < 0 || j < i {
+				continue
+			}
+			out[pid] = sample{string(b[i+1 : j]), load.CPUTime(pid)}
+		}
+		return out
+	}
+	a := read()
+	time.Sleep(time.Second)
+	z := read()
+	var busy []string
+	for pid, s := range z {
+		if p, ok := a[pid]; ok && s.cpu-p.cpu > 50*time.Millisecond {
+			busy = append(busy, fmt.Sprintf("%s %d%%", s.name, (s.cpu-p.cpu)*100/time.Second))
+		}
+	}
+	slices.Sort(busy)
+	avg, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(avg))
+	state := "load average " + strings.Join(f[:min(3, len(f))], " ")
+	if len(busy) == 0 {
+		return state + "; no other process used more than 5% of a core"
+	}
+	return state + "; busy: " + strings.Join(busy, ", ")
 }

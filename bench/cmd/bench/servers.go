@@ -1,16 +1,9 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wsgate/wsgate/bench/load"
 )
 
 // server is one implementation under test, started fresh for each
@@ -30,6 +25,9 @@ type server struct {
 	start func(h *harness, port int) (*proc, error)
 	// skip lists the scenarios the server cannot take part in.
 	skip map[string]bool
+	// note says how the server is configured, where a case's label
+	// should say it (the hold scenario: httpd's Timeout).
+	note string
 }
 
 // proc is a running server.
@@ -57,8 +55,10 @@ func wsgateConfig(port int) string {
 log: {level: warn}
 admin: {listen: "off"}
 # The peers have no per-address limit and send no pings: neither does
-# wsgate here, so that the figures compare the same work.
-server: {max_connections_per_ip: 0, max_connections: 0}
+# wsgate here, so that the figures compare the same work. No server gets
+# a forced collection either: wsgate's return of memory after a burst
+# (return_memory) is off here, and on in the rows named "as shipped".
+server: {max_connections_per_ip: 0, max_connections: 0, return_memory: false}
 defaults:
   origin_check: "off"
   keepalive_interval: 0
@@ -115,6 +115,21 @@ func (h *harness) parkedApacheServers() []server {
 	}}}
 }
 
+// timeoutApache is idleApacheServers' httpd with httpd's Timeout set
+// (0: the default, 60 s), serving the echo over TLS on the case's port and
+// in the clear on a second one, both with WsgateReleaseWorkers at its
+// default (On): the setting under which issue 23 found idle clients cut
+// at Timeout.
+func (h *harness) timeoutApache(timeout int) server {
+	global, note := "", "Timeout at its default (60 s)"
+	if timeout > 0 {
+		global, note = fmt.Sprintf("Timeout %d\n", timeout), fmt.Sprintf("Timeout %d", timeout)
+	}
+	return server{name: "mod_wsgate", note: note, start: func(h *harness, port int) (*proc, error) {
+		return h.httpdWith(port, httpdOpts{mpm: idleMPM, tls: true, plain: true, global: global}, echoLocation)
+	}}
+}
+
 // keepAliveApache is idleApacheServers' httpd for plain keep-alive
 // clients: the same sizing, and a keep-alive timeout longer than the
 // measurement.
@@ -124,17 +139,26 @@ func (h *harness) keepAliveApache() server {
 	}}
 }
 
-// tlsServer is wsgate listening with TLS (a throwaway ECDSA certificate):
-// the peers' servers here speak plain WebSocket only.
-func (h *harness) tlsServer() server {
-	return server{name: "wsgate", start: func(h *harness, port int) (*proc, error) {
+// tlsServer is wsgate listening with TLS (a throwaway ECDSA certificate)
+// and its default record layer (crypto/tls's): the peers' servers here
+// speak plain WebSocket only.
+func (h *harness) tlsServer() server { return h.tlsServerWith("wsgate", "go") }
+
+// tlsServerWith is tlsServer named name, with record_layer layer.
+func (h *harness) tlsServerWith(name, layer string) server {
+	return server{name: name, start: func(h *harness, port int) (*proc, error) {
 		cert, key := filepath.Join(h.work, "cert.pem"), filepath.Join(h.work, "key.pem")
-		if err := writeCert(cert, key); err != nil {
+		if err := load.WriteCert(cert, key); err != nil {
 			return nil, err
 		}
 		return h.startDaemon(port, "wsgate-tls.yaml", strings.Replace(wsgateConfig(port), fmt.Sprintf(`{address: "127.0.0.1:%d"}`, port),
-			fmt.Sprintf(`{address: "127.0.0.1:%d", tls: {cert: %q, key: %q}}`, port, cert, key), 1))
+			fmt.Sprintf(`{address: "127.0.0.1:%d", tls: {cert: %q, key: %q, record_layer: %s}}`, port, cert, key, layer), 1))
 	}}
+}
+
+// recordLayerServers are wsgate over TLS with each record layer.
+func (h *harness) recordLayerServers() []server {
+	return []server{h.tlsServerWith("record_layer go", "go"), h.tlsServerWith("record_layer wsgate", "wsgate")}
 }
 
 // startDaemon writes conf as the daemon's configuration (file name, in
@@ -147,36 +171,41 @@ func (h *harness) startDaemon(port int, name, conf string) (*proc, error) {
 	return h.spawn(port, filepath.Join(h.work, "wsgate"), "-config", cfg)
 }
 
+// shippedServer is daemonServer with server.return_memory at its
+// default (on): the collection and FreeOSMemory after a burst that the
+// peers do not get.
+func shippedServer(name string) server {
+	return server{name: name, start: func(h *harness, port int) (*proc, error) {
+		return h.startDaemon(port, "wsgate-shipped.yaml", strings.Replace(wsgateConfig(port), "return_memory: false", "return_memory: true", 1))
+	}}
+}
+
+// defaultsServer is wsgate as a user runs it: the default route settings
+// (a ping after 25 s of quiet, a message timeout of a minute, the origin
+// check), the access log written to a file, the metrics on the admin
+// listener, memory returned after bursts; only the per-address limit is
+// off, because every client comes from a few loopback addresses.
+func defaultsServer(name string) server {
+	return server{name: name, start: func(h *harness, port int) (*proc, error) {
+		admin, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		return h.startDaemon(port, "wsgate-defaults.yaml", fmt.Sprintf(`listen: [{address: "127.0.0.1:%d"}]
+log: {level: info, output: %q}
+admin: {listen: "127.0.0.1:%d"}
+server: {max_connections_per_ip: 0}
+routes:
+  - {path: /echo, app: echo}
+`, port, filepath.Join(h.work, "defaults-access.log"), admin))
+	}}
+}
+
 // daemonServer is wsgate on the harness's configuration (wsgateConfig).
 func daemonServer(name string) server {
 	return server{name: name, start: func(h *harness, port int) (*proc, error) {
 		return h.startDaemon(port, "wsgate.yaml", wsgateConfig(port))
 	}}
-}
-
-// writeCert writes a self-signed P-256 certificate for 127.0.0.1.
-func writeCert(certFile, keyFile string) error {
-	if _, err := os.Stat(certFile); err == nil {
-		return nil
-	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		return err
-	}
-	kd, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600)
 }
 
 // The "ops" group measures what operating wsgate costs, one build in
@@ -249,15 +278,16 @@ func (h *harness) opsServers() []server {
 
 func (h *harness) servers() []server {
 	list := []server{daemonServer("wsgate")}
-	for _, p := range []string{"gorilla", "coder", "gws", "nbio", "tcp"} {
-		s := server{name: p, peer: p != "tcp", start: func(h *harness, port int) (*proc, error) {
+	for _, p := range []string{"gorilla", "coder", "gws", "nbio"} {
+		list = append(list, server{name: p, peer: true, start: func(h *harness, port int) (*proc, error) {
 			return h.spawn(port, filepath.Join(h.work, "peers"), "-server", p, "-addr", "127.0.0.1:"+strconv.Itoa(port))
-		}}
-		if p == "tcp" {
-			s.skip = map[string]bool{"idle": true, "storm": true, "broadcast": true, "deflate": true}
-		}
-		list = append(list, s)
+		}})
 	}
+	// The physical limit: a C echo over epoll that never blocks
+	// (bench/tcpecho), echo rows only.
+	list = append(list, server{name: "tcp", start: func(h *harness, port int) (*proc, error) {
+		return h.spawn(port, filepath.Join(h.work, "tcpecho"), "127.0.0.1:"+strconv.Itoa(port))
+	}, skip: map[string]bool{"idle": true, "storm": true, "broadcast": true, "deflate": true, "spike": true}})
 	return list
 }
 
@@ -650,7 +680,10 @@ type httpdOpts struct {
 	mpm string
 	// tls: port is an https listener (the harness's certificate), and
 	// server-status is served on a plain port of its own.
-	tls    bool
+	tls bool
+	// plain: with tls, the route is served on the plain port too (the
+	// proc's ports), for ws and wss clients of one httpd.
+	plain  bool
 	global string
 }
 
@@ -696,7 +729,7 @@ func (h *harness) httpdWith(port int, o httpdOpts, route string) (*proc, error) 
 			return nil, err
 		}
 		cert, key := filepath.Join(h.work, "cert.pem"), filepath.Join(h.work, "key.pem")
-		if err := writeCert(cert, key); err != nil {
+		if err := load.WriteCert(cert, key); err != nil {
 			return nil, err
 		}
 		mods := "/usr/lib/apache2/modules"
@@ -712,7 +745,9 @@ SSLCertificateKeyFile %[6]s
 %[7]s
 </VirtualHost>
 `, statusPort, port, mods, dir, cert, key, route)
-		route = ""
+		if !o.plain {
+			route = ""
+		}
 	}
 	conf := fmt.Sprintf(`ServerRoot %[1]s
 ServerName 127.0.0.1
@@ -763,5 +798,9 @@ LoadModule status_module %[4]s/mod_status.so
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &proc{pid: pid, children: true, stop: stop, status: fmt.Sprintf("http://127.0.0.1:%d/server-status?auto", statusPort)}, nil
+	p := &proc{pid: pid, children: true, stop: stop, status: fmt.Sprintf("http://127.0.0.1:%d/server-status?auto", statusPort)}
+	if o.tls && o.plain {
+		p.ports = []int{statusPort}
+	}
+	return p, nil
 }

@@ -7,6 +7,7 @@
 //	load idle -url ws://127.0.0.1:8080/echo -n 10000 -pid 1234
 //	load spike -url ws://127.0.0.1:8080/echo -n 19000 -pid 1234 -watch 30s
 //	load storm -url ws://127.0.0.1:8080/echo -conc 64 -duration 3s
+//	load survive -url ws://127.0.0.1:8080/echo,wss://127.0.0.1:8443/echo -n 5000 -duration 5m -pid 1234
 //	load broadcast -url ws://127.0.0.1:8080/chat -n 10000 -msgs 20
 package main
 
@@ -31,18 +32,19 @@ func main() {
 	url := fs.String("url", "ws://127.0.0.1:8080/echo", "WebSocket URL (broadcast: several, comma-separated, to spread the subscribers over a cluster's nodes)")
 	conns := fs.Int("conns", 1, "echo: connections")
 	size := fs.Int("size", 64, "echo, broadcast: payload bytes")
-	duration := fs.Duration("duration", 5*time.Second, "echo, storm: how long to run")
+	duration := fs.Duration("duration", 5*time.Second, "echo, storm, survive: how long to run")
 	messages := fs.Int64("messages", 0, "echo: stop after this many echoes in all (0: run for -duration)")
 	text := fs.Bool("text", false, "echo: text messages instead of binary")
 	raw := fs.Bool("raw", false, "echo: no handshake (the server is a plain TCP echo)")
 	deflate := fs.Bool("deflate", false, "echo: negotiate permessage-deflate and send compressed messages")
-	n := fs.Int("n", 10000, "idle, spike, broadcast: connections")
+	n := fs.Int("n", 10000, "idle, spike, broadcast, survive (per URL): connections")
 	pid := fs.Int("pid", 0, "idle, spike: the server's pid")
 	pidfile := fs.String("pidfile", "", "idle, spike: the server's pid file, instead of -pid")
 	children := fs.Bool("children", false, "idle, spike: measure the server's children too (httpd)")
 	settle := fs.Duration("settle", 3*time.Second, "idle, spike: wait after the last connection before measuring")
 	watch := fs.Duration("watch", 30*time.Second, "spike: how long to watch RSS after the close")
 	status := fs.String("status", "", "idle: httpd's server-status?auto URL, to count the workers the connections keep busy")
+	pending := fs.Int("pending", 0, "idle over wss: leave this many bytes of a TLS record sent on each connection while it idles")
 	conc := fs.Int("conc", 64, "storm: concurrent clients")
 	msgs := fs.Int("msgs", 20, "broadcast: messages")
 	timeout := fs.Duration("timeout", 30*time.Second, "broadcast: longest wait for one fan-out")
@@ -72,8 +74,18 @@ func main() {
 		if os.Args[1] == "spike" {
 			res, err = load.Spike(*url, *n, *settle, *watch, rss)
 		} else {
-			res, err = load.IdleStatus(*url, *n, *settle, rss, *status)
+			res, err = load.IdleWith(*url, *n, *settle, rss, load.IdleOptions{Status: *status, Pending: *pending, PSS: func() int64 { return load.PSS(*pid, *children) }})
 		}
+	case "survive":
+		if *pidfile != "" {
+			b, rerr := os.ReadFile(*pidfile)
+			if rerr != nil {
+				fail(rerr)
+			}
+			*pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		rss := func() int64 { return load.RSS(*pid, *children) }
+		res, err = load.Survive(strings.Split(*url, ","), *n, *duration, rss)
 	case "storm":
 		res, err = load.Storm(*url, *conc, *duration)
 	case "broadcast":
@@ -92,6 +104,9 @@ func main() {
 			if *status != "" {
 				fmt.Printf(" busy_workers=%d idle_workers=%d", res.BusyWorkers, res.IdleWorkers)
 			}
+		}
+		if res.Scenario == "survive" {
+			fmt.Printf(" lost=%d pongs=%d echoed=%d rss=%d->%dKiB", res.Lost, res.Pongs, res.Count, res.RSSBefore, res.RSSAfter)
 		}
 		if res.Scenario == "spike" {
 			fmt.Printf(" rss=%d peak=%d after=%dKiB back_within_2x=%ds series=%v", res.RSSBefore, res.RSSPeak, res.RSSAfter, res.BackWithin2x, res.RSSSeries)

@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"sync"
 
 	"github.com/coder/websocket"
 )
 
-// coderServer streams each message through Reader/Writer with io.Copy, as
-// coder's echo example does; its Write is safe for concurrent use, so the
-// broadcast loop writes to each member directly.
+// coderServer echoes with Conn.Read and Conn.Write, which coder's
+// documentation gives for messages that fit in memory ("Use Read and
+// Write for simple use cases", README and the Conn.Read doc): one frame
+// per message. (Its streaming echo example, internal/examples/echo,
+// copies a Reader into a Writer, which ends each message with an extra
+// empty frame: not the fast path.) Write is safe for concurrent use, so
+// the broadcast loop writes to each member directly.
 func coderServer(addr string) error {
 	echo := func(mode websocket.CompressionMode) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -23,18 +26,11 @@ func coderServer(addr string) error {
 			c.SetReadLimit(1 << 20)
 			ctx := context.Background()
 			for {
-				typ, rd, err := c.Reader(ctx)
+				typ, data, err := c.Read(ctx)
 				if err != nil {
 					return
 				}
-				wr, err := c.Writer(ctx, typ)
-				if err != nil {
-					return
-				}
-				if _, err := io.Copy(wr, rd); err != nil {
-					return
-				}
-				if err := wr.Close(); err != nil {
+				if err := c.Write(ctx, typ, data); err != nil {
 					return
 				}
 			}

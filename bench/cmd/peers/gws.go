@@ -10,8 +10,10 @@ import (
 )
 
 // gwsServer uses gws's own server (it parses the handshake itself, without
-// net/http), a ReadLoop per connection, and its Broadcaster, which
-// encodes a message once and queues it on each connection asynchronously.
+// net/http; its README's "Quick Start" and examples/echo), a ReadLoop per
+// connection, OnMessage writing the message back and closing it (as the
+// examples do), and its Broadcaster (examples/broadcast), which encodes a
+// message once and queues it on each connection asynchronously.
 type gwsEcho struct{ gws.BuiltinEventHandler }
 
 func (gwsEcho) OnMessage(c *gws.Conn, m *gws.Message) {

@@ -1,14 +1,14 @@
 // Command peers runs one of the servers wsgate is measured against, each
 // written the way its library's documentation recommends for speed:
 //
-//	peers -server gorilla|coder|gws|nbio|tcp -addr 127.0.0.1:9000
+//	peers -server gorilla|coder|gws|nbio -addr 127.0.0.1:9000
 //
 // Every WebSocket server has the same three routes as the wsgate
 // configuration the harness uses: /echo echoes each message, /echo-deflate
 // does the same with permessage-deflate enabled, and /broadcast relays each
 // text message to every connection of the route, sender included (wsgate's
-// chat application). tcp is the physical baseline: a plain TCP echo over
-// epoll, no WebSocket framing, no handshake (echo only).
+// chat application). The physical baseline, a plain TCP echo, is a C
+// program: bench/tcpecho.
 package main
 
 import (
@@ -26,11 +26,10 @@ var servers = map[string]func(addr string) error{
 	"coder":   coderServer,
 	"gws":     gwsServer,
 	"nbio":    nbioServer,
-	"tcp":     tcpServer,
 }
 
 func main() {
-	name := flag.String("server", "gorilla", "gorilla, coder, gws, nbio or tcp")
+	name := flag.String("server", "gorilla", "gorilla, coder, gws or nbio")
 	addr := flag.String("addr", "127.0.0.1:9000", "listen address (loopback)")
 	flag.Parse()
 	run, ok := servers[*name]

@@ -8,10 +8,12 @@ import (
 	"github.com/lesismal/nbio/nbhttp/websocket"
 )
 
-// nbioServer runs nbhttp in its default non-blocking mode: connections are
-// served by epoll pollers, with no goroutine per connection, which is what
-// gives nbio its small idle footprint. Payloads are released after each
-// OnMessage (ReleaseWebsocketPayload), as its examples do.
+// nbioServer runs nbhttp in its default non-blocking mode, as the
+// examples in lesismal/nbio-examples (websocket/server) do: connections
+// are served by epoll pollers, with no goroutine per connection, which is
+// what gives nbio its small idle footprint; OnMessage writes the message
+// back; payloads are released after each OnMessage
+// (ReleaseWebsocketPayload), as those examples set.
 func nbioServer(addr string) error {
 	newUp := func(deflate bool) *websocket.Upgrader {
 		u := websocket.NewUpgrader()

@@ -72,8 +72,8 @@ func (a *accessLog) opened(c *Conn) {
 	if !a.enabled.Load() || !a.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
-	a.log.Debug("websocket opened", "route", c.route.Path, "conn", c.id, "client", c.req.ClientIP,
-		"peer", c.req.RemoteAddr, "subprotocol", c.proto, "extensions", c.ext)
+	a.log.Debug("websocket opened", "route", c.route.Path, "conn", c.id, "client", c.clientIP(),
+		"peer", c.peerAddr(), "subprotocol", c.proto, "extensions", c.ext)
 }
 
 // ended logs a WebSocket that has ended. Without the access log, a
@@ -90,7 +90,7 @@ func (a *accessLog) ended(c *Conn, st websocket.Stats, s websocket.CloseStatus) 
 		if !ok {
 			return
 		}
-		attrs := []any{"route", c.route.Path, "conn", c.id, "client", c.req.ClientIP, "cause", st.CloseCause,
+		attrs := []any{"route", c.route.Path, "conn", c.id, "client", c.clientIP(), "cause", st.CloseCause,
 			"close_sent", uint16(st.CloseSent.Code), "close_sent_reason", st.CloseSent.Reason}
 		if suppressed > 0 {
 			attrs = append(attrs, "suppressed", suppressed)
@@ -99,7 +99,7 @@ func (a *accessLog) ended(c *Conn, st websocket.Stats, s websocket.CloseStatus) 
 		return
 	}
 	a.log.Info("websocket closed",
-		"route", c.route.Path, "conn", c.id, "client", c.req.ClientIP, "peer", c.req.RemoteAddr,
+		"route", c.route.Path, "conn", c.id, "client", c.clientIP(), "peer", c.peerAddr(),
 		"subprotocol", c.proto, "extensions", c.ext, "duration", (monoclock.Now() - c.start).Round(time.Millisecond),
 		"msgs_in", st.MessagesIn, "bytes_in", st.BytesIn, "msgs_out", st.MessagesOut, "bytes_out", st.BytesOut,
 		"close_sent", uint16(st.CloseSent.Code), "close_sent_reason", st.CloseSent.Reason,

@@ -87,7 +87,7 @@ func (g *Gateway) shares(b *websocket.Budget, lines *ratelog.Limiter) {
 	g.mu.Unlock()
 	for _, c := range conns {
 		if h := c.ws.Held(); h > 0 {
-			by[l.key(c.req.ClientIP)] += h
+			by[l.key(c.clientIP())] += h
 		}
 	}
 	heavy := map[string]int64{}

@@ -12,9 +12,15 @@ import (
 
 // Conn is one client connection as an application sees it.
 type Conn struct {
-	ws     *websocket.Conn
-	id     uint64
-	req    *Request
+	ws *websocket.Conn
+	id uint64
+	// req is the request until OnOpen has accepted the connection, and
+	// for its life for an application that keeps its request headers;
+	// other applications keep only kept (see Request). Atomic: a
+	// goroutine the application started in OnOpen may ask for it while
+	// it is dropped.
+	req    atomic.Pointer[Request]
+	kept   *keptRequest
 	route  *Route
 	gw     *Gateway
 	proto  string
@@ -60,8 +66,51 @@ func (c *Conn) Context() context.Context {
 // ID is unique among the gateway's connections for the life of the process.
 func (c *Conn) ID() uint64 { return c.id }
 
-// Request returns the request the connection was opened with.
-func (c *Conn) Request() *Request { return c.req }
+// Request returns the request the connection was opened with. After
+// OnOpen has accepted the connection, an application that does not
+// implement KeepsRequestHeaders gets a request with only the path, query,
+// host, the peer's and client's addresses and what the front door put in
+// Extra: the rest of the request, its header fields included, is dropped
+// then, and the request is made again on each call. An application that
+// needs more copies it in OnOpen.
+func (c *Conn) Request() *Request {
+	if r := c.req.Load(); r != nil {
+		return r
+	}
+	k := c.kept
+	return &Request{Path: k.path, RawQuery: k.query, Host: k.host, RemoteAddr: k.remote, ClientIP: k.client, Extra: k.extra, Version: 13}
+}
+
+// keptRequest is what a connection keeps of its request after OnOpen when
+// its application does not keep the request: a Request's 256 bytes were a
+// quarter of what an idle connection cost.
+type keptRequest struct {
+	path, query, host, remote, client string
+	extra                             map[string]any
+}
+
+// slim drops the request for what keptRequest holds; after OnOpen.
+func (c *Conn) slim() {
+	r := c.req.Load()
+	c.kept = &keptRequest{path: r.Path, query: r.RawQuery, host: r.Host, remote: r.RemoteAddr, client: r.ClientIP, extra: r.Extra}
+	c.req.Store(nil) // after kept: a Load that finds nil finds kept set
+}
+
+// clientIP is the client's address, for the limits and the log.
+func (c *Conn) clientIP() string {
+	if r := c.req.Load(); r != nil {
+		return r.ClientIP
+	}
+	return c.kept.client
+}
+
+// peerAddr is the peer's address, for the log.
+func (c *Conn) peerAddr() string {
+	if r := c.req.Load(); r != nil {
+		return r.RemoteAddr
+	}
+	return c.kept.remote
+}
 
 // Route returns the route serving the connection.
 func (c *Conn) Route() *Route { return c.route }
@@ -166,7 +215,7 @@ func (h *connHandler) OnClose(_ *websocket.Conn, s websocket.CloseStatus) {
 		defer c.recoverApp("OnClose")
 		c.route.Handler.OnClose(c, s)
 	}()
-	c.gw.limits.done(c.req.ClientIP)
+	c.gw.limits.done(c.clientIP())
 	if c.route.live.Add(-1) == 0 && c.route.retired.Load() {
 		c.gw.retireWhenIdle(c.route)
 	}

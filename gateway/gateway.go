@@ -299,6 +299,7 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 	accepted = true
 	if !keepRest {
 		req.dropHeaders()
+		c.slim()
 	}
 	header, err := hs.Header(c.header, c.proto)
 	c.header = nil
@@ -314,7 +315,8 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 // admit and limits.admit) and registers it.
 func (g *Gateway) newConn(route *Route, req *Request, hs *websocket.Handshake) *Conn {
 	route.live.Add(1)
-	c := &Conn{id: g.nextID.Add(1), req: req, route: route, gw: g, start: monoclock.Now()}
+	c := &Conn{id: g.nextID.Add(1), route: route, gw: g, start: monoclock.Now()}
+	c.req.Store(req)
 	opts := route.Policy.engineOptions()
 	opts.Budget = g.Budget()
 	c.ws = hs.NewConn((*connHandler)(c), opts)
@@ -330,7 +332,7 @@ func (g *Gateway) drop(c *Conn) {
 	c.route.hub.remove(c, nil)
 	g.unregister(c)
 	g.connDone()
-	g.limits.done(c.req.ClientIP)
+	g.limits.done(c.clientIP())
 	c.route.live.Add(-1)
 }
 

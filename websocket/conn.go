@@ -111,9 +111,15 @@ type Conn struct {
 	ending *ending
 	// Whether the slow-consumer policy closed the connection.
 	slowConsumer bool
-	flushCh      chan struct{}
-	closeTimer   *time.Timer
-	tickTimer    *time.Timer
+	// The timer wheel that counts the connection (0: none) and its visits
+	// before this connection's tick is due (wheel.go); in the padding
+	// after slowConsumer.
+	wheel      uint8
+	wrounds    uint32
+	flushCh    chan struct{}
+	closeTimer *time.Timer
+	// wnext links the connection in its slot of a timer wheel.
+	wnext *Conn
 
 	// Owned by the write-token holder.
 	iov2 [2][]byte
@@ -220,7 +226,7 @@ func (c *Conn) start(t Transport) {
 	}
 	if every := c.tickInterval(); every > 0 && !c.stopped {
 		c.lastActive = monoclock.Now()
-		c.tickTimer = time.AfterFunc(every, c.tick)
+		schedule(c, every)
 	}
 	c.mu.Unlock()
 	if pending {
@@ -378,9 +384,7 @@ func (c *Conn) stop(readErr error) (linger bool) {
 	if c.closeTimer != nil {
 		c.closeTimer.Stop()
 	}
-	if c.tickTimer != nil {
-		c.tickTimer.Stop()
-	}
+	unschedule(c)
 	c.setStatus(CloseStatus{Code: StatusAbnormalClosure, Remote: true})
 	var pe *protoError
 	linger = !c.aborted && !c.closeRecvd && errors.As(readErr, &pe)
@@ -467,8 +471,9 @@ func (c *Conn) tickInterval() time.Duration {
 	return max(d/4, 5*time.Millisecond)
 }
 
-// tick runs on the timer goroutine: it closes an idle connection and sends
-// keepalive pings.
+// tick runs on a timer wheel's goroutine (wheel.go), so it never blocks:
+// it closes an idle connection and sends keepalive pings, then schedules
+// the next tick.
 func (c *Conn) tick() {
 	defer c.recoverTimer()
 	now := monoclock.Now()
@@ -497,7 +502,7 @@ func (c *Conn) tick() {
 	}
 	c.mu.Lock()
 	if !c.stopped && !c.sendClosed {
-		c.tickTimer.Reset(c.tickInterval())
+		schedule(c, c.tickInterval())
 	}
 	c.mu.Unlock()
 }

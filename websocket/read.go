@@ -75,6 +75,25 @@ func (c *Conn) Quiet() {
 	readerPool.Put(r)
 }
 
+// TakePong lets a parking transport hand over a pong frame it read
+// whole while the connection was parked (after Quiet, with nothing else
+// waiting), without waking the reader: it counts as the activity a pong
+// the reader parsed counts as, so a client that answers keepalive pings
+// keeps its connection and the connection stays parked. It reports false
+// when the engine needs the frame read the ordinary way (it is not quiet,
+// it is closing, or its handler takes pongs itself); the transport then
+// delivers the bytes as read input.
+func (c *Conn) TakePong() bool {
+	if c.r != nil || c.closing.Load() {
+		return false
+	}
+	if _, ok := c.h.(pongHandler); ok {
+		return false
+	}
+	c.activity.Add(1)
+	return true
+}
+
 func (r *reader) release(c *Conn) {
 	// A message left unfinished when the connection ends goes to the
 	// garbage collector, not to the pool: a flood of connections shed

@@ -286,6 +286,10 @@ type IdleOptions struct {
 	// PSS, if set, reads the server's proportional set size (KiB) with
 	// the connections held, for Result.PSSAfter.
 	PSS func() int64
+	// Pings: the clients answer every ping while they idle, as browsers
+	// do, for a server that pings (its default settings); every one must
+	// still be open, and echo, at the end.
+	Pings bool
 	// Pending, over wss, leaves that many bytes of a TLS record sent on
 	// every connection, the rest held back until the echo that ends the
 	// measurement: what a server keeps for clients that stopped part way
@@ -295,6 +299,21 @@ type IdleOptions struct {
 
 // IdleWith is Idle with options.
 func IdleWith(target string, n int, settle time.Duration, rss func() int64, o IdleOptions) (Result, error) {
+	if o.Pings {
+		r, err := Survive([]string{target}, n, settle, rss)
+		if err != nil {
+			return r, err
+		}
+		if r.Lost > 0 || r.Count != uint64(n) {
+			return r, fmt.Errorf("%d of %d connections were lost while idle answering pings (the first after %.1f s), %d echoed", r.Lost, n, r.FirstLost, r.Count)
+		}
+		r.Scenario = "idle"
+		r.PerConnKiB = float64(r.RSSAfter-r.RSSBefore) / float64(n)
+		if o.PSS != nil {
+			r.PSSAfter = o.PSS()
+		}
+		return r, nil
+	}
 	status := o.Status
 	res := Result{Scenario: "idle", Conns: n}
 	before := rss()

@@ -14,9 +14,11 @@ import (
 // server closed or lost meanwhile (Lost) and those that echoed at the end
 // (Count): against a server that pings within its own timeout, a healthy
 // client must never be lost, and a loss is a figure to report, not an
-// error of the run. rss reads the server's memory at the end of the hold.
+// error of the run. rss reads the server's memory before the connections
+// and at the end of the hold.
 func Survive(targets []string, n int, hold time.Duration, rss func() int64) (Result, error) {
 	res := Result{Scenario: "survive", Conns: n * len(targets), FirstLost: -1}
+	before := rss()
 	var cs []*Conn
 	for _, t := range targets {
 		part := make([]*Conn, n)
@@ -28,7 +30,6 @@ func Survive(targets []string, n int, hold time.Duration, rss func() int64) (Res
 		cs = append(cs, part...)
 	}
 	defer closeAll(cs)
-	before := rss()
 	start := time.Now()
 	type held struct {
 		mu     sync.Mutex // writes: pongs and the final echo

@@ -115,23 +115,43 @@ type conn struct {
 	// detached. Under crypto/tls (tls set) it is the socket under TLS,
 	// which parking watches and nothing reads or writes.
 	rc           syscall.RawConn
-	tls          bool
-	detachable   bool // a plain socket, parked without its stream
 	writeTimeout time.Duration
 
 	mu      sync.Mutex
 	rawFD   int32 // the socket while detached; -1 otherwise
 	writers int32 // blocking writes in progress on nc: it may not be detached under them
-	closed  bool
+
+	tls        bool
+	detachable bool // a plain socket, parked without its stream
+	closed     bool // under mu
+	handedOff  bool // the first ReadTo has moved off the caller's goroutine
+	// registered: the socket is in the poller's interest list.
+	registered bool
 
 	// sl is set for a TLS connection whose record layer was taken over
 	// (see tlsrec and sealed.go): a plain socket to everything above, with
 	// records sealed on the way out and opened on the way in.
 	sl *sealed
 
-	// Scratch for the RawConn callbacks, which are bound once in New (and
-	// again when a detached socket is attached) so that no closure is
-	// allocated per read or write.
+	// io is the scratch of the RawConn callbacks while the socket has a
+	// stream; a detached socket gives it back (a parked connection keeps
+	// none), and a write to one borrows one for the call.
+	io *ioScratch
+
+	// Serving state, kept here so that a parked connection can be resumed
+	// by a new goroutine.
+	ws        *websocket.Conn
+	buffered  []byte
+	parkAfter time.Duration // 0: never park
+	deadline  time.Duration // monoclock; 0: none set
+	state     parkState
+	pollID    uint64
+}
+
+// ioScratch is where the RawConn callbacks leave their results. Its
+// callbacks are bound to it once, when it is made, so that no closure is
+// allocated per read or write, or per resumption; scratches are pooled.
+type ioScratch struct {
 	rfn  func(fd uintptr) bool
 	rbuf *[]byte
 	rn   int
@@ -141,18 +161,19 @@ type conn struct {
 	wbufs [][]byte
 	wn    int
 	werr  error
+}
 
-	// Serving state, kept here so that a parked connection can be resumed
-	// by a new goroutine.
-	ws        *websocket.Conn
-	buffered  []byte
-	handedOff bool          // the first ReadTo has moved off the caller's goroutine
-	parkAfter time.Duration // 0: never park
-	deadline  time.Duration // monoclock; 0: none set
-	state     parkState
-	pollID    uint64
-	// registered: the socket is in the poller's interest list.
-	registered bool
+var scratches = sync.Pool{New: func() any {
+	s := &ioScratch{}
+	s.rfn, s.wfn = s.readFD, s.writeFD
+	return s
+}}
+
+func getScratch() *ioScratch { return scratches.Get().(*ioScratch) }
+
+func putScratch(s *ioScratch) {
+	s.rbuf, s.rerr, s.wbufs, s.werr = nil, nil, nil, nil
+	scratches.Put(s)
 }
 
 // New wraps nc, on which ws was accepted, as ws's transport: serve ws
@@ -193,8 +214,7 @@ func New(nc net.Conn, ws *websocket.Conn, buffered []byte) websocket.Transport {
 	} else if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			d.rc = rc
-			d.rfn = d.readFD
-			d.wfn = d.writeFD
+			d.io = getScratch()
 			if canPark {
 				d.parkAfter = DefaultParkAfter
 				d.detachable = true
@@ -306,9 +326,10 @@ func (d *conn) readOnce(w io.Writer) error {
 		}
 		return err
 	}
-	err := d.rc.Read(d.rfn)
-	b, n, rerr := d.rbuf, d.rn, d.rerr
-	d.rbuf, d.rerr = nil, nil
+	sc := d.io
+	err := d.rc.Read(sc.rfn)
+	b, n, rerr := sc.rbuf, sc.rn, sc.rerr
+	sc.rbuf, sc.rerr = nil, nil
 	if err != nil {
 		bufpool.Put(b)
 		return err
@@ -333,7 +354,7 @@ func (d *conn) readOnce(w io.Writer) error {
 // readFD is the RawConn read callback. It takes a buffer only for the
 // duration of a read that finds data; on EAGAIN it gives it back and asks
 // the poller to wait.
-func (d *conn) readFD(fd uintptr) bool {
+func (s *ioScratch) readFD(fd uintptr) bool {
 	b := bufpool.Get(readSize)
 	for {
 		n, err := syscall.Read(int(fd), (*b)[:cap(*b)])
@@ -347,7 +368,7 @@ func (d *conn) readFD(fd uintptr) bool {
 		if n < 0 {
 			n = 0
 		}
-		d.rbuf, d.rn, d.rerr = b, n, err
+		s.rbuf, s.rn, s.rerr = b, n, err
 		return true
 	}
 }
@@ -369,30 +390,36 @@ func (d *conn) tryWriteBuffers(bufs [][]byte) (int, error) {
 
 // tryWriteLocked writes bufs to the socket without waiting; under mu.
 func (d *conn) tryWriteLocked(bufs [][]byte) (int, error) {
+	sc := d.io
+	if sc == nil {
+		// Detached: a scratch for this call only.
+		sc = getScratch()
+		defer putScratch(sc)
+	}
 	total := 0
 	for len(bufs) > 0 {
 		k := min(len(bufs), maxIovec)
-		d.wbufs = bufs[:k]
+		sc.wbufs = bufs[:k]
 		var err error
 		if d.rawFD >= 0 {
-			d.writeFD(uintptr(d.rawFD))
+			sc.writeFD(uintptr(d.rawFD))
 		} else {
-			err = d.rc.Write(d.wfn)
+			err = d.rc.Write(sc.wfn)
 		}
-		d.wbufs = nil
+		sc.wbufs = nil
 		if err != nil {
 			return total, err
 		}
-		if d.werr != nil {
-			err, d.werr = d.werr, nil
+		if sc.werr != nil {
+			err, sc.werr = sc.werr, nil
 			return total, err
 		}
-		total += d.wn
+		total += sc.wn
 		want := 0
 		for _, b := range bufs[:k] {
 			want += len(b)
 		}
-		if d.wn < want {
+		if sc.wn < want {
 			return total, nil
 		}
 		bufs = bufs[k:]
@@ -401,10 +428,10 @@ func (d *conn) tryWriteLocked(bufs [][]byte) (int, error) {
 }
 
 // writeFD is the RawConn write callback: one write or writev, never waiting.
-func (d *conn) writeFD(fd uintptr) bool {
+func (s *ioScratch) writeFD(fd uintptr) bool {
 	var iov [maxIovec]syscall.Iovec
 	cnt := 0
-	for _, b := range d.wbufs {
+	for _, b := range s.wbufs {
 		if len(b) == 0 {
 			continue
 		}
@@ -412,7 +439,7 @@ func (d *conn) writeFD(fd uintptr) bool {
 		iov[cnt].SetLen(len(b))
 		cnt++
 	}
-	d.wn, d.werr = 0, nil
+	s.wn, s.werr = 0, nil
 	if cnt > 0 {
 		for {
 			var r uintptr
@@ -427,9 +454,9 @@ func (d *conn) writeFD(fd uintptr) bool {
 				continue
 			}
 			if e != 0 && e != syscall.EAGAIN {
-				d.werr = e
+				s.werr = e
 			} else if e == 0 {
-				d.wn = int(r)
+				s.wn = int(r)
 			}
 			break
 		}

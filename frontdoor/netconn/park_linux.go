@@ -176,8 +176,9 @@ func (d *conn) detach(p *poller) bool {
 	}
 	d.nc.Close()
 	d.nc, d.rc, d.rawFD = nil, nil, int32(nfd)
-	// The callbacks' closures go too; attach binds them again.
-	d.rfn, d.wfn = nil, nil
+	// The callbacks' scratch goes back too; attach takes one again.
+	putScratch(d.io)
+	d.io = nil
 	released()
 	return true
 }
@@ -207,7 +208,7 @@ func (d *conn) attach() error {
 		return err
 	}
 	d.nc, d.rc, d.rawFD = f, rc, -1
-	d.rfn, d.wfn = d.readFD, d.writeFD
+	d.io = getScratch()
 	return nil
 }
 
@@ -222,6 +223,110 @@ func (d *conn) closeDetached() error {
 		unix.EpollCtl(p.ep, unix.EPOLL_CTL_DEL, fd, nil)
 	}
 	return unix.Close(fd)
+}
+
+// parkedPongs counts the pongs taken from parked sockets (pong).
+var parkedPongs atomic.Uint64
+
+// ParkedPongs reports how many keepalive pongs were taken from parked
+// connections without waking them.
+func ParkedPongs() uint64 { return parkedPongs.Load() }
+
+// pong takes a pong that is all a parked plain socket holds, the answer
+// to a keepalive ping sent to the parked connection, without waking it:
+// no goroutine, no stream attached, no parser state. On the poller's
+// goroutine, for the socket's one-shot event; under mu, so no sender or
+// Close runs meanwhile. It reports false, leaving the event to wake the
+// connection, for anything else: other bytes, more than a pong, a pong the
+// engine wants read the ordinary way (whose bytes are then handed to the
+// reader), an error.
+func (d *conn) pong(p *poller) bool {
+	if !d.detachable || d.state.Load() != stateParked {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.rawFD < 0 || len(d.buffered) > 0 {
+		return false
+	}
+	fd := int(d.rawFD)
+	if d.sl != nil {
+		if !d.pongSealed(fd) {
+			return false
+		}
+	} else {
+		var b [maxPong + 1]byte
+		n, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		if err != nil || !isPong(b[:n]) {
+			return false
+		}
+		if m, err := unix.Read(fd, b[:n]); err != nil || m != n {
+			return false
+		}
+		if !d.ws.TakePong() {
+			d.buffered = append([]byte(nil), b[:n]...)
+			return false
+		}
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
+	setEventData(&ev, d.pollID)
+	if err := unix.EpollCtl(p.ep, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
+		return false
+	}
+	parkedPongs.Add(1)
+	return true
+}
+
+// maxPong is the longest pong frame a client sends: a 2-byte header, a
+// 4-byte masking key and at most 125 bytes of payload (RFC 6455 §5.5).
+const maxPong = 2 + 4 + 125
+
+// isPong reports whether p is exactly one client pong frame: FIN, opcode
+// 0xA, no reserved bits, masked, and nothing after it.
+func isPong(p []byte) bool {
+	return len(p) >= 6 && p[0] == 0x8A && p[1]&0x80 != 0 && int(p[1]&0x7f) <= 125 && len(p) == 6+int(p[1]&0x7f)
+}
+
+// pongSealed is pong for a connection whose TLS record layer was taken
+// over: the socket must hold exactly one whole record, which the layer
+// opens; if its plaintext is a pong, the engine takes it, and otherwise
+// the plaintext is handed to the reader, which the caller wakes. Under
+// mu, with the layer's reader parked (the poller reads for it).
+func (d *conn) pongSealed(fd int) bool {
+	rec := d.sl.rec
+	if rec.Pending() {
+		return false
+	}
+	// A pong in a record: a 5-byte header, the frame, the content type,
+	// padding, a 16-byte tag. Records longer than this are not pongs.
+	var b [512]byte
+	n, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	if err != nil || n < 5 || n == len(b) || n != 5+(int(b[3])<<8|int(b[4])) {
+		return false
+	}
+	if m, err := unix.Read(fd, b[:n]); err != nil || m != n {
+		return false
+	}
+	var pt plainBuf
+	if err := rec.Open(b[:n], &pt); err != nil {
+		// The record is consumed and the layer has failed (for good): end
+		// the stream for the reader, whose close sends the layer's alert.
+		unix.Shutdown(fd, unix.SHUT_RD)
+		return false
+	}
+	if isPong(pt.b) && d.ws.TakePong() {
+		return true
+	}
+	d.buffered = append([]byte(nil), pt.b...)
+	return false
+}
+
+// plainBuf collects what a record layer opens, for pongSealed.
+type plainBuf struct{ b []byte }
+
+func (p *plainBuf) Write(b []byte) (int, error) {
+	p.b = append(p.b, b...)
+	return len(b), nil
 }
 
 // unpark claims a parked connection for a new reading goroutine: on an
@@ -290,7 +395,7 @@ func (p *poller) poll() (panicked bool, err error) {
 				p.mu.Lock()
 				d := p.conns[id]
 				p.mu.Unlock()
-				if d != nil {
+				if d != nil && !d.pong(p) {
 					d.unpark()
 				}
 			}

@@ -49,7 +49,7 @@ func TestSealedShortWrites(t *testing.T) {
 		in, _ := tlsrec.NewLayer(tls.TLS_AES_128_GCM_SHA256, secret(2), secret(1), 0, 0)
 		sc, _ := local.(*net.UnixConn).SyscallConn()
 		d := &conn{nc: local, rc: sc, rawFD: -1, sl: &sealed{rec: out}}
-		d.wfn = d.writeFD
+		d.io = getScratch()
 
 		msg := bytes.Repeat([]byte("0123456789abcdef"), 3000) // 48000 bytes, three records
 		bufs := [][]byte{msg[:100], msg[100:]}

@@ -367,7 +367,7 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 		benchCase{group: "idle", scenario: "idle", conns: idleN, path: "/echo", servers: append(wsFor("idle"), shippedServer("wsgate as shipped")), args: []string{"-settle", settle}},
 		// What users run: the default route settings, held through two
 		// rounds of pings (a ping after 25 s of quiet).
-		benchCase{group: "idle", scenario: "idle", conns: idleN, path: "/echo", servers: []server{daemonServer("wsgate"), defaultsServer("wsgate, default settings")}, args: []string{"-settle", pingedSettle}, note: "held " + pingedSettle + ": every connection pinged twice"},
+		benchCase{group: "idle", scenario: "idle", conns: idleN, path: "/echo", servers: []server{shippedServer("wsgate as shipped"), defaultsServer("wsgate, default settings")}, args: []string{"-settle", pingedSettle, "-pings"}, note: "answering pings, held " + pingedSettle + ": every connection pinged twice"},
 		benchCase{group: "idle-tls", scenario: "idle", conns: tlsN, path: "/echo", servers: h.recordLayerServers(), args: []string{"-settle", settle}, tls: true},
 		benchCase{group: "idle-tls", scenario: "idle", conns: tlsN, path: "/echo", servers: h.recordLayerServers(), args: []string{"-settle", settle, "-pending", "1"}, tls: true, pending: 1},
 		benchCase{group: "idle-tls", scenario: "idle", conns: tlsN, path: "/echo", servers: h.recordLayerServers(), args: []string{"-settle", settle, "-pending", "5"}, tls: true, pending: 5},

@@ -45,6 +45,7 @@ func main() {
 	watch := fs.Duration("watch", 30*time.Second, "spike: how long to watch RSS after the close")
 	status := fs.String("status", "", "idle: httpd's server-status?auto URL, to count the workers the connections keep busy")
 	pending := fs.Int("pending", 0, "idle over wss: leave this many bytes of a TLS record sent on each connection while it idles")
+	pings := fs.Bool("pings", false, "idle: answer the server's pings while idling, as browsers do")
 	conc := fs.Int("conc", 64, "storm: concurrent clients")
 	msgs := fs.Int("msgs", 20, "broadcast: messages")
 	timeout := fs.Duration("timeout", 30*time.Second, "broadcast: longest wait for one fan-out")
@@ -74,7 +75,7 @@ func main() {
 		if os.Args[1] == "spike" {
 			res, err = load.Spike(*url, *n, *settle, *watch, rss)
 		} else {
-			res, err = load.IdleWith(*url, *n, *settle, rss, load.IdleOptions{Status: *status, Pending: *pending, PSS: func() int64 { return load.PSS(*pid, *children) }})
+			res, err = load.IdleWith(*url, *n, *settle, rss, load.IdleOptions{Status: *status, Pending: *pending, Pings: *pings, PSS: func() int64 { return load.PSS(*pid, *children) }})
 		}
 	case "survive":
 		if *pidfile != "" {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/monoclock"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -204,6 +205,9 @@ func (h *connHandler) OnClose(_ *websocket.Conn, s websocket.CloseStatus) {
 		cc.cancel()
 	}
 	st := c.ws.Stats()
+	if l := c.route.stats.lifetime; l != nil && !c.refused {
+		l.observe(monoclock.Now() - c.start)
+	}
 	c.route.hub.remove(c, func() { c.route.stats.end(st, s) })
 	c.gw.mu.Lock()
 	delete(c.gw.conns, c)

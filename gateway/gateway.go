@@ -208,6 +208,16 @@ func (p *Pending) Abandon() {
 // down. On success the front door writes the 101 and calls p.Serve. Every
 // refusal is counted by cause and written to the access log.
 func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pending, herr *websocket.HandshakeError) {
+	if s := &route.stats; s.hsAccepted != nil {
+		started := monoclock.Now()
+		defer func() {
+			if p != nil {
+				s.hsAccepted.observe(monoclock.Now() - started)
+			} else if herr != nil {
+				s.hsRefused.observe(monoclock.Now() - started)
+			}
+		}()
+	}
 	refuse := func(status int, cause, reason string, retry time.Duration) (*Pending, *websocket.HandshakeError) {
 		herr := &websocket.HandshakeError{Status: status, Reason: reason}
 		if retry > 0 {
@@ -220,7 +230,7 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 		Host: req.Host, Header: req.Header(), ContentLength: req.ContentLength, TransferEncoding: req.TransferEncoding})
 	if err != nil {
 		herr = err.(*websocket.HandshakeError)
-		g.refused(route, req, herr, CauseBadRequest)
+		g.refused(route, req, herr, upgradeCause(herr))
 		return nil, herr
 	}
 	if route.Handler == nil {
@@ -238,7 +248,7 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 	if dp := route.Policy.Deflate; dp != nil && !handsOff {
 		if err := hs.NegotiateDeflate(req.Header(), *dp); err != nil {
 			herr = err.(*websocket.HandshakeError)
-			g.refused(route, req, herr, CauseBadRequest)
+			g.refused(route, req, herr, upgradeCause(herr))
 			return nil, herr
 		}
 	}

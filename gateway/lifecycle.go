@@ -129,6 +129,7 @@ func (r *Route) provision(log *slog.Logger) error {
 		return err
 	}
 	r.hub = newHub()
+	r.stats.initStats()
 	r.provisioned = true
 	if p, ok := r.Handler.(Provisioner); ok {
 		if err := p.Provision(AppContext{Route: r, Logger: log.With("route", r.Path, "app", r.App)}); err != nil {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/wsgate/wsgate/websocket"
 )
 
 // Limits are the gateway's admission limits, across every route. Zero
@@ -33,7 +35,7 @@ type Limits struct {
 // Causes of refused handshakes: the bounded set of labels the metrics and
 // the access log use.
 const (
-	CauseBadRequest      = "bad_request"      // the RFC 6455 checks (400)
+	CauseBadRequest      = "bad_request"      // the RFC 6455 checks (400), when no finer cause applies (see upgradeCause)
 	CauseNoApplication   = "no_application"   // a route without one (500)
 	CauseOrigin          = "origin"           // the Origin policy (403)
 	CauseShuttingDown    = "shutting_down"    // 503 while draining
@@ -210,4 +212,68 @@ func (l *limiter) sweep(now time.Time) {
 func retryAfter(d time.Duration) string {
 	s := int((d + time.Second - 1) / time.Second)
 	return strconv.Itoa(max(1, s))
+}
+
+// KnownRefusals are the refusals of an upgrade whose status is fixed, for
+// a metrics exporter that shows each at 0 from the start (a series that
+// appears only with its first event hides that event from increase()).
+// An application's own refusals (CauseApplication) carry the status it
+// chose and appear when they happen.
+var KnownRefusals = append(upgradeRefusals(), []RefusalCount{
+	{Status: http.StatusInternalServerError, Cause: CauseNoApplication},
+	{Status: http.StatusForbidden, Cause: CauseOrigin},
+	{Status: http.StatusServiceUnavailable, Cause: CauseShuttingDown},
+	{Status: http.StatusServiceUnavailable, Cause: CauseMaxConnections},
+	{Status: http.StatusServiceUnavailable, Cause: CauseMaxPerIP},
+	{Status: http.StatusTooManyRequests, Cause: CauseRatePerIP},
+	{Status: http.StatusServiceUnavailable, Cause: CauseRouteMax},
+	{Status: http.StatusServiceUnavailable, Cause: CauseOverloaded},
+	{Status: http.StatusServiceUnavailable, Cause: CauseMemoryPerIP},
+	{Status: http.StatusServiceUnavailable, Cause: CauseBackendDown},
+	{Status: http.StatusGatewayTimeout, Cause: CauseBackendTimeout},
+	{Status: http.StatusServiceUnavailable, Cause: CauseProcessLimit},
+	{Status: http.StatusInternalServerError, Cause: CauseApplicationFail},
+}...)
+
+// upgradeRefusals are CheckUpgrade's refusals, one per rule.
+func upgradeRefusals() []RefusalCount {
+	var out []RefusalCount
+	for _, c := range websocket.UpgradeCauses {
+		out = append(out, RefusalCount{Status: http.StatusBadRequest, Cause: c})
+	}
+	return out
+}
+
+// upgradeCause is the cause a refusal of CheckUpgrade's is counted under:
+// the rule the request broke (a method other than GET, HTTP/1.0, a bad
+// key or version, ...), so that an operator tells a scanner from a client
+// on an old protocol version.
+func upgradeCause(e *websocket.HandshakeError) string {
+	if e.Cause != "" {
+		return e.Cause
+	}
+	return CauseBadRequest
+}
+
+// KnownServerCloses are the closes wsgate decides with a fixed code, for
+// the same purpose: the engine's and the gateway's causes.
+var KnownServerCloses = []CloseCount{
+	{Code: "1002", Cause: websocket.CauseProtocolError},
+	{Code: "1007", Cause: websocket.CauseInvalidData},
+	{Code: "1009", Cause: websocket.CauseMessageTooBig},
+	{Code: "1008", Cause: websocket.CauseSlowConsumer},
+	{Code: "1008", Cause: websocket.CauseMessageTimeout},
+	{Code: "1001", Cause: websocket.CauseIdleTimeout},
+	{Code: "1011", Cause: websocket.CauseInternalError},
+	{Code: "1006", Cause: websocket.CauseWriteTimeout},
+	{Code: "1008", Cause: websocket.CauseInflateBudget},
+	{Code: "1013", Cause: CauseMemoryBudget},
+	{Code: "1001", Cause: CauseShutdown},
+	{Code: "1012", Cause: CauseBackendGone},
+	{Code: "1012", Cause: CauseHoldExpired},
+	{Code: "1008", Cause: CauseHoldOverflow},
+	{Code: "1009", Cause: CauseBackendOversize},
+	{Code: "1011", Cause: CauseBackendError},
+	{Code: "1008", Cause: CauseBackendSlow},
+	{Code: "1013", Cause: CauseBackendDown},
 }

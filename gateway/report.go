@@ -52,6 +52,8 @@ type LinkStats struct {
 	// counted, and RequestErrors those that failed (no answer, or not 200).
 	Events                  bool
 	Requests, RequestErrors uint64
+	// RequestSeconds is how long the application took to answer them.
+	RequestSeconds Histogram
 }
 
 // Add sums o's figures into s (o being the same route's in another
@@ -73,6 +75,7 @@ func (s *LinkStats) Add(o *LinkStats) {
 	s.OversizeDropped += o.OversizeDropped
 	s.Requests += o.Requests
 	s.RequestErrors += o.RequestErrors
+	s.RequestSeconds.Add(o.RequestSeconds)
 }
 
 // Ready reports whether the gateway can serve: not while it drains, and

@@ -31,6 +31,15 @@ type routeStats struct {
 	closeSent, closeRecv       [numCodeClasses]atomic.Uint64
 	// Closes the server decided, by cause and code; under mu.
 	serverCloses map[serverClose]uint64
+	// Handshake durations by outcome, and the lifetimes of ended
+	// connections; made with the route (initStats).
+	hsAccepted, hsRefused, lifetime *hist
+}
+
+// initStats makes the route's histograms.
+func (s *routeStats) initStats() {
+	s.hsAccepted, s.hsRefused = newHist(HandshakeBuckets), newHist(HandshakeBuckets)
+	s.lifetime = newHist(LifetimeBuckets)
 }
 
 type serverClose struct {
@@ -91,7 +100,8 @@ func (s *routeStats) serverClose(cause string, code websocket.StatusCode) {
 // Close codes are counted in classes, so that a label never takes more
 // than numCodeClasses values whatever clients send: each code of RFC 6455
 // §7.4.1 and the IANA registry (1000-1015) on its own, then the
-// library-defined (3000-3999) and private (4000-4999) ranges, then "none"
+// library-defined (3000-3999) and private (4000-4999) ranges, then
+// "no_close_frame"
 // for a side that sent no close frame, and "other".
 const numCodeClasses = 16 + 4
 
@@ -119,7 +129,7 @@ func CodeClassName(i int) string {
 	case i == 17:
 		return "4xxx"
 	case i == 18:
-		return "none"
+		return "no_close_frame"
 	}
 	return "other"
 }
@@ -152,6 +162,12 @@ type RouteSnapshot struct {
 	// cause and the code it sent (1006 when it cut the connection without
 	// a close frame).
 	ServerCloses []CloseCount
+	// Handshakes' durations, accepted and refused, and the lifetimes of
+	// the connections that ended.
+	HandshakeAccepted, HandshakeRefused, Lifetime Histogram
+	// Queued is what the open connections have queued for their clients
+	// now, in bytes.
+	Queued uint64
 }
 
 // CloseCount is how many connections the server closed for Cause with a
@@ -182,6 +198,10 @@ func (g *Gateway) Snapshot() []RouteSnapshot {
 			c := *s
 			c.Refused = append([]RefusalCount(nil), s.Refused...)
 			c.ServerCloses = append([]CloseCount(nil), s.ServerCloses...)
+			c.HandshakeAccepted, c.HandshakeRefused, c.Lifetime = Histogram{}, Histogram{}, Histogram{}
+			c.HandshakeAccepted.Add(s.HandshakeAccepted)
+			c.HandshakeRefused.Add(s.HandshakeRefused)
+			c.Lifetime.Add(s.Lifetime)
 			byPath[s.Route] = &c
 		}
 	}
@@ -227,6 +247,10 @@ func (s *RouteSnapshot) Add(o *RouteSnapshot) {
 		s.CloseReceived[i] += o.CloseReceived[i]
 	}
 	s.ServerCloses = addCloseCounts(s.ServerCloses, o.ServerCloses)
+	s.HandshakeAccepted.Add(o.HandshakeAccepted)
+	s.HandshakeRefused.Add(o.HandshakeRefused)
+	s.Lifetime.Add(o.Lifetime)
+	s.Queued += o.Queued
 next:
 	for _, rc := range o.Refused {
 		for i := range s.Refused {
@@ -266,6 +290,7 @@ func (r *Route) snapshot() RouteSnapshot {
 	for c := range r.hub.conns {
 		st := c.ws.Stats()
 		snap.Open++
+		snap.Queued += uint64(c.ws.Queued())
 		snap.MessagesIn += st.MessagesIn
 		snap.MessagesOut += st.MessagesOut
 		snap.BytesIn += st.BytesIn
@@ -277,6 +302,10 @@ func (r *Route) snapshot() RouteSnapshot {
 		snap.Dropped += st.Dropped
 	}
 	r.hub.mu.RUnlock()
+	if s.hsAccepted != nil {
+		snap.HandshakeAccepted, snap.HandshakeRefused = s.hsAccepted.snapshot(), s.hsRefused.snapshot()
+		snap.Lifetime = s.lifetime.snapshot()
+	}
 	s.mu.Lock()
 	for k, n := range s.refused {
 		snap.Refused = append(snap.Refused, RefusalCount{Status: k.status, Cause: k.cause, Count: n})

@@ -61,6 +61,14 @@ func (c *Conn) hold(n int64) {
 	c.opts.Budget.add(n)
 }
 
+// Queued is what the connection has queued for its peer and not yet
+// written, in bytes.
+func (c *Conn) Queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.qBytes
+}
+
 // Held is what the connection buffers now: the part of a message still
 // arriving and the frames queued for its peer, in bytes.
 func (c *Conn) Held() int64 { return c.held.Load() }

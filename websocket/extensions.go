@@ -193,7 +193,7 @@ func negotiateDeflate(h http.Header, policy DeflatePolicy) (*deflateParams, stri
 	}
 	exts, perr := parseExtensions(lines)
 	if perr != "" {
-		return nil, "", badRequest("invalid Sec-WebSocket-Extensions: " + perr)
+		return nil, "", badRequest(CauseBadExtensions, "invalid Sec-WebSocket-Extensions: "+perr)
 	}
 	policy.setDefaults()
 	for _, e := range exts {

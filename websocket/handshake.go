@@ -51,15 +51,36 @@ type HandshakeError struct {
 	Status int
 	Reason string
 	Header http.Header
+	// Cause names which rule of RFC 6455 §4.2.1 the request broke, for
+	// metrics and logs (a fixed label: bad_method, http_1_0, no_host,
+	// request_body, bad_key, bad_version, bad_protocol, bad_extensions);
+	// "" when the
+	// refusal is not CheckUpgrade's.
+	Cause string
 }
 
 func (e *HandshakeError) Error() string {
 	return strconv.Itoa(e.Status) + " " + http.StatusText(e.Status) + ": " + e.Reason
 }
 
-func badRequest(reason string) *HandshakeError {
-	return &HandshakeError{Status: http.StatusBadRequest, Reason: reason}
+func badRequest(cause, reason string) *HandshakeError {
+	return &HandshakeError{Status: http.StatusBadRequest, Reason: reason, Cause: cause}
 }
+
+// The causes of CheckUpgrade's refusals (HandshakeError.Cause).
+const (
+	CauseBadMethod     = "bad_method"
+	CauseHTTP10        = "http_1_0"
+	CauseNoHost        = "no_host"
+	CauseRequestBody   = "request_body"
+	CauseBadKey        = "bad_key"
+	CauseBadVersion    = "bad_version"
+	CauseBadProtocol   = "bad_protocol"
+	CauseBadExtensions = "bad_extensions"
+)
+
+// UpgradeCauses are CheckUpgrade's causes, all answered 400.
+var UpgradeCauses = []string{CauseBadMethod, CauseHTTP10, CauseNoHost, CauseRequestBody, CauseBadKey, CauseBadVersion, CauseBadProtocol, CauseBadExtensions}
 
 // IsUpgrade reports whether a request asks to become a WebSocket: its
 // Connection header is a token list holding "upgrade" and its Upgrade header
@@ -89,24 +110,24 @@ func CheckUpgrade(r *http.Request) (*Handshake, error) {
 func checkUpgrade(r *http.Request) (*Handshake, *HandshakeError) {
 	if r.Method != http.MethodGet {
 		// HEAD is refused too: a HEAD response has no room for a 101.
-		return nil, badRequest("method " + r.Method + " is not GET")
+		return nil, badRequest(CauseBadMethod, "method "+r.Method+" is not GET")
 	}
 	if r.ProtoMajor < 1 || (r.ProtoMajor == 1 && r.ProtoMinor < 1) {
-		return nil, badRequest("WebSocket needs HTTP/1.1 or later")
+		return nil, badRequest(CauseHTTP10, "WebSocket needs HTTP/1.1 or later")
 	}
 	if r.Host == "" {
-		return nil, badRequest("no Host header")
+		return nil, badRequest(CauseNoHost, "no Host header")
 	}
 	if hasBody(r) {
-		return nil, badRequest("an upgrade request has no body")
+		return nil, badRequest(CauseRequestBody, "an upgrade request has no body")
 	}
 	key := r.Header.Get("Sec-WebSocket-Key")
 	if len(r.Header.Values("Sec-WebSocket-Key")) > 1 || !validKey(key) {
-		return nil, badRequest("invalid Sec-WebSocket-Key")
+		return nil, badRequest(CauseBadKey, "invalid Sec-WebSocket-Key")
 	}
 	version, ok := parseVersion(r.Header.Values("Sec-WebSocket-Version"))
 	if !ok {
-		e := badRequest("unsupported Sec-WebSocket-Version")
+		e := badRequest(CauseBadVersion, "unsupported Sec-WebSocket-Version")
 		e.Header = http.Header{"Sec-Websocket-Version": {supportedVersionsHeader}}
 		return nil, e
 	}
@@ -118,7 +139,7 @@ func checkUpgrade(r *http.Request) (*Handshake, *HandshakeError) {
 			err = "header contains no subprotocols"
 		}
 		if err != "" {
-			return nil, badRequest("invalid Sec-WebSocket-Protocol: " + err)
+			return nil, badRequest(CauseBadProtocol, "invalid Sec-WebSocket-Protocol: "+err)
 		}
 	}
 	hs := &Handshake{Version: version, key: key, Protocols: protocols}

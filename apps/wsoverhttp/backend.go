@@ -92,6 +92,7 @@ type Handler struct {
 	maxMsg int64
 
 	requests, failures atomic.Uint64
+	latency            *gateway.Latency // of every request, answered or not
 }
 
 // New returns a handler for cfg.
@@ -105,7 +106,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.QueueBytes <= 0 {
 		cfg.QueueBytes = DefaultQueueBytes
 	}
-	h := &Handler{cfg: cfg, log: slog.Default()}
+	h := &Handler{cfg: cfg, log: slog.Default(), latency: gateway.NewLatency(gateway.HandshakeBuckets)}
 	if cfg.URL != "" {
 		h.poster = newHTTPPoster(cfg.Timeout)
 	}
@@ -156,7 +157,11 @@ func (h *Handler) Broadcasts() bool { return true }
 
 // Links implements gateway.LinkReporter: requests made, and failed.
 func (h *Handler) Links() gateway.LinkStats {
-	return gateway.LinkStats{Address: h.target(), Events: true, Requests: h.requests.Load(), RequestErrors: h.failures.Load()}
+	st := gateway.LinkStats{Address: h.target(), Events: true, Requests: h.requests.Load(), RequestErrors: h.failures.Load()}
+	if h.latency != nil {
+		st.RequestSeconds = h.latency.Snapshot()
+	}
+	return st
 }
 
 // node tells this process's connections from another's in Connection-Id:
@@ -434,7 +439,11 @@ func (s *session) post(ctx context.Context, body []byte) (*Response, error) {
 	}
 	s.mu.Unlock()
 	s.h.requests.Add(1)
+	t0 := time.Now()
 	resp, err := s.poster.Post(ctx, &Request{Target: s.target, Header: hd, Body: body}, s.h.cfg.MaxResponse)
+	if s.h.latency != nil {
+		s.h.latency.Observe(time.Since(t0))
+	}
 	if err != nil || resp.Status != http.StatusOK {
 		s.h.failures.Add(1)
 	}

@@ -140,7 +140,7 @@ func serve(cfg *config.Config, load func() (*config.Config, error), stderr io.Wr
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
-	log.Info("wsgate started", "version", version.Get().String(), "config", cfg.File, "pid", os.Getpid())
+	log.Info("wsgate started", "version", version.Get().String(), "config", cfg.File)
 	if err := srv.Serve(); err != nil {
 		srv.Close()
 		fmt.Fprintln(stderr, "wsgate:", err)

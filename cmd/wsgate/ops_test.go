@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -335,6 +336,10 @@ routes: [{path: /echo, app: echo}]
 			}
 			old.cmd.Process.Signal(syscall.SIGUSR2)
 			newPID := old.await(t, `new_pid=(\d+)`, 1)
+			// Both processes write to the same log now: each line says
+			// which one wrote it.
+			old.await(t, `msg=listening .*inherited=true pid=`+newPID+`$`, 1)
+			old.await(t, `msg="upgrade: the new process serves.* pid=`+strconv.Itoa(old.cmd.Process.Pid)+`$`, 1)
 			// And some after the new process is up: it is in the log
 			// before the old one stops accepting.
 			during := arrivals.Load()

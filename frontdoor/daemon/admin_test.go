@@ -180,7 +180,7 @@ routes: [{path: /echo, app: echo, subprotocols: [chat.v1]}]
 	if n := s.Logs.Count("cause=origin"); n < 1 || n > 12 {
 		t.Errorf("%d refusal lines for 40 refusals of one cause; want a few", n)
 	}
-	if s.Logs.Count("cause=bad_request") != 1 {
+	if s.Logs.Count("cause=bad_version") != 1 {
 		t.Errorf("another cause has its own allowance:\n%s", s.Logs)
 	}
 	// The next line of a cause after a flood says how many were left out:

@@ -133,6 +133,14 @@ func listenSocket(l config.Listener) (net.Listener, error) {
 	return ln, nil
 }
 
+// frontRefusalCauses are the causes the front door refuses connections
+// for before a route is chosen, shown at 0 from the start.
+var frontRefusalCauses = []string{
+	"max_connections", "max_pending_handshakes", "pending_per_ip", "max_per_ip", "idle_per_ip",
+	"header_too_large", "too_many_headers", "request_body", "bad_request_head", "out_of_descriptors",
+	"admin_host", "admin_origin", "admin_content_type", "admin_max_connections",
+}
+
 // frontCounters are the front door's own counters (metrics.Front).
 type frontCounters struct {
 	mu           sync.Mutex
@@ -298,6 +306,8 @@ type limitsState struct {
 	maxPerIP, maxPendingPerIP      int
 	maxIdlePerIP                   int
 	maxRequestsPerConn, ipv6Prefix int
+	// gauges are the limits by configuration key, for wsgate_limit.
+	gauges map[string]float64
 }
 
 // applyLimits computes and publishes the front door's limits and logs
@@ -315,7 +325,15 @@ func (s *Server) applyLimits(sv config.Server) {
 	}
 	s.limits.Store(&limitsState{maxConns: maxConns, maxPending: sv.MaxPendingHandshakes,
 		maxPerIP: sv.MaxConnectionsPerIP, maxPendingPerIP: sv.MaxPendingHandshakesPerIP, maxIdlePerIP: sv.MaxIdleHTTPPerIP,
-		maxRequestsPerConn: sv.MaxRequestsPerConnection, ipv6Prefix: sv.IPv6Prefix})
+		maxRequestsPerConn: sv.MaxRequestsPerConnection, ipv6Prefix: sv.IPv6Prefix,
+		gauges: map[string]float64{
+			"max_connections": float64(maxConns), "descriptor_limit": float64(nofile),
+			"max_connections_per_ip": float64(sv.MaxConnectionsPerIP), "handshake_rate_per_ip": sv.HandshakeRatePerIP,
+			"max_pending_handshakes": float64(sv.MaxPendingHandshakes), "max_pending_handshakes_per_ip": float64(sv.MaxPendingHandshakesPerIP),
+			"max_idle_http_per_ip": float64(sv.MaxIdleHTTPPerIP), "max_requests_per_connection": float64(sv.MaxRequestsPerConnection),
+			"max_header_bytes": float64(sv.MaxHeaderBytes), "max_header_count": float64(sv.MaxHeaderCount),
+			"memory_limit": float64(sv.MemoryLimit), "memory_budget": float64(memoryBudget(sv)),
+		}})
 	s.log.Info("limits", "max_connections", maxConns, "descriptor_limit", nofile,
 		"max_connections_per_ip", sv.MaxConnectionsPerIP, "handshake_rate_per_ip", sv.HandshakeRatePerIP,
 		"max_pending_handshakes", sv.MaxPendingHandshakes, "max_pending_handshakes_per_ip", sv.MaxPendingHandshakesPerIP,

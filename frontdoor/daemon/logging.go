@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,10 +33,30 @@ func NewLogger(c config.Log) (*slog.Logger, *LogOutput, error) {
 	}
 	opts := &slog.HandlerOptions{Level: &o.level}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(o, opts)), o, nil
+		return slog.New(pidHandler{slog.NewJSONHandler(o, opts)}), o, nil
 	}
-	return slog.New(slog.NewTextHandler(o, opts)), o, nil
+	return slog.New(pidHandler{slog.NewTextHandler(o, opts)}), o, nil
 }
+
+// pidHandler ends every line with the process's pid: after a binary
+// upgrade the old and the new process write to the same log until the old
+// one has drained. At the end, so that a line still starts with its
+// message and its own fields (scripts read "msg=listening address=").
+type pidHandler struct{ slog.Handler }
+
+var pidAttr = slog.Int("pid", os.Getpid())
+
+func (h pidHandler) Handle(ctx context.Context, r slog.Record) error {
+	r = r.Clone()
+	r.AddAttrs(pidAttr)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h pidHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return pidHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h pidHandler) WithGroup(name string) slog.Handler { return pidHandler{h.Handler.WithGroup(name)} }
 
 // Apply takes a (re)loaded configuration's log settings: the level, and
 // the output, which is reopened even when its path has not changed. The

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
@@ -128,11 +130,16 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) (err error) {
 			l.cfg = cfg.Listeners[i] // the same socket; new certificate paths, mode, line
 		}
 	}
+	var opened, closed []string
 	for _, l := range s.lns {
 		if !keep[l] {
 			s.log.Info("listener closed by reload", "address", l.raw.Addr().String())
+			closed = append(closed, l.raw.Addr().String())
 			l.close()
 		}
+	}
+	for _, l := range added {
+		opened = append(opened, l.raw.Addr().String())
 	}
 	s.lns = next
 	for _, l := range added {
@@ -149,8 +156,83 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) (err error) {
 	f.reloads["ok"]++
 	f.lastReload = time.Now()
 	f.mu.Unlock()
-	s.log.Info("configuration reloaded", "config", cfg.File, "routes", len(cfg.Routes), "listeners", len(next))
+	rc := routeChanges(old, cfg)
+	s.log.Info("configuration reloaded", "config", cfg.File, "routes", len(cfg.Routes), "listeners", len(next),
+		"routes_added", list(rc.added), "routes_removed", list(rc.removed), "routes_replaced", list(rc.replaced), "routes_kept", list(rc.kept),
+		"listeners_opened", list(opened), "listeners_closed", list(closed), "server_changed", list(serverChanges(old, cfg)))
 	return nil
+}
+
+// changes are what a reload did to the routes, by path: new, gone, with
+// a new configuration (its connections stay on the old one until they
+// end), and the same.
+type changes struct{ added, removed, replaced, kept []string }
+
+func routeChanges(old, cfg *config.Config) changes {
+	var c changes
+	was := map[string]string{}
+	for _, r := range old.Routes {
+		was[r.Path] = r.Key
+	}
+	now := map[string]bool{}
+	for _, r := range cfg.Routes {
+		now[r.Path] = true
+		key, ok := was[r.Path]
+		switch {
+		case !ok:
+			c.added = append(c.added, r.Path)
+		case key != r.Key:
+			c.replaced = append(c.replaced, r.Path)
+		default:
+			c.kept = append(c.kept, r.Path)
+		}
+	}
+	for _, r := range old.Routes {
+		if !now[r.Path] {
+			c.removed = append(c.removed, r.Path)
+		}
+	}
+	return c
+}
+
+// serverChanges names the server settings that differ, as their keys
+// (max_connections_per_ip, ...).
+func serverChanges(old, cfg *config.Config) []string {
+	o, n := reflect.ValueOf(old.Server), reflect.ValueOf(cfg.Server)
+	var out []string
+	for i := range o.NumField() {
+		f := o.Type().Field(i)
+		if f.Name == "Line" || !f.IsExported() {
+			continue
+		}
+		if !reflect.DeepEqual(o.Field(i).Interface(), n.Field(i).Interface()) {
+			out = append(out, snake(f.Name))
+		}
+	}
+	return out
+}
+
+// snake turns a Go field name into its configuration key:
+// MaxConnectionsPerIP is max_connections_per_ip.
+func snake(name string) string {
+	var b strings.Builder
+	rs := []rune(name)
+	for i, r := range rs {
+		upper := unicode.IsUpper(r)
+		if upper && i > 0 && (!unicode.IsUpper(rs[i-1]) || i+1 < len(rs) && unicode.IsLower(rs[i+1])) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}
+
+// list is a log value: the names, comma-separated, or "-".
+func list(names []string) string {
+	if len(names) == 0 {
+		return "-"
+	}
+	return strings.Join(names, ",")
 }
 
 func (s *Server) reloadFailed(err error) {

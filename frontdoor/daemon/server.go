@@ -98,6 +98,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s.front.refused = map[string]uint64{}
 	s.front.acceptErrors = map[string]uint64{}
 	s.front.reloads = map[string]uint64{}
+	// The configuration was loaded successfully now, also in a process a
+	// binary upgrade started: the series exists from the first scrape.
+	s.front.lastReload = time.Now()
 	s.applyGateway(cfg)
 	sv := cfg.Server
 	s.http = &http.Server{
@@ -473,7 +476,7 @@ func (s *Server) Front() imetrics.Front {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := imetrics.Front{Refused: map[string]uint64{}, AcceptErrors: map[string]uint64{}, Reloads: map[string]uint64{},
-		Parked: int64(netconn.Parked())}
+		Parked: int64(netconn.Parked()), RefusalCauses: frontRefusalCauses}
 	t := netconn.Takeovers()
 	out.TLSRecords = map[string]uint64{"taken": t.Taken, "tls12": t.TLS12, "earlier_requests": t.Earlier, "other": t.Other, "disabled": t.Disabled}
 	for k, v := range f.refused {
@@ -494,6 +497,10 @@ func (s *Server) Front() imetrics.Front {
 	if b := s.gw.Budget(); b != nil {
 		out.Buffered, out.Budget = b.Used(), b.Limit()
 	}
+	if l := s.limits.Load(); l != nil {
+		out.Limits = l.gauges
+	}
+	out.State, _ = s.state.Load().(string)
 	return out
 }
 

@@ -370,3 +370,90 @@ routes: [{path: /echo, app: echo, max_message_size: 2MiB}]
 		t.Error("the shedding is not logged")
 	}
 }
+
+// TestFrontRefusalsLogged: every refusal before a route is chosen is
+// counted and has a log line (rate-limited per cause), without debug
+// logs: connections over max_connections, a request with too many header
+// fields, and one whose header is past even net/http's own limit (net/http
+// answers that one itself: bad_request_head, as any head it refuses).
+func TestFrontRefusalsLogged(t *testing.T) {
+	s := start(t, `
+listen: [{address: 127.0.0.1:0}]
+server: {max_connections: 10, max_header_count: 20}
+routes: [{path: /echo, app: echo}]
+`)
+	var held []net.Conn
+	refused := 0
+	for range 12 {
+		nc, err := from("127.0.0.2", s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &ws.Conn{Conn: nc, R: bufio.NewReader(nc)}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		resp, err := c.Handshake(ws.Request("/echo", "Host: x"))
+		switch {
+		case err == nil && resp.StatusCode == 101:
+			held = append(held, nc)
+		case err == nil && resp.StatusCode == 503:
+			refused++
+			nc.Close()
+		default:
+			t.Fatalf("%v %v", resp, err)
+		}
+	}
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	if refused != 2 {
+		t.Fatalf("%d of 12 refused over max_connections 10", refused)
+	}
+	for _, c := range held[:3] {
+		c.Close()
+	}
+	held = held[3:]
+	send := func(head string) int {
+		nc, err := from("127.0.0.3", s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(nc, head)
+		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		if err != nil {
+			return 0
+		}
+		return resp.StatusCode
+	}
+	many := "GET /echo HTTP/1.1\r\nHost: x\r\n"
+	for i := range 25 {
+		many += fmt.Sprintf("X-F%d: v\r\n", i)
+	}
+	// The three closed connections free their places once the daemon
+	// has seen them close.
+	if !waitFor(10*time.Second, func() bool { return testserver.Sample(s.Metrics(t), `wsgate_connections_open{route="/echo"}`) == 7 }) {
+		t.Fatal("the closed connections are still counted")
+	}
+	if st := send(many + "\r\n"); st != 431 {
+		t.Errorf("25 header fields over max_header_count 20: %d", st)
+	}
+	if st := send("GET /echo HTTP/1.1\r\nHost: x\r\nCookie: " + strings.Repeat("c", 60000) + "\r\n\r\n"); st != 431 {
+		t.Errorf("a 60 KB header: %d", st)
+	}
+	if !waitFor(10*time.Second, func() bool {
+		m := s.Metrics(t)
+		return testserver.Sample(m, `wsgate_connections_refused_total{cause="max_connections"}`) == 2 &&
+			testserver.Sample(m, `wsgate_connections_refused_total{cause="too_many_headers"}`) == 1 &&
+			testserver.Sample(m, `wsgate_connections_refused_total{cause="bad_request_head"}`) == 1
+	}) {
+		t.Errorf("refusals not counted:\n%s", testserver.Grep(s.Metrics(t), "connections_refused_total"))
+	}
+	for _, cause := range []string{"max_connections", "too_many_headers", "bad_request_head"} {
+		if s.Logs.Count("msg=\"connection refused\"") == 0 || s.Logs.Count("cause="+cause) == 0 {
+			t.Errorf("no log line for cause %s:\n%s", cause, testserver.Grep(s.Logs.String(), "refused"))
+		}
+	}
+}

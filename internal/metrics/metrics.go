@@ -33,8 +33,10 @@ type Source interface {
 // Front are the front door's counters.
 type Front struct {
 	// Refused counts connections refused before any route was chosen, by
-	// cause (max_connections, pending_handshakes, header_too_large, ...).
-	Refused map[string]uint64
+	// cause (max_connections, pending_handshakes, header_too_large, ...);
+	// RefusalCauses are the causes shown at 0 before their first.
+	Refused       map[string]uint64
+	RefusalCauses []string
 	// AcceptErrors counts failed accepts by error (EMFILE, ...).
 	AcceptErrors map[string]uint64
 	// Parked is the number of idle connections waiting on the shared
@@ -57,6 +59,11 @@ type Front struct {
 	// messages arriving, frames queued for peers), and Budget the limit
 	// past which the ones holding the most are closed (0: none).
 	Buffered, Budget int64
+	// Limits are the limits in force, by configuration key
+	// (max_connections, ...), for alerts to compare against.
+	Limits map[string]float64
+	// State is the daemon's: starting, serving, reloading or draining.
+	State string
 }
 
 // NewRegistry returns a registry with wsgate's metrics from src, the Go
@@ -89,7 +96,7 @@ var (
 	dropped    = desc("dropped_messages_total", "Messages the slow-consumer policy drop discarded.", "route")
 	slow       = desc("slow_consumer_closes_total", "Connections the slow-consumer policy close closed (1008).", "route")
 	srvCloses  = desc("server_closes_total", "WebSocket connections wsgate closed first, by the code it sent (1006: cut without a close frame) and why (slow_consumer, backend_gone, ...).", "route", "code", "cause")
-	closes     = desc("close_frames_total", "Close frames of ended connections, sent by wsgate or received from clients, by code (3xxx and 4xxx grouped; none: no close frame).", "route", "direction", "code")
+	closes     = desc("close_frames_total", "Close frames of ended connections, sent by wsgate or received from clients, by code (3xxx and 4xxx grouped; no_close_frame: that side sent none).", "route", "direction", "code")
 	links      = desc("producer_links", "Connections to a route's producer, up or down.", "route", "state")
 	reconn     = desc("producer_reconnects_total", "Producer connections re-established after one was lost.", "route")
 	connFail   = desc("producer_connect_failures_total", "Attempts to connect to a route's producer that failed (nobody listening, or no HELLO answer); the pool retries with backoff, and logs the outage once.", "route")
@@ -115,7 +122,28 @@ var (
 	clMsgs     = desc("cluster_messages_total", "Broadcast and room messages through the bus: published by this node, received from others.", "direction")
 	clLost     = desc("cluster_lost_messages_total", "Broadcast and room messages lost between nodes: not published (the bus was down and its buffer full), never received (a gap in a publisher's numbers), or dropped by the bus because this node was a slow consumer.", "where")
 	clDup      = desc("cluster_duplicate_messages_total", "Messages received twice from the bus (delivered once).")
+	hsDur      = desc("handshake_duration_seconds", "From an upgrade request to the gateway's decision (the application's OnOpen included: for a producer, a round trip to it), by outcome.", "route", "outcome")
+	lifetimes  = desc("connection_lifetime_seconds", "How long the WebSocket connections that ended had been open.", "route")
+	sendQueue  = desc("send_queue_bytes", "Bytes the route's open connections have queued for their clients and not yet written.", "route")
+	evDur      = desc("events_request_duration_seconds", "How long a WebSocket-over-HTTP application took to answer a request (answered or not).", "route")
+	limit      = desc("limit", "The limits in force, by configuration key (server.max_connections, ...; 0: off), for alerts to compare with what they bound.", "name")
+	ready      = desc("ready", "1 while the daemon serves new connections (not starting, not draining after a binary upgrade or a shutdown).")
+	draining   = desc("draining", "1 while the daemon drains: its listeners are handed over or closed, and its connections end.")
 )
+
+// histogram exposes a gateway.Histogram with its cumulative buckets.
+func histogram(ch chan<- prometheus.Metric, d *prometheus.Desc, h gateway.Histogram, l ...string) {
+	if h.Bounds == nil {
+		return
+	}
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	var cum uint64
+	for i, b := range h.Bounds {
+		cum += h.Counts[i]
+		buckets[b] = cum
+	}
+	ch <- prometheus.MustNewConstHistogram(d, h.Count, h.Sum, buckets, l...)
+}
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc("wsgate_"+name, help, labels, nil)
@@ -125,7 +153,8 @@ type collector struct{ src Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{buildInfo, open, accepted, handedOff, ended, refused, messages, bytes, deflated, dropped, slow,
-		closes, srvCloses, links, reconn, connFail, timeouts, queue, heldNow, heldBytes, holds, heldDrop, oversize, drains, evReqs, frontRef, acceptErr, buffered, budget, parked, tlsRecords, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup} {
+		closes, srvCloses, links, reconn, connFail, timeouts, queue, heldNow, heldBytes, holds, heldDrop, oversize, drains, evReqs, frontRef, acceptErr, buffered, budget, parked, tlsRecords, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup,
+		hsDur, lifetimes, sendQueue, evDur, limit, ready, draining} {
 		ch <- d
 	}
 }
@@ -145,8 +174,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(accepted, s.Accepted, r)
 		counter(handedOff, s.HandedOff, r)
 		counter(ended, s.Ended, r)
+		// Every series a route can have starts at 0, as client_golang's
+		// documentation advises: Prometheus's increase() and rate() miss
+		// the first event of a series that appears with it.
+		seen := map[gateway.RefusalCount]bool{}
 		for _, rc := range s.Refused {
 			counter(refused, rc.Count, r, strconv.Itoa(rc.Status), rc.Cause)
+			seen[gateway.RefusalCount{Status: rc.Status, Cause: rc.Cause}] = true
+		}
+		for _, rc := range gateway.KnownRefusals {
+			if !seen[rc] {
+				counter(refused, 0, r, strconv.Itoa(rc.Status), rc.Cause)
+			}
 		}
 		counter(messages, s.MessagesIn, r, "in")
 		counter(messages, s.MessagesOut, r, "out")
@@ -158,17 +197,24 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(deflated, s.UncompressedOut, r, "out", "uncompressed")
 		counter(dropped, s.Dropped, r)
 		counter(slow, s.SlowConsumerCloses, r)
+		seenClose := map[gateway.CloseCount]bool{}
 		for _, cc := range s.ServerCloses {
 			counter(srvCloses, cc.Count, r, cc.Code, cc.Cause)
+			seenClose[gateway.CloseCount{Code: cc.Code, Cause: cc.Cause}] = true
+		}
+		for _, cc := range gateway.KnownServerCloses {
+			if !seenClose[cc] {
+				counter(srvCloses, 0, r, cc.Code, cc.Cause)
+			}
 		}
 		for i := range s.CloseSent {
-			if s.CloseSent[i] > 0 {
-				counter(closes, s.CloseSent[i], r, "sent", gateway.CodeClassName(i))
-			}
-			if s.CloseReceived[i] > 0 {
-				counter(closes, s.CloseReceived[i], r, "received", gateway.CodeClassName(i))
-			}
+			counter(closes, s.CloseSent[i], r, "sent", gateway.CodeClassName(i))
+			counter(closes, s.CloseReceived[i], r, "received", gateway.CodeClassName(i))
 		}
+		histogram(ch, hsDur, s.HandshakeAccepted, r, "accepted")
+		histogram(ch, hsDur, s.HandshakeRefused, r, "refused")
+		histogram(ch, lifetimes, s.Lifetime, r)
+		gauge(sendQueue, float64(s.Queued), r)
 	}
 	for _, l := range c.src.Links() {
 		if l.Configured > 0 {
@@ -181,6 +227,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if l.Events {
 			counter(evReqs, l.Requests-l.RequestErrors, l.Route, "ok")
 			counter(evReqs, l.RequestErrors, l.Route, "error")
+			histogram(ch, evDur, l.RequestSeconds, l.Route)
 			continue
 		}
 		counter(timeouts, l.OpenTimeouts, l.Route)
@@ -199,6 +246,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for cause, n := range f.Refused {
 		counter(frontRef, n, cause)
 	}
+	for _, cause := range f.RefusalCauses {
+		if _, ok := f.Refused[cause]; !ok {
+			counter(frontRef, 0, cause)
+		}
+	}
 	for e, n := range f.AcceptErrors {
 		counter(acceptErr, n, e)
 	}
@@ -216,6 +268,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		return // not a daemon: no front door of its own
 	}
 	gauge(parked, float64(f.Parked))
+	for name, v := range f.Limits {
+		gauge(limit, v, name)
+	}
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	gauge(ready, b2f(f.State == "serving" || f.State == "reloading"))
+	gauge(draining, b2f(f.State == "draining"))
 	gauge(buffered, float64(f.Buffered))
 	gauge(budget, float64(f.Budget))
 	for _, result := range []string{"taken", "disabled", "tls12", "earlier_requests", "other"} {
@@ -224,7 +287,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, result := range []string{"ok", "failed"} {
 		counter(reloads, f.Reloads[result], result)
 	}
-	if f.LastReload > 0 {
-		gauge(lastOK, f.LastReload)
-	}
+	gauge(lastOK, f.LastReload)
 }

@@ -82,6 +82,8 @@ func (c benchCase) label() string {
 		}
 		if c.tls {
 			switch {
+			case c.note != "":
+				return fmt.Sprintf("%d idle connections over TLS (wss), %s", c.conns, c.note)
 			case c.pending == 1:
 				return fmt.Sprintf("%d idle connections over TLS (wss), 1 byte of a record pending", c.conns)
 			case c.pending == 5:
@@ -371,6 +373,10 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 		benchCase{group: "idle-tls", scenario: "idle", conns: tlsN, path: "/echo", servers: h.recordLayerServers(), args: []string{"-settle", settle}, tls: true},
 		benchCase{group: "idle-tls", scenario: "idle", conns: tlsN, path: "/echo", servers: h.recordLayerServers(), args: []string{"-settle", settle, "-pending", "1"}, tls: true, pending: 1},
 		benchCase{group: "idle-tls", scenario: "idle", conns: tlsN, path: "/echo", servers: h.recordLayerServers(), args: []string{"-settle", settle, "-pending", "5"}, tls: true, pending: 5},
+		// As users run it: the default route settings, clients answering
+		// two rounds of pings.
+		benchCase{group: "idle-tls", scenario: "idle", conns: tlsN, path: "/echo", servers: []server{defaultsTLSServer("record_layer go", "go"), defaultsTLSServer("record_layer wsgate", "wsgate")},
+			args: []string{"-settle", pingedSettle, "-pings"}, tls: true, note: "default route settings, answering pings, held " + pingedSettle, rounds: 3},
 		benchCase{group: "spike", scenario: "spike", conns: spikeN, path: "/echo", servers: []server{shippedServer("wsgate")}, args: []string{"-settle", settle, "-watch", watch}},
 		benchCase{group: "storm", scenario: "storm", conns: 64, path: "/echo", servers: wsFor("storm"), args: d},
 		benchCase{group: "broadcast", scenario: "broadcast", conns: bcastN, size: 64, path: "/broadcast", servers: wsFor("broadcast"),

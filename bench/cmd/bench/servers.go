@@ -201,6 +201,24 @@ routes:
 	}}
 }
 
+// defaultsTLSServer is defaultsServer listening with TLS and record_layer
+// layer.
+func defaultsTLSServer(name, layer string) server {
+	return server{name: name, start: func(h *harness, port int) (*proc, error) {
+		cert, key := filepath.Join(h.work, "cert.pem"), filepath.Join(h.work, "key.pem")
+		if err := load.WriteCert(cert, key); err != nil {
+			return nil, err
+		}
+		return h.startDaemon(port, "wsgate-defaults-tls.yaml", fmt.Sprintf(`listen: [{address: "127.0.0.1:%d", tls: {cert: %q, key: %q, record_layer: %s}}]
+log: {level: info, output: %q}
+admin: {listen: "off"}
+server: {max_connections_per_ip: 0}
+routes:
+  - {path: /echo, app: echo}
+`, port, cert, key, layer, filepath.Join(h.work, "defaults-access.log")))
+	}}
+}
+
 // daemonServer is wsgate on the harness's configuration (wsgateConfig).
 func daemonServer(name string) server {
 	return server{name: name, start: func(h *harness, port int) (*proc, error) {

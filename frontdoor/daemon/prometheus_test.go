@@ -1,0 +1,99 @@
+package daemon_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/internal/testserver"
+)
+
+// TestPrometheusSeesFirstEvents: a real Prometheus scrapes the daemon
+// from its start. Every series a route or the front door can have is
+// there at 0 before its first event, so increase() counts that first
+// event (a series that appeared with it read 0); the last successful
+// load's timestamp is there from the start too.
+func TestPrometheusSeesFirstEvents(t *testing.T) {
+	s := start(t, "listen: [{address: 127.0.0.1:0}]\nroutes: [{path: /echo, app: echo}]\n")
+	prom := testserver.StartPrometheus(t, s.AdminAddr().String())
+	// Prometheus has scraped the daemon before anything happened.
+	if !waitFor(30*time.Second, func() bool {
+		v, ok := prom.Query(t, `wsgate_close_frames_total{code="1000",direction="sent",route="/echo"}`)
+		return ok && v == 0
+	}) {
+		t.Fatal("the close-code series is not there at 0 before the first close")
+	}
+	if v, ok := prom.Query(t, `wsgate_config_last_reload_success_timestamp_seconds`); !ok || time.Since(time.Unix(int64(v), 0)) > time.Minute {
+		t.Errorf("last reload success timestamp: %v %v, want the start time", v, ok)
+	}
+	for _, q := range []string{
+		`wsgate_handshakes_refused_total{cause="origin",route="/echo",status="403"}`,
+		`wsgate_server_closes_total{cause="slow_consumer",code="1008",route="/echo"}`,
+		`wsgate_connections_refused_total{cause="max_pending_handshakes"}`,
+	} {
+		if v, ok := prom.Query(t, q); !ok || v != 0 {
+			t.Errorf("%s: %v %v, want 0 from the start", q, v, ok)
+		}
+	}
+	// The first close and the first refusal.
+	c, _, err := websocket.DefaultDialer.Dial(s.URL("/echo"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "bye"))
+	c.ReadMessage()
+	c.Close()
+	h := map[string][]string{"Origin": {"http://elsewhere.example"}}
+	if _, resp, err := websocket.DefaultDialer.Dial(s.URL("/echo"), h); err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("foreign origin: %v", err)
+	}
+	for _, q := range []string{
+		`increase(wsgate_close_frames_total{code="1000",direction="sent",route="/echo"}[1m])`,
+		`increase(wsgate_handshakes_refused_total{cause="origin",route="/echo",status="403"}[1m])`,
+	} {
+		if !waitFor(30*time.Second, func() bool { v, ok := prom.Query(t, q); return ok && v >= 0.9 }) {
+			v, ok := prom.Query(t, q)
+			t.Errorf("%s = %v %v, want the first event counted", q, v, ok)
+		}
+	}
+}
+
+// TestReloadSaysWhatChanged: the reload's log line names the routes
+// added, removed, replaced and kept, the listeners opened and closed, and
+// the server settings that changed.
+func TestReloadSaysWhatChanged(t *testing.T) {
+	s := start(t, `
+listen: [{address: 127.0.0.1:0}]
+server: {max_connections_per_ip: 100}
+routes:
+  - {path: /same, app: echo}
+  - {path: /changed, app: echo}
+  - {path: /gone, app: echo}
+`)
+	cfg, err := config.Parse("reload.yaml", []byte(`
+listen: [{address: 127.0.0.1:0}, {address: 127.0.0.1:0}]
+server: {max_connections_per_ip: 200}
+routes:
+  - {path: /same, app: echo}
+  - {path: /changed, app: echo, max_message_size: 2MiB}
+  - {path: /new, app: chat}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Admin.Address = "127.0.0.1:0"
+	if err := s.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	line := testserver.Grep(s.Logs.String(), "configuration reloaded")
+	for _, want := range []string{"routes_added=/new", "routes_removed=/gone", "routes_replaced=/changed", "routes_kept=/same",
+		"listeners_opened=127.0.0.1:", "listeners_closed=-", "server_changed=max_connections_per_ip"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the reload line lacks %s: %s", want, line)
+		}
+	}
+}

@@ -31,15 +31,24 @@ func (c *Config) CheckFiles() error {
 		}
 		if t := l.TLS; t != nil {
 			bad := false
-			for _, f := range []struct{ key, path string }{{"cert", t.Cert}, {"key", t.Key}} {
+			at := func(line int) int {
+				if line > 0 {
+					return line
+				}
+				return max(t.Line, l.Line)
+			}
+			for _, f := range []struct {
+				key, path string
+				line      int
+			}{{"cert", t.Cert, t.CertLine}, {"key", t.Key, t.KeyLine}} {
 				if _, err := os.ReadFile(f.path); err != nil {
-					add(l.Line, k+".tls."+f.key, "%v", unwrapPath(err))
+					add(at(f.line), k+".tls."+f.key, "%v", unwrapPath(err))
 					bad = true
 				}
 			}
 			if !bad {
 				if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
-					add(l.Line, k+".tls", "%v", err)
+					add(at(0), k+".tls", "%v", err)
 				}
 			}
 		}

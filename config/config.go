@@ -63,6 +63,9 @@ type Listener struct {
 type TLS struct {
 	Cert string
 	Key  string
+	// Lines of the tls block and of its cert and key, for errors about
+	// the files.
+	Line, CertLine, KeyLine int
 	// RecordLayer says who protects records after a WebSocket's 101:
 	// crypto/tls, always (RecordLayerGo, the default), or wsgate's own
 	// TLS 1.3 record layer, which takes a connection over from crypto/tls

@@ -93,7 +93,7 @@ func TestErrors(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
 	}{
-		{"syntax", "log: {}\nroutes:\n  - path: /a\n    app: echo\n  oops\n", "bad.yaml:5: could not find expected ':'"},
+		{"syntax", "log: {}\nroutes:\n  - path: /a\n    app: echo\n  oops\n", "bad.yaml:5: routes: could not find expected ':'"},
 		{"empty", "", "bad.yaml: the configuration is empty"},
 		{"not a mapping", "- a\n- b\n", "bad.yaml:1: must be a mapping"},
 		{"unknown top-level key", "routes:\n  - {path: /a, app: echo}\nlisten_on: x\n", "bad.yaml:3: listen_on: unknown key"},
@@ -372,9 +372,9 @@ routes: [{path: /a, app: echo}]
 	}
 	err = cfg.CheckFiles()
 	for _, want := range []string{
-		"f.yaml:4: listen[1].tls.cert: " + dir + "/missing.pem: no such file or directory",
-		"f.yaml:4: listen[1].tls.key: " + dir + "/missing.key: no such file or directory",
-		"f.yaml:6: listen[2].tls: tls: failed to find any PEM data",
+		"f.yaml:5: listen[1].tls.cert: " + dir + "/missing.pem: no such file or directory",
+		"f.yaml:5: listen[1].tls.key: " + dir + "/missing.key: no such file or directory",
+		"f.yaml:7: listen[2].tls: tls: failed to find any PEM data",
 		"f.yaml:8: listen[3].unix: cannot create the socket /nonexistent/dir/ws.sock: /nonexistent/dir: no such file or directory",
 		"f.yaml:9: log.output: cannot create /nonexistent/dir/wsgate.log",
 	} {

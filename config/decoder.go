@@ -62,10 +62,54 @@ func (p *parser) syntaxError(data []byte, err error) error {
 		var doc yaml.Node
 		if yaml.Unmarshal([]byte(strings.Join(lines[:n], "")), &doc) == nil {
 			e.Line = n + 1
+			// The key the error is under: in what parses, the last key
+			// before it indented less than its line.
+			if len(doc.Content) > 0 && e.Line <= len(lines) {
+				l := lines[e.Line-1]
+				col := len(l) - len(strings.TrimLeft(l, " -")) + 1
+				e.Key = keyBefore(doc.Content[0], "", e.Line, col)
+			}
 			break
 		}
 	}
 	return e
+}
+
+// keyBefore returns the path (routes[2].backend) of the last key in n
+// that starts before line and left of col (so that it encloses what is on
+// line at col), or "".
+func keyBefore(n *yaml.Node, path string, line, col int) string {
+	best := ""
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Line >= line {
+				break
+			}
+			if k.Column >= col {
+				continue
+			}
+			p := join(path, k.Value)
+			best = p
+			if deeper := keyBefore(v, p, line, col); deeper != "" {
+				best = deeper
+			}
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			if item.Line >= line {
+				break
+			}
+			p := path + "[" + strconv.Itoa(i) + "]"
+			if deeper := keyBefore(item, p, line, col); deeper != "" {
+				best = deeper
+			} else if item.Column <= col {
+				best = p
+			}
+		}
+	}
+	return best
 }
 
 func resolve(n *yaml.Node) *yaml.Node {

@@ -28,6 +28,18 @@ func Load(path string) (*Config, error) {
 // no I/O beyond checking that static directories exist: the applications
 // are built but not provisioned.
 func Parse(name string, data []byte) (*Config, error) {
+	cfg, err := ParsePartial(name, data)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// ParsePartial is Parse that also returns what could be parsed when there
+// are errors (nil only for a file that is not YAML, or empty): the
+// listeners and routes without errors, for wsgate check to go on to the
+// checks of files and applications and report every stage at once.
+func ParsePartial(name string, data []byte) (*Config, error) {
 	p := &parser{file: name}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -82,10 +94,63 @@ func Parse(name string, data []byte) (*Config, error) {
 		cfg.Listeners = []Listener{{Network: "tcp", Address: "127.0.0.1:8080"}}
 	}
 	handOffWithTLS(p, cfg)
-	if err := errors.Join(p.errs...); err != nil {
-		return nil, err
+	conflicts(p, cfg)
+	return cfg, errors.Join(p.errs...)
+}
+
+// conflicts finds the addresses that cannot all be bound, without binding
+// them: the same listening address twice (or a port both on a wildcard
+// address and on another), and the admin listener on a public one's.
+func conflicts(p *parser, cfg *Config) {
+	type bound struct {
+		key  string
+		line int
+		addr string
 	}
-	return cfg, nil
+	var all []bound
+	// The admin listener first: when it is at its default address (no
+	// line of its own), the listener that takes it gets the error.
+	if cfg.Admin.Address != "" && cfg.Admin.Address != "off" {
+		all = append(all, bound{"admin.listen", cfg.Admin.Line, cfg.Admin.Network + " " + cfg.Admin.Address})
+	}
+	for i, l := range cfg.Listeners {
+		all = append(all, bound{fmt.Sprintf("listen[%d]", i), l.Line, l.Network + " " + l.Address})
+	}
+	for i := range all {
+		for j := range i {
+			if !clash(all[j].addr, all[i].addr) {
+				continue
+			}
+			where := fmt.Sprintf("line %d", all[j].line)
+			if all[j].line == 0 {
+				where = "its default"
+			}
+			p.errorAt(all[i].line, all[i].key, fmt.Sprintf("%s is %s's address too (%s): one of them cannot listen",
+				strings.TrimPrefix(strings.TrimPrefix(all[i].addr, "tcp "), "unix "), all[j].key, where))
+		}
+	}
+}
+
+// clash reports whether two listening addresses ("tcp host:port", "unix
+// path") cannot both be bound: the same socket path, or the same port on
+// the same host or with a wildcard host on either side. Port 0 is any
+// free port, and never clashes.
+func clash(a, b string) bool {
+	na, aa, _ := strings.Cut(a, " ")
+	nb, ab, _ := strings.Cut(b, " ")
+	if na != nb {
+		return false
+	}
+	if na == "unix" {
+		return aa == ab
+	}
+	ha, pa, err1 := net.SplitHostPort(aa)
+	hb, pb, err2 := net.SplitHostPort(ab)
+	if err1 != nil || err2 != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wild(ha) || wild(hb)
 }
 
 func listeners(d *Decoder) []Listener {
@@ -135,10 +200,10 @@ func listeners(d *Decoder) []Listener {
 			continue
 		}
 		if tlsBlock != nil {
-			t := &TLS{RecordLayer: RecordLayerGo}
+			t := &TLS{RecordLayer: RecordLayerGo, Line: tlsBlock.Line()}
 			tlsBlock.Fields(map[string]func(*Decoder){
-				"cert":         func(v *Decoder) { v.String(&t.Cert) },
-				"key":          func(v *Decoder) { v.String(&t.Key) },
+				"cert":         func(v *Decoder) { v.String(&t.Cert); t.CertLine = v.Line() },
+				"key":          func(v *Decoder) { v.String(&t.Key); t.KeyLine = v.Line() },
 				"record_layer": func(v *Decoder) { v.OneOf(&t.RecordLayer, RecordLayerGo, RecordLayerWsgate) },
 			})
 			if t.Cert == "" || t.Key == "" {

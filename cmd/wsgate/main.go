@@ -20,6 +20,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"syscall"
 
 	_ "github.com/wsgate/wsgate/apps/all"
@@ -99,23 +101,60 @@ func check(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: wsgate check FILE")
 		return 2
 	}
-	cfg, err := config.Load(args[0])
-	if err == nil {
-		// Provision and validate the applications too, which is where
-		// they check their own setup; nothing is dialled or listened on.
-		var srv *daemon.Server
-		if srv, err = daemon.New(cfg, discardLogger()); err == nil {
-			srv.Close()
-		}
-	}
+	data, err := os.ReadFile(args[0])
 	if err != nil {
 		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	// Every stage, even after one found errors: keys and values, then the
+	// files (TLS, logs, static directories, sockets' directories), then
+	// the applications of the routes that parsed (provisioned and
+	// validated, which is where they check their own files and programs;
+	// nothing is dialled or listened on). A key's typo then hides nothing.
+	cfg, perr := config.ParsePartial(args[0], data)
+	errs := config.Errors(perr)
+	if cfg != nil {
+		errs = append(errs, config.Errors(cfg.CheckFiles())...)
+		apps := *cfg
+		apps.Routes = nil
+		for _, r := range cfg.Routes {
+			if r.Handler != nil && strings.HasPrefix(r.Path, "/") {
+				apps.Routes = append(apps.Routes, r)
+			}
+		}
+		if len(apps.Routes) > 0 {
+			gw, err := apps.NewGateway(discardLogger())
+			if err != nil {
+				errs = append(errs, config.Errors(err)...)
+			} else {
+				gw.Stop(context.Background())
+			}
+		}
+	}
+	if len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool { return errLine(errs[i]) < errLine(errs[j]) })
+		seen := map[string]bool{}
+		for _, e := range errs {
+			if msg := e.Error(); !seen[msg] {
+				seen[msg] = true
+				fmt.Fprintln(stderr, msg)
+			}
+		}
 		return 1
 	}
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintln(stderr, w)
 	}
 	fmt.Fprintf(stdout, "%s: OK (%d listeners, %d routes)\n", args[0], len(cfg.Listeners), len(cfg.Routes))
+	return 0
+}
+
+// errLine is a configuration error's line, for sorting (0 for none).
+func errLine(err error) int {
+	var e *config.Error
+	if errors.As(err, &e) {
+		return e.Line
+	}
 	return 0
 }
 

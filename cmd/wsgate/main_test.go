@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -365,5 +366,55 @@ func TestBadConfigExits(t *testing.T) {
 	out, err := exec.Command(binary, "-config", cfg).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), cfg+":3: routes[0].app: unknown application") {
 		t.Fatalf("%s %v", out, err)
+	}
+}
+
+// TestCheckEveryStage: one check reports the errors of every stage at
+// once, in file order: a key's typo (keys and values), missing TLS and log
+// files (files, pointing at the tls block's cert and key lines), a
+// missing program (applications); and the addresses that cannot all be
+// bound, without binding anything; and a YAML syntax error names the key
+// it is under.
+func TestCheckEveryStage(t *testing.T) {
+	dir := t.TempDir()
+	bad := writeFile(t, "stages.yaml", fmt.Sprintf(`listen:
+  - address: 127.0.0.1:18443
+    tls:
+      cert: %[1]s/missing-cert.pem
+      key: %[1]s/missing-key.pem
+  - address: 127.0.0.1:18443
+log: {output: %[1]s/no/such/dir/wsgate.log}
+admin: {listen: "127.0.0.1:18443"}
+routes:
+  - path: /echo
+    app: echo
+    origin_chek: off
+  - path: /prog
+    program: {command: %[1]s/no-such-program}
+`, dir))
+	cmd := exec.Command(binary, "check", bad)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatal("check passed")
+	}
+	out := stderr.String()
+	for _, want := range []string{
+		bad + ":4: listen[0].tls.cert: ",
+		bad + ":5: listen[0].tls.key: ",
+		bad + ":6: listen[1]: 127.0.0.1:18443 is listen[0]'s address too (line 2)",
+		bad + ":2: listen[0]: 127.0.0.1:18443 is admin.listen's address too (line 8)",
+		"log.output",
+		bad + ":12: routes[0].origin_chek: ",
+		bad + ":13: routes[1].program: ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check's output lacks %q:\n%s", want, out)
+		}
+	}
+	syntax := writeFile(t, "syntax.yaml", "routes:\n  - path: /chat\n    backend:\n      socket: /run/x.sock\n      hold: 5s: oops\n")
+	out2, _ := exec.Command(binary, "check", syntax).CombinedOutput()
+	if !strings.Contains(string(out2), syntax+":5: routes[0].backend: ") {
+		t.Errorf("a syntax error does not name its enclosing key: %s", out2)
 	}
 }

@@ -14,7 +14,8 @@ mkdir -p "$dir"
 date=$(date -u -d "@${SOURCE_DATE_EPOCH:-$(date +%s)}" "+%B %Y")
 
 # section PAGE: the README's text marked for PAGE, headings raised, links
-# to the README's own anchors kept as plain text.
+# to the README's own anchors kept as plain text, and tables turned into
+# paragraphs (tables: see untable).
 section() {
   awk -v page="$1" '
     $0 == "<!-- man " page " -->" { on = 1; next }
@@ -22,7 +23,33 @@ section() {
     on {
       if ($0 ~ /^##+ /) sub(/^#/, "")
       print
-    }' README.md | sed -E 's/\[([^]]+)\]\(#[^)]*\)/\1/g'
+    }' README.md | sed -E 's/\[([^]]+)\]\(#[^)]*\)/\1/g' | untable
+}
+
+# untable turns each Markdown table into one paragraph per row: the first
+# cell in bold, then each other non-empty cell after its column's name.
+# The README's tables are wider than a terminal, and man(1) at 80 columns
+# would warn "table wider than line width" and cut them.
+untable() {
+  awk -F'|' '
+    function trim(s) { sub(/^[ \t]+/, "", s); sub(/[ \t]+$/, "", s); return s }
+    /^\|/ {
+      n = NF - 2
+      if (!intable) { intable = 1; for (i = 2; i <= NF - 1; i++) head[i] = trim($i); next }
+      if ($0 ~ /^\|[ :-]*-[ |:-]*$/) next
+      line = "**" trim($2) "**"
+      for (i = 3; i <= NF - 1; i++) {
+        c = trim($i)
+        if (c == "") continue
+        h = head[i]
+        line = line (h == "" ? " " : "; " h ": ") c
+      }
+      sub(/\*\*; /, "**: ", line)
+      print line
+      print ""
+      next
+    }
+    { intable = 0; print }'
 }
 
 page() { # NAME SECTION TITLE SUMMARY SYNOPSIS

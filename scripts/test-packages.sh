@@ -14,8 +14,15 @@ sudo=""
 version=$(cat VERSION)
 tmp=$(mktemp -d)
 pids=()
+installed=""
+# Whatever fails, the machine is left as it was found: the processes this
+# script started stopped, and the packages it installed (with the module
+# they enabled in the system's /etc/apache2) purged.
 cleanup() {
   for p in "${pids[@]}"; do $sudo kill "$p" 2>/dev/null || true; done
+  if [ -n "$installed" ]; then
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq wsgate libapache2-mod-wsgate wsgate-dev >/dev/null 2>&1 || true
+  fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -36,11 +43,15 @@ step "versions follow VERSION"
 grep -q "^version = \"$version\"" sdk/python/pyproject.toml || fail "sdk/python/pyproject.toml is not at $version"
 
 step "install"
+installed=yes
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ./dist/wsgate_${version}_*.deb \
   ./dist/libapache2-mod-wsgate_${version}_*.deb ./dist/wsgate-dev_${version}_*.deb >/dev/null
 v=$(/usr/bin/wsgate --version)
 echo "$v"
 [[ $v == "wsgate $version (commit "*", built "*", go"* ]] || fail "wsgate --version: $v"
+# A package is built reproducibly: its build date is the changelog's.
+built=$(date -u -d "$(dpkg-parsechangelog -S Date)" +%Y-%m-%dT%H:%M:%SZ)
+[[ $v == *"built $built"* ]] || fail "wsgate --version does not say the changelog's date $built: $v"
 getent passwd wsgate >/dev/null || fail "no wsgate user"
 [ -f /etc/wsgate/wsgate.yaml ] || fail "no /etc/wsgate/wsgate.yaml"
 conffiles=$(dpkg-query -W -f='${Conffiles}\n' wsgate)
@@ -66,11 +77,17 @@ if [ -d /run/systemd/system ]; then
 fi
 $sudo install -d -o wsgate -g wsgate /run/wsgate
 $sudo runuser -u wsgate -- /usr/bin/wsgate -config /etc/wsgate/wsgate.yaml >"$tmp/wsgate.log" 2>&1 &
-pids+=($!)
+runner=$!
+pids+=($runner)
 ready() { /usr/bin/python3 -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:8090/readyz", timeout=1)' 2>/dev/null; }
 for _ in $(seq 100); do ready && break; sleep 0.1; done
 ready || { cat "$tmp/wsgate.log"; fail "the installed daemon is not ready"; }
-user=$(ps -o user= -C wsgate | sort -u)
+# The daemon this script started (runuser's child), not any other wsgate
+# on the machine.
+daemon=$(pgrep -P "$runner" -x wsgate || true)
+[ -n "$daemon" ] || daemon=$(pgrep -P "$(pgrep -P "$runner" | head -1)" -x wsgate || true)
+[ -n "$daemon" ] || fail "cannot find the daemon started by runuser ($runner)"
+user=$(ps -o user= -p "$daemon")
 [ "$user" = wsgate ] || fail "the daemon runs as '$user'"
 /usr/bin/python3 - <<'PY' || fail "no echo from the installed daemon"
 import asyncio, websockets
@@ -80,7 +97,7 @@ async def main():
         assert await ws.recv() == "hello from the package test"
 asyncio.run(main())
 PY
-$sudo pkill -TERM -u wsgate -x wsgate
+$sudo kill -TERM "$daemon"
 wait || true
 pids=()
 
@@ -173,6 +190,7 @@ GO
 
 step "purge"
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq wsgate libapache2-mod-wsgate wsgate-dev >/dev/null
+installed=""
 for f in /usr/bin/wsgate /etc/wsgate /usr/lib/apache2/modules/mod_wsgate.so /usr/lib/apache2/modules/libwsgate.so \
   /etc/apache2/mods-available/wsgate.load /etc/apache2/mods-enabled/wsgate.load /lib/systemd/system/wsgate.service \
   /lib/systemd/system/wsgate.socket /usr/lib/wsgate /usr/include/wsgate /usr/share/man/man1/wsgate.1.gz \

@@ -251,6 +251,18 @@ func TestReadmeRunCommand(t *testing.T) {
 	if _, p, err := b.ReadMessage(); err != nil || string(p) != "a: hello" {
 		t.Fatalf("chat %q %v", p, err)
 	}
+	// The status page and the metrics the README points a newcomer to.
+	for url, want := range map[string]string{"http://127.0.0.1:8090/": "<html", "http://127.0.0.1:8090/metrics": "wsgate_connections_open"} {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(strings.ToLower(string(body)), strings.ToLower(want)) {
+			t.Errorf("%s: %d, no %s", url, resp.StatusCode, want)
+		}
+	}
 	cmd.Process.Signal(syscall.SIGINT)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGINT: %v\n%s", err, logs)

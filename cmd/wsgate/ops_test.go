@@ -334,6 +334,26 @@ routes: [{path: /echo, app: echo}]
 			if !testserver.WaitFor(time.Minute, func() bool { return arrivals.Load() >= 10 }) {
 				t.Fatalf("no client arrived before the upgrade (%d refused)", refused.Load())
 			}
+			// A scraper with a kept-alive connection to the admin listener,
+			// and a real Prometheus, both from before the upgrade.
+			admin := old.await(t, `msg="admin listening" address=(\S+)`, 1)
+			scraper := &http.Client{Timeout: 10 * time.Second}
+			scrape := func() string {
+				resp, err := scraper.Get("http://" + admin + "/metrics")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return string(b)
+			}
+			if testserver.Sample(scrape(), "wsgate_connections_open{route=\"/echo\"}") < 20 {
+				t.Fatal("the held clients are not counted before the upgrade")
+			}
+			var prom *testserver.Prometheus
+			if mode == "keep" {
+				prom = testserver.StartPrometheus(t, admin)
+			}
 			old.cmd.Process.Signal(syscall.SIGUSR2)
 			newPID := old.await(t, `new_pid=(\d+)`, 1)
 			// Both processes write to the same log now: each line says
@@ -377,6 +397,21 @@ routes: [{path: /echo, app: echo}]
 					if err := e.err.Load(); err != nil {
 						t.Fatalf("held client %d failed in keep mode: %v", i, *err)
 					}
+				}
+				// The scraper's next scrape, on the same client, reaches the
+				// new process (the old one closed its kept-alive
+				// connection), which counts the old one's clients too.
+				if !testserver.WaitFor(30*time.Second, func() bool {
+					m := scrape()
+					return testserver.Sample(m, "wsgate_draining") == 0 &&
+						testserver.Sample(m, "wsgate_predecessor_connections_open{route=\"/echo\"}") == 20
+				}) {
+					t.Errorf("the scraper does not see the new process with the old one's 20 clients:\n%s", testserver.Grep(scrape(), "open"))
+				}
+				q := `sum(wsgate_connections_open{route="/echo"}) + sum(wsgate_predecessor_connections_open{route="/echo"})`
+				if !testserver.WaitFor(30*time.Second, func() bool { v, ok := prom.Query(t, q); return ok && v >= 20 }) {
+					v, ok := prom.Query(t, q)
+					t.Errorf("Prometheus after the upgrade: %s = %v %v, want the 20 held clients", q, v, ok)
 				}
 				keepArriving()
 				close(stop)

@@ -71,17 +71,30 @@ func (s *Server) Upgrade(exe string, args []string) error {
 		return fmt.Errorf("upgrade: %w", err)
 	}
 	defer ready.Close()
-	cmd := exec.Command(exe, args...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.ExtraFiles = append([]*os.File{readyW}, files...)
-	cmd.Env = append(os.Environ(), "WSGATE_UPGRADE_READY="+strconv.Itoa(upgradeReadyFd),
-		"WSGATE_LISTEN_FDS="+strconv.Itoa(len(files)), "WSGATE_LISTEN_ADDRS="+strings.Join(addrs, ";"))
-	s.log.Info("upgrade: starting the new process", "binary", exe, "sockets", len(files))
-	if err := cmd.Start(); err != nil {
+	// A pipe on which this process, while it drains, tells the new one how
+	// many connections it still has on each route: the new process's
+	// metrics show them (wsgate_predecessor_connections_open), so that a
+	// scraper, which now reaches only the new process, sees every client.
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
 		readyW.Close()
 		return fmt.Errorf("upgrade: %w", err)
 	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.ExtraFiles = append(append([]*os.File{readyW}, files...), reportR)
+	cmd.Env = append(os.Environ(), "WSGATE_UPGRADE_READY="+strconv.Itoa(upgradeReadyFd),
+		"WSGATE_LISTEN_FDS="+strconv.Itoa(len(files)), "WSGATE_LISTEN_ADDRS="+strings.Join(addrs, ";"),
+		"WSGATE_PREDECESSOR_FD="+strconv.Itoa(upgradeListenFrom+len(files)))
+	s.log.Info("upgrade: starting the new process", "binary", exe, "sockets", len(files))
+	if err := cmd.Start(); err != nil {
+		readyW.Close()
+		reportR.Close()
+		reportW.Close()
+		return fmt.Errorf("upgrade: %w", err)
+	}
 	readyW.Close()
+	reportR.Close()
 	exited := make(chan error, 1)
 	recovered.Go("upgrade wait", func() { exited <- cmd.Wait() })
 	said := make(chan string, 1)
@@ -96,11 +109,14 @@ func (s *Server) Upgrade(exe string, args []string) error {
 			return fmt.Errorf("upgrade: the new process (pid %d) exited before serving: %v", cmd.Process.Pid, err)
 		}
 	case err := <-exited:
+		reportW.Close()
 		return fmt.Errorf("upgrade: the new process exited before serving: %v", err)
 	case <-time.After(upgradeTimeout):
 		cmd.Process.Kill()
+		reportW.Close()
 		return fmt.Errorf("upgrade: the new process (pid %d) was not ready within %v; it was killed", cmd.Process.Pid, upgradeTimeout)
 	}
+	recovered.Go("upgrade report", func() { s.report(reportW) })
 	// The new process serves: stop accepting. The sockets stay open in it.
 	s.handedOver.Store(true)
 	s.mu.Lock()
@@ -108,9 +124,61 @@ func (s *Server) Upgrade(exe string, args []string) error {
 	s.mu.Unlock()
 	if s.admin != nil {
 		s.admin.ln.Close()
+		// A scraper's kept-alive connection would stay on this process
+		// for as long as it drains: idle ones are closed now, busy ones
+		// after their answer, and the scraper's next connection reaches
+		// the new process.
+		s.admin.srv.SetKeepAlivesEnabled(false)
 	}
 	s.log.Info("upgrade: the new process serves; this one no longer accepts", "new_pid", cmd.Process.Pid, "connections", s.gw.Len())
 	return nil
+}
+
+// report writes, every second until this process's connections are
+// gone, a line with its open connections by route ("/echo 3\t/chat 0")
+// to the process that replaced it, then closes w.
+func (s *Server) report(w *os.File) {
+	defer w.Close()
+	for {
+		var parts []string
+		for _, r := range s.gw.Snapshot() {
+			parts = append(parts, r.Route+" "+strconv.FormatUint(r.Open, 10))
+		}
+		if _, err := w.WriteString(strings.Join(parts, "\t") + "\n"); err != nil || s.gw.Len() == 0 {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// readPredecessor reads what the process this one replaced reports (see
+// report) into s.pred, until it ends.
+func (s *Server) readPredecessor() {
+	v := os.Getenv("WSGATE_PREDECESSOR_FD")
+	if v == "" {
+		return
+	}
+	os.Unsetenv("WSGATE_PREDECESSOR_FD")
+	fd, err := strconv.Atoi(v)
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "predecessor")
+	recovered.Go("predecessor report", func() {
+		defer f.Close()
+		defer s.pred.Store(nil)
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			m := map[string]uint64{}
+			for _, part := range strings.Split(sc.Text(), "\t") {
+				route, n, ok := strings.Cut(part, " ")
+				if v, err := strconv.ParseUint(n, 10, 64); ok && err == nil {
+					m[route] = v
+				}
+			}
+			s.pred.Store(&m)
+		}
+	})
 }
 
 // Drain finishes this process's connections after an upgrade, as

@@ -58,6 +58,9 @@ type Server struct {
 	spare    spareDescriptor
 
 	memLimit   atomic.Int64
+	// pred is what the process this one replaced still holds, by route,
+	// while it drains (readPredecessor); nil otherwise.
+	pred atomic.Pointer[map[string]uint64]
 	overloaded atomic.Bool
 	stop       chan struct{} // closed by Shutdown: background loops end
 
@@ -101,6 +104,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	// The configuration was loaded successfully now, also in a process a
 	// binary upgrade started: the series exists from the first scrape.
 	s.front.lastReload = time.Now()
+	s.readPredecessor()
 	s.applyGateway(cfg)
 	sv := cfg.Server
 	s.http = &http.Server{
@@ -501,6 +505,9 @@ func (s *Server) Front() imetrics.Front {
 		out.Limits = l.gauges
 	}
 	out.State, _ = s.state.Load().(string)
+	if p := s.pred.Load(); p != nil {
+		out.PredecessorOpen = *p
+	}
 	return out
 }
 

@@ -64,6 +64,9 @@ type Front struct {
 	Limits map[string]float64
 	// State is the daemon's: starting, serving, reloading or draining.
 	State string
+	// PredecessorOpen is, after a binary upgrade, what the old process
+	// still holds by route while it drains; nil otherwise.
+	PredecessorOpen map[string]uint64
 }
 
 // NewRegistry returns a registry with wsgate's metrics from src, the Go
@@ -129,6 +132,7 @@ var (
 	limit      = desc("limit", "The limits in force, by configuration key (server.max_connections, ...; 0: off), for alerts to compare with what they bound.", "name")
 	ready      = desc("ready", "1 while the daemon serves new connections (not starting, not draining after a binary upgrade or a shutdown).")
 	draining   = desc("draining", "1 while the daemon drains: its listeners are handed over or closed, and its connections end.")
+	predOpen   = desc("predecessor_connections_open", "After a binary upgrade, the WebSockets the old process still holds while it drains (it no longer answers scrapes): add them to wsgate_connections_open for every client.", "route")
 )
 
 // histogram exposes a gateway.Histogram with its cumulative buckets.
@@ -154,7 +158,7 @@ type collector struct{ src Source }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{buildInfo, open, accepted, handedOff, ended, refused, messages, bytes, deflated, dropped, slow,
 		closes, srvCloses, links, reconn, connFail, timeouts, queue, heldNow, heldBytes, holds, heldDrop, oversize, drains, evReqs, frontRef, acceptErr, buffered, budget, parked, tlsRecords, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup,
-		hsDur, lifetimes, sendQueue, evDur, limit, ready, draining} {
+		hsDur, lifetimes, sendQueue, evDur, limit, ready, draining, predOpen} {
 		ch <- d
 	}
 }
@@ -279,6 +283,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(ready, b2f(f.State == "serving" || f.State == "reloading"))
 	gauge(draining, b2f(f.State == "draining"))
+	for route, n := range f.PredecessorOpen {
+		gauge(predOpen, float64(n), route)
+	}
 	gauge(buffered, float64(f.Buffered))
 	gauge(budget, float64(f.Budget))
 	for _, result := range []string{"taken", "disabled", "tls12", "earlier_requests", "other"} {

@@ -54,18 +54,24 @@ const (
 
 // ClusterStats are a gateway's bus counters, for metrics.
 type ClusterStats struct {
-	Node      string // this node's id, random per process
-	Connected bool   // the bus reaches the other nodes
-	Peers     int    // other nodes heard from in the last few seconds
+	Node      string // this node's id, random per process `json:"node"`
+	Connected bool   // the bus reaches the other nodes `json:"connected"`
+	Peers     int    // other nodes heard from in the last few seconds `json:"peers"`
 	// Published and Received count messages; PublishFailed the ones the
 	// bus refused to take (it was down and its buffer full); Lost the
 	// ones other nodes published that never arrived; Duplicates those
 	// that arrived twice (dropped); SlowConsumer those the bus dropped
 	// because this node was too slow.
-	Published, PublishFailed, Received, Lost, Duplicates, SlowConsumer uint64
+	Published     uint64 `json:"published"`
+	PublishFailed uint64 `json:"publish_failed"`
+	Received      uint64 `json:"received"`
+	Lost          uint64 `json:"lost"`
+	Duplicates    uint64 `json:"duplicates"`
+	SlowConsumer  uint64 `json:"slow_consumer"`
 	// Nodes is how many processes these figures add up (httpd's
 	// children); ConnectedCount how many of them were connected.
-	Nodes, ConnectedCount int
+	Nodes          int `json:"nodes"`
+	ConnectedCount int `json:"connected_count"`
 }
 
 // ConnectedNodes is the number of processes connected to the bus: 0 or 1

@@ -23,10 +23,10 @@ var LifetimeBuckets = []float64{1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600}
 // observations were at most Bounds[i] (not cumulative: the exporter adds
 // them up), plus those above the last bound in Counts[len(Bounds)].
 type Histogram struct {
-	Bounds []float64
-	Counts []uint64
-	Sum    float64 // seconds
-	Count  uint64
+	Bounds []float64 `json:"bounds"`
+	Counts []uint64  `json:"counts"`
+	Sum    float64   // seconds `json:"sum"`
+	Count  uint64    `json:"count"`
 }
 
 // Add adds o's counts to h (the same bounds).

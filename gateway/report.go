@@ -22,38 +22,45 @@ type LinkReporter interface {
 
 // LinkStats describes a route's connections to its producer.
 type LinkStats struct {
-	Address string
+	Address string `json:"address"`
 	// Up of Configured links are connected; per-client routes have one
 	// link per client and report Configured 0.
-	Up, Configured int
+	Up         int `json:"up"`
+	Configured int `json:"configured"`
 	// Required says that the route is not ready while no link is up.
-	Required bool
+	Required bool `json:"required"`
 	// Reconnects counts links re-established after one was lost,
 	// OpenTimeouts the clients refused because the producer did not
 	// answer in time.
-	Reconnects, OpenTimeouts uint64
+	Reconnects   uint64 `json:"reconnects"`
+	OpenTimeouts uint64 `json:"open_timeouts"`
 	// ConnectFailures counts failed attempts to connect a link of the pool.
-	ConnectFailures uint64
+	ConnectFailures uint64 `json:"connect_failures"`
 	// QueueBytes is what waits to be written to the producer.
-	QueueBytes int64
+	QueueBytes int64 `json:"queue_bytes"`
 	// Held clients wait for their producer to come back (route option
 	// hold, or a planned handover), with HeldBytes of their messages.
 	// Resumed counts those re-announced and accepted, HoldExpired those
 	// closed with 1012 when the hold ran out, HeldDropped the messages
 	// dropped past the held queue's bound, Drains the DRAINs received.
-	Held                                      int
-	HeldBytes                                 int64
-	Resumed, HoldExpired, HeldDropped, Drains uint64
+	Held        int    `json:"held"`
+	HeldBytes   int64  `json:"held_bytes"`
+	Resumed     uint64 `json:"resumed"`
+	HoldExpired uint64 `json:"hold_expired"`
+	HeldDropped uint64 `json:"held_dropped"`
+	Drains      uint64 `json:"drains"`
 	// Frames from the producer over the route's limit, which the gateway
 	// skipped, keeping the link: a SEND's client was closed with 1009
 	// (OversizeClosed); a BROADCAST, ROOM or other frame was dropped.
-	OversizeClosed, OversizeDropped uint64
+	OversizeClosed  uint64 `json:"oversize_closed"`
+	OversizeDropped uint64 `json:"oversize_dropped"`
 	// Events marks a WebSocket-over-HTTP application, whose Requests are
 	// counted, and RequestErrors those that failed (no answer, or not 200).
-	Events                  bool
-	Requests, RequestErrors uint64
+	Events        bool   `json:"events"`
+	Requests      uint64 `json:"requests"`
+	RequestErrors uint64 `json:"request_errors"`
 	// RequestSeconds is how long the application took to answer them.
-	RequestSeconds Histogram
+	RequestSeconds Histogram `json:"request_seconds"`
 }
 
 // Add sums o's figures into s (o being the same route's in another
@@ -101,7 +108,7 @@ func (g *Gateway) Ready() error {
 
 // RouteLinks pairs a route with its producer links.
 type RouteLinks struct {
-	Route string
+	Route string `json:"route"`
 	LinkStats
 }
 

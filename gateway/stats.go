@@ -136,53 +136,63 @@ func CodeClassName(i int) string {
 
 // RouteSnapshot is a route's counters at one moment.
 type RouteSnapshot struct {
-	Route string
-	App   string
+	Route string `json:"route"`
+	App   string `json:"app"`
 	// Open is the number of WebSockets open now; Accepted and Ended count
 	// since the route was made.
-	Open, Accepted, Ended uint64
+	Open     uint64 `json:"open"`
+	Accepted uint64 `json:"accepted"`
+	Ended    uint64 `json:"ended"`
 	// HandedOff counts connections given to the backend itself after the
 	// 101 (a HandOff route); they are not in Accepted.
-	HandedOff uint64
+	HandedOff uint64 `json:"handed_off"`
 	// Refused counts refused upgrades by HTTP status and cause.
-	Refused []RefusalCount
+	Refused []RefusalCount `json:"refused"`
 	// Data messages and payload bytes each way, and for compressed ones
 	// the bytes on the wire and uncompressed.
-	MessagesIn, MessagesOut         uint64
-	BytesIn, BytesOut               uint64
-	DeflatedIn, DeflatedOut         uint64
-	UncompressedIn, UncompressedOut uint64
+	MessagesIn      uint64 `json:"messages_in"`
+	MessagesOut     uint64 `json:"messages_out"`
+	BytesIn         uint64 `json:"bytes_in"`
+	BytesOut        uint64 `json:"bytes_out"`
+	DeflatedIn      uint64 `json:"deflated_in"`
+	DeflatedOut     uint64 `json:"deflated_out"`
+	UncompressedIn  uint64 `json:"uncompressed_in"`
+	UncompressedOut uint64 `json:"uncompressed_out"`
 	// Dropped messages (drop policy) and connections the close policy
 	// closed as slow consumers.
-	Dropped, SlowConsumerCloses uint64
+	Dropped            uint64 `json:"dropped"`
+	SlowConsumerCloses uint64 `json:"slow_consumer_closes"`
 	// Close frames of ended connections by class of code (CodeClassName),
 	// sent by the server and received from clients.
-	CloseSent, CloseReceived [numCodeClasses]uint64
+	CloseSent     [numCodeClasses]uint64 `json:"close_sent"`
+	CloseReceived [numCodeClasses]uint64 `json:"close_received"`
 	// ServerCloses counts the connections the server closed first, by
 	// cause and the code it sent (1006 when it cut the connection without
 	// a close frame).
-	ServerCloses []CloseCount
+	ServerCloses []CloseCount `json:"server_closes"`
 	// Handshakes' durations, accepted and refused, and the lifetimes of
 	// the connections that ended.
-	HandshakeAccepted, HandshakeRefused, Lifetime Histogram
+	HandshakeAccepted Histogram `json:"handshake_accepted"`
+	HandshakeRefused  Histogram `json:"handshake_refused"`
+	Lifetime          Histogram `json:"lifetime"`
 	// Queued is what the open connections have queued for their clients
 	// now, in bytes.
-	Queued uint64
+	Queued uint64 `json:"queued"`
 }
 
 // CloseCount is how many connections the server closed for Cause with a
 // code of class Code (CodeClassName).
 type CloseCount struct {
-	Cause string
-	Code  string
-	Count uint64
+	Cause string `json:"cause"`
+	Code  string `json:"code"`
+	Count uint64 `json:"count"`
 }
 
 // RefusalCount is how many upgrades were refused with Status for Cause.
 type RefusalCount struct {
-	Status int
-	Cause  string
-	Count  uint64
+	Status int    `json:"status"`
+	Cause  string `json:"cause"`
+	Count  uint64 `json:"count"`
 }
 
 // Snapshot returns the counters of every route path this gateway has

@@ -243,6 +243,16 @@ type Status struct {
 	Listeners   []string             `json:"listeners"`
 	Ready       string               `json:"ready"`
 	Config      string               `json:"config"`
+	// Reload is the last reload attempted (none yet: result "").
+	Reload reloadStatus `json:"reload"`
+}
+
+type reloadStatus struct {
+	Time   time.Time `json:"time"`
+	Result string    `json:"result"`
+	Errors []string  `json:"errors,omitempty"`
+	OK     uint64    `json:"ok"`
+	Failed uint64    `json:"failed"`
 }
 
 type routeStatus struct {
@@ -284,6 +294,10 @@ func (s *Server) status() Status {
 	} else {
 		st.Ready = "ready"
 	}
+	f := &s.front
+	f.mu.Lock()
+	st.Reload = reloadStatus{Time: f.lastAttempt, Result: f.lastResult, Errors: f.lastErrors, OK: f.reloads["ok"], Failed: f.reloads["failed"]}
+	f.mu.Unlock()
 	return st
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsgate/wsgate/config"
 	ws "github.com/wsgate/wsgate/internal/wstest"
 )
 
@@ -268,9 +269,10 @@ func testDemoPage(t *testing.T, scheme string) {
 }
 
 // TestStatusPageInChromium: the admin listener's status page, live over
-// its WebSocket, shows the routes, their traffic and their close codes,
-// and the producer links. With WSGATE_UPDATE_DOCS=1 its screenshot is
-// written to docs/status.png.
+// its WebSocket, shows the routes, their traffic, their refusals by cause
+// and their close codes by name, the producer links, the uptime, the last
+// reload, what memory means, and a ten-minute history it draws itself.
+// With WSGATE_UPDATE_DOCS=1 its screenshot is written to docs/status.png.
 func TestStatusPageInChromium(t *testing.T) {
 	ts := start(t, `
 listen: [{address: 127.0.0.1:0}]
@@ -295,13 +297,32 @@ routes:
 	status(t, ts.Addr, ws.Request("/echo", "Origin: http://evil.example"))
 	admin := ts.AdminAddr().String()
 	b := openPage(t, "http://"+admin+"/", admin)
+	// A reload that fails, for the page's last reload.
+	bad, err := config.Parse("bad.yaml", []byte(`
+listen: [{address: 127.0.0.1:0}]
+routes:
+  - {path: /echo, app: echo}
+  - {path: /chat, app: chat}
+  - {path: /p, backend: {socket: /nonexistent/p.sock, required: true}}
+  - {path: /bad, program: {command: /nonexistent/program}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Admin.Address = "127.0.0.1:0"
+	if err := ts.Reload(context.Background(), bad); err == nil {
+		t.Fatal("a reload with a missing program succeeded")
+	}
 	var v struct {
 		Routes int    `json:"routes"`
 		Conn   string `json:"conn"`
 		Open   string `json:"open"`
-		Codes  string `json:"codes"`
+		Text   string `json:"text"`
 		Links  int    `json:"links"`
 		Ready  string `json:"ready"`
+		Uptime string `json:"uptime"`
+		Reload string `json:"reload"`
+		Points string `json:"points"`
 	}
 	b.eval(`new Promise((resolve, reject) => {
   `+untilJS+`
@@ -309,13 +330,27 @@ routes:
     await until(() => $("conn") && $("conn").textContent === "live", "live");
     await until(() => $("routes").tBodies[0].rows.length === 3, "routes shown");
     await until(() => $("open").textContent === "3", "open connections");
-    await until(() => $("routes").textContent.includes("4xxx×1"), "close codes");
+    await until(() => $("routes").textContent.includes("application codes ×1"), "close codes by name");
+    await until(() => $("spark-open").dataset.points >= 2, "history drawn");
     return {routes: $("routes").tBodies[0].rows.length, conn: $("conn").textContent, open: $("open").textContent,
-      codes: $("routes").textContent, links: $("links").tBodies[0].rows.length, ready: $("ready").textContent};
+      text: document.body.innerText, links: $("links").tBodies[0].rows.length, ready: $("ready").textContent,
+      uptime: $("uptime").textContent, reload: $("reload").textContent + " " + $("reloadinfo").textContent,
+      points: $("spark-open").dataset.points};
   })().then(resolve, reject);
 })`, &v)
 	if v.Links != 1 || !strings.Contains(v.Ready, "is down") {
 		t.Errorf("links %d, readiness %q", v.Links, v.Ready)
+	}
+	for _, want := range []string{"origin (403) ×1", "normal (1000)", "application codes", "what the Go runtime holds"} {
+		if !strings.Contains(v.Text, want) {
+			t.Errorf("the page does not show %q:\n%s", want, v.Text)
+		}
+	}
+	if !regexp.MustCompile(`^\d+s$`).MatchString(v.Uptime) {
+		t.Errorf("uptime %q", v.Uptime)
+	}
+	if !strings.HasPrefix(v.Reload, "failed") || !strings.Contains(v.Reload, "0 ok, 1 failed") {
+		t.Errorf("last reload %q", v.Reload)
 	}
 	png := b.screenshot()
 	if os.Getenv("WSGATE_UPDATE_DOCS") != "" {

@@ -148,6 +148,11 @@ type frontCounters struct {
 	acceptErrors map[string]uint64
 	reloads      map[string]uint64
 	lastReload   time.Time
+	// The last reload attempted, for the status page: when, whether it
+	// succeeded, and its errors.
+	lastAttempt time.Time
+	lastResult  string
+	lastErrors  []string
 	warned       time.Time // the last accept error logged
 }
 

@@ -155,6 +155,7 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) (err error) {
 	f.mu.Lock()
 	f.reloads["ok"]++
 	f.lastReload = time.Now()
+	f.lastAttempt, f.lastResult, f.lastErrors = f.lastReload, "ok", nil
 	f.mu.Unlock()
 	rc := routeChanges(old, cfg)
 	s.log.Info("configuration reloaded", "config", cfg.File, "routes", len(cfg.Routes), "listeners", len(next),
@@ -239,6 +240,7 @@ func (s *Server) reloadFailed(err error) {
 	f := &s.front
 	f.mu.Lock()
 	f.reloads["failed"]++
+	f.lastAttempt, f.lastResult, f.lastErrors = time.Now(), "failed", errorStrings(err)
 	f.mu.Unlock()
 	attrs := []any{}
 	for i, e := range config.Errors(err) {

@@ -35,38 +35,39 @@ type Front struct {
 	// Refused counts connections refused before any route was chosen, by
 	// cause (max_connections, pending_handshakes, header_too_large, ...);
 	// RefusalCauses are the causes shown at 0 before their first.
-	Refused       map[string]uint64
-	RefusalCauses []string
+	Refused       map[string]uint64 `json:"refused"`
+	RefusalCauses []string          `json:"refusal_causes"`
 	// AcceptErrors counts failed accepts by error (EMFILE, ...).
-	AcceptErrors map[string]uint64
+	AcceptErrors map[string]uint64 `json:"accept_errors"`
 	// Parked is the number of idle connections waiting on the shared
 	// epoll instance, holding no goroutine.
-	Parked int64
+	Parked int64 `json:"parked"`
 	// TLSRecords counts TLS WebSockets by who runs their record layer after
 	// the upgrade: "taken" (wsgate's, so they park as small as plain
 	// ones), or crypto/tls's because the listener's record_layer is go
 	// ("disabled"), the client negotiated TLS 1.2 ("tls12"), the
 	// connection carried other requests before its upgrade
 	// ("earlier_requests"), or anything else ("other").
-	TLSRecords map[string]uint64
+	TLSRecords map[string]uint64 `json:"tls_records"`
 	// Reloads counts configuration reloads by result ("ok", "failed"),
 	// and LastReload is when the last one succeeded (Unix seconds).
-	Reloads    map[string]uint64
-	LastReload float64
+	Reloads    map[string]uint64 `json:"reloads"`
+	LastReload float64           `json:"last_reload"`
 	// Cluster is the bus's counters; nil without a bus.
-	Cluster *gateway.ClusterStats
+	Cluster *gateway.ClusterStats `json:"cluster"`
 	// Buffered is what every WebSocket buffers together now (parts of
 	// messages arriving, frames queued for peers), and Budget the limit
 	// past which the ones holding the most are closed (0: none).
-	Buffered, Budget int64
+	Buffered int64 `json:"buffered"`
+	Budget   int64 `json:"budget"`
 	// Limits are the limits in force, by configuration key
 	// (max_connections, ...), for alerts to compare against.
-	Limits map[string]float64
+	Limits map[string]float64 `json:"limits"`
 	// State is the daemon's: starting, serving, reloading or draining.
-	State string
+	State string `json:"state"`
 	// PredecessorOpen is, after a binary upgrade, what the old process
 	// still holds by route while it drains; nil otherwise.
-	PredecessorOpen map[string]uint64
+	PredecessorOpen map[string]uint64 `json:"predecessor_open"`
 }
 
 // NewRegistry returns a registry with wsgate's metrics from src, the Go

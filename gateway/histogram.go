@@ -53,11 +53,20 @@ type Latency = hist
 // LifetimeBuckets).
 func NewLatency(bounds []float64) *Latency { return newHist(bounds) }
 
-// Observe counts one duration.
-func (h *hist) Observe(d time.Duration) { h.observe(d) }
+// Observe counts one duration; a nil Latency counts nothing.
+func (h *hist) Observe(d time.Duration) {
+	if h != nil {
+		h.observe(d)
+	}
+}
 
-// Snapshot returns the counts so far.
-func (h *hist) Snapshot() Histogram { return h.snapshot() }
+// Snapshot returns the counts so far (none for a nil Latency).
+func (h *hist) Snapshot() Histogram {
+	if h == nil {
+		return Histogram{}
+	}
+	return h.snapshot()
+}
 
 // hist counts observations into bounds.
 type hist struct {

@@ -61,6 +61,10 @@ type LinkStats struct {
 	RequestErrors uint64 `json:"request_errors"`
 	// RequestSeconds is how long the application took to answer them.
 	RequestSeconds Histogram `json:"request_seconds"`
+	// WriteSeconds is how long clients' messages took to reach the
+	// producer's socket (queued, then written): the oldest frame of each
+	// write.
+	WriteSeconds Histogram `json:"write_seconds"`
 }
 
 // Add sums o's figures into s (o being the same route's in another
@@ -83,6 +87,7 @@ func (s *LinkStats) Add(o *LinkStats) {
 	s.Requests += o.Requests
 	s.RequestErrors += o.RequestErrors
 	s.RequestSeconds.Add(o.RequestSeconds)
+	s.WriteSeconds.Add(o.WriteSeconds)
 }
 
 // Ready reports whether the gateway can serve: not while it drains, and

@@ -37,6 +37,9 @@ type Backend struct {
 	// closed with 1009, and BROADCAST, ROOM and other frames dropped.
 	oversizeClosed, oversizeDropped atomic.Uint64
 	oversizeLog                     *ratelog.Limiter
+	// written: how long clients' messages took to reach the producer's
+	// socket (wire.Sender.Waited).
+	written *gateway.Latency
 
 	holding // clients held while their producer restarts (hold.go)
 }
@@ -53,7 +56,8 @@ func New(cfg Config) (*Backend, error) {
 		return nil, errors.New("raw mode is served by NewRaw")
 	}
 	cfg.setDefaults()
-	return &Backend{cfg: cfg, log: slog.Default(), software: Software, oversizeLog: ratelog.New(10, time.Second)}, nil
+	return &Backend{cfg: cfg, log: slog.Default(), software: Software, oversizeLog: ratelog.New(10, time.Second),
+		written: gateway.NewLatency(gateway.HandshakeBuckets)}, nil
 }
 
 // Config returns the backend's configuration, with defaults applied.
@@ -103,7 +107,8 @@ func (b *Backend) Ready() error {
 func (b *Backend) Links() gateway.LinkStats {
 	ls := gateway.LinkStats{Address: b.cfg.Address, Required: b.cfg.Required, OpenTimeouts: b.openTimeouts.Load(),
 		Resumed: b.resumed.Load(), HoldExpired: b.expired.Load(), HeldDropped: b.dropped.Load(), Drains: b.drains.Load(),
-		HeldBytes: b.bytes.Load(), OversizeClosed: b.oversizeClosed.Load(), OversizeDropped: b.oversizeDropped.Load()}
+		HeldBytes: b.bytes.Load(), OversizeClosed: b.oversizeClosed.Load(), OversizeDropped: b.oversizeDropped.Load(),
+		WriteSeconds: b.written.Snapshot()}
 	b.hmu.Lock()
 	ls.Held = len(b.set)
 	b.hmu.Unlock()

@@ -129,6 +129,7 @@ func (b *Backend) dialLink(ctx context.Context, mode uint8, first []byte) (*link
 	l.sender = wire.NewSender(nc, b.cfg.QueueBytes, bufpool.Put, func(err error) {
 		recovered.Go("producer link failure", func() { l.fail(err) })
 	})
+	l.sender.Waited = b.written.Observe
 	buf := bufpool.Get(64 + len(first))
 	*buf = append(wire.AppendHello(*buf, mode, b.route, b.software, uint32(b.maxFrame())), first...)
 	l.enqueue(buf, false)

@@ -2,6 +2,8 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/internal/testserver"
+	"github.com/wsgate/wsgate/sdk/producer"
 )
 
 // TestPrometheusSeesFirstEvents: a real Prometheus scrapes the daemon
@@ -95,5 +98,33 @@ routes:
 		if !strings.Contains(line, want) {
 			t.Errorf("the reload line lacks %s: %s", want, line)
 		}
+	}
+}
+
+// TestProducerWriteLatency: how long clients' messages take to reach the
+// producer's socket is a histogram per route.
+func TestProducerWriteLatency(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "p.sock")
+	ln, err := producer.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := &producer.Server{Handler: echoProducer{}}
+	go ps.Serve(ln)
+	defer ps.Shutdown(context.Background())
+	s := start(t, fmt.Sprintf("listen: [{address: 127.0.0.1:0}]\nroutes: [{path: /p, backend: {socket: %s}}]\n", sock))
+	c, _, err := websocket.DefaultDialer.Dial(s.URL("/p"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 20 {
+		c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprint("m", i)))
+		if _, _, err := c.ReadMessage(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := testserver.Sample(s.Metrics(t), `wsgate_producer_write_seconds_count{route="/p"}`); n < 1 {
+		t.Errorf("producer write latency: %v observations\n%s", n, testserver.Grep(s.Metrics(t), "producer_write"))
 	}
 }

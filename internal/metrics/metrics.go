@@ -129,6 +129,7 @@ var (
 	hsDur      = desc("handshake_duration_seconds", "From an upgrade request to the gateway's decision (the application's OnOpen included: for a producer, a round trip to it), by outcome.", "route", "outcome")
 	lifetimes  = desc("connection_lifetime_seconds", "How long the WebSocket connections that ended had been open.", "route")
 	sendQueue  = desc("send_queue_bytes", "Bytes the route's open connections have queued for their clients and not yet written.", "route")
+	prodWrite  = desc("producer_write_seconds", "How long clients' messages took to reach the route's producer's socket (queued, then written), measured on the oldest frame of each write.", "route")
 	evDur      = desc("events_request_duration_seconds", "How long a WebSocket-over-HTTP application took to answer a request (answered or not).", "route")
 	limit      = desc("limit", "The limits in force, by configuration key (server.max_connections, ...; 0: off), for alerts to compare with what they bound.", "name")
 	ready      = desc("ready", "1 while the daemon serves new connections (not starting, not draining after a binary upgrade or a shutdown).")
@@ -159,7 +160,7 @@ type collector struct{ src Source }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{buildInfo, open, accepted, handedOff, ended, refused, messages, bytes, deflated, dropped, slow,
 		closes, srvCloses, links, reconn, connFail, timeouts, queue, heldNow, heldBytes, holds, heldDrop, oversize, drains, evReqs, frontRef, acceptErr, buffered, budget, parked, tlsRecords, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup,
-		hsDur, lifetimes, sendQueue, evDur, limit, ready, draining, predOpen} {
+		hsDur, lifetimes, sendQueue, evDur, prodWrite, limit, ready, draining, predOpen} {
 		ch <- d
 	}
 }
@@ -236,6 +237,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		counter(timeouts, l.OpenTimeouts, l.Route)
+		histogram(ch, prodWrite, l.WriteSeconds, l.Route)
 		counter(oversize, l.OversizeClosed, l.Route, "client_closed")
 		counter(oversize, l.OversizeDropped, l.Route, "dropped")
 		if l.Configured > 0 {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/wsgate/wsgate/internal/recovered"
 )
@@ -24,9 +25,15 @@ type Sender struct {
 	release func(*[]byte)
 	onError func(error)
 
+	// Waited, if set, is told how long the oldest frame of each write
+	// waited from Send to the end of its write: the time a client's
+	// message takes to reach the producer's socket. Set before use.
+	Waited func(time.Duration)
+
 	mu      sync.Mutex
 	space   *sync.Cond
 	q       []*[]byte
+	qSince  time.Time // when the oldest frame in q was queued
 	qBytes  int
 	writing bool
 	dead    bool
@@ -80,7 +87,14 @@ func (s *Sender) send(frame *[]byte, wait, keep bool) error {
 	if wait && !s.writing {
 		s.writing = true
 		s.mu.Unlock()
+		var t0 time.Time
+		if s.Waited != nil {
+			t0 = time.Now()
+		}
 		n, err := s.w.Write(*frame)
+		if s.Waited != nil && err == nil {
+			s.Waited(time.Since(t0))
+		}
 		if keep && n == 0 && err != nil {
 			s.done(nil, err, len(*frame))
 			return ErrNotSent
@@ -89,6 +103,9 @@ func (s *Sender) send(frame *[]byte, wait, keep bool) error {
 			go s.writeLoop()
 		}
 		return err
+	}
+	if len(s.q) == 0 && s.Waited != nil {
+		s.qSince = time.Now()
 	}
 	s.q = append(s.q, frame)
 	start := !s.writing
@@ -149,6 +166,7 @@ func (s *Sender) writeLoop() {
 			return
 		}
 		batch := s.q
+		since := s.qSince
 		s.q = nil
 		s.mu.Unlock()
 		bufs = bufs[:0]
@@ -158,6 +176,9 @@ func (s *Sender) writeLoop() {
 		w := bufs
 		_, err := w.WriteTo(s.w)
 		clear(bufs)
+		if s.Waited != nil && err == nil && !since.IsZero() {
+			s.Waited(time.Since(since))
+		}
 		if !s.done(batch, err, 0) {
 			return
 		}

@@ -262,6 +262,10 @@ func serverSection(d *Decoder, dst *Server) {
 		},
 		"handshake_burst_per_ip": count(&dst.HandshakeBurstPerIP),
 		"max_header_bytes": func(v *Decoder) {
+			if s, ok := v.Scalar(); ok && (s == "0" || s == "off") {
+				v.Errorf("cannot be turned off: a request's head is read whole before anything else, so it must have a bound (from 1KiB to 1MiB)")
+				return
+			}
 			var n int64
 			v.Size(&n)
 			if n > 0 && (n < 1024 || n > 1<<20) {
@@ -270,7 +274,13 @@ func serverSection(d *Decoder, dst *Server) {
 			}
 			dst.MaxHeaderBytes = int(n)
 		},
-		"max_header_count":              func(v *Decoder) { v.Int(1, 10000, &dst.MaxHeaderCount) },
+		"max_header_count": func(v *Decoder) {
+			if s, ok := v.Scalar(); ok && (s == "0" || s == "off") {
+				v.Errorf("cannot be turned off: every header field is kept until the handshake is done, so their number must have a bound (from 1 to 10000)")
+				return
+			}
+			v.Int(1, 10000, &dst.MaxHeaderCount)
+		},
 		"max_pending_handshakes":        count(&dst.MaxPendingHandshakes),
 		"max_pending_handshakes_per_ip": count(&dst.MaxPendingHandshakesPerIP),
 		"max_idle_http_per_ip":          count(&dst.MaxIdleHTTPPerIP),

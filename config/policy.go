@@ -18,7 +18,13 @@ type policyBlock struct {
 
 // policyKeys are the keys a route and defaults share, with their readers.
 var policyKeys = map[string]func(d *Decoder, pol *gateway.Policy){
-	"max_message_size": func(d *Decoder, pol *gateway.Policy) { d.Size(&pol.MaxMessageSize) },
+	"max_message_size": func(d *Decoder, pol *gateway.Policy) {
+		if s, ok := d.Scalar(); ok && (s == "0" || s == "off") {
+			d.Errorf("cannot be turned off: every message is held whole before it is delivered, so without a bound one client could hold all memory; set a large size (for example 1GiB) instead")
+			return
+		}
+		d.Size(&pol.MaxMessageSize)
+	},
 	"origin_check": func(d *Decoder, pol *gateway.Policy) {
 		if s, ok := d.Scalar(); ok {
 			oc, err := gateway.ParseOriginCheck(s)

@@ -294,13 +294,34 @@ func (hs *Handshake) AppendResponse(dst []byte, header http.Header) []byte {
 			continue
 		}
 		for _, v := range vs {
-			dst = append(dst, k...)
+			dst = append(dst, HeaderName(k)...)
 			dst = append(dst, ": "...)
 			dst = append(dst, v...)
 			dst = append(dst, "\r\n"...)
 		}
 	}
 	return append(dst, "\r\n"...)
+}
+
+// HeaderName returns a header field's name as RFC 6455 spells it when it
+// is one of the protocol's (Sec-WebSocket-Protocol, not Go's canonical
+// Sec-Websocket-Protocol), and k otherwise. Field names are
+// case-insensitive, but byte-exact tests and naive clients compare them
+// literally, and every other server writes the RFC's spelling.
+func HeaderName(k string) string {
+	switch http.CanonicalHeaderKey(k) {
+	case "Sec-Websocket-Protocol":
+		return "Sec-WebSocket-Protocol"
+	case "Sec-Websocket-Extensions":
+		return "Sec-WebSocket-Extensions"
+	case "Sec-Websocket-Accept":
+		return "Sec-WebSocket-Accept"
+	case "Sec-Websocket-Version":
+		return "Sec-WebSocket-Version"
+	case "Sec-Websocket-Key":
+		return "Sec-WebSocket-Key"
+	}
+	return k
 }
 
 // websocketGUID is appended to the key before hashing (RFC 6455 §1.3).

@@ -68,7 +68,7 @@ func (u *Upgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cancel()
 	if herr != nil {
 		for k, vs := range herr.Header {
-			w.Header()[k] = vs
+			w.Header()[websocket.HeaderName(k)] = vs // as written: net/http would canonicalize it
 		}
 		body := http.StatusText(herr.Status) + "\n"
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

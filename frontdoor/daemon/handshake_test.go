@@ -1,10 +1,13 @@
 package daemon_test
 
 import (
+	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	ws "github.com/wsgate/wsgate/internal/wstest"
 )
@@ -148,5 +151,46 @@ func TestDemoPage(t *testing.T) {
 	}
 	if strings.Contains(page, "<script src") || strings.Contains(page, "<link") {
 		t.Error("demo page loads external resources")
+	}
+}
+
+// TestHeaderSpelling: the 101 and a version refusal spell the protocol's
+// header fields as RFC 6455 does (Sec-WebSocket-Protocol), byte for byte,
+// as httpd's modules, gorilla and coder do; Go's canonical form
+// (Sec-Websocket-Protocol) broke byte-exact clients.
+func TestHeaderSpelling(t *testing.T) {
+	s := start(t, `
+listen: [{address: 127.0.0.1:0}]
+routes: [{path: /chat, app: echo, subprotocols: [chat.v1], deflate: true}]
+`)
+	raw := func(req string) string {
+		nc, err := net.Dial("tcp", s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(nc, req)
+		var head []byte
+		buf := make([]byte, 1)
+		for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
+			if _, err := nc.Read(buf); err != nil {
+				break
+			}
+			head = append(head, buf[0])
+		}
+		return string(head)
+	}
+	ok := raw("GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat.v1\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
+	for _, want := range []string{"HTTP/1.1 101 Switching Protocols\r\n", "\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
+		"\r\nSec-WebSocket-Protocol: chat.v1\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate"} {
+		if !strings.Contains(ok, want) {
+			t.Errorf("the 101 lacks %q:\n%s", want, ok)
+		}
+	}
+	bad := raw("GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 99\r\n\r\n")
+	if !strings.Contains(bad, "\r\nSec-WebSocket-Version: 13") {
+		t.Errorf("the version refusal lacks Sec-WebSocket-Version spelt as the RFC does:\n%s", bad)
 	}
 }

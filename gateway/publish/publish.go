@@ -8,8 +8,14 @@
 //	POST /publish/
 //	{"items": [{"channel": "lobby", "formats": {"ws-message": {"content": "hi"}}}]}
 //
-// "content-bin" (base64) sends a binary message. Items without a
-// ws-message format (Pushpin's HTTP streaming formats) are skipped.
+// "content-bin" (base64) sends a binary message. As Pushpin does, a format
+// may also be a key of the item itself, as pubcontrol's libraries write
+// it: {"channel": "lobby", "ws-message": {"content": "hi"}}. An item with
+// no ws-message is an error, naming the item, never a 200 that delivers
+// nothing: Pushpin's HTTP formats (http-stream, http-response) have no
+// subscribers here, so an item with only those is refused; one that has a
+// ws-message too delivers it. id and prev-id are checked (strings) and not
+// used: a gateway without a message history has nothing to order against.
 package publish
 
 import (
@@ -25,16 +31,14 @@ import (
 // MaxBody bounds a publish request.
 const MaxBody = 16 << 20
 
-// item is one publish item; only the fields served are read.
-type item struct {
-	Channel string `json:"channel"`
-	Formats struct {
-		WSMessage *struct {
-			Content    *string `json:"content"`
-			ContentBin *string `json:"content-bin"`
-		} `json:"ws-message"`
-	} `json:"formats"`
+// wsMessage is the ws-message format.
+type wsMessage struct {
+	Content    *string `json:"content"`
+	ContentBin *string `json:"content-bin"`
 }
+
+// formatNames are Pushpin's formats.
+var formatNames = []string{"ws-message", "http-response", "http-stream"}
 
 // message is what an item sends.
 type message struct {
@@ -47,7 +51,7 @@ type message struct {
 // bad one. Nothing is sent for a body with an error.
 func Parse(body []byte) ([]message, error) {
 	var req struct {
-		Items []item `json:"items"`
+		Items []map[string]json.RawMessage `json:"items"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, fmt.Errorf("not a publish request: %v", err)
@@ -57,13 +61,44 @@ func Parse(body []byte) ([]message, error) {
 	}
 	var out []message
 	for i, it := range req.Items {
-		if it.Channel == "" {
+		var channel string
+		if err := json.Unmarshal(it["channel"], &channel); err != nil || channel == "" {
 			return nil, fmt.Errorf("item %d has no channel", i)
 		}
-		ws := it.Formats.WSMessage
-		if ws == nil {
-			continue
+		for _, k := range []string{"id", "prev-id"} {
+			if raw, ok := it[k]; ok {
+				var v string
+				if json.Unmarshal(raw, &v) != nil {
+					return nil, fmt.Errorf("item %d: %s is not a string", i, k)
+				}
+			}
 		}
+		// The formats: under "formats", or at the item's top level.
+		formats := map[string]json.RawMessage{}
+		if raw, ok := it["formats"]; ok {
+			if err := json.Unmarshal(raw, &formats); err != nil {
+				return nil, fmt.Errorf("item %d: formats is not an object", i)
+			}
+		}
+		for _, f := range formatNames {
+			if raw, ok := it[f]; ok {
+				formats[f] = raw
+			}
+		}
+		raw, ok := formats["ws-message"]
+		if !ok {
+			for _, f := range []string{"http-response", "http-stream"} {
+				if _, ok := formats[f]; ok {
+					return nil, fmt.Errorf("item %d (channel %s) has only HTTP formats (%s): this gateway delivers ws-message to WebSockets, and an HTTP format alone would reach nobody", i, channel, f)
+				}
+			}
+			return nil, fmt.Errorf("item %d (channel %s) has no ws-message format", i, channel)
+		}
+		var ws wsMessage
+		if err := json.Unmarshal(raw, &ws); err != nil {
+			return nil, fmt.Errorf("item %d: ws-message is not an object: %v", i, err)
+		}
+		it := struct{ Channel string }{channel}
 		switch {
 		case ws.Content != nil:
 			out = append(out, message{it.Channel, websocket.TextMessage, []byte(*ws.Content)})

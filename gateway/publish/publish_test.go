@@ -22,9 +22,15 @@ func TestParse(t *testing.T) {
 			[]message{{"b", websocket.BinaryMessage, []byte{0, 1, 0xff}}}, false},
 		{"several, with ids and other formats", `{"items":[
 			{"channel":"a","id":"1","prev-id":"0","formats":{"ws-message":{"content":"x"},"http-stream":{"content":"x\n"}}},
-			{"channel":"a","formats":{"http-response":{"body":"y"}}},
 			{"channel":"c","formats":{"ws-message":{"content":""}}}]}`,
 			[]message{{"a", websocket.TextMessage, []byte("x")}, {"c", websocket.TextMessage, []byte{}}}, false},
+		// pubcontrol's libraries (and Pushpin's PublishItem::fromVariant)
+		// put the formats at the item's top level.
+		{"pubcontrol's form", `{"items":[{"channel":"c","ws-message":{"content":"x"}},{"channel":"d","id":"7","ws-message":{"content-bin":"AAE="}}]}`,
+			[]message{{"c", websocket.TextMessage, []byte("x")}, {"d", websocket.BinaryMessage, []byte{0, 1}}}, false},
+		{"only an HTTP format", `{"items":[{"channel":"a","formats":{"http-response":{"body":"y"}}}]}`, nil, true},
+		{"no known format", `{"items":[{"channel":"a","formats":{"smoke-signal":{}}}]}`, nil, true},
+		{"id not a string", `{"items":[{"channel":"a","id":7,"ws-message":{"content":"x"}}]}`, nil, true},
 		{"not json", `items`, nil, true},
 		{"no items", `{"items":[]}`, nil, true},
 		{"no channel", `{"items":[{"formats":{"ws-message":{"content":"x"}}}]}`, nil, true},

@@ -1,11 +1,14 @@
 package apachetest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -206,5 +209,41 @@ func TestNotAnUpgradeFallsThrough(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+// TestHeaderSpellingInHTTPD: mod_wsgate's 101 spells the protocol's
+// header fields as RFC 6455 does, byte for byte (httpd writes names as
+// the module gives them).
+func TestHeaderSpellingInHTTPD(t *testing.T) {
+	h := start(t, options{Body: `<Location /inc>
+  SetHandler websocket-handler
+  WebSocketApp dumb-increment
+</Location>
+`})
+	nc, err := net.Dial("tcp", h.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(nc, "GET /inc HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: dumb-increment-protocol\r\n\r\n")
+	br := bufio.NewReader(nc)
+	var head strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%v after %q", err, head.String())
+		}
+		head.WriteString(line)
+		if line == "\r\n" {
+			break
+		}
+	}
+	for _, want := range []string{" 101 ", "\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n", "\r\nSec-WebSocket-Protocol: dumb-increment-protocol\r\n"} {
+		if !strings.Contains(head.String(), want) {
+			t.Errorf("the 101 lacks %q:\n%s", want, head.String())
+		}
 	}
 }

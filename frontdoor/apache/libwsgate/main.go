@@ -377,6 +377,7 @@ func setHeaders(resp *C.wsgate_response, h http.Header) {
 	values := unsafe.Slice(resp.header_values, count)
 	i := 0
 	for k, vs := range h {
+		k = websocket.HeaderName(k) // httpd writes names as given
 		for _, v := range vs {
 			names[i], values[i] = C.CString(k), C.CString(v)
 			i++

@@ -153,7 +153,7 @@ type frontCounters struct {
 	lastAttempt time.Time
 	lastResult  string
 	lastErrors  []string
-	warned       time.Time // the last accept error logged
+	warned      time.Time // the last accept error logged
 }
 
 func (f *frontCounters) refuse(cause string) {

@@ -57,10 +57,10 @@ type Server struct {
 	refusals *ratelog.Limiter // log lines of refusals before a route
 	spare    spareDescriptor
 
-	memLimit   atomic.Int64
+	memLimit atomic.Int64
 	// pred is what the process this one replaced still holds, by route,
 	// while it drains (readPredecessor); nil otherwise.
-	pred atomic.Pointer[map[string]uint64]
+	pred       atomic.Pointer[map[string]uint64]
 	overloaded atomic.Bool
 	stop       chan struct{} // closed by Shutdown: background loops end
 

@@ -191,13 +191,6 @@ func (f *frontConns) notPending(fc *frontConn) {
 	}
 }
 
-// counts returns the connections held and pending, for the status page.
-func (f *frontConns) counts() (open, pending int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.open, f.pending
-}
-
 type frontConnKey struct{}
 
 // connContext gives each request's context its connection's record, for

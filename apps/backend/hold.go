@@ -17,8 +17,9 @@ package backend
 //     a held client may be waiting for its resumed OPEN's answer (held.on);
 //   - a held client's messages are only ever sent after its resumed OPEN
 //     was accepted, on the link that accepted it;
-//   - every held client whose hold runs is in holding.set, so that a link
-//     coming up finds it; unhold takes it out and frees its queue.
+//   - a client is in holding.set exactly while cl.held != nil (the set
+//     changes under cl.mu, nested: cl.mu, then holding.hmu), so that a
+//     link coming up finds every held client and the held count is true.
 
 import (
 	"net/http"
@@ -77,14 +78,17 @@ func (b *Backend) hold(cl *client, d time.Duration, after *link) {
 		h.timer = time.AfterFunc(d, func() { b.expire(cl) })
 	}
 	h.on, h.after, h.accepted = nil, after, false
-	cl.mu.Unlock()
-	b.log.Debug("client held", "conn", cl.logID(), "after", after.name())
+	// Joined under cl.mu, as unhold leaves under it: a resumption that
+	// attaches the client between this unlock and a later insertion
+	// would otherwise leave it in the set, carried, forever counted held.
 	b.hmu.Lock()
 	if b.set == nil {
 		b.set = map[*client]struct{}{}
 	}
 	b.set[cl] = struct{}{}
 	b.hmu.Unlock()
+	cl.mu.Unlock()
+	b.log.Debug("client held", "conn", cl.logID(), "after", after.name())
 }
 
 // queueHeld keeps a held client's message for its resumption; cl.mu is
@@ -123,8 +127,10 @@ func (b *Backend) queueHeld(cl *client, buf *[]byte) {
 	b.bytes.Add(int64(n))
 }
 
-// unhold forgets a hold that ended: its timer, its queue and its place
-// in the set.
+// unhold forgets a hold that ended (cl.held no longer points at h; the
+// caller does not hold cl.mu): its timer, its queue and its place in the
+// set, unless the client was held again meanwhile (a drain or a failing
+// link can hold it the moment it was resumed), whose hold keeps it there.
 func (b *Backend) unhold(cl *client, h *held) {
 	if h.timer != nil {
 		h.timer.Stop()
@@ -134,9 +140,13 @@ func (b *Backend) unhold(cl *client, h *held) {
 	}
 	h.queue = nil
 	b.bytes.Add(-int64(h.bytes))
-	b.hmu.Lock()
-	delete(b.set, cl)
-	b.hmu.Unlock()
+	cl.mu.Lock()
+	if cl.held == nil {
+		b.hmu.Lock()
+		delete(b.set, cl)
+		b.hmu.Unlock()
+	}
+	cl.mu.Unlock()
 }
 
 // expire ends a hold that ran out: 1012 tells the client to reconnect.

@@ -444,6 +444,13 @@ func wsgatePluginHeaderSet(h C.uintptr_t, key, value *C.char) {
 			cc.gc.SetSubprotocol(v)
 			return
 		}
+		if http.CanonicalHeaderKey(k) == "Set-Cookie" {
+			// httpd's apr_table_set would keep only the last cookie; each
+			// needs a header of its own (RFC 6265 §3), so each call adds
+			// one, in order: a plugin clearing two cookies clears both.
+			cc.gc.ResponseHeader().Add(k, v)
+			return
+		}
 		cc.gc.ResponseHeader().Set(k, v)
 	}
 }

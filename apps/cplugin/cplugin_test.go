@@ -8,8 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/apps/cplugin"
 	"github.com/wsgate/wsgate/config"
@@ -27,10 +31,11 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	for _, name := range []string{"echo", "dumb_increment", "debug"} {
+	for _, src := range []string{"examples/echo.c", "examples/dumb_increment.c", "examples/debug.c", "testdata/logout.c"} {
+		name := strings.TrimSuffix(filepath.Base(src), ".c")
 		libs[name] = filepath.Join(dir, name+".so")
 		cmd := exec.Command("cc", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-pthread", "-Iinclude",
-			"-o", libs[name], "examples/"+name+".c")
+			"-o", libs[name], src)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", name, err, out)
 			os.Exit(1)
@@ -48,7 +53,31 @@ routes:
   - {path: /echo, plugin: {library: %s, init: echo_init}}
   - {path: /increment, plugin: {library: %s, init: dumb_increment_init}}
   - {path: /debug, plugin: {library: %s, init: debug_init}}
-`, libs["echo"], libs["dumb_increment"], libs["debug"]))
+  - {path: /logout, plugin: {library: %s, init: logout_init}}
+`, libs["echo"], libs["dumb_increment"], libs["debug"], libs["logout"]))
+}
+
+// TestSetCookiesFromPlugin: header_set("Set-Cookie") twice sends both
+// cookies, in order (RFC 6265 §3: they cannot be joined into one header);
+// any other header set twice keeps the last value, as apr_table_set does.
+func TestSetCookiesFromPlugin(t *testing.T) {
+	c, resp, err := websocket.DefaultDialer.Dial(start(t).URL("/logout"), nil)
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	defer c.Close()
+	want := []string{"session=; Max-Age=0; Path=/", "remember_me=; Max-Age=0; Path=/"}
+	if got := resp.Header.Values("Set-Cookie"); !slices.Equal(got, want) {
+		t.Errorf("Set-Cookie %q, want %q", got, want)
+	}
+	if got := resp.Header.Values("X-Logged-Out"); !slices.Equal(got, []string{"yes"}) {
+		t.Errorf("X-Logged-Out %q, want the last value set", got)
+	}
+	c.WriteMessage(websocket.TextMessage, []byte("hi"))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, p, err := c.ReadMessage(); err != nil || string(p) != "hi" {
+		t.Errorf("echo %q, %v", p, err)
+	}
 }
 
 func TestEchoPlugin(t *testing.T) { conformance.PluginEcho(t, start(t).URL("")) }

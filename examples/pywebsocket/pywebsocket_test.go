@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -178,6 +179,19 @@ func TestHandlers(t *testing.T) {
 		}
 		c.WriteMessage(websocket.TextMessage, []byte("cookie"))
 		expect(t, c, websocket.TextMessage, "session=abc")
+	})
+	t.Run("two cookies cleared through extra_headers", func(t *testing.T) {
+		// Both Set-Cookie headers reach the 101, in the handler's order:
+		// they cannot be joined into one, and the last must not win.
+		c, resp := mustDial(t, d.URL("/ws/logout"), nil)
+		want := []string{"session=; Max-Age=0; Path=/", "remember_me=; Max-Age=0; Path=/"}
+		if got := resp.Header.Values("Set-Cookie"); !slices.Equal(got, want) {
+			t.Errorf("Set-Cookie %q, want %q", got, want)
+		}
+		if got := resp.Header.Get("X-Logged-Out"); got != "yes" {
+			t.Errorf("X-Logged-Out %q", got)
+		}
+		expect(t, c, websocket.TextMessage, "bye")
 	})
 	t.Run("subprotocol chosen by the handler", func(t *testing.T) {
 		c, resp := mustDial(t, d.URL("/ws/subprotocol"), nil, "chat.v1", "chat.v2")

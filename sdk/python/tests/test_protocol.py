@@ -28,6 +28,28 @@ class ProtocolTest(unittest.TestCase):
         f = self.decode(p.broadcast("all"))
         self.assertEqual((f.except_conn, f.data()), (0, "all"))
 
+    def test_accept_headers_repeat(self):
+        # Every form an application writes keeps each header, in order: two
+        # Set-Cookie stay two.
+        want = [("Set-Cookie", "a=; Max-Age=0"), ("Set-Cookie", "b=; Max-Age=0"), ("X", "1")]
+        for headers in (want, {"Set-Cookie": ["a=; Max-Age=0", "b=; Max-Age=0"], "X": "1"}):
+            body = p.accept(7, "", headers)
+            f = p.read_frame(self._reader(body))
+            self.assertEqual(f.type, p.ACCEPT)
+            self.assertEqual(list(f.headers), want)
+        self.assertEqual(p.header_pairs(None), [])
+
+    @staticmethod
+    def _reader(data):
+        view = memoryview(data)
+        pos = [0]
+
+        def read(n):
+            b = bytes(view[pos[0]:pos[0] + n])
+            pos[0] += n
+            return b
+        return read
+
     def test_hello_max_frame(self):
         f = self.decode(p.hello(p.MODE_MUX, "/r", "wsgate/1", 66560))
         self.assertEqual((f.route, f.software, f.max_frame), ("/r", "wsgate/1", 66560))

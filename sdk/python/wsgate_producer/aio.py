@@ -15,11 +15,13 @@ class Refused(Exception):
 
 
 class Accept:
-    """What on_open may return to accept with a subprotocol or headers."""
+    """What on_open may return to accept with a subprotocol or headers:
+    a list of (name, value) pairs, where a name may repeat (two Set-Cookie
+    headers), or a dict whose values are strings or lists of strings."""
 
     def __init__(self, subprotocol="", headers=None):
         self.subprotocol = subprotocol
-        self.headers = headers or {}
+        self.headers = headers if headers is not None else {}
 
 
 class Client(p.ClientInfo):
@@ -127,7 +129,7 @@ class _Link:
             c.closed = True
             await self.write(p.refuse(c.id, 500, repr(e)))
             return
-        await self.write(p.accept(c.id, acc.subprotocol, acc.headers.items()))
+        await self.write(p.accept(c.id, acc.subprotocol, acc.headers))
 
     async def run(self):
         h = self.server.handler

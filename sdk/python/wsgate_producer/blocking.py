@@ -67,11 +67,13 @@ class Event:
 
     def accept(self, subprotocol="", headers=None):
         """Accept an Accept event's client (done for you by the next
-        dequeue() when you do not decide)."""
+        dequeue() when you do not decide). headers are added to the 101:
+        a list of (name, value) pairs, where a name may repeat (two
+        Set-Cookie headers), or a dict whose values are strings or lists."""
         if self._decided:
             return
         self._decided = True
-        self.client._link.write(p.accept(self.client.id, subprotocol, (headers or {}).items()))
+        self.client._link.write(p.accept(self.client.id, subprotocol, headers))
 
     def defer(self):
         """Take an Accept event's decision away from dequeue(): accept()

@@ -70,9 +70,25 @@ def hello_reply(version=VERSION):
     return _frame(HELLO_REPLY, struct.pack(">H", version))
 
 
+def header_pairs(headers):
+    """The (name, value) pairs of headers for the 101, in order: a list of
+    pairs (a name may repeat, as Set-Cookie must to set two cookies), or a
+    mapping whose value is a string or a list of strings."""
+    if not headers:
+        return []
+    items = headers.items() if hasattr(headers, "items") else headers
+    pairs = []
+    for name, value in items:
+        if isinstance(value, (list, tuple)):
+            pairs.extend((name, v) for v in value)
+        else:
+            pairs.append((name, value))
+    return pairs
+
+
 def accept(conn, subprotocol="", headers=()):
     body = struct.pack(">Q", conn) + _str(subprotocol or "")
-    headers = list(headers)
+    headers = header_pairs(headers)
     body += struct.pack(">H", len(headers))
     for name, value in headers:
         body += _str(name) + _str(value)

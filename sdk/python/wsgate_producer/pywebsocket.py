@@ -171,12 +171,9 @@ class Runner:
         except dispatch.DispatchException as e:
             ev.refuse(e.status, str(e))
             return False
-        headers = {}
-        for name, value in request.extra_headers:
-            # A repeated header is joined, as HTTP allows for lists;
-            # Set-Cookie cannot be, so the last one wins.
-            headers[name] = value if name not in headers or name.lower() == "set-cookie" else headers[name] + ", " + value
-        ev.accept(request.ws_protocol or "", headers)
+        # Every pair goes to the 101 as written, in order, as pywebsocket
+        # wrote extra_headers: two Set-Cookie headers stay two.
+        ev.accept(request.ws_protocol or "", list(request.extra_headers))
         return True
 
 

@@ -234,7 +234,11 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 		return nil, herr
 	}
 	if route.Handler == nil {
-		g.log.Error("no application is assigned to this route", "route", route.Path)
+		// Once per request, naming the path asked for and the client, in
+		// apache-websocket's words: only an httpd section without a
+		// WebSocketHandler (or WebSocketApp) builds such a route.
+		g.log.Error("no WebSocket plugin is assigned for location "+req.Path+" (did you forget to define a WebSocketHandler?)",
+			"client", req.RemoteAddr, "route", route.Path)
 		return refuse(http.StatusInternalServerError, CauseNoApplication, "no application for route "+route.Path, 0)
 	}
 	req.Version, req.Protocols, req.Origin = hs.Version, hs.Protocols, hs.Origin

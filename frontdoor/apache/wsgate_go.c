@@ -137,14 +137,36 @@ static const char *directive_of(apr_pool_t *p, const char *key)
     return key;
 }
 
+/* The warnings of this configuration cycle that belong in the ErrorLog.
+ * check_config runs before httpd opens its logs: what it logs goes to
+ * stderr, which is the terminal of "apache2 -k start" (then /dev/null)
+ * and the ErrorLog only on a restart. So the first pass and "httpd -t"
+ * say them on stderr, and every cycle that starts serving (the start's
+ * second pass, each restart) says them again in post_config, where the
+ * ErrorLog is open. Allocated from pconf, made again for each cycle. */
+static apr_array_header_t *pending_warnings;
+
+static apr_status_t forget_warnings(void *p)
+{
+    *(apr_array_header_t **)p = NULL;
+    return APR_SUCCESS;
+}
+
+static int first_pass(void)
+{
+    return ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG ||
+           ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST;
+}
+
 /* broadcast_warning: a section whose application uses rooms or broadcast
  * ("file:line<TAB>application"), under an MPM that runs more than one
  * child, with no WsgateCluster: its clients in different children would
  * not see each other's messages, and the administrator is told so. */
-static void broadcast_warning(server_rec *s, char *what, int have_cluster)
+static void broadcast_warning(apr_pool_t *pconf, server_rec *s, char *what, int have_cluster)
 {
     int daemons = 1;
     char *app = strchr(what, '\t');
+    const char *msg;
 
     if (have_cluster) {
         return;
@@ -158,11 +180,20 @@ static void broadcast_warning(server_rec *s, char *what, int have_cluster)
     if (daemons <= 1) {
         return;
     }
-    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, s,
-                 "mod_wsgate: the section at %s (%s) uses rooms or broadcast, but httpd may run %d child processes "
-                 "and WsgateCluster is not set: clients in different children will not get each other's "
-                 "messages. Set WsgateCluster nats://... (see the README)",
-                 what, app ? app : "?", daemons);
+    msg = apr_psprintf(pconf,
+                       "mod_wsgate: the section at %s (%s) uses rooms or broadcast, but httpd may run %d child "
+                       "processes and WsgateCluster is not set: clients in different children will not get each "
+                       "other's messages. Set WsgateCluster nats://... (see the README)",
+                       what, app ? app : "?", daemons);
+    if (first_pass()) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, s, "%s", msg);
+        return;
+    }
+    if (!pending_warnings) {
+        pending_warnings = apr_array_make(pconf, 2, sizeof(const char *));
+        apr_pool_cleanup_register(pconf, &pending_warnings, forget_warnings, apr_pool_cleanup_null);
+    }
+    APR_ARRAY_PUSH(pending_warnings, const char *) = msg;
 }
 
 /* run_check is the helper child: it loads the engine and writes what
@@ -217,7 +248,6 @@ int wsgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
     pid_t pid;
     ssize_t n;
 
-    (void)pconf;
     (void)plog;
     APR_ARRAY_PUSH(j, const char *) = "{\"sections\":[";
     for (int i = 0; sections && i < sections->nelts; i++) {
@@ -268,7 +298,7 @@ int wsgate_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
     for (line = apr_strtok(out, "\n", &save); line; line = apr_strtok(NULL, "\n", &save)) {
         char *key = strchr(line, '\t'), *msg, *colon;
         if (!strncmp(line, "!broadcast\t", 11)) {
-            broadcast_warning(s, line + 11, *cluster != '\0');
+            broadcast_warning(pconf, s, line + 11, *cluster != '\0');
             continue;
         }
         if (!key || !(msg = strchr(key + 1, '\t'))) {
@@ -319,6 +349,9 @@ int wsgate_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     (void)ptemp;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
+    }
+    for (int i = 0; pending_warnings && i < pending_warnings->nelts; i++) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s", APR_ARRAY_IDX(pending_warnings, i, const char *));
     }
     {
         const char *why = "";

@@ -212,6 +212,33 @@ func TestBroadcastWithoutClusterWarns(t *testing.T) {
 	}
 }
 
+// TestBroadcastWarningInErrorLog: the same warning reaches httpd's
+// ErrorLog when httpd starts (apache2 -k start prints the first pass's
+// to the terminal only), and once more on each graceful restart: once per
+// configuration read that serves.
+func TestBroadcastWarningInErrorLog(t *testing.T) {
+	need(t)
+	h := start(t, options{MPM: "prefork", Body: "<Location /x>\n  SetHandler websocket-handler\n  WebSocketApp chat\n</Location>\n"})
+	const warning = "uses rooms or broadcast, but httpd may run"
+	count := func() int { return strings.Count(h.Log(), warning) }
+	if !testserver.WaitFor(10*time.Second, func() bool { return strings.Contains(h.Log(), "resuming normal operations") }) {
+		t.Fatalf("httpd never said it runs:\n%s", h.Log())
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("after -k start the ErrorLog has the warning %d times, want once:\n%s", n, h.Log())
+	}
+	h.Signal("graceful")
+	if !testserver.WaitFor(10*time.Second, func() bool { return count() >= 2 }) {
+		t.Fatalf("after a graceful restart the ErrorLog has the warning %d times, want twice:\n%s", count(), h.Log())
+	}
+	if !testserver.WaitFor(10*time.Second, func() bool { return strings.Count(h.Log(), "resuming normal operations") >= 2 }) {
+		t.Fatalf("httpd never resumed after the graceful restart:\n%s", h.Log())
+	}
+	if n := count(); n != 2 {
+		t.Errorf("the warning %d times after a start and a restart, want 2:\n%s", n, h.Log())
+	}
+}
+
 // TestClusterDirectiveErrors: bad WsgateCluster settings fail httpd -t.
 func TestClusterDirectiveErrors(t *testing.T) {
 	need(t)

@@ -42,6 +42,9 @@ func TestSections(t *testing.T) {
   SetHandler websocket-handler
   WebSocketProgram sh -c 'echo "$SCRIPT_NAME|$PATH_INFO"; cat'
 </Directory>
+<Location /nohandler>
+  SetHandler websocket-handler
+</Location>
 `,
 		Files: map[string]string{
 			"htdocs/index.html":         "hello",
@@ -85,6 +88,30 @@ func TestSections(t *testing.T) {
 		want := "WebSocketHandler is not allowed in .htaccess files"
 		if !strings.Contains(h.Log(), want) {
 			t.Fatalf("the error log lacks %q:\n%s", want, h.Log())
+		}
+	})
+	t.Run("no handler: 500, logged for each request with its path and client", func(t *testing.T) {
+		// apache-websocket logs the path asked for (r->parsed_uri.path)
+		// and httpd adds the client, once per request.
+		for _, path := range []string{"/nohandler/a", "/nohandler/b/c"} {
+			if got := ws.Status(base + path); got != http.StatusInternalServerError {
+				t.Fatalf("%s: status %d", path, got)
+			}
+		}
+		for _, path := range []string{"/nohandler/a", "/nohandler/b/c"} {
+			want := "no WebSocket plugin is assigned for location " + path + " (did you forget to define a WebSocketHandler?)"
+			var lines []string
+			for _, l := range strings.Split(h.Log(), "\n") {
+				if strings.Contains(l, want) {
+					lines = append(lines, l)
+				}
+			}
+			if len(lines) != 1 || !strings.Contains(lines[0], "client=127.0.0.1:") {
+				t.Errorf("%s: want one line naming the path and the client, got %q\n%s", path, lines, h.Log())
+			}
+		}
+		if strings.Contains(h.Log(), "for location / (") {
+			t.Errorf("a line names the section instead of the request:\n%s", h.Log())
 		}
 	})
 	t.Run("plain requests are httpd's", func(t *testing.T) {

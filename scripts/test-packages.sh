@@ -150,7 +150,7 @@ env -u PIP_FIND_LINKS PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$tmp/venv/
 [ "$("$tmp/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("wsgate-producer"))')" = "$version" ] || fail "SDK version"
 /usr/bin/python3 -m venv "$tmp/venv2"
 env -u PIP_FIND_LINKS PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$tmp/venv2/bin/pip" install -q dist/wsgate_producer-${version}-py3-none-any.whl
-"$tmp/venv2/bin/python" -c 'import wsgate_producer.aio, wsgate_producer.blocking, wsgate_producer.pywebsocket, mod_pywebsocket.msgutil'
+"$tmp/venv2/bin/python" -c 'import wsgate_producer.aio, wsgate_producer.blocking, wsgate_producer.pywebsocket, mod_pywebsocket.msgutil, pywebsocket3.msgutil'
 
 step "the Go SDK from another module, as the README shows"
 mkdir -p "$tmp/myproducer"

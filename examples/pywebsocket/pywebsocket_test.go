@@ -45,8 +45,17 @@ func (s *syncBuffer) String() string {
 // runner's socket, and returns the daemon and the runner's log.
 func start(t *testing.T) (*testserver.Server, *syncBuffer) {
 	t.Helper()
+	return startWith(t, "")
+}
+
+// startWith is start with a directory ahead of the SDK on PYTHONPATH.
+func startWith(t *testing.T, ahead string) (*testserver.Server, *syncBuffer) {
+	t.Helper()
 	python := testserver.Python(t)
 	sdk, _ := filepath.Abs("../../sdk/python")
+	if ahead != "" {
+		sdk = ahead + string(filepath.ListSeparator) + sdk
+	}
 	sock := filepath.Join(t.TempDir(), "pyws.sock")
 	cmd := exec.Command(python, "-m", "wsgate_producer.pywebsocket", "-w", "handlers", "-m", "handler_map.txt",
 		"--socket", sock, "--log-level", "info")
@@ -116,20 +125,25 @@ func expectClose(t *testing.T, c *websocket.Conn, code int, reason string) {
 	}
 }
 
+// handshakeStatus sends an upgrade for path, with extra header lines, and
+// returns the answer's status.
+func handshakeStatus(t *testing.T, d *testserver.Server, path string, extra ...string) int {
+	t.Helper()
+	c, err := ws.Dial(d.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	resp, err := c.Handshake(ws.Request(path, append([]string{"Host: " + d.Addr}, extra...)...))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return resp.StatusCode
+}
+
 func TestHandlers(t *testing.T) {
 	d, logs := start(t)
-	status := func(path string, extra ...string) int {
-		c, err := ws.Dial(d.Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		resp, err := c.Handshake(ws.Request(path, append([]string{"Host: " + d.Addr}, extra...)...))
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		return resp.StatusCode
-	}
+	status := func(path string, extra ...string) int { return handshakeStatus(t, d, path, extra...) }
 
 	t.Run("echo until Goodbye", func(t *testing.T) {
 		c, _ := mustDial(t, d.URL("/ws/echo"), nil)
@@ -261,4 +275,60 @@ func TestHandlers(t *testing.T) {
 			t.Errorf("the broken handler's reason is not logged:\n%s", logs)
 		}
 	})
+}
+
+// TestPywebsocket3Handlers: handlers written for pywebsocket3, the
+// maintained fork, import its modules under that name. They run as
+// mod_pywebsocket's do, with the SDK alone and with a pywebsocket3 of
+// their own ahead of the SDK on the path (installed from PyPI next to
+// it), whose exception classes the runner maps by name.
+func TestPywebsocket3Handlers(t *testing.T) {
+	real, _ := filepath.Abs("testdata/pywebsocket3")
+	for name, ahead := range map[string]string{"sdk": "", "real package ahead": real} {
+		t.Run(name, func(t *testing.T) {
+			d, logs := startWith(t, ahead)
+			if !strings.Contains(logs.String(), "/ws/v3/echo, /ws/v3/refuse") {
+				t.Fatalf("a pywebsocket3 handler was skipped:\n%s", logs)
+			}
+			c, _ := mustDial(t, d.URL("/ws/v3/echo"), nil)
+			c.WriteMessage(websocket.TextMessage, []byte("hello"))
+			expect(t, c, websocket.TextMessage, "hello")
+			c.WriteMessage(websocket.TextMessage, []byte("addr"))
+			_, p, err := c.ReadMessage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := strings.Fields(string(p))
+			host, port, _ := strings.Cut(strings.TrimPrefix(d.URL(""), "ws://"), ":")
+			if len(f) != 4 || f[0] != "127.0.0.1" || f[1] == "0" || f[2] != host || f[3] != strings.TrimSuffix(port, "/") {
+				t.Errorf("remote_addr and get_local_addr(): %q, want 127.0.0.1 <port> %s %s", p, host, port)
+			}
+			// AbortedByUserException ends the connection without a close
+			// code; never 1011 with a traceback.
+			c.WriteMessage(websocket.TextMessage, []byte("abort"))
+			_, _, err = c.ReadMessage()
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) && ce.Code == websocket.CloseInternalServerErr {
+				t.Errorf("abort closed with 1011")
+			}
+			c2, _ := mustDial(t, d.URL("/ws/v3/echo"), nil)
+			c2.WriteMessage(websocket.TextMessage, []byte("bad-utf8"))
+			expectClose(t, c2, websocket.CloseInvalidFramePayloadData, "")
+			c3, _ := mustDial(t, d.URL("/ws/v3/echo"), nil)
+			c3.WriteMessage(websocket.TextMessage, []byte("raw-write"))
+			expectClose(t, c3, websocket.CloseInternalServerErr, "*")
+			if got := handshakeStatus(t, d, "/ws/v3/refuse"); got != http.StatusForbidden {
+				t.Errorf("aborted in the handshake: %d, want 403", got)
+			}
+			if got := handshakeStatus(t, d, "/ws/v3/echo", "X-Deny: 1"); got != http.StatusForbidden {
+				t.Errorf("HandshakeException(403): %d", got)
+			}
+			if !testserver.WaitFor(5*time.Second, func() bool { return strings.Contains(logs.String(), "raw socket stays in wsgate") }) {
+				t.Errorf("the raw write's error is not in the log:\n%s", logs)
+			}
+			if n := strings.Count(logs.String(), "Traceback"); n != 1 {
+				t.Errorf("%d tracebacks in the log, want 1 (the raw write's):\n%s", n, logs)
+			}
+		})
+	}
 }

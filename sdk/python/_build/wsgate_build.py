@@ -20,9 +20,10 @@ import tarfile
 import zipfile
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The SDK, and mod_pywebsocket: the import path pywebsocket's handler
-# files use, served by wsgate_producer.pywebsocket.
-PACKAGES = ("wsgate_producer", "mod_pywebsocket")
+# The SDK, and mod_pywebsocket and pywebsocket3: the import paths
+# pywebsocket's handler files use (the original, and its maintained
+# fork's), served by wsgate_producer.pywebsocket.
+PACKAGES = ("wsgate_producer", "mod_pywebsocket", "pywebsocket3")
 
 
 def _project():

@@ -29,6 +29,31 @@ _CLOSE_CODES = (
 _CLOSING_ERRORS = tuple(cls for cls, _ in _CLOSE_CODES)
 
 
+def _named(e, name):
+    """Whether e is of a class called name, whatever package defined it:
+    a handler may raise the real pywebsocket3's (or mod_pywebsocket's)
+    exceptions when that package is installed ahead of the SDK's."""
+    return any(cls.__name__ == name for cls in type(e).__mro__)
+
+
+def _as_ours(e):
+    """The SDK's own exception for one from another pywebsocket package,
+    or None when e is not one of pywebsocket's; e itself when it is ours."""
+    if isinstance(e, (handshake.AbortedByUserException, handshake.HandshakeException,
+                      stream.ConnectionTerminatedException, stream.BadOperationException,
+                      stream.UnsupportedFrameException, stream.InvalidUTF8Exception)):
+        return e
+    if _named(e, "AbortedByUserException"):
+        return handshake.AbortedByUserException(str(e))
+    if _named(e, "VersionException") or _named(e, "HandshakeException"):
+        return handshake.HandshakeException(str(e), getattr(e, "status", None))
+    for cls in (stream.InvalidFrameException, stream.ConnectionTerminatedException,
+                stream.BadOperationException, stream.UnsupportedFrameException, stream.InvalidUTF8Exception):
+        if _named(e, cls.__name__):
+            return cls(str(e))
+    return None
+
+
 class DispatchException(Exception):
     """No handler, or a request the dispatcher refuses, with its status."""
 
@@ -137,6 +162,9 @@ class Dispatcher:
         except handshake.HandshakeException:
             raise
         except Exception as e:
+            ours = _as_ours(e)
+            if isinstance(ours, (handshake.AbortedByUserException, handshake.HandshakeException)):
+                raise ours from e
             raise handshake.HandshakeException(
                 "%s raised exception for %s: %s" % (_DO_EXTRA_HANDSHAKE, request.ws_resource, e),
                 common.HTTP_STATUS_FORBIDDEN) from e
@@ -147,7 +175,13 @@ class Dispatcher:
         suite = self.get_handler_suite(request.ws_resource)
         try:
             try:
-                suite.transfer_data(request)
+                try:
+                    suite.transfer_data(request)
+                except Exception as e:
+                    ours = _as_ours(e)
+                    if ours is None or ours is e:
+                        raise
+                    raise ours from e
             except handshake.AbortedByUserException:
                 raise
             except _CLOSING_ERRORS as e:

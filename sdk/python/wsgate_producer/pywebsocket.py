@@ -49,11 +49,40 @@ class _Headers(dict):
         return [(self._names[k], v) for k, v in super().items()]
 
 
+def _split_addr(addr, default_port=0):
+    host, sep, port = addr.rpartition(":")
+    if not sep or "]" in port or (host.count(":") and not host.endswith("]")):
+        host, port = addr, ""  # no port: a bare name or IPv6 address
+    return host.strip("[]"), int(port) if port.isdigit() else default_port
+
+
 class _Connection:
-    def __init__(self, remote):
-        host, _, port = remote.rpartition(":")
-        self.remote_addr = (host.strip("[]"), int(port) if port.isdigit() else 0)
+    """request.connection: the client's and the server's addresses, as
+    mod_python's connection and pywebsocket's standalone connection give
+    them. The socket itself stays in wsgate: read, write and
+    get_memorized_lines cannot be offered (the README lists them)."""
+
+    def __init__(self, remote, host, tls):
+        self.remote_addr = _split_addr(remote)
         self.remote_ip = self.remote_addr[0]
+        # The address the client asked for (its Host, with the scheme's
+        # port when it names none): the gateway's listener, or the proxy
+        # in front of it. The OPEN frame carries no socket address of the
+        # gateway's own.
+        self.local_addr = _split_addr(host or "", 443 if tls else 80)
+
+    def get_remote_addr(self):
+        return self.remote_addr
+
+    def get_local_addr(self):
+        return self.local_addr
+
+    def _raw(self, *args, **kwargs):
+        raise NotImplementedError(
+            "request.connection's raw socket stays in wsgate: use request.ws_stream "
+            "(send_message, receive_message, close_connection) instead")
+
+    write = read = get_memorized_lines = _raw
 
 
 class Request:
@@ -67,7 +96,7 @@ class Request:
         self.protocol = "HTTP/1.1"
         self.headers_in = _Headers(client.headers)
         self.headers_in.setdefault("host", client.host)
-        self.connection = _Connection(client.remote)
+        self.connection = _Connection(client.remote, client.host, client.tls)
         self._tls = client.tls
         self.ws_resource = self.uri
         self.ws_origin = self.headers_in.get("Origin")

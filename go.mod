@@ -6,7 +6,13 @@ require (
 	// Test peer only: a second, independent WebSocket implementation the
 	// tests talk to. Never imported by the product.
 	github.com/coder/websocket v1.8.15
-	// Test peer only, as above; also the peer in the deflate benchmarks.
+	// Grip-Sig on requests to a WebSocket-over-HTTP application
+	// (apps/wsoverhttp/gripsig.go): a maintained JWT library, so the token
+	// is what the GRIP libraries' PyJWT, jsonwebtoken and the like check;
+	// also the tests' forged client token.
+	github.com/golang-jwt/jwt/v5 v5.3.1
+	// Test peer only, as coder/websocket; also the peer in the deflate
+	// benchmarks.
 	github.com/gorilla/websocket v1.5.3
 	// permessage-deflate: faster than compress/flate at the same ratio, and
 	// the only flate with windows below 15 bits and a stateless encoder

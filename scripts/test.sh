@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
+# PyJWT: the GRIP application that checks Grip-Sig as the GRIP libraries do.
+/usr/bin/python3 -c 'import jwt' 2>/dev/null || need+=(python3-jwt)
 command -v chromium >/dev/null || need+=(chromium)
 [ -x /usr/sbin/apache2 ] || need+=(apache2)
 command -v apxs >/dev/null || need+=(apache2-dev)

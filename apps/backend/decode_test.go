@@ -48,6 +48,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"backend: {subrequest: /x.php}", "e.yaml:3: routes[0].backend.subrequest: is made inside httpd"},
 		{`backend: {http: "ftp://x"}`, `e.yaml:3: routes[0].backend.http: "ftp://x" is not an http:// or https:// URL`},
 		{`backend: {http: "http://127.0.0.1:9/", subrequest: /x}`, "routes[0].backend.subrequest: excludes http"},
+		{`backend: {http: "http://127.0.0.1:9/", sig_key: ""}`, "e.yaml:3: routes[0].backend.sig_key: is empty"},
+		{`backend: {http: "http://127.0.0.1:9/", sig_key_file: /nonexistent/grip.key}`, "e.yaml:3: routes[0].backend.sig_key_file: open /nonexistent/grip.key: no such file"},
+		{`backend: {http: "http://127.0.0.1:9/", sig_key: k, sig_key_file: /etc/hostname}`, "routes[0].backend.sig_key_file: excludes sig_key"},
+		{`backend: {http: "http://127.0.0.1:9/", sig_iss: me}`, "e.yaml:3: routes[0].backend: sig_iss needs sig_key"},
 	} {
 		_, err := config.Parse("e.yaml", []byte("routes:\n  - path: /a\n    "+tc.yaml+"\n"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

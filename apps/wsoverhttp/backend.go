@@ -46,6 +46,11 @@ type Config struct {
 	// Headers are the client's request headers forwarded with every
 	// request, by canonical name; nil forwards all but the handshake's own.
 	Headers []string
+	// SigKey, when set, signs every request with Grip-Sig (HS256), as
+	// Pushpin does with its route's key; SigIss is the token's issuer
+	// (default "pushpin", Pushpin's).
+	SigKey []byte
+	SigIss string
 }
 
 // Defaults.
@@ -93,6 +98,7 @@ type Handler struct {
 
 	requests, failures atomic.Uint64
 	latency            *gateway.Latency // of every request, answered or not
+	sig                *signer          // nil: requests are not signed
 }
 
 // New returns a handler for cfg.
@@ -106,7 +112,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.QueueBytes <= 0 {
 		cfg.QueueBytes = DefaultQueueBytes
 	}
-	h := &Handler{cfg: cfg, log: slog.Default(), latency: gateway.NewLatency(gateway.HandshakeBuckets)}
+	h := &Handler{cfg: cfg, log: slog.Default(), latency: gateway.NewLatency(gateway.HandshakeBuckets),
+		sig: newSigner(cfg.SigKey, cfg.SigIss)}
 	if cfg.URL != "" {
 		h.poster = newHTTPPoster(cfg.Timeout)
 	}
@@ -177,6 +184,8 @@ var node = func() string {
 var notForwarded = map[string]bool{
 	"Content-Length": true, "Content-Type": true, "Transfer-Encoding": true,
 	"Keep-Alive": true, "Te": true, "Trailer": true, "Proxy-Connection": true, "Accept": true,
+	// A client's own signature would pass for the proxy's.
+	GripSigHeader: true,
 }
 
 // OnOpen POSTs the OPEN event and accepts the client if the application
@@ -431,13 +440,20 @@ func (s *session) post(ctx context.Context, body []byte) (*Response, error) {
 	// a copy only when there is metadata to add.
 	hd := s.base
 	s.mu.Lock()
-	if len(s.meta) > 0 {
+	if len(s.meta) > 0 || s.h.sig != nil {
 		hd = s.base.Clone()
 		for k, v := range s.meta {
 			hd.Set("Meta-"+k, v)
 		}
 	}
 	s.mu.Unlock()
+	if s.h.sig != nil {
+		tok, err := s.h.sig.current(time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("signing the request: %w", err)
+		}
+		hd.Set(GripSigHeader, tok)
+	}
 	s.h.requests.Add(1)
 	t0 := time.Now()
 	resp, err := s.poster.Post(ctx, &Request{Target: s.target, Header: hd, Body: body}, s.h.cfg.MaxResponse)

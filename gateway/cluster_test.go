@@ -12,7 +12,7 @@ import (
 
 	_ "github.com/wsgate/wsgate/apps/all"
 	"github.com/wsgate/wsgate/gateway"
-	"github.com/wsgate/wsgate/internal/testserver"
+	"github.com/wsgate/wsgate/testkit/testserver"
 	wsengine "github.com/wsgate/wsgate/websocket"
 )
 

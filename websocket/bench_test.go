@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 type nopHandler struct{ n int }

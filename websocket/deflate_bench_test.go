@@ -11,7 +11,7 @@ import (
 
 	"github.com/klauspost/compress/flate"
 
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // deflateCorpus is a stream of JSON-like messages; each op takes the next

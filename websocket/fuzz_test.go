@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 type feedResult struct {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/wstest"
+	"github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // recorder is a transport that keeps what the engine writes. With

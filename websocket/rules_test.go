@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // ruleCase is one protocol rule on raw frames: what the client sends, the

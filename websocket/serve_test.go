@@ -7,7 +7,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // TestServeLifecycle drives Serve, the lifecycle every front door uses,

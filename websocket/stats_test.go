@@ -5,7 +5,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 func TestStats(t *testing.T) {

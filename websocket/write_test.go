@@ -10,7 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // TestConcurrentSends sends from many goroutines through a transport that

@@ -10,8 +10,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/gateway"
-	"github.com/wsgate/wsgate/internal/testserver"
 	"github.com/wsgate/wsgate/sdk/producer"
+	"github.com/wsgate/wsgate/testkit/testserver"
 )
 
 type echoHandler struct{}

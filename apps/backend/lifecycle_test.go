@@ -16,8 +16,8 @@ import (
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/frontdoor/daemon"
 	"github.com/wsgate/wsgate/gateway"
-	"github.com/wsgate/wsgate/internal/testserver"
 	"github.com/wsgate/wsgate/sdk/producer"
+	"github.com/wsgate/wsgate/testkit/testserver"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

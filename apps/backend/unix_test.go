@@ -18,9 +18,9 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/apps/backend/wire"
-	"github.com/wsgate/wsgate/internal/testserver"
-	"github.com/wsgate/wsgate/internal/wstest"
 	"github.com/wsgate/wsgate/sdk/producer"
+	"github.com/wsgate/wsgate/testkit/testserver"
+	"github.com/wsgate/wsgate/testkit/wstest"
 )
 
 type handler struct {

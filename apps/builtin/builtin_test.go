@@ -8,8 +8,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/wsgate/wsgate/internal/testserver"
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	"github.com/wsgate/wsgate/testkit/testserver"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 func start(t *testing.T) *testserver.Server {

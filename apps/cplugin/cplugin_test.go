@@ -18,8 +18,8 @@ import (
 	"github.com/wsgate/wsgate/apps/cplugin"
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/frontdoor/daemon"
-	"github.com/wsgate/wsgate/internal/conformance"
-	"github.com/wsgate/wsgate/internal/testserver"
+	"github.com/wsgate/wsgate/testkit/conformance"
+	"github.com/wsgate/wsgate/testkit/testserver"
 )
 
 var libs = map[string]string{}

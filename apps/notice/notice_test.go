@@ -8,7 +8,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/config"
-	"github.com/wsgate/wsgate/internal/testserver"
+	"github.com/wsgate/wsgate/testkit/testserver"
 )
 
 func TestNotice(t *testing.T) {

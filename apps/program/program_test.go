@@ -13,7 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/wsgate/wsgate/internal/testserver"
+	"github.com/wsgate/wsgate/testkit/testserver"
 )
 
 const routes = `

@@ -15,8 +15,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/apps/wsoverhttp"
-	"github.com/wsgate/wsgate/internal/testserver"
-	"github.com/wsgate/wsgate/internal/wstest"
+	"github.com/wsgate/wsgate/testkit/testserver"
+	"github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // pushpinApp is a WebSocket-over-HTTP application written the way

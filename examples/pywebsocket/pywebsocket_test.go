@@ -19,8 +19,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	_ "github.com/wsgate/wsgate/apps/all"
-	"github.com/wsgate/wsgate/internal/testserver"
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	"github.com/wsgate/wsgate/testkit/testserver"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // syncBuffer collects the runner's log.

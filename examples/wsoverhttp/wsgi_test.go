@@ -19,7 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	_ "github.com/wsgate/wsgate/apps/all"
-	"github.com/wsgate/wsgate/internal/testserver"
+	"github.com/wsgate/wsgate/testkit/testserver"
 )
 
 func python(t *testing.T) string { return testserver.Python(t) }

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/testserver"
-	ws "github.com/wsgate/wsgate/internal/wstest"
 	"github.com/wsgate/wsgate/sdk/producer"
+	"github.com/wsgate/wsgate/testkit/testserver"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 func get(t *testing.T, url string) (int, string) {

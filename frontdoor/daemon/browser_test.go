@@ -20,7 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/config"
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // chromium returns the path of a Chromium to drive.

@@ -18,7 +18,7 @@ import (
 	"github.com/klauspost/compress/flate"
 
 	"github.com/wsgate/wsgate/frontdoor/netconn"
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 	wsg "github.com/wsgate/wsgate/websocket"
 )
 

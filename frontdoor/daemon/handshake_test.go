@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // TestHandshake runs raw opening handshakes against the daemon and checks

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // status sends a raw request and returns the answer's status and

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/testserver"
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	"github.com/wsgate/wsgate/testkit/testserver"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // nginxConf is the README's nginx set-up ("The daemon behind nginx"),

@@ -20,8 +20,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/config"
-	"github.com/wsgate/wsgate/internal/testcert"
-	"github.com/wsgate/wsgate/internal/testserver"
+	"github.com/wsgate/wsgate/testkit/testcert"
+	"github.com/wsgate/wsgate/testkit/testserver"
 )
 
 var echoSizes = []int{0, 1, 125, 126, 65535, 65536, 1 << 20}

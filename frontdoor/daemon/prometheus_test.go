@@ -11,8 +11,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/config"
-	"github.com/wsgate/wsgate/internal/testserver"
 	"github.com/wsgate/wsgate/sdk/producer"
+	"github.com/wsgate/wsgate/testkit/testserver"
 )
 
 // TestPrometheusSeesFirstEvents: a real Prometheus scrapes the daemon

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/testcert"
-	"github.com/wsgate/wsgate/internal/testserver"
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	"github.com/wsgate/wsgate/testkit/testcert"
+	"github.com/wsgate/wsgate/testkit/testserver"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // from dials addr from the loopback address src (127.0.0.0/8 is all

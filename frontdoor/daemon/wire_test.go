@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // TestFrameRulesOnTheWire sends each protocol violation over a real socket

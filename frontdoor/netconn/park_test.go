@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wsgate/wsgate/frontdoor/tlsrec"
-	"github.com/wsgate/wsgate/internal/testcert"
-	"github.com/wsgate/wsgate/internal/wstest"
+	"github.com/wsgate/wsgate/testkit/testcert"
+	"github.com/wsgate/wsgate/testkit/wstest"
 	ws "github.com/wsgate/wsgate/websocket"
 )
 

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/testcert"
+	"github.com/wsgate/wsgate/testkit/testcert"
 )
 
 // The differential tests send the same record streams, sealed by a client

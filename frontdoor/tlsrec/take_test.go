@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/testcert"
+	"github.com/wsgate/wsgate/testkit/testcert"
 )
 
 const head101 = "HTTP/1.1 101 Switching Protocols\r\n\r\n"

@@ -17,9 +17,9 @@ import (
 
 	_ "github.com/wsgate/wsgate/apps/all"
 	"github.com/wsgate/wsgate/gateway/natsbus"
-	"github.com/wsgate/wsgate/internal/natstest"
-	"github.com/wsgate/wsgate/internal/testserver"
 	"github.com/wsgate/wsgate/sdk/producer"
+	"github.com/wsgate/wsgate/testkit/natstest"
+	"github.com/wsgate/wsgate/testkit/testserver"
 )
 
 func clusterConf(urls []string, extra string) string {

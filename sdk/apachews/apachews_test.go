@@ -11,7 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	_ "github.com/wsgate/wsgate/apps/all"
-	"github.com/wsgate/wsgate/internal/testserver"
+	"github.com/wsgate/wsgate/testkit/testserver"
 )
 
 // prefix is where TestMain installed libapachews (make install-apachews).

@@ -18,9 +18,9 @@ import (
 
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
-	"github.com/wsgate/wsgate/internal/testserver"
-	ws "github.com/wsgate/wsgate/internal/wstest"
 	"github.com/wsgate/wsgate/sdk/direct"
+	"github.com/wsgate/wsgate/testkit/testserver"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 	wsengine "github.com/wsgate/wsgate/websocket"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	_ "github.com/wsgate/wsgate/apps/all"
-	"github.com/wsgate/wsgate/internal/testserver"
+	"github.com/wsgate/wsgate/testkit/testserver"
 )
 
 func php(t *testing.T, script, sock string) {

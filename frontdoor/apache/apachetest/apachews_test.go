@@ -13,8 +13,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/wsgate/wsgate/internal/testserver"
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	"github.com/wsgate/wsgate/testkit/testserver"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // rawProducer builds testdata/apache-ws/raw_echo.c, a producer written

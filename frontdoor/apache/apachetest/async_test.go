@@ -14,8 +14,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/wsgate/wsgate/internal/natstest"
-	"github.com/wsgate/wsgate/internal/testserver"
+	"github.com/wsgate/wsgate/testkit/natstest"
+	"github.com/wsgate/wsgate/testkit/testserver"
 )
 
 // busyWorkers reads the scoreboard's busy workers from mod_status; the

@@ -4,7 +4,7 @@ import (
 	"crypto/x509"
 	"testing"
 
-	"github.com/wsgate/wsgate/internal/testcert"
+	"github.com/wsgate/wsgate/testkit/testcert"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 into dir.

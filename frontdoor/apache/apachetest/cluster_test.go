@@ -14,9 +14,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/wsgate/wsgate/internal/natstest"
-	"github.com/wsgate/wsgate/internal/testserver"
 	sdk "github.com/wsgate/wsgate/sdk/producer"
+	"github.com/wsgate/wsgate/testkit/natstest"
+	"github.com/wsgate/wsgate/testkit/testserver"
 )
 
 // Every MPM here runs several children with the test's four clients: one

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wsgate/wsgate/internal/conformance"
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	"github.com/wsgate/wsgate/testkit/conformance"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // TestConfigErrors: a bad directive fails httpd -t with httpd's file and

@@ -16,9 +16,9 @@ import (
 
 	_ "github.com/wsgate/wsgate/apps/all"
 	"github.com/wsgate/wsgate/apps/cplugin"
-	"github.com/wsgate/wsgate/internal/conformance"
-	"github.com/wsgate/wsgate/internal/testserver"
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	"github.com/wsgate/wsgate/testkit/conformance"
+	"github.com/wsgate/wsgate/testkit/testserver"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // The drop-in tests take a configuration written for apache-websocket, as

@@ -17,8 +17,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/apps/wsoverhttp"
-	"github.com/wsgate/wsgate/internal/natstest"
-	"github.com/wsgate/wsgate/internal/testserver"
+	"github.com/wsgate/wsgate/testkit/natstest"
+	"github.com/wsgate/wsgate/testkit/testserver"
 )
 
 // examples is the WebSocket-over-HTTP examples' directory.

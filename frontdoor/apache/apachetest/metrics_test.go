@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/testserver"
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	"github.com/wsgate/wsgate/testkit/testserver"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 var sample = testserver.Sample

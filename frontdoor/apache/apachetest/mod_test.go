@@ -17,9 +17,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/wsgate/wsgate/internal/conformance"
-	"github.com/wsgate/wsgate/internal/natstest"
-	"github.com/wsgate/wsgate/internal/testserver"
+	"github.com/wsgate/wsgate/testkit/conformance"
+	"github.com/wsgate/wsgate/testkit/natstest"
+	"github.com/wsgate/wsgate/testkit/testserver"
 )
 
 // TestSameSemanticsInBothForms runs one table of handshake cases and one

@@ -3,7 +3,7 @@ package apachetest
 import (
 	"testing"
 
-	"github.com/wsgate/wsgate/internal/conformance"
+	"github.com/wsgate/wsgate/testkit/conformance"
 )
 
 // pluginLocations are the three plugins under /echo, /increment and

@@ -9,7 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // TestSections: directives work in every section type httpd offers them

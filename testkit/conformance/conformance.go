@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	ws "github.com/wsgate/wsgate/internal/wstest"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
 // DaemonRoutes configures the daemon for the cases.

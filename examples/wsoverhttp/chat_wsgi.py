@@ -16,27 +16,9 @@ import socketserver
 import urllib.request
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from wsevents import event, parse
+
 PUBLISH = "http://127.0.0.1:8090/publish/"
-
-
-def parse(body):
-    """The events of a body: (type, content or None) pairs."""
-    events = []
-    while body:
-        line, body = body.split(b"\r\n", 1)
-        typ, _, size = line.decode().partition(" ")
-        content = None
-        if size:
-            n = int(size, 16)
-            content, body = body[:n], body[n + 2:]
-        events.append((typ, content))
-    return events
-
-
-def event(typ, content=None):
-    if content is None:
-        return typ.encode() + b"\r\n"
-    return b"%s %x\r\n%s\r\n" % (typ.encode(), len(content), content)
 
 
 def publish(channel, text):

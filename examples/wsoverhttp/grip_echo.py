@@ -11,11 +11,13 @@ fails the check did not come through the proxy.
 "claims" answers with the token's issuer and its seconds to expiry.
 """
 import argparse
-import time
 import socketserver
+import time
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import jwt
+
+from wsevents import event, parse
 
 KEY = b""
 ISS = None
@@ -30,25 +32,6 @@ def validate_sig(token, key):
     except jwt.PyJWTError:
         return None
     return claims
-
-
-def parse(body):
-    events = []
-    while body:
-        line, body = body.split(b"\r\n", 1)
-        typ, _, size = line.decode().partition(" ")
-        content = None
-        if size:
-            n = int(size, 16)
-            content, body = body[:n], body[n + 2:]
-        events.append((typ, content))
-    return events
-
-
-def event(typ, content=None):
-    if content is None:
-        return typ.encode() + b"\r\n"
-    return b"%s %x\r\n%s\r\n" % (typ.encode(), len(content), content)
 
 
 def app(environ, start_response):

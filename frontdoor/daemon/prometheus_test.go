@@ -128,3 +128,45 @@ func TestProducerWriteLatency(t *testing.T) {
 		t.Errorf("producer write latency: %v observations\n%s", n, testserver.Grep(s.Metrics(t), "producer_write"))
 	}
 }
+
+// TestLatencyAndLimitMetrics: a handshake, a refusal and a connection's
+// end are observed in the histograms by route and outcome; every limit is
+// a wsgate_limit gauge with the configured value; a serving daemon says
+// it is ready and not draining. promtool accepts the exposition.
+func TestLatencyAndLimitMetrics(t *testing.T) {
+	s := start(t, "listen: [{address: 127.0.0.1:0}]\nserver: {max_connections: 777, max_connections_per_ip: 55}\nroutes: [{path: /echo, app: echo}]\n")
+	c, _, err := websocket.DefaultDialer.Dial(s.URL("/echo"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteMessage(websocket.TextMessage, []byte("x"))
+	c.ReadMessage()
+	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
+	c.ReadMessage()
+	c.Close()
+	h := map[string][]string{"Origin": {"http://elsewhere.example"}}
+	if _, resp, err := websocket.DefaultDialer.Dial(s.URL("/echo"), h); err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("foreign origin: %v", err)
+	}
+	var m string
+	if !waitFor(10*time.Second, func() bool {
+		m = s.Metrics(t)
+		return testserver.Sample(m, `wsgate_connection_lifetime_seconds_count{route="/echo"}`) == 1
+	}) {
+		t.Fatalf("the connection's lifetime was not observed:\n%s", testserver.Grep(m, "lifetime"))
+	}
+	for series, want := range map[string]float64{
+		`wsgate_handshake_duration_seconds_count{outcome="accepted",route="/echo"}`: 1,
+		`wsgate_handshake_duration_seconds_count{outcome="refused",route="/echo"}`:  1,
+		`wsgate_limit{name="max_connections"}`:                                      777,
+		`wsgate_limit{name="max_connections_per_ip"}`:                               55,
+		`wsgate_send_queue_bytes{route="/echo"}`:                                    0,
+		`wsgate_ready`:                                                              1,
+		`wsgate_draining`:                                                           0,
+	} {
+		if got := testserver.Sample(m, series); got != want {
+			t.Errorf("%s = %v, want %v\n%s", series, got, want, testserver.Grep(m, "wsgate_limit"))
+		}
+	}
+	testserver.Promtool(t, m)
+}

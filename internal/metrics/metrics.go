@@ -131,7 +131,7 @@ var (
 	sendQueue  = desc("send_queue_bytes", "Bytes the route's open connections have queued for their clients and not yet written.", "route")
 	prodWrite  = desc("producer_write_seconds", "How long clients' messages took to reach the route's producer's socket (queued, then written), measured on the oldest frame of each write.", "route")
 	evDur      = desc("events_request_duration_seconds", "How long a WebSocket-over-HTTP application took to answer a request (answered or not).", "route")
-	limit      = desc("limit", "The limits in force, by configuration key (server.max_connections, ...; 0: off), for alerts to compare with what they bound.", "name")
+	limit      = desc("limit", "The limits in force, by their key in the server block (max_connections, ...; 0: off), for alerts to compare with what they bound.", "name")
 	ready      = desc("ready", "1 while the daemon serves new connections (not starting, not draining after a binary upgrade or a shutdown).")
 	draining   = desc("draining", "1 while the daemon drains: its listeners are handed over or closed, and its connections end.")
 	predOpen   = desc("predecessor_connections_open", "After a binary upgrade, the WebSockets the old process still holds while it drains (it no longer answers scrapes): add them to wsgate_connections_open for every client.", "route")

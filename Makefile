@@ -9,8 +9,9 @@
 #                     installs them under DESTDIR/PREFIX
 #   make packages     Debian packages and the Python SDK's wheel in dist/
 #   make test         every test, as the README's test command
-#   make bench        the benchmark matrix against the peer libraries (about
-#                     20 minutes): docs/BENCHMARKS.md, docs/benchmarks.png
+#   make bench        the benchmark matrix against the peer libraries, five
+#                     rounds (about 80 minutes on 2 cores): docs/BENCHMARKS.md,
+#                     docs/benchmarks.png
 #   make bench-quick  the harness's smoke test (under a minute)
 #   make clean
 VERSION    ?= $(shell cat VERSION)

@@ -167,7 +167,10 @@ func writeReport(dir, machine string, all []*measurement) error {
 		"Every figure below comes from the same run, on the same machine, with the same load generator " +
 		"(`bench/cmd/load`, raw frames). Servers: `wsgate` is the daemon (`cmd/wsgate`); the peers are " +
 		"`bench/cmd/peers`, each written as its library's documentation recommends; `tcp` is a plain TCP echo " +
-		"over epoll with no WebSocket framing, the physical limit.\n\n")
+		"in C over epoll that never blocks its loop (`bench/tcpecho`), with no WebSocket framing: the limit a " +
+		"WebSocket server should stay under (a row where one does not is flagged). `wsgate` gets the peers' " +
+		"treatment (no forced collection: `server.return_memory: false`); `wsgate as shipped` is the daemon's " +
+		"defaults.\n\n")
 	b.WriteString(machine + "\n\n")
 	b.WriteString("Each cell is the median over the rounds, with the lowest and highest round in brackets. " +
 		"In parentheses after a server's figure: wsgate's advantage over that server, oriented so that above 1.00 means wsgate did " +

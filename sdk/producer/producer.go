@@ -378,10 +378,20 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		l := s.newLink(nc)
+		// Registered under the lock that Shutdown and Drain take to set
+		// closing: a connection accepted just before they closed the
+		// listener is either closed here or in the set they close, never
+		// left open for wait to wait on forever.
 		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			l.sender.Close()
+			nc.Close()
+			return nil
+		}
 		s.links[l] = struct{}{}
-		s.mu.Unlock()
 		s.wg.Add(1)
+		s.mu.Unlock()
 		go l.serve()
 	}
 }

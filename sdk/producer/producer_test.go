@@ -334,3 +334,44 @@ func TestListenPublishesListening(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownRacesAccept: a gateway connection accepted at the moment
+// Shutdown closes the listener is closed too, so Shutdown returns. It
+// used to be registered after Shutdown had closed the others, stay open
+// (the gateway keeps it), and Shutdown waited for it for ever (found
+// under stress-ng by apps/backend's TestHeldQueueBound).
+func TestShutdownRacesAccept(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 300 {
+		sock := filepath.Join(dir, fmt.Sprint("s", i))
+		ln, err := producer.Listen(sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &producer.Server{Handler: nopHandler{}}
+		served := make(chan struct{})
+		go func() { srv.Serve(ln); close(served) }()
+		var conns []net.Conn
+		for range 4 {
+			if c, err := net.Dial("unix", sock); err == nil {
+				conns = append(conns, c) // the gateway's side: open, sending nothing
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = srv.Shutdown(ctx)
+		cancel()
+		for _, c := range conns {
+			c.Close()
+		}
+		<-served
+		if err != nil {
+			t.Fatalf("round %d: Shutdown: %v (a connection accepted meanwhile was left open)", i, err)
+		}
+	}
+}
+
+type nopHandler struct{}
+
+func (nopHandler) OnOpen(*producer.Client, *producer.Accept) error          { return nil }
+func (nopHandler) OnMessage(*producer.Client, producer.MessageType, []byte) {}
+func (nopHandler) OnClose(*producer.Client, uint16, string)                 {}

@@ -74,29 +74,7 @@ type Result struct {
 
 // PSS is a process's proportional set size in KiB (with its children's
 // when children is set), from smaps_rollup; 0 when the kernel has none.
-func PSS(pid int, children bool) int64 {
-	total := pssOf(pid)
-	if !children {
-		return total
-	}
-	entries, _ := os.ReadDir("/proc")
-	parent := strconv.Itoa(pid)
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
-		if len(f) > 1 && f[1] == parent {
-			total += pssOf(child)
-		}
-	}
-	return total
-}
+func PSS(pid int, children bool) int64 { return withChildren(pid, children, pssOf) }
 
 func pssOf(pid int) int64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
@@ -618,8 +596,11 @@ func Broadcast(targets []string, n, msgs, size int, timeout, gap time.Duration) 
 
 // RSS returns a process's resident set size in KiB, and with children
 // also that of its child processes (httpd's children, say).
-func RSS(pid int, children bool) int64 {
-	total := rssOf(pid)
+func RSS(pid int, children bool) int64 { return withChildren(pid, children, rssOf) }
+
+// withChildren sums of over pid and, with children, its child processes.
+func withChildren(pid int, children bool, of func(int) int64) int64 {
+	total := of(pid)
 	if !children {
 		return total
 	}
@@ -637,7 +618,7 @@ func RSS(pid int, children bool) int64 {
 		// After the command name: state, then the parent's pid.
 		f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
 		if len(f) > 1 && f[1] == parent {
-			total += rssOf(child)
+			total += of(child)
 		}
 	}
 	return total

@@ -12,11 +12,9 @@ gateway's publish endpoint.
 """
 import argparse
 import json
-import socketserver
 import urllib.request
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from wsevents import event, parse
+from wsevents import event, parse, serve
 
 PUBLISH = "http://127.0.0.1:8090/publish/"
 
@@ -51,22 +49,10 @@ def app(environ, start_response):
     return [out]
 
 
-class Server(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class Quiet(WSGIRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=9000)
     ap.add_argument("--publish", default=PUBLISH)
     args = ap.parse_args()
     PUBLISH = args.publish
-    with make_server("127.0.0.1", args.port, app, Server, Quiet) as srv:
-        # The port it got, for --port 0.
-        print("serving on 127.0.0.1:%d" % srv.server_port, flush=True)
-        srv.serve_forever()
+    serve(app, args.port)

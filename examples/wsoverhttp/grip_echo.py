@@ -11,13 +11,11 @@ fails the check did not come through the proxy.
 "claims" answers with the token's issuer and its seconds to expiry.
 """
 import argparse
-import socketserver
 import time
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import jwt
 
-from wsevents import event, parse
+from wsevents import event, parse, serve
 
 KEY = b""
 ISS = None
@@ -54,15 +52,6 @@ def app(environ, start_response):
     return [out]
 
 
-class Server(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class Quiet(WSGIRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=9000)
@@ -72,6 +61,4 @@ if __name__ == "__main__":
     with open(args.key_file, "rb") as f:
         KEY = f.read().rstrip(b"\r\n")
     ISS = args.iss
-    with make_server("127.0.0.1", args.port, app, Server, Quiet) as srv:
-        print("serving on 127.0.0.1:%d" % srv.server_port, flush=True)
-        srv.serve_forever()
+    serve(app, args.port)

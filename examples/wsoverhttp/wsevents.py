@@ -1,6 +1,9 @@
 """Pushpin's WebSocket-over-HTTP event format (application/websocket-events),
 shared by the WSGI examples: a body is a run of events, each "TYPE\\r\\n" or
-"TYPE <hex size>\\r\\n<content>\\r\\n"."""
+"TYPE <hex size>\\r\\n<content>\\r\\n"; and the standard library's WSGI
+server they run under (any WSGI server runs their `app` the same way)."""
+import socketserver
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 
 def parse(body):
@@ -22,3 +25,20 @@ def event(typ, content=None):
     if content is None:
         return typ.encode() + b"\r\n"
     return b"%s %x\r\n%s\r\n" % (typ.encode(), len(content), content)
+
+
+class _Server(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def serve(app, port):
+    """Serves app on 127.0.0.1:port with a thread per request, saying the
+    port it got (for --port 0) on stdout first."""
+    with make_server("127.0.0.1", port, app, _Server, _Quiet) as srv:
+        print("serving on 127.0.0.1:%d" % srv.server_port, flush=True)
+        srv.serve_forever()

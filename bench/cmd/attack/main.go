@@ -141,31 +141,22 @@ var attacks = []attack{
 			var mu sync.Mutex
 			var held []net.Conn
 			var open atomic.Int64
-			sem := make(chan struct{}, 32)
-			var wg sync.WaitGroup
-			for range 18900 {
-				wg.Add(1)
-				sem <- struct{}{}
-				go func() {
-					defer wg.Done()
-					defer func() { <-sem }()
-					c, err := from("127.0.0.2", addr)
-					if err != nil {
-						return
-					}
-					io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-					c.SetReadDeadline(time.Now().Add(5 * time.Second))
-					if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil && resp.StatusCode == 200 {
-						io.Copy(io.Discard, resp.Body)
-						open.Add(1)
-					}
-					c.SetReadDeadline(time.Time{})
-					mu.Lock()
-					held = append(held, c)
-					mu.Unlock()
-				}()
-			}
-			wg.Wait()
+			parallel(18900, 32, func() {
+				c, err := from("127.0.0.2", addr)
+				if err != nil {
+					return
+				}
+				io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil && resp.StatusCode == 200 {
+					io.Copy(io.Discard, resp.Body)
+					open.Add(1)
+				}
+				c.SetReadDeadline(time.Time{})
+				mu.Lock()
+				held = append(held, c)
+				mu.Unlock()
+			})
 			return fmt.Sprintf("18,900 keep-alive connections opened, 32 at a time (%d answered)", open.Load()), held
 		}, "", false},
 	{"pipeline", "pipelined requests on keep-alive connections", "server: {demo: true}\nroutes: [{path: /echo, app: echo}]\n",
@@ -174,40 +165,31 @@ var attacks = []attack{
 			// reading what comes back; a sender keeps writing while the
 			// daemon answers.
 			var answered, sent atomic.Int64
-			var wg sync.WaitGroup
 			req := []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 			batch := bytes.Repeat(req, 2000)
-			sem := make(chan struct{}, 100)
-			for range 500 {
-				wg.Add(1)
-				sem <- struct{}{}
+			parallel(500, 100, func() {
+				c, err := from("127.0.0.2", addr)
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(20 * time.Second))
 				go func() {
-					defer wg.Done()
-					defer func() { <-sem }()
-					c, err := from("127.0.0.2", addr)
+					if n, err := c.Write(batch); err == nil || n > 0 {
+						sent.Add(int64(n / len(req)))
+					}
+				}()
+				br := bufio.NewReader(c)
+				for {
+					resp, err := http.ReadResponse(br, nil)
 					if err != nil {
 						return
 					}
-					defer c.Close()
-					c.SetDeadline(time.Now().Add(20 * time.Second))
-					go func() {
-						if n, err := c.Write(batch); err == nil || n > 0 {
-							sent.Add(int64(n / len(req)))
-						}
-					}()
-					br := bufio.NewReader(c)
-					for {
-						resp, err := http.ReadResponse(br, nil)
-						if err != nil {
-							return
-						}
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-						answered.Add(1)
-					}
-				}()
-			}
-			wg.Wait()
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					answered.Add(1)
+				}
+			})
 			return fmt.Sprintf("500 connections × 2,000 pipelined GETs: %d requests written, %d answered", sent.Load(), answered.Load()), nil
 		}, "", false},
 	{"partial", "1 MiB partial messages", "server: {memory_limit: 1GiB}\nroutes: [{path: /echo, app: echo}]\n",
@@ -562,4 +544,21 @@ func deflateBomb() []byte {
 	w.Flush()
 	p := z.Bytes()[:z.Len()-4]
 	return load.Frame(0x2, p, true)
+}
+
+// parallel runs fn n times, at most width at once, and returns when every
+// run has ended: the bounded dialling loops of the attacks.
+func parallel(n, width int, fn func()) {
+	sem := make(chan struct{}, width)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn()
+		}()
+	}
+	wg.Wait()
 }

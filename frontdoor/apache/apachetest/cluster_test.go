@@ -59,7 +59,15 @@ func TestClusterAcrossChildren(t *testing.T) {
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 	for _, mpm := range []string{"prefork", "event"} {
 		t.Run(mpm, func(t *testing.T) {
-			h := start(t, options{MPM: mpm, Global: multiChild[mpm] + "WsgateCluster " + nats[0].URL() + "\n", Body: `
+			// Each WebSocket keeps one of a child's two threads, so four
+			// clients need two children. With idle workers released, one
+			// child can take every client (under load the first child's
+			// listener often does), and then nothing crosses the bus.
+			keep := ""
+			if mpm == "event" {
+				keep = "WsgateReleaseWorkers Off\n"
+			}
+			h := start(t, options{MPM: mpm, Global: multiChild[mpm] + keep + "WsgateCluster " + nats[0].URL() + "\n", Body: `
 <Location /chat>
   SetHandler websocket-handler
   WebSocketApp chat

@@ -196,11 +196,13 @@ routes:
 // busy. The gateway used to connect before the 101 and send the socket
 // after it, and such a server, finding nothing yet, lost about one
 // hand-off in ten. Now the socket is sent in the system call after
-// connect(2), and a connection the server closed before it arrived is
-// made again. What is left is the race no system call sequence closes: the
-// server reads (nothing), the descriptor arrives, the server closes the
-// connection unread. It is measured here and must stay rare (a few in
-// 10,000, under 0.2%); no client may be handed off twice.
+// connect(2); and since connect(2) wakes the server before sendmsg(2) can
+// run, a server can still read nothing and close the connection with the
+// descriptor unread, which the gateway sees as a reset connection and
+// hands the client off again. Every client must get its hand-off, and
+// none twice (the server would count more than 10,000). The server's own
+// count of empty connections is logged: each is one the gateway made
+// again.
 func TestHandOffsToDontwaitServer(t *testing.T) {
 	const total, parallel = 10000, 16
 	stress := exec.Command(testserver.Peer(t, "stress-ng", "stress-ng"), "--cpu", "2", "--timeout", "300s", "--quiet")
@@ -253,10 +255,10 @@ func TestHandOffsToDontwaitServer(t *testing.T) {
 	})
 	t.Logf("%d of %d clients got their hand-off; the server received %d and took %d connections before their descriptor was in them",
 		total-len(failed), total, received, empty)
-	if n := len(failed); n > total/500 {
+	if n := len(failed); n > 0 {
 		t.Errorf("%d of %d clients did not get their hand-off; first: %s", n, total, <-failed)
 	}
-	if received > total || received+len(failed) != total {
+	if received != total {
 		t.Errorf("the server received %d hand-offs, and %d clients had none, of %d", received, len(failed), total)
 	}
 }

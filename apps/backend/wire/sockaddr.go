@@ -13,6 +13,10 @@ import (
 // (little-endian on every platform wsgate builds for), the port in network
 // byte order.
 
+// SockaddrInLen is the size of a struct sockaddr_in, the address bytes
+// for an IPv4 client and all that ouistiti sends.
+const SockaddrInLen = 16
+
 // AppendSockaddr appends a's struct sockaddr_in or sockaddr_in6 to dst.
 func AppendSockaddr(dst []byte, a *net.TCPAddr) []byte {
 	if ip4 := a.IP.To4(); ip4 != nil {

@@ -6,6 +6,14 @@ require (
 	// Test peer only: a second, independent WebSocket implementation the
 	// tests talk to. Never imported by the product.
 	github.com/coder/websocket v1.8.15
+	// JSON Web Keys (RFC 7517) for JWT auth (gateway/auth/jwks.go): it
+	// reads every key type a JWKS publishes (RSA, EC, OKP/Ed25519) into
+	// crypto's types. Only the parsing is used: fetching and caching are
+	// wsgate's, because keyfunc/jwkset refresh on a fixed interval and the
+	// gateway must follow the issuer's Cache-Control.
+	github.com/go-jose/go-jose/v4 v4.1.9
+	// JWT verification for auth at the edge (gateway/auth/jwt.go), with the
+	// algorithm pinned by the configuration (WithValidMethods), and
 	// Grip-Sig on requests to a WebSocket-over-HTTP application
 	// (apps/wsoverhttp/gripsig.go): a maintained JWT library, so the token
 	// is what the GRIP libraries' PyJWT, jsonwebtoken and the like check;

@@ -86,6 +86,10 @@ var policyKeys = map[string]func(d *Decoder, pol *gateway.Policy){
 	"deflate":            func(d *Decoder, pol *gateway.Policy) { pol.Deflate = deflate(d) },
 	"message_timeout":    func(d *Decoder, pol *gateway.Policy) { d.Duration(&pol.MessageTimeout) },
 	"max_connections":    func(d *Decoder, pol *gateway.Policy) { d.Int(0, 1<<30, &pol.MaxConnections) },
+	"max_connections_per_user": func(d *Decoder, pol *gateway.Policy) {
+		d.Int(0, 1<<30, &pol.MaxConnectionsPerUser)
+	},
+	"auth": func(d *Decoder, pol *gateway.Policy) { pol.Auth = authBlock(d) },
 	"max_inflate_rate": func(d *Decoder, pol *gateway.Policy) {
 		if s, ok := d.Scalar(); ok && (s == "0" || s == "off") {
 			pol.InflateRate = -1

@@ -90,7 +90,7 @@ func (a *accessLog) ended(c *Conn, st websocket.Stats, s websocket.CloseStatus) 
 		if !ok {
 			return
 		}
-		attrs := []any{"route", c.route.Path, "conn", c.id, "client", c.clientIP(), "cause", st.CloseCause,
+		attrs := []any{"route", c.route.Path, "conn", c.id, "client", c.clientIP(), "user", c.Identity().UserName(), "cause", st.CloseCause,
 			"close_sent", uint16(st.CloseSent.Code), "close_sent_reason", st.CloseSent.Reason}
 		if suppressed > 0 {
 			attrs = append(attrs, "suppressed", suppressed)
@@ -104,7 +104,7 @@ func (a *accessLog) ended(c *Conn, st websocket.Stats, s websocket.CloseStatus) 
 		"msgs_in", st.MessagesIn, "bytes_in", st.BytesIn, "msgs_out", st.MessagesOut, "bytes_out", st.BytesOut,
 		"close_sent", uint16(st.CloseSent.Code), "close_sent_reason", st.CloseSent.Reason,
 		"close_received", uint16(st.CloseReceived.Code), "close_received_reason", st.CloseReceived.Reason,
-		"closed_by", closedBy(st, s), "cause", st.CloseCause, "dropped", st.Dropped)
+		"closed_by", closedBy(st, s), "cause", st.CloseCause, "dropped", st.Dropped, "user", c.Identity().UserName())
 }
 
 // closedBy says who ended a connection: the client (its close frame came

@@ -79,7 +79,7 @@ func (c *Conn) Request() *Request {
 		return r
 	}
 	k := c.kept
-	return &Request{Path: k.path, RawQuery: k.query, Host: k.host, RemoteAddr: k.remote, ClientIP: k.client, Extra: k.extra, Version: 13}
+	return &Request{Path: k.path, RawQuery: k.query, Host: k.host, RemoteAddr: k.remote, ClientIP: k.client, Extra: k.extra, Version: 13, Identity: c.Identity()}
 }
 
 // keptRequest is what a connection keeps of its request after OnOpen when
@@ -220,6 +220,10 @@ func (h *connHandler) OnClose(_ *websocket.Conn, s websocket.CloseStatus) {
 		c.route.Handler.OnClose(c, s)
 	}()
 	c.gw.limits.done(c.clientIP())
+	if u, ok := c.userLimited(); ok {
+		c.route.users.done(u)
+	}
+	c.gw.forgetIdentity(c) // last: the access log and the count above read it
 	if c.route.live.Add(-1) == 0 && c.route.retired.Load() {
 		c.gw.retireWhenIdle(c.route)
 	}

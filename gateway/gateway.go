@@ -42,6 +42,7 @@ type Gateway struct {
 	idle     chan struct{} // closed when draining and no connection is left
 	live     int
 	budget   *websocket.Budget // SetBudget's
+	authed   sync.Map          // *Conn → *connAuth, for authenticated connections
 }
 
 // routeSet is one configuration's routes. It never changes once made: a
@@ -259,6 +260,24 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 	if ok, want := route.Policy.checkOrigin(hs.Origin, req); !ok {
 		return refuse(http.StatusForbidden, CauseOrigin, "origin "+hs.Origin+" not allowed, expected "+want, 0)
 	}
+	if a := route.Policy.Auth; a != nil {
+		id, err := a.Authenticate(ctx, req)
+		if err != nil {
+			ae, ok := err.(*AuthError)
+			if !ok {
+				ae = &AuthError{Status: http.StatusServiceUnavailable, Cause: CauseAuthUnavailable, Reason: err.Error()}
+			}
+			herr := &websocket.HandshakeError{Status: ae.Status, Reason: ae.Reason, Header: ae.Header}
+			g.refused(route, req, herr, ae.Cause)
+			return nil, herr
+		}
+		req.Identity = id
+		// A token carried as a subprotocol was taken out of the offer.
+		hs.Protocols = req.Protocols
+		if id != nil && !id.Expires.IsZero() && !id.Expires.After(time.Now()) {
+			return refuse(http.StatusUnauthorized, CauseAuthExpired, "credentials expired", 0)
+		}
+	}
 	if g.limits.isHeavy(req.ClientIP) {
 		return refuse(http.StatusServiceUnavailable, CauseMemoryPerIP, "this address holds more than its share of the memory budget", 10*time.Second)
 	}
@@ -274,6 +293,13 @@ func (g *Gateway) Accept(ctx context.Context, route *Route, req *Request) (p *Pe
 	if cause, status, retry := g.limits.admit(req.ClientIP, time.Now()); cause != "" {
 		g.connDone()
 		return refuse(status, cause, "limit reached: "+cause, retry)
+	}
+	if m := route.Policy.MaxConnectionsPerUser; m > 0 && !handsOff && req.Identity != nil && req.Identity.User != "" {
+		if !route.users.take(req.Identity.User, m) {
+			g.connDone()
+			g.limits.done(req.ClientIP)
+			return refuse(http.StatusTooManyRequests, CauseMaxPerUser, "the user has max_connections_per_user open", 5*time.Second)
+		}
 	}
 	if handsOff {
 		p, r := g.handOff(ctx, route, req, ho, hs)
@@ -334,6 +360,9 @@ func (g *Gateway) newConn(route *Route, req *Request, hs *websocket.Handshake) *
 	opts := route.Policy.engineOptions()
 	opts.Budget = g.Budget()
 	c.ws = hs.NewConn((*connHandler)(c), opts)
+	if req.Identity != nil {
+		g.rememberIdentity(c, req.Identity)
+	}
 	g.register(c)
 	return c
 }
@@ -347,6 +376,10 @@ func (g *Gateway) drop(c *Conn) {
 	g.unregister(c)
 	g.connDone()
 	g.limits.done(c.clientIP())
+	if u, ok := c.userLimited(); ok {
+		c.route.users.done(u)
+	}
+	g.forgetIdentity(c)
 	c.route.live.Add(-1)
 }
 

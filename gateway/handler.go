@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -133,6 +134,10 @@ type Request struct {
 	// Extra carries what a front door knows beyond HTTP, such as httpd's
 	// request_rec for C plugins in mod_wsgate.
 	Extra map[string]any
+	// Identity is who the client proved to be: set by the route's
+	// Authenticator in Accept, or by a front door that authenticates
+	// itself (mod_wsgate, from httpd's r->user). Nil: anonymous.
+	Identity *Identity
 }
 
 // handshakeOwn are the request headers that belong to the handshake,
@@ -146,18 +151,36 @@ var handshakeOwn = map[string]bool{
 // gateway (a producer, an HTTP application) is told of: with only nil,
 // every one but the handshake's own and those in skip; otherwise Origin
 // and the headers only names, in that order. Names are canonical.
+//
+// The client's identity, when it has one, follows as Meta-User,
+// Meta-Auth-Type and Meta-Auth-Claims (its claims as a JSON object), the
+// way Pushpin tells its back ends; a client's own header fields of those
+// names are never passed on, so a back end can trust them.
 func (r *Request) ForwardHeaders(only []string, skip map[string]bool, fn func(name string, values []string)) {
 	if only == nil {
 		for k, vs := range r.Header() {
-			if !handshakeOwn[k] && !skip[k] {
+			if !handshakeOwn[k] && !skip[k] && !identityHeaders[k] {
 				fn(k, vs)
 			}
 		}
-		return
+	} else {
+		for _, k := range append([]string{"Origin"}, only...) {
+			k = http.CanonicalHeaderKey(k)
+			if vs := r.HeaderValues(k); len(vs) > 0 && !identityHeaders[k] {
+				fn(k, vs)
+			}
+		}
 	}
-	for _, k := range append([]string{"Origin"}, only...) {
-		if vs := r.HeaderValues(k); len(vs) > 0 {
-			fn(http.CanonicalHeaderKey(k), vs)
+	if id := r.Identity; id != nil {
+		fn("Meta-User", []string{id.User})
+		fn("Meta-Auth-Type", []string{id.Method})
+		if len(id.Claims) > 0 {
+			if b, err := json.Marshal(id.Claims); err == nil {
+				fn("Meta-Auth-Claims", []string{string(b)})
+			}
 		}
 	}
 }
+
+// identityHeaders are the fields ForwardHeaders writes for an identity.
+var identityHeaders = map[string]bool{"Meta-User": true, "Meta-Auth-Type": true, "Meta-Auth-Claims": true}

@@ -169,3 +169,17 @@ func (r *Request) dropHandshakeHeaders() {
 	})
 	r.head = string(b)
 }
+
+// ReplaceHeader sets the values of one header field (none removes it), for
+// an Authenticator that takes a credential out of the request before any
+// back end sees it.
+func (r *Request) ReplaceHeader(name string, values []string) {
+	h := r.Header()
+	name = textproto.CanonicalMIMEHeaderKey(name)
+	if len(values) == 0 {
+		delete(h, name)
+	} else {
+		h[name] = values
+	}
+	r.SetHeader(h)
+}

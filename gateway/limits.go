@@ -233,6 +233,12 @@ var KnownRefusals = append(upgradeRefusals(), []RefusalCount{
 	{Status: http.StatusGatewayTimeout, Cause: CauseBackendTimeout},
 	{Status: http.StatusServiceUnavailable, Cause: CauseProcessLimit},
 	{Status: http.StatusInternalServerError, Cause: CauseApplicationFail},
+	{Status: http.StatusUnauthorized, Cause: CauseAuthMissing},
+	{Status: http.StatusUnauthorized, Cause: CauseAuthInvalid},
+	{Status: http.StatusUnauthorized, Cause: CauseAuthExpired},
+	{Status: http.StatusForbidden, Cause: CauseAuthForbidden},
+	{Status: http.StatusServiceUnavailable, Cause: CauseAuthUnavailable},
+	{Status: http.StatusTooManyRequests, Cause: CauseMaxPerUser},
 }...)
 
 // upgradeRefusals are CheckUpgrade's refusals, one per rule.
@@ -276,4 +282,5 @@ var KnownServerCloses = []CloseCount{
 	{Code: "1011", Cause: CauseBackendError},
 	{Code: "1008", Cause: CauseBackendSlow},
 	{Code: "1013", Cause: CauseBackendDown},
+	{Code: "1008", Cause: CauseAuthExpired},
 }

@@ -89,6 +89,14 @@ type Policy struct {
 	// MaxConnections bounds the route's open WebSockets; past it upgrades
 	// get 503 with Retry-After. Zero: no bound but the gateway's.
 	MaxConnections int
+	// Auth, when set, decides who may connect (see Authenticator). Its
+	// JSON form is its configuration, so a reload that changes it
+	// changes the route's key.
+	Auth Authenticator `json:"auth,omitempty"`
+	// MaxConnectionsPerUser bounds the open WebSockets of one
+	// authenticated user (Identity.User) on the route: past it upgrades
+	// get 429. Zero: no bound. Anonymous clients are not counted.
+	MaxConnectionsPerUser int
 	// InflateRate bounds the bytes per second one compressed connection
 	// may have inflated (websocket.Options.InflateRate): 0 is
 	// DefaultInflateRate, negative is no bound.

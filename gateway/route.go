@@ -27,6 +27,7 @@ type Route struct {
 	live                          atomic.Int64 // connections admitted and not ended
 	retired                       atomic.Bool  // replaced by a reload
 	stats                         routeStats
+	users                         userCounts // for Policy.MaxConnectionsPerUser
 }
 
 // Hub returns the registry of the route's connections.

@@ -13,8 +13,11 @@ cd "$(dirname "$0")/.."
 
 need=()
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
-# PyJWT: the GRIP application that checks Grip-Sig as the GRIP libraries do.
+# PyJWT: the GRIP application that checks Grip-Sig as the GRIP libraries do,
 /usr/bin/python3 -c 'import jwt' 2>/dev/null || need+=(python3-jwt)
+# ... and the independent token issuer of the JWT tests (RSA, EC and
+# Ed25519 keys need python3-cryptography, only a Recommends of python3-jwt).
+/usr/bin/python3 -c 'import cryptography' 2>/dev/null || need+=(python3-cryptography)
 command -v chromium >/dev/null || need+=(chromium)
 [ -x /usr/sbin/apache2 ] || need+=(apache2)
 command -v apxs >/dev/null || need+=(apache2-dev)

@@ -328,6 +328,9 @@ func newRequest(c *gateway.Conn) unsafe.Pointer {
 	in.client_ip, in.client_port = cs(client), C.int(cport)
 	in.local_ip, in.local_port = cs(lip), C.int(lport)
 	in.conn_id = C.long(c.ID())
+	if id := req.Identity; id != nil {
+		in.user, in.auth_type = cs(id.User), cs(id.Method)
+	}
 	// headers_in as httpd has it: Host among them (net/http keeps it
 	// apart).
 	hdr := req.Header().Clone()

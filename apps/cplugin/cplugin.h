@@ -32,6 +32,7 @@ typedef struct {
     const char *method, *request_line, *unparsed_uri, *path, *query, *host;
     int proto_major, proto_minor, tls;
     const char *client_ip, *local_ip;
+    const char *user, *auth_type; /* NULL: anonymous */
     int client_port, local_port;
     long conn_id;
     size_t nheaders;

@@ -233,6 +233,9 @@ void *ws_request_new(const ws_request_info *in)
     r->parsed_uri.is_initialized = 1;
     r->useragent_ip = c->client_ip;
     r->useragent_addr = c->client_addr;
+    /* The route's authenticated client, where httpd's auth modules put it. */
+    r->user = in->user ? pdup(pool, in->user) : NULL;
+    r->ap_auth_type = in->auth_type ? pdup(pool, in->auth_type) : NULL;
     return r;
 }
 

@@ -154,6 +154,10 @@ func (p *Program) env(c *gateway.Conn) []string {
 	if r.TLS != nil {
 		env = append(env, "HTTPS=on")
 	}
+	if id := c.Identity(); id != nil {
+		// As CGI (RFC 3875 §4.1.1, §4.1.11) and httpd give them.
+		env = append(env, "AUTH_TYPE="+id.Method, "REMOTE_USER="+id.User)
+	}
 	env = append(env, "WEBSOCKET_PROTOCOLS="+strings.Join(r.Protocols, ","), "WEBSOCKET_SUBPROTOCOL="+c.Subprotocol())
 	for k, vs := range r.Header() {
 		name := "HTTP_" + strings.ToUpper(strings.ReplaceAll(k, "-", "_"))

@@ -101,6 +101,8 @@ static int wsgate_handler(request_rec *r)
                               r->useragent_ip, r->useragent_addr ? r->useragent_addr->port : 0);
     req.self_origin = self_origin(r);
     req.tls = is_tls(r->connection);
+    req.user = r->user;
+    req.auth_type = r->ap_auth_type;
     hdrs = apr_table_elts(r->headers_in);
     e = (const apr_table_entry_t *)hdrs->elts;
     req.nheaders = hdrs->nelts;

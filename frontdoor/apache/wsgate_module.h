@@ -75,6 +75,10 @@ typedef struct wsgate_request {
     /* The shim's subrequests, for WebSocketEventHandler. */
     wsgate_subrequest_fn subrequest;
     wsgate_free_subresp_fn free_subresp;
+    /* Who httpd's own auth modules (Require, AuthType) found the client
+     * to be: r->user and r->ap_auth_type, NULL when anonymous. */
+    const char *user;
+    const char *auth_type;
 } wsgate_request;
 
 /* The answer. status 0 means "not a WebSocket upgrade": decline. Header

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/gateway/auth"
 	"github.com/wsgate/wsgate/internal/version"
 )
 
@@ -134,6 +135,9 @@ var (
 	limit      = desc("limit", "The limits in force, by their key in the server block (max_connections, ...; 0: off), for alerts to compare with what they bound.", "name")
 	ready      = desc("ready", "1 while the daemon serves new connections (not starting, not draining after a binary upgrade or a shutdown).")
 	draining   = desc("draining", "1 while the daemon drains: its listeners are handed over or closed, and its connections end.")
+	jwksFetch  = desc("auth_jwks_fetches_total", "Fetches of the JWKS URLs of routes with JWT auth, by result (error: the keys fetched before stay in use).", "result")
+	fwdReqs    = desc("auth_forward_requests_total", "Questions to forward-auth services, by answer: allowed (2xx), denied (401, 403), error (another status, no answer, too slow: the client gets 503), cached (answered from the cache).", "result")
+	fwdDur     = desc("auth_forward_duration_seconds", "How long forward-auth services took to answer (or to fail).")
 	predOpen   = desc("predecessor_connections_open", "After a binary upgrade, the WebSockets the old process still holds while it drains (it no longer answers scrapes): add them to wsgate_connections_open for every client.", "route")
 )
 
@@ -160,7 +164,7 @@ type collector struct{ src Source }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{buildInfo, open, accepted, handedOff, ended, refused, messages, bytes, deflated, dropped, slow,
 		closes, srvCloses, links, reconn, connFail, timeouts, queue, heldNow, heldBytes, holds, heldDrop, oversize, drains, evReqs, frontRef, acceptErr, buffered, budget, parked, tlsRecords, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup,
-		hsDur, lifetimes, sendQueue, evDur, prodWrite, limit, ready, draining, predOpen} {
+		hsDur, lifetimes, sendQueue, evDur, prodWrite, limit, ready, draining, predOpen, jwksFetch, fwdReqs, fwdDur} {
 		ch <- d
 	}
 }
@@ -174,6 +178,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	v := version.Get()
 	gauge(buildInfo, 1, v.Release, v.Revision, v.GoVersion)
+	ok, failed := auth.JWKSFetches()
+	counter(jwksFetch, ok, "ok")
+	counter(jwksFetch, failed, "error")
+	for result, n := range auth.ForwardResults() {
+		counter(fwdReqs, n, result)
+	}
+	counts, sum := auth.ForwardLatency()
+	histogram(ch, fwdDur, gateway.Histogram{Bounds: auth.ForwardLatencyBuckets, Counts: counts, Count: total(counts), Sum: sum.Seconds()})
 	for _, s := range c.src.Snapshot() {
 		r := s.Route
 		gauge(open, float64(s.Open), r)
@@ -298,4 +310,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(reloads, f.Reloads[result], result)
 	}
 	gauge(lastOK, f.LastReload)
+}
+
+func total(counts []uint64) uint64 {
+	var n uint64
+	for _, c := range counts {
+		n += c
+	}
+	return n
 }

@@ -12,6 +12,7 @@ package producer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +75,20 @@ func (e *RefuseError) Error() string { return fmt.Sprintf("refused with %d: %s",
 // Refuse returns an error for OnOpen that refuses the client with status.
 func Refuse(status int, reason string) error { return &RefuseError{Status: status, Reason: reason} }
 
+// Claims returns the claims of the client's identity (a token's, or the
+// headers a forward-auth service answered with), nil for none.
+func (c *Client) Claims() map[string]any {
+	v := c.Header.Get("Meta-Auth-Claims")
+	if v == "" {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal([]byte(v), &m) != nil {
+		return nil
+	}
+	return m
+}
+
 // ErrClosed is returned when sending to a client that has gone.
 var ErrClosed = errors.New("producer: client closed")
 
@@ -94,6 +109,13 @@ type Client struct {
 	TLS       bool
 	Protocols []string
 	Header    http.Header
+	// User and AuthType are who the client proved to be at the gateway
+	// (the route's auth: a token's subject, a forward-auth service's
+	// user, a certificate's name) and how ("Bearer", "Forward", "Cert",
+	// or httpd's "Basic"...); empty for an anonymous client. They come
+	// from OPEN's Meta-User and Meta-Auth-Type, which the gateway never
+	// takes from a client; Claims parses Meta-Auth-Claims.
+	User, AuthType string
 	// Route is the gateway route the client came through.
 	Route string
 	// Resumed is set for a client the gateway held while a producer
@@ -584,6 +606,7 @@ func (l *link) serve() {
 			for _, h := range f.Headers {
 				c.Header.Add(h.Name, h.Value)
 			}
+			c.User, c.AuthType = c.Header.Get("Meta-User"), c.Header.Get("Meta-Auth-Type")
 			l.cmu.Lock()
 			l.clients[c.ID] = c
 			l.cmu.Unlock()

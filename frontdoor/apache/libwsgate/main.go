@@ -329,6 +329,11 @@ func WsgateHandle(req *C.wsgate_request, resp *C.wsgate_response) {
 		RemoteAddr: gostr(req.remote), SelfOrigin: gostr(req.self_origin),
 		Extra: map[string]any{cplugin.RequestKey: req.request_rec, wsoverhttp.PosterKey: ex}}
 	gr.SetHeader(h)
+	if u := gostr(req.user); u != "" {
+		// httpd's own auth modules decided (Require, AuthType): a
+		// mod_wsgate route has no authenticator of its own.
+		gr.Identity = &gateway.Identity{User: u, Method: gostr(req.auth_type)}
+	}
 	if req.tls != 0 {
 		gr.TLS = &tls.ConnectionState{}
 	}

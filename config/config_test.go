@@ -123,6 +123,19 @@ func TestErrors(t *testing.T) {
 		{"bad mode", "listen:\n  - unix: /x\n    mode: rw\nroutes:\n  - {path: /a, app: echo}\n", "bad.yaml:3: listen[0].mode: must be an octal permission"},
 		{"bad log level", "log: {level: loud}\nroutes:\n  - {path: /a, app: echo}\n", `bad.yaml:1: log.level: must be debug, info, warn or error, not "loud"`},
 		{"defaults unknown key", "defaults: {path: /x}\nroutes:\n  - {path: /a, app: echo}\n", "bad.yaml:1: defaults.path: unknown key"},
+		{"auth without a kind", "routes:\n  - path: /a\n    app: echo\n    auth: {}\n", "bad.yaml:4: routes[0].auth: set jwt or forward"},
+		{"auth both kinds", "routes:\n  - path: /a\n    app: echo\n    auth: {jwt: {algorithms: [HS256]}, forward: {url: http://a/}}\n", "routes[0].auth: set one of jwt and forward"},
+		{"jwt without algorithms", "routes:\n  - path: /a\n    app: echo\n    auth: {jwt: {jwks_url: https://idp/keys}}\n", "bad.yaml:4: routes[0].auth.jwt: algorithms: list the accepted ones"},
+		{"jwt alg none", "routes:\n  - path: /a\n    app: echo\n    auth: {jwt: {algorithms: [none], jwks_url: https://idp/keys}}\n", `routes[0].auth.jwt: algorithms: "none" is not one of`},
+		{"jwt HS without secret", "routes:\n  - path: /a\n    app: echo\n    auth: {jwt: {algorithms: [HS256]}}\n", "routes[0].auth.jwt: secret_file: the HS algorithms need the shared secret"},
+		{"jwt missing secret file", "routes:\n  - path: /a\n    app: echo\n    auth: {jwt: {algorithms: [HS256], secret_file: /nonexistent/secret}}\n", "routes[0].auth.jwt: secret_file: open /nonexistent/secret"},
+		{"jwt RS without keys", "routes:\n  - path: /a\n    app: echo\n    auth: {jwt: {algorithms: [RS256]}}\n", "routes[0].auth.jwt: key_file or jwks_url"},
+		{"jwt both key sources", "routes:\n  - path: /a\n    app: echo\n    auth: {jwt: {algorithms: [RS256], key_file: k.pem, jwks_url: https://idp/keys}}\n", "set key_file or jwks_url, not both"},
+		{"jwt bad jwks url", "routes:\n  - path: /a\n    app: echo\n    auth: {jwt: {algorithms: [RS256], jwks_url: ftp://idp/keys}}\n", `jwks_url: "ftp://idp/keys" is not an http or https URL`},
+		{"jwt bad carrier", "routes:\n  - path: /a\n    app: echo\n    auth: {jwt: {algorithms: [RS256], jwks_url: https://idp/k, from: [header, query]}}\n", "bad.yaml:4: routes[0].auth.jwt.from[1]: query needs a name"},
+		{"jwt unknown key", "routes:\n  - path: /a\n    app: echo\n    auth:\n      jwt: {algorithm: RS256}\n", "bad.yaml:5: routes[0].auth.jwt.algorithm: unknown key"},
+		{"forward without url", "routes:\n  - path: /a\n    app: echo\n    auth: {forward: {timeout: 1s}}\n", "routes[0].auth.forward.url: forward auth needs the service's url"},
+		{"bad per-user limit", "routes:\n  - path: /a\n    app: echo\n    max_connections_per_user: -1\n", "bad.yaml:4: routes[0].max_connections_per_user:"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -383,5 +396,37 @@ routes: [{path: /a, app: echo}]
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q in:\n%v", want, err)
 		}
+	}
+}
+
+// TestDefaultTourAuth: the commented JWT route of the default
+// configuration's tour is a valid route once uncommented.
+func TestDefaultTourAuth(t *testing.T) {
+	b, err := os.ReadFile("default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var route []string
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "  # - path: /members/chat") {
+			in = true
+		}
+		if in {
+			if !strings.HasPrefix(line, "  # ") {
+				break
+			}
+			route = append(route, "  "+strings.TrimPrefix(line, "  # "))
+		}
+	}
+	if len(route) < 5 {
+		t.Fatalf("no JWT route in the tour: %q", route)
+	}
+	cfg, err := config.Parse("tour.yaml", []byte("routes:\n"+strings.Join(route, "\n")+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Routes[0]; r.Policy.Auth == nil || r.Policy.MaxConnectionsPerUser != 5 {
+		t.Fatalf("%+v", r.Policy)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -61,6 +63,10 @@ type JWT struct {
 	From []Carrier `json:"from"`
 	// Realm is the realm of WWW-Authenticate.
 	Realm string `json:"realm,omitempty"`
+	// Files is a digest of the secret and key files as read, so that a
+	// reload after they change (same names, new keys) makes the route
+	// again: the route's key is its policy's JSON.
+	Files string `json:"files,omitempty"`
 
 	secret []byte
 	keys   *keySet
@@ -147,6 +153,13 @@ func (j *JWT) Provision() error {
 		opts = append(opts, jwt.WithExpirationRequired())
 	}
 	j.parser = jwt.NewParser(opts...)
+	d := sha256.New()
+	d.Write(j.secret)
+	if j.KeyFile != "" {
+		b, _ := os.ReadFile(j.KeyFile)
+		d.Write(b)
+	}
+	j.Files = hex.EncodeToString(d.Sum(nil)[:8])
 	return errors.Join(errs...)
 }
 

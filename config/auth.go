@@ -19,12 +19,13 @@ func authBlock(d *Decoder) gateway.Authenticator {
 	d.Fields(map[string]func(*Decoder){
 		"jwt":     func(v *Decoder) { n++; a = jwtBlock(v) },
 		"forward": func(v *Decoder) { n++; a = forwardBlock(v) },
+		"cert":    func(v *Decoder) { n++; a = certBlock(v) },
 	})
 	if n == 0 && d.IsMapping() {
-		d.Errorf("set jwt or forward")
+		d.Errorf("set jwt, forward or cert")
 	}
 	if n > 1 {
-		d.Errorf("set one of jwt and forward")
+		d.Errorf("set one of jwt, forward and cert")
 		return nil
 	}
 	return a
@@ -113,4 +114,19 @@ func forwardBlock(d *Decoder) gateway.Authenticator {
 		return nil
 	}
 	return f
+}
+
+func certBlock(d *Decoder) gateway.Authenticator {
+	c := &auth.Cert{}
+	if d.IsMapping() {
+		d.Fields(map[string]func(*Decoder){"user": func(v *Decoder) { v.String(&c.User) }})
+	} else if s, ok := d.Scalar(); ok && s != "true" && s != "on" {
+		d.Errorf("must be true or a mapping with user")
+		return nil
+	}
+	if err := c.Provision(); err != nil {
+		d.Errorf("%v", err)
+		return nil
+	}
+	return c
 }

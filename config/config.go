@@ -72,7 +72,21 @@ type TLS struct {
 	// after the upgrade so that an idle wss connection costs about a third
 	// as much (RecordLayerWsgate; see frontdoor/tlsrec).
 	RecordLayer string
+	// ClientCA is a PEM bundle of the CAs whose client certificates the
+	// listener verifies; ClientAuth is ClientAuthRequire (a handshake
+	// without a valid one fails) or ClientAuthOptional (one is asked for
+	// and verified if sent: a route's auth: {cert: ...} decides). Empty:
+	// no client certificates.
+	ClientCA     string
+	ClientAuth   string
+	ClientCALine int
 }
+
+// Values of TLS.ClientAuth.
+const (
+	ClientAuthRequire  = "require"
+	ClientAuthOptional = "optional"
+)
 
 // Values of TLS.RecordLayer.
 const (
@@ -180,7 +194,30 @@ type Admin struct {
 	MaxBody        int64
 	BodyTimeout    time.Duration
 	MaxConnections int
-	Line           int
+	// TLS serves the admin listener over TLS (its ClientCA, with Auth's
+	// client_certificates, authenticates operators by certificate).
+	TLS *TLS
+	// Auth is how control requests (and, unless PublicReads, reads)
+	// prove who sends them; nil: none.
+	Auth *AdminAuth
+	Line int
+}
+
+// AdminAuth authenticates the admin listener's clients: any one of the
+// configured ways lets a request in.
+type AdminAuth struct {
+	// BearerTokenFile holds a token sent as Authorization: Bearer.
+	BearerTokenFile string
+	// BasicFile holds user:bcrypt-hash lines (htpasswd -B's format).
+	BasicFile string
+	// ClientCertificates lets in a client certificate that the admin
+	// TLS block's client_ca verified.
+	ClientCertificates bool
+	// PublicReads leaves /metrics, /status.json and the status page open
+	// to anyone who reaches the listener (/healthz and /readyz always
+	// are), for a scraper without credentials.
+	PublicReads bool
+	Line        int
 }
 
 // Cluster is the bus that carries broadcasts and rooms to the other

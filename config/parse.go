@@ -200,20 +200,37 @@ func listeners(d *Decoder) []Listener {
 			continue
 		}
 		if tlsBlock != nil {
-			t := &TLS{RecordLayer: RecordLayerGo, Line: tlsBlock.Line()}
-			tlsBlock.Fields(map[string]func(*Decoder){
-				"cert":         func(v *Decoder) { v.String(&t.Cert); t.CertLine = v.Line() },
-				"key":          func(v *Decoder) { v.String(&t.Key); t.KeyLine = v.Line() },
-				"record_layer": func(v *Decoder) { v.OneOf(&t.RecordLayer, RecordLayerGo, RecordLayerWsgate) },
-			})
-			if t.Cert == "" || t.Key == "" {
-				tlsBlock.Errorf("needs both cert and key")
-			}
-			l.TLS = t
+			l.TLS = tlsSection(tlsBlock, true)
 		}
 		out = append(out, l)
 	}
 	return out
+}
+
+// tlsSection reads a listener's tls block; records says whether it may
+// choose its record layer (the admin listener's may not).
+func tlsSection(d *Decoder, records bool) *TLS {
+	t := &TLS{RecordLayer: RecordLayerGo, Line: d.Line()}
+	fields := map[string]func(*Decoder){
+		"cert":        func(v *Decoder) { v.String(&t.Cert); t.CertLine = v.Line() },
+		"key":         func(v *Decoder) { v.String(&t.Key); t.KeyLine = v.Line() },
+		"client_ca":   func(v *Decoder) { v.String(&t.ClientCA); t.ClientCALine = v.Line() },
+		"client_auth": func(v *Decoder) { v.OneOf(&t.ClientAuth, ClientAuthRequire, ClientAuthOptional) },
+	}
+	if records {
+		fields["record_layer"] = func(v *Decoder) { v.OneOf(&t.RecordLayer, RecordLayerGo, RecordLayerWsgate) }
+	}
+	d.Fields(fields)
+	if t.Cert == "" || t.Key == "" {
+		d.Errorf("needs both cert and key")
+	}
+	switch {
+	case t.ClientCA != "" && t.ClientAuth == "":
+		t.ClientAuth = ClientAuthRequire
+	case t.ClientCA == "" && t.ClientAuth != "":
+		d.ErrorfIn("client_ca", "client_auth needs client_ca: the CAs that sign the client certificates")
+	}
+	return t
 }
 
 func logSection(d *Decoder, dst *Log) {
@@ -323,6 +340,20 @@ func adminSection(d *Decoder, dst *Admin) {
 		"max_body":        func(v *Decoder) { v.Size(&dst.MaxBody) },
 		"body_timeout":    func(v *Decoder) { v.Duration(&dst.BodyTimeout) },
 		"max_connections": func(v *Decoder) { v.Int(1, 1<<20, &dst.MaxConnections) },
+		"tls":             func(v *Decoder) { dst.TLS = tlsSection(v, false) },
+		"auth": func(v *Decoder) {
+			a := &AdminAuth{Line: v.Line()}
+			v.Fields(map[string]func(*Decoder){
+				"bearer_token_file":   func(v *Decoder) { v.String(&a.BearerTokenFile) },
+				"basic_file":          func(v *Decoder) { v.String(&a.BasicFile) },
+				"client_certificates": func(v *Decoder) { v.Bool(&a.ClientCertificates) },
+				"public_reads":        func(v *Decoder) { v.Bool(&a.PublicReads) },
+			})
+			if a.BearerTokenFile == "" && a.BasicFile == "" && !a.ClientCertificates && v.IsMapping() {
+				v.Errorf("set bearer_token_file, basic_file or client_certificates")
+			}
+			dst.Auth = a
+		},
 		"listen": func(v *Decoder) {
 			s, ok := v.Scalar()
 			switch {
@@ -342,6 +373,12 @@ func adminSection(d *Decoder, dst *Admin) {
 			}
 		},
 	})
+	if a := dst.Auth; a != nil && a.ClientCertificates && (dst.TLS == nil || dst.TLS.ClientCA == "") {
+		d.ErrorfIn("auth.client_certificates", "needs admin.tls with client_ca, the CAs that sign the operators' certificates")
+	}
+	if dst.TLS != nil && dst.Network == "unix" {
+		d.ErrorfIn("tls", "a UNIX socket admin listener is not served over TLS")
+	}
 }
 
 // ParseCluster parses a cluster block on its own (JSON or YAML), as

@@ -42,6 +42,10 @@ command -v go-md2man >/dev/null || need+=(go-md2man)
 command -v man >/dev/null || need+=(man-db)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v pkill >/dev/null || need+=(procps)
+# The admin listener's tests: htpasswd -B makes the bcrypt file, and ip a
+# network namespace with an address that is not loopback.
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v ip >/dev/null || need+=(iproute2)
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
   echo "test.sh: installing ${need[*]}"

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +28,7 @@ import (
 // through the gateway's publish endpoint, and answers CLOSE with CLOSE.
 type pushpinApp struct {
 	publish string // the gateway's publish URL
+	token   string // the admin listener's bearer token
 
 	mu       sync.Mutex
 	requests []http.Header // headers of every request, in order
@@ -76,7 +79,7 @@ func (a *pushpinApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			case strings.HasPrefix(text, "/say "):
 				msg, _ := json.Marshal(map[string]any{"items": []any{map[string]any{"channel": "lobby",
 					"formats": map[string]any{"ws-message": map[string]string{"content": r.Header.Get("Meta-Nick") + ": " + text[5:]}}}}})
-				resp, err := http.Post(a.publish, "application/json", bytes.NewReader(msg))
+				resp, err := publishAs(a.publish, a.token, bytes.NewReader(msg))
 				if err != nil || resp.StatusCode != 200 {
 					http.Error(w, fmt.Sprint("publish: ", err), 500)
 					return
@@ -125,15 +128,18 @@ func TestPushpinApplication(t *testing.T) {
 		t.Fatal(err)
 	}
 	admin := adminLn.Addr().String()
-	app := &pushpinApp{publish: "http://" + admin + "/publish/"}
+	tokenFile := filepath.Join(t.TempDir(), "admin.token")
+	const token = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+	os.WriteFile(tokenFile, []byte(token), 0o600)
+	app := &pushpinApp{publish: "http://" + admin + "/publish/", token: token}
 	base := startApp(t, app)
 	gw := testserver.StartWith(t, fmt.Sprintf(`
 listen: [{address: 127.0.0.1:0}]
-admin: {listen: %s}
+admin: {listen: %s, auth: {bearer_token_file: %s, public_reads: true}}
 routes:
   - {path: /chat, backend: {http: %s, timeout: 2s}}
   - {path: /fixed, backend: {http: %s/events/here}}
-`, admin, base, base), adminLn)
+`, admin, tokenFile, base, base), adminLn)
 	dial := func(path string) *websocket.Conn {
 		c, resp := testserver.Dial(t, gw.URL(path), http.Header{"Origin": {"http://" + gw.Addr}, "Cookie": {"sid=1"}}, "chat.v1")
 		if resp.Header.Get("Sec-WebSocket-Protocol") != "chat.v1" {
@@ -191,13 +197,13 @@ routes:
 		testserver.Expect(t, a, websocket.TextMessage, "bo: hi all")
 		testserver.Expect(t, b, websocket.TextMessage, "bo: hi all")
 		// From any HTTP client, binary too.
-		resp, err := http.Post("http://"+admin+"/publish/", "application/json",
+		resp, err := publishAs("http://"+admin+"/publish/", token,
 			strings.NewReader(`{"items":[{"channel":"lobby","formats":{"ws-message":{"content-bin":"AAE="}}}]}`))
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("publish: %v %v", err, resp)
 		}
 		testserver.Expect(t, b, websocket.BinaryMessage, "\x00\x01")
-		resp, _ = http.Post("http://"+admin+"/publish/", "application/json", strings.NewReader(`{"items":[{}]}`))
+		resp, _ = publishAs("http://"+admin+"/publish/", token, strings.NewReader(`{"items":[{}]}`))
 		if resp.StatusCode != 400 {
 			t.Fatalf("bad publish: %d", resp.StatusCode)
 		}
@@ -291,4 +297,15 @@ func TestApplicationDown(t *testing.T) {
 	if got := wstest.Status(gw.URL("/e")); got != 502 {
 		t.Fatalf("unreachable application: %d, want 502", got)
 	}
+}
+
+// publishAs posts to the publish API with the admin listener's token.
+func publishAs(url, token string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequest("POST", url, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	return http.DefaultClient.Do(req)
 }

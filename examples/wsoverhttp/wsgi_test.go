@@ -26,8 +26,12 @@ func python(t *testing.T) string { return testserver.Python(t) }
 
 // TestWSGIChat: the WSGI chat serves WebSocket clients behind the daemon:
 // names kept as connection metadata, messages to the room through the
-// publish endpoint, which any HTTP client may use too.
+// publish endpoint, which any HTTP client with the admin token may use
+// too (and none without it).
 func TestWSGIChat(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "admin.token")
+	const token = "6f1c0a8e2b9d47c3a5e0f7d1b2c3a4e5"
+	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
 	// The admin listener is opened here, so that the application can be
 	// told where to publish before the daemon starts.
 	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -35,14 +39,14 @@ func TestWSGIChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish := fmt.Sprintf("http://%s/publish/", adminLn.Addr())
-	app := testserver.StartReporting(t, exec.Command(python(t), "chat_wsgi.py", "--port", "0", "--publish", publish), `serving on (\S+)`)
+	app := testserver.StartReporting(t, exec.Command(python(t), "chat_wsgi.py", "--port", "0", "--publish", publish, "--publish-token-file", tokenFile), `serving on (\S+)`)
 	gw := testserver.StartWith(t, fmt.Sprintf(`
 listen: [{address: 127.0.0.1:0}]
-admin: {listen: %s}
+admin: {listen: %s, auth: {bearer_token_file: %s}}
 static: [{path: /room/, dir: www}]
 routes:
   - {path: /room/chat, backend: {http: "http://%s/"}}
-`, adminLn.Addr(), app), adminLn)
+`, adminLn.Addr(), tokenFile, app), adminLn)
 	h := http.Header{"Origin": {"http://" + gw.Addr}}
 	ann, _ := testserver.Dial(t, gw.URL("/room/chat"), h)
 	bob, _ := testserver.Dial(t, gw.URL("/room/chat"), h)
@@ -55,10 +59,25 @@ routes:
 	testserver.Expect(t, ann, websocket.TextMessage, "guest: hi")
 	testserver.Expect(t, bob, websocket.TextMessage, "guest: hi")
 
-	resp, err := http.Post(publish, "application/json", strings.NewReader(
-		`{"items":[{"channel":"room","formats":{"ws-message":{"content":"server: maintenance at 5"}}}]}`))
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("publish: %v %v", err, resp)
+	post := func(tok string) *http.Response {
+		req, _ := http.NewRequest("POST", publish, strings.NewReader(
+			`{"items":[{"channel":"room","formats":{"ws-message":{"content":"server: maintenance at 5"}}}]}`))
+		req.Header.Set("Content-Type", "application/json")
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post(""); resp.StatusCode != 401 {
+		t.Fatalf("publish without the token: %v", resp.Status)
+	}
+	if resp := post(token); resp.StatusCode != 200 {
+		t.Fatalf("publish: %v", resp.Status)
 	}
 	for _, c := range []*websocket.Conn{ann, bob} {
 		testserver.Expect(t, c, websocket.TextMessage, "server: maintenance at 5")

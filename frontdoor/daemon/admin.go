@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -46,6 +48,7 @@ type admin struct {
 	gw       *gateway.Gateway // the status page's WebSocket
 	unixPath string
 	feed     *statusFeed
+	auth     *adminAuth // nil: none (see adminauth.go)
 }
 
 func (s *Server) openAdmin(a config.Admin, inherited *inheritedSockets) (*admin, error) {
@@ -60,6 +63,19 @@ func (s *Server) openAdmin(a config.Admin, inherited *inheritedSockets) (*admin,
 	ad := &admin{s: s, ln: ln, raw: ln}
 	if a.Network == "unix" {
 		ad.unixPath = a.Address
+	}
+	if ad.auth, err = newAdminAuth(a.Auth); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin.auth: %w", err)
+	}
+	var tlsCfg *tls.Config
+	if a.TLS != nil {
+		cert := &certificate{}
+		if err := cert.load(a.TLS); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("admin.tls: %w", err)
+		}
+		tlsCfg = cert.serverConfig(a.TLS)
 	}
 	ad.feed = &statusFeed{s: s}
 	ad.gw, err = gateway.New(s.log.With("listener", "admin"), &gateway.Route{
@@ -97,6 +113,9 @@ func (s *Server) openAdmin(a config.Admin, inherited *inheritedSockets) (*admin,
 		ReadTimeout: a.BodyTimeout, WriteTimeout: time.Minute, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	ad.ln = &limitListener{Listener: ln, s: s, max: int64(a.MaxConnections)}
+	if tlsCfg != nil {
+		ad.ln = tls.NewListener(ad.ln, tlsCfg)
+	}
 	return ad, nil
 }
 

@@ -10,9 +10,10 @@ import (
 	"github.com/wsgate/wsgate/config"
 )
 
-// The admin listener against browsers. It has no password (that is the
-// auth issue's), so it must not be reachable through a browser that an
-// operator points at a web page:
+// The admin listener against browsers. Without admin.auth it has no
+// password (and refuses control on TCP, see adminauth.go), and even with
+// one a browser holding the credentials must not be usable by a web page
+// an operator visits:
 //
 //   - DNS rebinding: a page whose name the attacker points at 127.0.0.1
 //     sends Host: that name. Only the listener's own address, localhost,
@@ -44,6 +45,18 @@ func (a *admin) guardHandler(next http.Handler, cfg config.Admin) http.Handler {
 		}
 		if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host && o != "https://"+r.Host {
 			refuse("admin_origin", "cross-origin requests are refused", http.StatusForbidden)
+			return
+		}
+		switch {
+		case probe(r):
+		case a.auth == nil && control(r) && a.unixPath == "":
+			refuse("admin_control_refused", "control (/reload, /publish/) needs admin.auth, or an admin listener on a UNIX socket; SIGHUP also reloads", http.StatusForbidden)
+			return
+		case a.auth != nil && (control(r) || !a.auth.public) && !a.auth.allowed(r):
+			a.s.front.refuse("admin_unauthenticated")
+			a.s.refusalLine("admin_unauthenticated", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", a.auth.realm)
+			http.Error(w, "authentication required", http.StatusUnauthorized)
 			return
 		}
 		if control(r) {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,9 @@ import (
 
 	"github.com/wsgate/wsgate/testkit/testserver"
 )
+
+// adminToken is the admin listener's bearer token in these tests.
+const adminToken = "3b9f2c71d8a04e6f95c1a7d2e8b04f63"
 
 // adminDo sends one request to the admin listener with the given Host,
 // headers and body, and returns the status.
@@ -43,13 +48,17 @@ func adminDo(t *testing.T, s *testserver.Server, method, path, host string, body
 // fetch), bounds bodies and connections. Before, a page on another
 // origin could reload the daemon and publish to any room.
 func TestAdminAgainstBrowsers(t *testing.T) {
-	s := start(t, `
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte(adminToken+"\n"), 0o600)
+	s := start(t, fmt.Sprintf(`
 listen: [{address: 127.0.0.1:0}]
-admin: {listen: 127.0.0.1:0, hosts: [ops.example], max_body: 64KiB, max_connections: 8, body_timeout: 1s}
+admin: {listen: 127.0.0.1:0, hosts: [ops.example], max_body: 64KiB, max_connections: 8, body_timeout: 1s,
+        auth: {bearer_token_file: %s, public_reads: true}}
 routes: [{path: /echo, app: echo}]
-`)
+`, tokenFile))
 	_, port, _ := net.SplitHostPort(s.AdminAddr().String())
-	json := http.Header{"Content-Type": {"application/json"}}
+	bearer := "Bearer " + adminToken
+	json := http.Header{"Content-Type": {"application/json"}, "Authorization": {bearer}}
 	publish := `{"items":[{"channel":"c","formats":{"ws-message":{"content":"x"}}}]}`
 	for _, tc := range []struct {
 		name, method, path, host, body string
@@ -61,10 +70,10 @@ routes: [{path: /echo, app: echo}]
 		{"a configured name", "GET", "/healthz", "ops.example:" + port, "", nil, 200},
 		{"a rebound name", "GET", "/status.json", "attacker.example:" + port, "", nil, 421},
 		{"another port", "GET", "/status.json", "127.0.0.1:1", "", nil, 421},
-		{"reload as text/plain", "POST", "/reload", "", "x", http.Header{"Content-Type": {"text/plain"}}, 403},
-		{"reload without a type", "POST", "/reload", "", "", nil, 403},
-		{"reload from a foreign page", "POST", "/reload", "", "{}", http.Header{"Content-Type": {"application/json"}, "Origin": {"http://attacker.example"}}, 403},
-		{"publish as a form", "POST", "/publish/", "", "items=x", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, 403},
+		{"reload as text/plain", "POST", "/reload", "", "x", http.Header{"Content-Type": {"text/plain"}, "Authorization": {bearer}}, 403},
+		{"reload without a type", "POST", "/reload", "", "", http.Header{"Authorization": {bearer}}, 403},
+		{"reload from a foreign page", "POST", "/reload", "", "{}", http.Header{"Content-Type": {"application/json"}, "Origin": {"http://attacker.example"}, "Authorization": {bearer}}, 403},
+		{"publish as a form", "POST", "/publish/", "", "items=x", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Authorization": {bearer}}, 403},
 		{"publish as JSON", "POST", "/publish/", "", publish, json, 200},
 		{"a body over max_body", "POST", "/publish/", "", `{"items":[{"channel":"c","formats":{"ws-message":{"content":"` + strings.Repeat("x", 70<<10) + `"}}}]}`, json, 413},
 		// Reached: this test's daemon has no file to reload from.
@@ -97,7 +106,7 @@ routes: [{path: /echo, app: echo}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(c, "POST /publish/ HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{", s.AdminAddr())
+	fmt.Fprintf(c, "POST /publish/ HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{", s.AdminAddr(), bearer)
 	c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	if _, err := io.ReadAll(c); err != nil {
 		t.Errorf("a body that never comes: %v, want the connection ended", err)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -34,10 +35,11 @@ func (l *listener) close() {
 	}
 }
 
-// certificate is a TLS listener's certificate, re-read on reload without
-// closing the listener.
+// certificate is a TLS listener's certificate and client CAs, re-read on
+// reload without closing the listener.
 type certificate struct {
 	cur atomic.Pointer[tls.Certificate]
+	cas atomic.Pointer[x509.CertPool] // nil: no client certificates
 }
 
 func (c *certificate) load(t *config.TLS) error {
@@ -45,11 +47,40 @@ func (c *certificate) load(t *config.TLS) error {
 	if err != nil {
 		return err
 	}
+	var pool *x509.CertPool
+	if t.ClientCA != "" {
+		if pool, err = config.ReadCAPool(t.ClientCA); err != nil {
+			return fmt.Errorf("client_ca: %w", err)
+		}
+	}
 	c.cur.Store(&cert)
+	c.cas.Store(pool)
 	return nil
 }
 
 func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
+
+// serverConfig is the tls.Config of a listener with t. With client_ca,
+// each handshake gets the CAs the last load read, and asks for (or
+// requires) a client certificate they verify; the route's
+// auth: {cert: ...} turns it into an identity.
+func (c *certificate) serverConfig(t *config.TLS) *tls.Config {
+	cfg := &tls.Config{GetCertificate: c.get, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
+	if t.ClientCA == "" {
+		return cfg
+	}
+	cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	if t.ClientAuth == config.ClientAuthRequire {
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	base := cfg.Clone()
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		per := base.Clone()
+		per.ClientCAs = c.cas.Load()
+		return per, nil
+	}
+	return cfg
+}
 
 // open opens the socket for l, or takes it from inherited, and wraps it.
 func (s *Server) open(l config.Listener, inherited *inheritedSockets) (*listener, error) {
@@ -69,7 +100,7 @@ func (s *Server) open(l config.Listener, inherited *inheritedSockets) (*listener
 			ls.raw.Close()
 			return nil, fmt.Errorf("tls: %w", err)
 		}
-		cfg := &tls.Config{GetCertificate: ls.cert.get, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
+		cfg := ls.cert.serverConfig(l.TLS)
 		ls.tl = &tlsListener{Listener: ls.ln, plain: cfg, tapped: tlsrec.ServerConfig(cfg)}
 		ls.tl.takeover.Store(l.TLS.RecordLayer == config.RecordLayerWsgate)
 		ls.ln = ls.tl
@@ -138,7 +169,7 @@ func listenSocket(l config.Listener) (net.Listener, error) {
 var frontRefusalCauses = []string{
 	"max_connections", "max_pending_handshakes", "pending_per_ip", "max_per_ip", "idle_per_ip",
 	"header_too_large", "too_many_headers", "request_body", "bad_request_head", "out_of_descriptors",
-	"admin_host", "admin_origin", "admin_content_type", "admin_max_connections",
+	"admin_host", "admin_origin", "admin_content_type", "admin_max_connections", "admin_unauthenticated", "admin_control_refused",
 }
 
 // frontCounters are the front door's own counters (metrics.Front).

@@ -120,9 +120,14 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) (err error) {
 	// Commit.
 	for l, c := range certs {
 		l.cert.cur.Store(c.cur.Load())
+		l.cert.cas.Store(c.cas.Load())
 	}
 	for i, l := range next {
 		if keep[l] {
+			if l.cfg.TLS != nil && cfg.Listeners[i].TLS != nil && l.cfg.TLS.ClientAuth != cfg.Listeners[i].TLS.ClientAuth {
+				s.log.Warn("tls.client_auth changed by reload: it applies when the listener is opened again (restart or binary upgrade); new client CAs apply now",
+					"address", l.raw.Addr().String(), "client_auth", l.cfg.TLS.ClientAuth)
+			}
 			if l.tl != nil && recordLayer(l.cfg) != recordLayer(cfg.Listeners[i]) {
 				l.tl.takeover.Store(recordLayer(cfg.Listeners[i]) == config.RecordLayerWsgate)
 				s.log.Info("TLS record layer changed by reload; connections from now on get it", "address", l.raw.Addr().String(), "record_layer", recordLayer(cfg.Listeners[i]))

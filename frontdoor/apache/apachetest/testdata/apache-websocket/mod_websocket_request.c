@@ -5,7 +5,8 @@
  * the request, which comes back:
  *
  *   uri, args, hostname, method, protocol, the_request, client,
- *   conn-client, header NAME, pool (allocates from r->pool)
+ *   conn-client, header NAME, pool (allocates from r->pool),
+ *   user, auth_type (who httpd's auth modules found the client to be)
  */
 #include <string.h>
 
@@ -67,6 +68,10 @@ static size_t CALLBACK request_on_message(void *plugin_private, const WebSocketS
         out = or_null(r->useragent_ip);
     } else if (!strcmp(cmd, "conn-client")) {
         out = or_null(r->connection->client_ip);
+    } else if (!strcmp(cmd, "user")) {
+        out = or_null(r->user);
+    } else if (!strcmp(cmd, "auth_type")) {
+        out = or_null(r->ap_auth_type);
     } else if (!strncmp(cmd, "header ", 7)) {
         out = or_null(apr_table_get(r->headers_in, cmd + 7));
     } else if (!strcmp(cmd, "pool")) {

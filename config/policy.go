@@ -2,7 +2,9 @@ package config
 
 import (
 	"net/netip"
+	"path"
 	"strconv"
+	"strings"
 
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/httptoken"
@@ -90,6 +92,18 @@ var policyKeys = map[string]func(d *Decoder, pol *gateway.Policy){
 		d.Int(0, 1<<30, &pol.MaxConnectionsPerUser)
 	},
 	"auth": func(d *Decoder, pol *gateway.Policy) { pol.Auth = authBlock(d) },
+	"room_claims": func(d *Decoder, pol *gateway.Policy) {
+		pol.RoomClaims = nil
+		for _, kv := range d.StringMap() {
+			pattern, rule, _ := strings.Cut(kv, "=")
+			claim, value, _ := strings.Cut(rule, "=")
+			if _, err := path.Match(pattern, ""); err != nil || claim == "" {
+				d.Errorf("%q: %q must be a room glob with a claim, or claim=value", pattern, rule)
+				continue
+			}
+			pol.RoomClaims = append(pol.RoomClaims, gateway.RoomClaim{Pattern: pattern, Claim: claim, Value: value})
+		}
+	},
 	"max_inflate_rate": func(d *Decoder, pol *gateway.Policy) {
 		if s, ok := d.Scalar(); ok && (s == "0" || s == "off") {
 			pol.InflateRate = -1

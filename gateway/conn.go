@@ -179,8 +179,15 @@ func (c *Conn) Engine() *websocket.Conn { return c.ws }
 // Hub returns the registry of the route's connections.
 func (c *Conn) Hub() *Hub { return c.route.hub }
 
-// Join adds the connection to a room of its route.
-func (c *Conn) Join(room string) { c.route.hub.join(c, room) }
+// Join adds the connection to a room of its route, and says whether it
+// is in it: a route's room_claims can refuse (counted, and logged).
+func (c *Conn) Join(room string) bool {
+	if !c.mayJoin(room) {
+		return false
+	}
+	c.route.hub.join(c, room)
+	return true
+}
 
 // Leave removes the connection from a room.
 func (c *Conn) Leave(room string) { c.route.hub.leave(c, room) }

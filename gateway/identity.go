@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -213,4 +216,67 @@ func (c *Conn) userLimited() (string, bool) {
 		return "", false
 	}
 	return id.User, true
+}
+
+// RoomClaim restricts the rooms whose names match Pattern (path.Match's
+// globs: "admin-*") to identities whose claim Claim holds Value (any
+// value when Value is empty; a list or a space-separated string must
+// contain it).
+type RoomClaim struct {
+	Pattern, Claim, Value string
+}
+
+// Has says whether id has claim name, holding want unless want is empty:
+// a list or a space-separated string (OAuth's scope) must contain it.
+func (id *Identity) Has(name, want string) bool {
+	if id == nil {
+		return false
+	}
+	v, ok := id.Claims[name]
+	if !ok {
+		return false
+	}
+	if want == "" {
+		return true
+	}
+	switch v := v.(type) {
+	case []any:
+		for _, e := range v {
+			if s, ok := e.(string); ok && s == want {
+				return true
+			}
+		}
+		return false
+	case []string:
+		return slices.Contains(v, want)
+	case string:
+		return v == want || slices.Contains(strings.Fields(v), want)
+	}
+	return ClaimText(v) == want
+}
+
+// mayJoin says whether c may join room under its route's RoomClaims.
+func (c *Conn) mayJoin(room string) bool {
+	rules := c.route.Policy.RoomClaims
+	if len(rules) == 0 {
+		return true
+	}
+	var id *Identity
+	for _, r := range rules {
+		if ok, _ := path.Match(r.Pattern, room); !ok {
+			continue
+		}
+		if id == nil {
+			id = c.Identity()
+		}
+		if !id.Has(r.Claim, r.Value) {
+			c.route.stats.joinsRefused.Add(1)
+			if ok, suppressed := c.gw.access.allow("join "+c.route.Path, time.Now()); ok {
+				c.gw.access.log.Info("room join refused", "route", c.route.Path, "conn", c.id, "room", room,
+					"user", id.UserName(), "needs", r.Claim+"="+r.Value, "suppressed", suppressed)
+			}
+			return false
+		}
+	}
+	return true
 }

@@ -97,6 +97,10 @@ type Policy struct {
 	// authenticated user (Identity.User) on the route: past it upgrades
 	// get 429. Zero: no bound. Anonymous clients are not counted.
 	MaxConnectionsPerUser int
+	// RoomClaims restrict rooms to identities with a claim: a join (by
+	// any back end) to a room that matches a rule's Pattern is refused
+	// unless the connection's Identity has the rule's claim.
+	RoomClaims []RoomClaim
 	// InflateRate bounds the bytes per second one compressed connection
 	// may have inflated (websocket.Options.InflateRate): 0 is
 	// DefaultInflateRate, negative is no bound.

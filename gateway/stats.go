@@ -16,8 +16,9 @@ import (
 
 // routeStats are a route's counters.
 type routeStats struct {
-	accepted  atomic.Uint64
-	handedOff atomic.Uint64 // accepted and given to the backend (HandOff)
+	accepted     atomic.Uint64
+	handedOff    atomic.Uint64 // accepted and given to the backend (HandOff)
+	joinsRefused atomic.Uint64 // room joins the route's room_claims refused
 
 	mu      sync.Mutex
 	refused map[refusal]uint64
@@ -146,6 +147,9 @@ type RouteSnapshot struct {
 	// HandedOff counts connections given to the backend itself after the
 	// 101 (a HandOff route); they are not in Accepted.
 	HandedOff uint64 `json:"handed_off"`
+	// JoinsRefused counts joins to a room whose room_claims the
+	// connection's identity lacks.
+	JoinsRefused uint64 `json:"joins_refused"`
 	// Refused counts refused upgrades by HTTP status and cause.
 	Refused []RefusalCount `json:"refused"`
 	// Data messages and payload bytes each way, and for compressed ones
@@ -241,6 +245,7 @@ func (s *RouteSnapshot) Add(o *RouteSnapshot) {
 	s.Open += o.Open
 	s.Accepted += o.Accepted
 	s.HandedOff += o.HandedOff
+	s.JoinsRefused += o.JoinsRefused
 	s.Ended += o.Ended
 	s.MessagesIn += o.MessagesIn
 	s.MessagesOut += o.MessagesOut
@@ -288,6 +293,7 @@ func (r *Route) snapshot() RouteSnapshot {
 	// sees never go down.
 	r.hub.mu.RLock()
 	snap.Accepted, snap.Ended, snap.HandedOff = s.accepted.Load(), s.ended.Load(), s.handedOff.Load()
+	snap.JoinsRefused = s.joinsRefused.Load()
 	snap.MessagesIn, snap.MessagesOut = s.msgsIn.Load(), s.msgsOut.Load()
 	snap.BytesIn, snap.BytesOut = s.bytesIn.Load(), s.bytesOut.Load()
 	snap.DeflatedIn, snap.DeflatedOut = s.zIn.Load(), s.zOut.Load()

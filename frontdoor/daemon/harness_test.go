@@ -90,8 +90,11 @@ func (control) OnMessage(c *gateway.Conn, m gateway.Message) {
 		}
 		wg.Wait()
 	case "join":
-		c.Join(f[1])
-		c.SendText("joined " + f[1])
+		if c.Join(f[1]) {
+			c.SendText("joined " + f[1])
+		} else {
+			c.SendText("refused " + f[1])
+		}
 	case "leave":
 		c.Leave(f[1])
 		c.SendText("left " + f[1])

@@ -135,6 +135,7 @@ var (
 	limit      = desc("limit", "The limits in force, by their key in the server block (max_connections, ...; 0: off), for alerts to compare with what they bound.", "name")
 	ready      = desc("ready", "1 while the daemon serves new connections (not starting, not draining after a binary upgrade or a shutdown).")
 	draining   = desc("draining", "1 while the daemon drains: its listeners are handed over or closed, and its connections end.")
+	joinsRef   = desc("room_joins_refused_total", "Joins to a room the route's room_claims keep from the connection's identity.", "route")
 	jwksFetch  = desc("auth_jwks_fetches_total", "Fetches of the JWKS URLs of routes with JWT auth, by result (error: the keys fetched before stay in use).", "result")
 	fwdReqs    = desc("auth_forward_requests_total", "Questions to forward-auth services, by answer: allowed (2xx), denied (401, 403), error (another status, no answer, too slow: the client gets 503), cached (answered from the cache).", "result")
 	fwdDur     = desc("auth_forward_duration_seconds", "How long forward-auth services took to answer (or to fail).")
@@ -164,7 +165,7 @@ type collector struct{ src Source }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{buildInfo, open, accepted, handedOff, ended, refused, messages, bytes, deflated, dropped, slow,
 		closes, srvCloses, links, reconn, connFail, timeouts, queue, heldNow, heldBytes, holds, heldDrop, oversize, drains, evReqs, frontRef, acceptErr, buffered, budget, parked, tlsRecords, reloads, lastOK, clConn, clPeers, clMsgs, clLost, clDup,
-		hsDur, lifetimes, sendQueue, evDur, prodWrite, limit, ready, draining, predOpen, jwksFetch, fwdReqs, fwdDur} {
+		hsDur, lifetimes, sendQueue, evDur, prodWrite, limit, ready, draining, predOpen, jwksFetch, fwdReqs, fwdDur, joinsRef} {
 		ch <- d
 	}
 }
@@ -191,6 +192,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(open, float64(s.Open), r)
 		counter(accepted, s.Accepted, r)
 		counter(handedOff, s.HandedOff, r)
+		counter(joinsRef, s.JoinsRefused, r)
 		counter(ended, s.Ended, r)
 		// Every series a route can have starts at 0, as client_golang's
 		// documentation advises: Prometheus's increase() and rate() miss

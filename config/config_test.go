@@ -430,3 +430,26 @@ func TestDefaultTourAuth(t *testing.T) {
 		t.Fatalf("%+v", r.Policy)
 	}
 }
+
+// TestReadmeConfiguration: the README's configuration example (its tour
+// of the file, with the chat behind a JWT) parses as it is written.
+func TestReadmeConfiguration(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(b), "\n## Configuration\n")
+	_, block, _ := strings.Cut(rest, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	cfg, err := config.Parse("README.md", []byte(block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, r := range cfg.Routes {
+		found = found || (r.Path == "/members/chat" && r.Policy.Auth != nil)
+	}
+	if !found {
+		t.Fatalf("no JWT-protected chat in the README's example: %+v", cfg.Routes)
+	}
+}

@@ -180,6 +180,10 @@ func keepAlive(nc net.Conn, u *url.URL, readBuf int) (*Conn, error) {
 }
 
 // Handshake sends the opening handshake on nc and reads the 101.
+// ExtraHeaders are header lines ("Name: value\r\n" each) every handshake
+// sends: the load command's -header, for a route with auth.
+var ExtraHeaders string
+
 func Handshake(nc net.Conn, host, path, extensions string, readBuf int) (*Conn, error) {
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	defer nc.SetDeadline(time.Time{})
@@ -188,6 +192,7 @@ func Handshake(nc net.Conn, host, path, extensions string, readBuf int) (*Conn, 
 	if extensions != "" {
 		req += "Sec-WebSocket-Extensions: " + extensions + "\r\n"
 	}
+	req += ExtraHeaders
 	if _, err := io.WriteString(nc, req+"\r\n"); err != nil {
 		return nil, err
 	}

@@ -27,12 +27,16 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wsgate/wsgate/bench/load"
 )
 
 type harness struct {
+	// authOnce makes the auth group's keys (authKeys).
+	authOnce   sync.Once
+	authErr    error
 	work       string
 	root       string // the wsgate repository
 	serverCPUs string
@@ -137,7 +141,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds of each case (each server once per round, in an order drawn for each round)")
 	seed := flag.Uint64("seed", 0, "seed of the servers' order in each round (0: from the clock; the report names it)")
 	secs := flag.Duration("duration", 2*time.Second, "length of each echo and storm measurement")
-	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, spike, storm, broadcast, ops, direct, events, cluster, apache, apache-idle, apache-timeout, events-php, hold, idle-tls)")
+	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, spike, storm, broadcast, ops, auth, direct, events, cluster, apache, apache-idle, apache-timeout, events-php, hold, idle-tls)")
 	apache := flag.String("apache", "auto", "the Apache group: on, off, or auto (on when apache2 and apxs are installed)")
 	verbose := flag.Bool("v", false, "print each result as it comes")
 	report := flag.String("report", "", "write the report again from this benchmarks.json instead of measuring")
@@ -391,6 +395,8 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 		cs = append(cs, benchCase{group: "ops", scenario: "echo", conns: c, size: 16, path: "/echo", servers: ops, args: d})
 	}
 	cs = append(cs, benchCase{group: "ops", scenario: "storm", conns: 64, path: "/echo", servers: ops, args: d})
+	// What checking a token costs a handshake, by kind of key.
+	cs = append(cs, benchCase{group: "auth", scenario: "storm", conns: 64, path: "/echo", servers: h.authServers(), args: d})
 	for _, c := range oConns {
 		for _, sz := range []int{16, 1 << 10} {
 			cs = append(cs, benchCase{group: "direct", scenario: "echo", conns: c, size: sz, path: "/echo", servers: h.directServers(), args: d})
@@ -501,6 +507,13 @@ func (h *harness) measure(c benchCase, s server) (load.Result, error) {
 		args = append(args, "-n", strconv.Itoa(c.conns), "-size", strconv.Itoa(c.size))
 	}
 	args = append(args, c.args...)
+	if s.loadArgs != nil {
+		extra, err := s.loadArgs(h)
+		if err != nil {
+			return load.Result{}, err
+		}
+		args = append(args, extra...)
+	}
 	argv := append([]string{filepath.Join(h.work, "load"), scenario}, args...)
 	argv = pinned(h.clientCPUs, argv)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute+c.hold)

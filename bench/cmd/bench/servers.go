@@ -28,6 +28,9 @@ type server struct {
 	// note says how the server is configured, where a case's label
 	// should say it (the hold scenario: httpd's Timeout).
 	note string
+	// loadArgs are added to the load generator's command line for this
+	// server (the auth group's token).
+	loadArgs func(h *harness) ([]string, error)
 }
 
 // proc is a running server.
@@ -821,4 +824,100 @@ LoadModule status_module %[4]s/mod_status.so
 		p.ports = []int{statusPort}
 	}
 	return p, nil
+}
+
+// authVariants are the auth group's servers: the same route with no
+// auth, and with a JWT checked with each kind of key.
+var authVariants = []struct{ name, alg, key string }{
+	{"no auth", "", ""},
+	{"JWT HS256", "HS256", "hs.secret"},
+	{"JWT RS256", "RS256", "rsa"},
+	{"JWT ES256", "ES256", "ec"},
+	{"JWT EdDSA", "EdDSA", "ed25519"},
+}
+
+// authKeys makes the auth group's keys with openssl, once: an HMAC
+// secret, and RSA 2048, EC P-256 and Ed25519 key pairs.
+func (h *harness) authKeys() error {
+	h.authOnce.Do(func() {
+		dir := filepath.Join(h.work, "auth")
+		os.MkdirAll(dir, 0o755)
+		run := func(argv ...string) {
+			if h.authErr != nil {
+				return
+			}
+			if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+				h.authErr = fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, "hs.secret"), []byte(strings.Repeat("s3cr3t-", 8)), 0o600); err != nil {
+			h.authErr = err
+		}
+		for name, args := range map[string][]string{
+			"rsa":     {"-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"},
+			"ec":      {"-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"},
+			"ed25519": {"-algorithm", "ED25519"},
+		} {
+			run(append(append([]string{"openssl", "genpkey"}, args...), "-out", filepath.Join(dir, name+".key"))...)
+			run("openssl", "pkey", "-in", filepath.Join(dir, name+".key"), "-pubout", "-out", filepath.Join(dir, name+".pem"))
+		}
+	})
+	return h.authErr
+}
+
+// authToken signs a token for variant with PyJWT (Debian's python3-jwt),
+// the tests' independent issuer, valid for a day.
+func (h *harness) authToken(alg, key string) (string, error) {
+	dir := filepath.Join(h.work, "auth")
+	keyFile := filepath.Join(dir, key)
+	if alg != "HS256" {
+		keyFile += ".key"
+	}
+	out, err := exec.Command("/usr/bin/python3", "-c", `import jwt, sys, time
+key = open(sys.argv[1], "rb").read()
+print(jwt.encode({"sub": "bench", "aud": "bench", "exp": int(time.time()) + 86400}, key, algorithm=sys.argv[2]))`, keyFile, alg).Output()
+	if err != nil {
+		return "", fmt.Errorf("signing a %s token with PyJWT: %v", alg, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func (h *harness) authServers() []server {
+	var out []server
+	for _, v := range authVariants {
+		s := server{name: v.name, start: func(h *harness, port int) (*proc, error) {
+			route := "routes: [{path: /echo, app: echo}]"
+			if v.alg != "" {
+				if err := h.authKeys(); err != nil {
+					return nil, err
+				}
+				keyKey, keyFile := "key_file", filepath.Join(h.work, "auth", v.key+".pem")
+				if v.alg == "HS256" {
+					keyKey, keyFile = "secret_file", filepath.Join(h.work, "auth", v.key)
+				}
+				route = fmt.Sprintf("routes: [{path: /echo, app: echo, auth: {jwt: {algorithms: [%s], %s: %q, audience: [bench]}}}]", v.alg, keyKey, keyFile)
+			}
+			return h.startDaemon(port, "auth.yaml", fmt.Sprintf(`listen: [{address: "127.0.0.1:%d"}]
+log: {level: warn, access: false}
+admin: {listen: "off"}
+server: {max_connections: 0, max_connections_per_ip: 0, max_pending_handshakes: 0}
+defaults: {origin_check: "off", keepalive_interval: 0, message_timeout: 0}
+%s
+`, port, route))
+		}}
+		if v.alg != "" {
+			s.loadArgs = func(h *harness) ([]string, error) {
+				if err := h.authKeys(); err != nil {
+					return nil, err
+				}
+				tok, err := h.authToken(v.alg, v.key)
+				if err != nil {
+					return nil, err
+				}
+				return []string{"-header", "Authorization: Bearer " + tok}, nil
+			}
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -52,6 +52,13 @@ func main() {
 	gap := fs.Duration("gap", 0, "broadcast: pause before each message (long enough, and the subscribers are parked when it comes)")
 	label := fs.String("label", "", "printed in the result's text form")
 	human := fs.Bool("human", false, "print a line of text instead of JSON")
+	fs.Func("header", "a header every handshake sends, \"Name: value\" (repeatable): a token for a route with auth", func(v string) error {
+		if !strings.Contains(v, ":") || strings.ContainsAny(v, "\r\n") {
+			return fmt.Errorf("%q is not Name: value", v)
+		}
+		load.ExtraHeaders += v + "\r\n"
+		return nil
+	})
 	fs.Parse(os.Args[2:])
 
 	var res load.Result

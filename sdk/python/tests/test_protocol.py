@@ -28,6 +28,16 @@ class ProtocolTest(unittest.TestCase):
         f = self.decode(p.broadcast("all"))
         self.assertEqual((f.except_conn, f.data()), (0, "all"))
 
+    def test_identity(self):
+        class Link:
+            route = "/r"
+        f = self.decode(p.open_frame(7, headers=[("Meta-User", "alice"), ("Meta-Auth-Type", "Bearer"),
+                                                 ("Meta-Auth-Claims", '{"scope": "chat", "sub": "alice"}')]))
+        c = p.ClientInfo(Link(), f)
+        self.assertEqual((c.user, c.auth_type, c.claims()["scope"]), ("alice", "Bearer", "chat"))
+        anon = p.ClientInfo(Link(), self.decode(p.open_frame(8)))
+        self.assertEqual((anon.user, anon.auth_type, anon.claims()), ("", "", {}))
+
     def test_accept_headers_repeat(self):
         # Every form an application writes keeps each header, in order: two
         # Set-Cookie stay two.

@@ -1,5 +1,6 @@
 """Encoding and decoding of the producer protocol's frames
 (docs/backend-protocol.md)."""
+import json
 import struct
 
 VERSION = 1
@@ -293,6 +294,14 @@ class ClientInfo:
     """What the gateway said about a client in its OPEN frame; the blocking
     and asyncio clients both start from it."""
 
+    def claims(self):
+        """The claims of the client's identity (a token's, or the headers
+        a forward-auth service answered with), {} for none."""
+        try:
+            return json.loads(self.headers.get("Meta-Auth-Claims", "{}"))
+        except ValueError:
+            return {}
+
     def __init__(self, link, f):
         self._link = link
         self.id = f.conn
@@ -303,6 +312,13 @@ class ClientInfo:
         self.tls = f.tls
         self.protocols = list(f.protocols)
         self.headers = dict(f.headers)
+        # Who the client proved to be at the gateway (its route's auth: a
+        # token's subject, a forward-auth service's user, a certificate's
+        # name) and how ("Bearer", "Forward", "Cert", httpd's "Basic"):
+        # OPEN's Meta-User and Meta-Auth-Type, which the gateway never
+        # takes from a client. "" for an anonymous one.
+        self.user = self.headers.get("Meta-User", "")
+        self.auth_type = self.headers.get("Meta-Auth-Type", "")
         self.route = link.route
         # A client the gateway held while a producer restarted, or moved
         # from an instance that drained: its WebSocket stayed open, and

@@ -43,6 +43,7 @@ type Handshake struct {
 	key        string
 	deflate    *deflateParams
 	extensions string // the Sec-WebSocket-Extensions answer
+	client     bool   // made by ClientHandshake: this side is the client
 }
 
 // HandshakeError is a refused opening handshake: the HTTP status to answer
@@ -229,7 +230,7 @@ func (hs *Handshake) Extensions() string { return hs.extensions }
 // sent to it until Serve, so an application may send from its connect
 // hook, before the 101 is written.
 func (hs *Handshake) NewConn(h Handler, opts Options) *Conn {
-	opts.version, opts.deflate = hs.Version, hs.deflate
+	opts.version, opts.deflate, opts.client = hs.Version, hs.deflate, hs.client
 	return newConn(h, opts)
 }
 

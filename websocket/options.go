@@ -75,6 +75,9 @@ type Options struct {
 	// sets both.
 	version int
 	deflate *deflateParams
+	// client is set for the client side of a connection (Dial,
+	// ClientHandshake): its frames are masked, the server's must not be.
+	client bool
 }
 
 func (o *Options) setDefaults() {

@@ -286,8 +286,12 @@ func (c *Conn) checkFrame(h *frameHeader) *protoError {
 		return protocolError("control frame payload over 125 bytes")
 	case h.op == opClose && h.length == 1:
 		return protocolError("close frame with a 1-byte payload")
-	case !h.masked:
+	case !h.masked && !c.opts.client:
 		return protocolError("unmasked client frame")
+	case h.masked && c.opts.client:
+		// RFC 6455 §5.1: a client closes on a masked frame from the
+		// server.
+		return protocolError("masked server frame")
 	case h.length < 0:
 		return protocolError("payload length with the most significant bit set")
 	case h.op == opContinuation && r.msgOp == 0:

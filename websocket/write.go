@@ -116,6 +116,9 @@ const coalesceMax = 2048
 // sendPlain sends p uncompressed. p is the caller's: it is written in place
 // or copied, never kept.
 func (c *Conn) sendPlain(op opcode, p []byte, kind sendKind) error {
+	if c.opts.client {
+		return c.sendOwned(kind, maskedFrame(true, 0, op, p))
+	}
 	size := frameSize(len(p))
 	c.mu.Lock()
 	if c.sendClosed {
@@ -153,9 +156,44 @@ func (c *Conn) sendPlain(op opcode, p []byte, kind sendKind) error {
 	return c.enqueueLocked(outItem{b: *buf, buf: buf}, size)
 }
 
+// sendOwned sends a complete frame in a pooled buffer that passes to the
+// connection: a client's masked frames, which are always a copy.
+func (c *Conn) sendOwned(kind sendKind, buf *[]byte) error {
+	frame := *buf
+	size := len(frame)
+	c.mu.Lock()
+	if c.sendClosed {
+		c.mu.Unlock()
+		putBuf(buf)
+		return ErrClosed
+	}
+	if kind == kindClose {
+		c.sendClosed = true
+		c.closing.Store(true)
+	}
+	if !c.writing && c.nb != nil {
+		c.writing = true
+		c.mu.Unlock()
+		c.iov2[0] = frame
+		return c.writeInline(c.iov2[:1], size, outItem{b: frame, buf: buf})
+	}
+	if kind != kindClose && c.qBytes > 0 && c.qBytes+size > c.opts.MaxQueue {
+		c.mu.Unlock()
+		putBuf(buf)
+		return c.queueFull(kind)
+	}
+	return c.enqueueLocked(outItem{b: frame, buf: buf}, size)
+}
+
 // sendFrame sends a complete frame backed by own (a pooled buffer or a
-// prepared message), whose reference passes to the connection.
+// prepared message), whose reference passes to the connection. A client
+// sends a masked copy (see client.go) and lets own go.
 func (c *Conn) sendFrame(frame []byte, own outItem) error {
+	if c.opts.client {
+		buf := remask(frame)
+		own.release()
+		return c.sendOwned(kindData, buf)
+	}
 	size := len(frame)
 	c.mu.Lock()
 	if c.sendClosed {

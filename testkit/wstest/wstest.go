@@ -259,6 +259,8 @@ type Received struct {
 	RSV     byte
 	Op      byte
 	Masked  bool
+	// Key is a masked frame's key; Payload is unmasked.
+	Key     [4]byte
 	Payload []byte
 }
 
@@ -322,6 +324,12 @@ func (c *Conn) ReadFrame() (Received, error) {
 	r.Payload = make([]byte, n)
 	if _, err := io.ReadFull(c.R, r.Payload); err != nil {
 		return r, err
+	}
+	if r.Masked {
+		r.Key = key
+		for i := range r.Payload {
+			r.Payload[i] ^= key[i%4]
+		}
 	}
 	return r, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 
 	"github.com/wsgate/wsgate/websocket"
@@ -184,3 +185,9 @@ func (r *Request) ForwardHeaders(only []string, skip map[string]bool, fn func(na
 
 // identityHeaders are the fields ForwardHeaders writes for an identity.
 var identityHeaders = map[string]bool{"Meta-User": true, "Meta-Auth-Type": true, "Meta-Auth-Claims": true}
+
+// DialTransport makes the transport of a WebSocket an application dials
+// itself (an upstream, apps/upstream): the daemon sets it to its own,
+// which parks an idle connection as it parks a client's. Nil: the
+// engine's stream transport (websocket.Dial's default).
+var DialTransport func(nc net.Conn, c *websocket.Conn, buffered []byte) websocket.Transport

@@ -63,6 +63,8 @@ const (
 	CauseBackendOversize = "backend_oversize" // 1009: a producer's message over the route's limit
 	CauseBackendError    = "backend_error"    // 1011: the back end failed or sent what cannot be sent
 	CauseBackendSlow     = "backend_slow"     // 1008: the back end does not keep up with the client
+	CauseUpstreamGone    = "upstream_gone"    // 1014: the upstream WebSocket ended without a close frame
+	CauseUpstreamBroken  = "upstream_broken"  // 1014: the upstream WebSocket broke RFC 6455
 )
 
 // limiter enforces the per-address limits.
@@ -283,4 +285,6 @@ var KnownServerCloses = []CloseCount{
 	{Code: "1008", Cause: CauseBackendSlow},
 	{Code: "1013", Cause: CauseBackendDown},
 	{Code: "1008", Cause: CauseAuthExpired},
+	{Code: "1014", Cause: CauseUpstreamGone},
+	{Code: "1014", Cause: CauseUpstreamBroken},
 }

@@ -46,6 +46,9 @@ command -v pkill >/dev/null || need+=(procps)
 # network namespace with an address that is not loopback.
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v ip >/dev/null || need+=(iproute2)
+# Node.js and npm, for Node's ws as an upstream of the proxy.
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
   echo "test.sh: installing ${need[*]}"
@@ -77,6 +80,9 @@ go vet ./...
 staticcheck="go run honnef.co/go/tools/cmd/staticcheck@v0.8.2"
 $staticcheck ./...
 (cd bench && $staticcheck ./...)
+# Node's ws, an upstream of the proxy's tests, from the npm registry at the
+# version package-lock.json pins.
+(cd apps/upstream/testdata/node && npm ci --silent --no-audit --no-fund)
 go test -race -count=1 -timeout 15m ./...
 # wsgate's TLS record layer against crypto/tls: the fuzzer for a fixed
 # budget, then the takeover's tests on the newest Go release the module

@@ -395,4 +395,3 @@ func remask(frame []byte) *[]byte {
 	h := decodeHeader(frame[:n])
 	return maskedFrame(h.fin, h.rsv, h.op, frame[n:])
 }
-

@@ -18,8 +18,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	engine "github.com/wsgate/wsgate/websocket"
 	ws "github.com/wsgate/wsgate/testkit/wstest"
+	engine "github.com/wsgate/wsgate/websocket"
 )
 
 // collector is a client Handler that records what it is given.

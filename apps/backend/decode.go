@@ -3,6 +3,7 @@ package backend
 import (
 	"net"
 
+	"github.com/wsgate/wsgate/apps/upstream"
 	"github.com/wsgate/wsgate/apps/wsoverhttp"
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
@@ -11,9 +12,13 @@ import (
 func init() {
 	config.RegisterKind(config.Kind{
 		Key: "backend",
-		Doc: "a producer behind a UNIX or TCP socket, framed protocol or raw bytes: backend: {socket: PATH}; or an HTTP application speaking WebSocket-over-HTTP: backend: {http: URL}",
+		Doc: "a producer behind a UNIX or TCP socket, framed protocol or raw bytes: backend: {socket: PATH}; an HTTP application speaking WebSocket-over-HTTP: backend: {http: URL}; or WebSocket servers, proxied with every frame checked: backend: {upstream: [ws://HOST/PATH]}",
 		Decode: func(d *config.Decoder) gateway.Handler {
 			mark := d.ErrorCount()
+			if d.Has("upstream") {
+				cfg := upstream.Decode(d)
+				return d.Build(mark, func() (gateway.Handler, error) { return upstream.New(cfg) })
+			}
 			if d.Has("http") || d.Has("subrequest") {
 				cfg := wsoverhttp.Decode(d)
 				return d.Build(mark, func() (gateway.Handler, error) { return wsoverhttp.New(cfg) })

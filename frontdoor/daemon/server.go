@@ -75,6 +75,13 @@ type Server struct {
 // applications and accepts; a Server that will not serve is released with
 // Close.
 func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	// WebSockets the gateway dials (upstreams) run over the daemon's own
+	// transport, so an idle pair parks both its sockets.
+	dialTransportOnce.Do(func() {
+		if gateway.DialTransport == nil {
+			gateway.DialTransport = netconn.New
+		}
+	})
 	if log == nil {
 		log = slog.Default()
 	}
@@ -516,3 +523,5 @@ func (s *Server) Snapshot() []gateway.RouteSnapshot { return s.gw.Snapshot() }
 
 // Links implements metrics.Source.
 func (s *Server) Links() []gateway.RouteLinks { return s.gw.Links() }
+
+var dialTransportOnce sync.Once

@@ -12,6 +12,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -85,6 +86,11 @@ func NewRegistry(src Source) *prometheus.Registry {
 func NewRegistryWithout(src Source) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(&collector{src: src})
+	extraMu.Lock()
+	for _, c := range extra {
+		reg.MustRegister(c)
+	}
+	extraMu.Unlock()
 	return reg
 }
 
@@ -141,6 +147,27 @@ var (
 	fwdDur     = desc("auth_forward_duration_seconds", "How long forward-auth services took to answer (or to fail).")
 	predOpen   = desc("predecessor_connections_open", "After a binary upgrade, the WebSockets the old process still holds while it drains (it no longer answers scrapes): add them to wsgate_connections_open for every client.", "route")
 )
+
+// extra are collectors of applications that count things the gateway
+// does not know of (an upstream's dials): they register from their
+// package's init, and every registry made here includes them.
+var (
+	extraMu sync.Mutex
+	extra   []prometheus.Collector
+)
+
+// Register adds an application's collector to every registry made after.
+func Register(c prometheus.Collector) {
+	extraMu.Lock()
+	extra = append(extra, c)
+	extraMu.Unlock()
+}
+
+// Histogram exposes a gateway.Histogram with its cumulative buckets, for
+// an application's collector.
+func Histogram(ch chan<- prometheus.Metric, d *prometheus.Desc, h gateway.Histogram, l ...string) {
+	histogram(ch, d, h, l...)
+}
 
 // histogram exposes a gateway.Histogram with its cumulative buckets.
 func histogram(ch chan<- prometheus.Metric, d *prometheus.Desc, h gateway.Histogram, l ...string) {

@@ -7,7 +7,9 @@ package wstest
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha1"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -255,10 +257,10 @@ func (c *Conn) Upgrade(path string, extra ...string) (*Conn, error) {
 
 // Received is a frame read from the server.
 type Received struct {
-	Fin     bool
-	RSV     byte
-	Op      byte
-	Masked  bool
+	Fin    bool
+	RSV    byte
+	Op     byte
+	Masked bool
 	// Key is a masked frame's key; Payload is unmasked.
 	Key     [4]byte
 	Payload []byte
@@ -373,4 +375,11 @@ func (c *Conn) ExpectEOF(d time.Duration) error {
 			return nil
 		}
 	}
+}
+
+// AcceptFor is the Sec-WebSocket-Accept a server answers key with (RFC
+// 6455 §4.2.2), for tests that play the server.
+func AcceptFor(key string) string {
+	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(h[:])
 }

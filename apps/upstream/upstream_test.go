@@ -1,0 +1,392 @@
+package upstream_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/testkit/testserver"
+	ws "github.com/wsgate/wsgate/testkit/wstest"
+)
+
+// nodeUpstream runs testdata/node/echo.js with Node's ws (npm ci in
+// testdata/node, which ./scripts/test.sh runs).
+func nodeUpstream(t *testing.T, args ...string) string {
+	t.Helper()
+	if _, err := os.Stat("testdata/node/node_modules/ws"); err != nil {
+		t.Fatal("Node's ws is not installed: run npm ci in apps/upstream/testdata/node (./scripts/test.sh does)")
+	}
+	cmd := exec.Command(testserver.Peer(t, "nodejs", "node"), append([]string{"echo.js"}, args...)...)
+	cmd.Dir = "testdata/node"
+	return "127.0.0.1:" + testserver.StartReporting(t, cmd, `listening on (\d+)`)
+}
+
+// pythonUpstream runs testdata/echo.py with Python's websockets.
+func pythonUpstream(t *testing.T, args ...string) string {
+	t.Helper()
+	return "127.0.0.1:" + testserver.StartReporting(t, exec.Command(testserver.Python(t), append([]string{"testdata/echo.py"}, args...)...), `listening on (\d+)`)
+}
+
+// gorillaUpstream is an echo upstream with gorilla/websocket that records
+// the close code each client ended with.
+type gorillaUpstream struct {
+	*httptest.Server
+	mu     sync.Mutex
+	closes []string
+	header http.Header
+}
+
+func newGorillaUpstream(t *testing.T, compress bool) *gorillaUpstream {
+	g := &gorillaUpstream{}
+	up := websocket.Upgrader{EnableCompression: compress, Subprotocols: []string{"chat.v2", "chat.v1"}, CheckOrigin: func(*http.Request) bool { return true }}
+	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("refuse") != "" {
+			http.Error(w, "not you", http.StatusForbidden)
+			return
+		}
+		g.mu.Lock()
+		g.header = r.Header.Clone()
+		g.mu.Unlock()
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetReadLimit(-1)
+		for {
+			typ, p, err := c.ReadMessage()
+			if err != nil {
+				g.mu.Lock()
+				g.closes = append(g.closes, err.Error())
+				g.mu.Unlock()
+				return
+			}
+			switch s := string(p); {
+			case strings.HasPrefix(s, "/close "):
+				f := strings.SplitN(s, " ", 3)
+				var code int
+				fmt.Sscan(f[1], &code)
+				c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(code, f[2]))
+			default:
+				c.WriteMessage(typ, p)
+			}
+		}
+	}))
+	t.Cleanup(g.Close)
+	return g
+}
+
+func (g *gorillaUpstream) addr() string { return strings.TrimPrefix(g.URL, "http://") }
+
+func (g *gorillaUpstream) closed() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.closes...)
+}
+
+func roundTrip(t *testing.T, c *websocket.Conn, typ int, p string) {
+	t.Helper()
+	c.WriteMessage(typ, []byte(p))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	gt, got, err := c.ReadMessage()
+	if err != nil || gt != typ || string(got) != p {
+		t.Fatalf("sent %d bytes (type %d), got %d bytes (type %d) %v", len(p), typ, len(got), gt, err)
+	}
+}
+
+// TestProxyToPeers: clients through wsgate to upstreams from three
+// ecosystems (Node's ws, Python's websockets, gorilla), every message
+// size class both ways, the subprotocol the upstream chose, and the
+// headers an upstream is told of.
+func TestProxyToPeers(t *testing.T) {
+	node, py, gor := nodeUpstream(t), pythonUpstream(t), newGorillaUpstream(t, false)
+	gw := testserver.Start(t, fmt.Sprintf(`listen: [{address: 127.0.0.1:0}]
+defaults: {max_message_size: 4MiB, origin_check: "off"}
+routes:
+  - {path: /node, backend: {upstream: [ws://%s/], headers: {X-Gateway: wsgate}}}
+  - {path: /python, backend: {upstream: [ws://%s/]}}
+  - {path: /gorilla, backend: {upstream: [ws://%s/echo]}}
+`, node, py, gor.addr()))
+	for _, path := range []string{"/node", "/python", "/gorilla"} {
+		t.Run(path, func(t *testing.T) {
+			c, resp := testserver.Dial(t, gw.URL(path), http.Header{"Cookie": {"sid=42"}, "Origin": {"http://app.example"}}, "chat.v1", "chat.v2")
+			if p := resp.Header.Get("Sec-WebSocket-Protocol"); p != map[string]string{"/node": "chat.v1", "/python": "chat.v1", "/gorilla": "chat.v2"}[path] {
+				t.Errorf("subprotocol %q: not the upstream's choice", p)
+			}
+			for _, n := range []int{0, 1, 125, 126, 65535, 65536, 1 << 20} {
+				roundTrip(t, c, websocket.TextMessage, strings.Repeat("é", n/2))
+				roundTrip(t, c, websocket.BinaryMessage, strings.Repeat("\x00", n))
+			}
+			if path == "/gorilla" {
+				return
+			}
+			c.WriteMessage(websocket.TextMessage, []byte("/headers"))
+			_, p, err := c.ReadMessage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var h map[string]string
+			json.Unmarshal(p, &h)
+			if h["x-forwarded-for"] != "127.0.0.1" || h["x-forwarded-proto"] != "http" || h["cookie"] != "sid=42" ||
+				h["origin"] != "http://app.example" || !strings.HasPrefix(h["forwarded"], "for=127.0.0.1") {
+				t.Errorf("the upstream was told %v", h)
+			}
+			if path == "/node" && h["x-gateway"] != "wsgate" {
+				t.Errorf("no configured header: %v", h)
+			}
+		})
+	}
+}
+
+// TestProxyCloses: close codes and reasons are carried both ways; a
+// client that breaks the protocol is closed as always and its upstream
+// gets 1001.
+func TestProxyCloses(t *testing.T) {
+	g := newGorillaUpstream(t, false)
+	gw := testserver.Start(t, fmt.Sprintf("listen: [{address: 127.0.0.1:0}]\nroutes:\n  - {path: /g, backend: {upstream: [ws://%s/]}}\n", g.addr()))
+	// The upstream closes: its code reaches the client.
+	c, _ := testserver.Dial(t, gw.URL("/g"), nil)
+	c.WriteMessage(websocket.TextMessage, []byte("/close 4001 see you"))
+	_, _, err := c.ReadMessage()
+	if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != 4001 || ce.Text != "see you" {
+		t.Errorf("client got %v, want close 4001 see you", err)
+	}
+	// The client closes: its code reaches the upstream.
+	c2, _ := testserver.Dial(t, gw.URL("/g"), nil)
+	c2.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(4002, "bye"))
+	c2.ReadMessage()
+	// A client that breaks the protocol.
+	raw, err := ws.Upgrade(gw.Addr, "/g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Write(ws.Frame{Fin: true, Op: ws.OpText, Payload: []byte("unmasked")}.Bytes())
+	if f, err := raw.ReadFrame(); err != nil || f.Op != ws.OpClose || f.Code() != 1002 {
+		t.Errorf("the bad client got %v %v, want 1002", f, err)
+	}
+	want := []string{"websocket: close 4002: bye", "websocket: close 1001 (going away): client went away"}
+	if !testserver.WaitFor(10*time.Second, func() bool { return len(g.closed()) >= 3 }) {
+		t.Fatalf("the upstream saw %q", g.closed())
+	}
+	got := strings.Join(g.closed(), "|")
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("the upstream saw %q, want %q among them", got, w)
+		}
+	}
+}
+
+// brokenUpstream answers the handshake correctly, then does what the
+// path says, byte by byte.
+func brokenUpstream(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				br := bufio.NewReader(nc)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				accept := ws.AcceptFor(req.Header.Get("Sec-WebSocket-Key"))
+				fmt.Fprintf(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", accept)
+				switch req.URL.Path {
+				case "/bad-utf8":
+					nc.Write(ws.Frame{Fin: true, Op: ws.OpText, Payload: []byte{0xce, 0xba, 0xff}}.Bytes())
+				case "/masked":
+					nc.Write(ws.Text("masked"))
+				case "/oversize":
+					nc.Write(ws.Frame{Fin: true, Op: ws.OpBinary, Length: 1 << 40}.Bytes())
+				case "/garbage":
+					nc.Write([]byte("this is not a frame at all, just bytes"))
+				case "/killed":
+					nc.Write(ws.Frame{Op: ws.OpText, Payload: []byte("half of a")}.Bytes())
+					time.Sleep(100 * time.Millisecond)
+					return
+				case "/reserved":
+					nc.Write(ws.Frame{Fin: true, Op: 0x3}.Bytes())
+				}
+				io := make([]byte, 1024)
+				nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+				for {
+					if _, err := nc.Read(io); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestBrokenUpstream: an upstream that breaks RFC 6455 is closed by the
+// engine (1002, 1007, 1009), and its client gets 1014 "bad gateway";
+// each is counted.
+func TestBrokenUpstream(t *testing.T) {
+	addr := brokenUpstream(t)
+	gw := testserver.Start(t, fmt.Sprintf("listen: [{address: 127.0.0.1:0}]\nroutes:\n  - {path: /b/, backend: {upstream: [ws://%s/]}}\n", addr))
+	for _, path := range []string{"/bad-utf8", "/masked", "/oversize", "/garbage", "/killed", "/reserved"} {
+		t.Run(path, func(t *testing.T) {
+			// Raw frames: gorilla's client takes 1014, registered after
+			// RFC 6455, for a protocol error.
+			c, err := ws.Upgrade(gw.Addr, "/b"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if f, err := c.ReadFrame(); err != nil || f.Op != ws.OpClose || f.Code() != 1014 || f.Reason() != "bad gateway" {
+				t.Errorf("client got %v %v, want close 1014 bad gateway", f, err)
+			}
+		})
+	}
+	m := gw.Metrics(t)
+	if n := testserver.Sample(m, `wsgate_upstream_protocol_errors_total{route="/b/",side="upstream"}`); n != 5 {
+		t.Errorf("upstream protocol errors: %v, want 5\n%s", n, testserver.Grep(m, "upstream"))
+	}
+	if n := testserver.Sample(m, `wsgate_server_closes_total{cause="upstream_broken",code="1014",route="/b/"}`); n != 5 {
+		t.Errorf("closes for upstream_broken: %v", n)
+	}
+	if n := testserver.Sample(m, `wsgate_server_closes_total{cause="upstream_gone",code="1014",route="/b/"}`); n != 1 {
+		t.Errorf("closes for upstream_gone: %v", n)
+	}
+}
+
+// TestUpstreamRefusals: an upstream nobody listens on is 502; one that
+// refuses passes its status; one that never answers is 504.
+func TestUpstreamRefusals(t *testing.T) {
+	g := newGorillaUpstream(t, false)
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	gw := testserver.Start(t, fmt.Sprintf(`listen: [{address: 127.0.0.1:0}]
+routes:
+  - {path: /down, backend: {upstream: [ws://%s/]}}
+  - {path: /refuse, backend: {upstream: ["ws://%s/?refuse=1"]}}
+  - {path: /silent, backend: {upstream: [ws://%s/], connect_timeout: 300ms}}
+`, testserver.RefusingAddr(t), g.addr(), silent.Addr()))
+	for path, want := range map[string]int{"/down": 502, "/refuse": 403, "/silent": 504} {
+		if _, resp, err := websocket.DefaultDialer.Dial(gw.URL(path), nil); err == nil || resp == nil || resp.StatusCode != want {
+			t.Errorf("%s: %v %v, want %d", path, resp, err, want)
+		}
+	}
+	m := gw.Metrics(t)
+	for route, result := range map[string]string{"/down": "error", "/refuse": "refused", "/silent": "timeout"} {
+		if n := testserver.Sample(m, fmt.Sprintf(`wsgate_upstream_dials_total{result="%s",route="%s"}`, result, route)); n != 1 {
+			t.Errorf("%s dials %s: %v\n%s", route, result, n, testserver.Grep(m, "dials"))
+		}
+	}
+}
+
+// TestProxyDeflate: each side negotiates permessage-deflate on its own:
+// client on and upstream off, client off and upstream on, both on.
+func TestProxyDeflate(t *testing.T) {
+	node, nodeDeflate := nodeUpstream(t), nodeUpstream(t, "--deflate")
+	gw := testserver.Start(t, fmt.Sprintf(`listen: [{address: 127.0.0.1:0}]
+routes:
+  - {path: /client-only, deflate: true, backend: {upstream: [ws://%s/]}}
+  - {path: /upstream-only, backend: {upstream: [ws://%s/], deflate: true}}
+  - {path: /both, deflate: true, backend: {upstream: [ws://%[2]s/], deflate: true}}
+`, node, nodeDeflate))
+	for _, tc := range []struct{ path, clientExt, upstreamExt string }{
+		{"/client-only", "permessage-deflate", ""},
+		{"/upstream-only", "", "permessage-deflate"},
+		{"/both", "permessage-deflate", "permessage-deflate"},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			d := websocket.Dialer{EnableCompression: true}
+			c, resp, err := d.Dial(gw.URL(tc.path), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if got := resp.Header.Get("Sec-WebSocket-Extensions"); !strings.HasPrefix(got, tc.clientExt) || (tc.clientExt == "" && got != "") {
+				t.Errorf("client side negotiated %q", got)
+			}
+			c.WriteMessage(websocket.TextMessage, []byte("/ext"))
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, p, err := c.ReadMessage()
+			if err != nil || !strings.HasPrefix(string(p), tc.upstreamExt) || (tc.upstreamExt == "" && len(p) != 0) {
+				t.Errorf("upstream side negotiated %q %v", p, err)
+			}
+			roundTrip(t, c, websocket.TextMessage, strings.Repeat("compressible ", 10000))
+		})
+	}
+}
+
+// TestBalanceAndHealth: hash(cookie:sid) keeps a client on one upstream;
+// a dead upstream is taken out by its health check and put back when it
+// returns; round robin spreads.
+func TestBalanceAndHealth(t *testing.T) {
+	a, b := newGorillaUpstream(t, false), newGorillaUpstream(t, false)
+	gw := testserver.Start(t, fmt.Sprintf(`listen: [{address: 127.0.0.1:0}]
+routes:
+  - {path: /sticky, backend: {upstream: [ws://%s/, ws://%s/], balance: "hash(cookie:sid)"}}
+  - {path: /rr, backend: {upstream: [ws://%[1]s/, ws://%[2]s/], health: {interval: 100ms}}}
+`, a.addr(), b.addr()))
+	which := func(path string, h http.Header) *gorillaUpstream {
+		c, _ := testserver.Dial(t, gw.URL(path), h)
+		roundTrip(t, c, websocket.TextMessage, "x")
+		c.Close()
+		a.mu.Lock()
+		ha := a.header
+		a.header = nil
+		a.mu.Unlock()
+		b.mu.Lock()
+		b.header = nil
+		b.mu.Unlock()
+		if ha != nil {
+			return a
+		}
+		return b
+	}
+	for _, sid := range []string{"alice", "bob", "carol", "dave"} {
+		first := which("/sticky", http.Header{"Cookie": {"sid=" + sid}})
+		for range 3 {
+			if which("/sticky", http.Header{"Cookie": {"sid=" + sid}}) != first {
+				t.Errorf("sid=%s moved between upstreams", sid)
+			}
+		}
+	}
+	seen := map[*gorillaUpstream]int{}
+	for range 6 {
+		seen[which("/rr", nil)]++
+	}
+	if seen[a] != 3 || seen[b] != 3 {
+		t.Errorf("round robin: a %d, b %d", seen[a], seen[b])
+	}
+	// b dies: after two failed checks every client goes to a.
+	b.Close()
+	time.Sleep(500 * time.Millisecond)
+	for range 4 {
+		if which("/rr", nil) != a {
+			t.Fatal("a client was sent to the dead upstream")
+		}
+	}
+	m := gw.Metrics(t)
+	if n := testserver.Sample(m, fmt.Sprintf(`wsgate_upstream_healthy{route="/rr",upstream="ws://%s/"}`, b.addr())); n != 0 {
+		t.Errorf("the dead upstream's health: %v", n)
+	}
+}

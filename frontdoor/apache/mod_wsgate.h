@@ -89,6 +89,8 @@ typedef struct {
     /* WebSocketEventHandler: an http(s) URL, or "file:PATH" or a URL path
      * for subrequests */
     const char *events;
+    /* WebSocketUpstream: the upstreams' ws:// or wss:// URLs. */
+    apr_array_header_t *upstream;
     /* Where the directive choosing the application is, for messages. */
     const char *app_file;
     int app_line;

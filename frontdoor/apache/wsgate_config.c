@@ -127,6 +127,7 @@ void *wsgate_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(keepalive);
     MERGE_PTR(backend_hold);
     MERGE_PTR(events);
+    MERGE_PTR(upstream);
     return c;
 }
 
@@ -263,6 +264,22 @@ static const char *set_backend(cmd_parms *cmd, void *confv, const char *address,
     }
     conf->backend = address;
     conf->backend_mode = mode;
+    return NULL;
+}
+
+/* WebSocketUpstream URL...: a WebSocket server behind the section, with
+ * every frame checked both ways (apps/upstream). The URLs are checked by
+ * the engine. Each directive adds to the list. */
+static const char *add_upstream(cmd_parms *cmd, void *confv, const char *u)
+{
+    wsgate_dir_conf *conf = chose_app(cmd, confv);
+    if (strncmp(u, "ws://", 5) && strncmp(u, "wss://", 6)) {
+        return "WebSocketUpstream takes ws:// and wss:// URLs";
+    }
+    if (!conf->upstream) {
+        conf->upstream = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(conf->upstream, const char *) = u;
     return NULL;
 }
 
@@ -543,6 +560,8 @@ const command_rec wsgate_cmds[] = {
                   "A built-in application (wsgate apps lists them)"),
     AP_INIT_TAKE12("WebSocketBackend", set_backend, NULL, OR_AUTHCFG,
                    "A producer: a UNIX socket path (or tcp:host:port), then mux, per-client or raw"),
+    AP_INIT_ITERATE("WebSocketUpstream", add_upstream, NULL, OR_AUTHCFG,
+                    "WebSocket servers (ws:// or wss:// URLs) this location proxies to, every frame checked"),
     AP_INIT_TAKE1("WebSocketDocroot", set_docroot, NULL, OR_AUTHCFG,
                   "A directory of producer sockets, one per name below the location"),
     AP_INIT_ITERATE("WebSocketAllow", add_allow, NULL, OR_AUTHCFG, "Socket names a WebSocketDocroot serves (globs)"),

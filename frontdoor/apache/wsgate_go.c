@@ -129,6 +129,9 @@ static const char *directive_of(apr_pool_t *p, const char *key)
     if (!strncmp(key, "backend.hold", 12)) {
         return "WebSocketBackendHold";
     }
+    if (!strncmp(key, "backend.upstream", 16)) {
+        return "WebSocketUpstream";
+    }
     for (int i = 0; names[i].key; i++) {
         if (strlen(names[i].key) == n && !strncmp(key, names[i].key, n)) {
             return key[n] ? apr_pstrcat(p, names[i].directive, " (", key + n + 1, ")", NULL) : names[i].directive;

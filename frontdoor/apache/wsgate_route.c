@@ -137,6 +137,10 @@ const char *wsgate_route_json(apr_pool_t *p, const wsgate_dir_conf *conf, const 
                 json_str(j, conf->backend_hold);
             }
             LIT("}");
+        } else if (conf->upstream) {
+            LIT(",\"backend\":{\"upstream\":");
+            json_list(j, conf->upstream);
+            LIT("}");
         } else if (conf->events) {
             if (!strncmp(conf->events, "http://", 7) || !strncmp(conf->events, "https://", 8)) {
                 LIT(",\"backend\":{\"http\":");

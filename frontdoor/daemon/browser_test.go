@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/testkit/testserver"
 	ws "github.com/wsgate/wsgate/testkit/wstest"
 )
 
@@ -382,4 +383,53 @@ func pageTarget(t *testing.T, devtools, addr string) string {
 	}
 	t.Fatalf("no page target for %s", addr)
 	return ""
+}
+
+// TestProxyInChromium: Chromium, through the daemon, to an upstream
+// written with Node's ws: the page's WebSocket gets the upstream's
+// subprotocol, permessage-deflate with the daemon (the upstream has
+// none), its messages back, and the upstream's close code.
+func TestProxyInChromium(t *testing.T) {
+	if _, err := os.Stat("../../apps/upstream/testdata/node/node_modules/ws"); err != nil {
+		t.Fatal("Node's ws is not installed: run npm ci in apps/upstream/testdata/node (./scripts/test.sh does)")
+	}
+	node := exec.Command(testserver.Peer(t, "nodejs", "node"), "echo.js")
+	node.Dir = "../../apps/upstream/testdata/node"
+	port := testserver.StartReporting(t, node, `listening on (\d+)`)
+	page := t.TempDir()
+	os.WriteFile(page+"/index.html", []byte("<!doctype html><title>proxy</title><p>proxy test</p>"), 0o644)
+	ts := start(t, fmt.Sprintf(`listen: [{address: 127.0.0.1:0}]
+static: [{path: /page/, dir: %s}]
+routes:
+  - {path: /proxy, deflate: true, backend: {upstream: ["ws://127.0.0.1:%s/"]}}
+`, page, port))
+	b := openPage(t, "http://"+ts.Addr+"/page/", ts.Addr)
+	script := `new Promise((resolve, reject) => {
+  const ws = new WebSocket("ws://" + location.host + "/proxy", ["chat.v1", "chat.v2"]);
+  const got = [];
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => {
+    ws.send("hello through the proxy");
+    ws.send(new Uint8Array([0, 1, 2, 255]).buffer);
+    ws.send("x".repeat(100000));
+  };
+  ws.onmessage = (e) => {
+    got.push(typeof e.data === "string" ? e.data.slice(0, 30) + ":" + e.data.length : "bin:" + new Uint8Array(e.data).join(","));
+    if (got.length === 3) ws.send("/close 4004 from node");
+  };
+  ws.onclose = (e) => resolve({protocol: ws.protocol, extensions: ws.extensions, got, code: e.code, reason: e.reason});
+  ws.onerror = () => {};
+  setTimeout(() => reject(new Error("timed out: " + JSON.stringify(got))), 20000);
+})`
+	var r struct {
+		Protocol, Extensions, Reason string
+		Got                          []string
+		Code                         int
+	}
+	b.eval(script, &r)
+	want := []string{"hello through the proxy:23", "bin:0,1,2,255", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx:100000"}
+	if r.Protocol != "chat.v1" || !strings.HasPrefix(r.Extensions, "permessage-deflate") || fmt.Sprint(r.Got) != fmt.Sprint(want) ||
+		r.Code != 4004 || r.Reason != "from node" {
+		t.Errorf("the page saw %+v", r)
+	}
 }

@@ -141,7 +141,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds of each case (each server once per round, in an order drawn for each round)")
 	seed := flag.Uint64("seed", 0, "seed of the servers' order in each round (0: from the clock; the report names it)")
 	secs := flag.Duration("duration", 2*time.Second, "length of each echo and storm measurement")
-	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, spike, storm, broadcast, ops, auth, direct, events, cluster, apache, apache-idle, apache-timeout, events-php, hold, idle-tls)")
+	only := flag.String("only", "", "comma-separated groups to run (echo, deflate, idle, spike, storm, broadcast, ops, auth, proxy, direct, events, cluster, apache, apache-idle, apache-timeout, events-php, hold, idle-tls)")
 	apache := flag.String("apache", "auto", "the Apache group: on, off, or auto (on when apache2 and apxs are installed)")
 	verbose := flag.Bool("v", false, "print each result as it comes")
 	report := flag.String("report", "", "write the report again from this benchmarks.json instead of measuring")
@@ -345,6 +345,7 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 	// 60 s; at the default Timeout (60), 5,000 of each for 5 minutes.
 	timeoutN, timeoutHold, defaultN, defaultHold, shortTimeout := 1000, time.Minute, 5000, 5*time.Minute, 4
 	parkedMsgs := 5
+	proxyIdleN := 5000
 	zConns, zSizes := []int{100}, []int{1 << 10, 64 << 10}
 	aConns, aSizes := []int{1, 100}, []int{16, 1 << 10}
 	if h.quick {
@@ -353,6 +354,7 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 		tlsN, spikeN, watch, apacheIdleN = 100, 300, "2s", 20
 		timeoutN, timeoutHold, defaultN, defaultHold, shortTimeout = 20, 5*time.Second, 20, 5*time.Second, 2
 		parkedMsgs = 2
+		proxyIdleN = 100
 		zConns, zSizes = []int{10}, []int{1 << 10}
 		aConns, aSizes = []int{1, 10}, []int{16}
 	}
@@ -395,6 +397,13 @@ func (h *harness) matrix(secs time.Duration, apache bool) []benchCase {
 		cs = append(cs, benchCase{group: "ops", scenario: "echo", conns: c, size: 16, path: "/echo", servers: ops, args: d})
 	}
 	cs = append(cs, benchCase{group: "ops", scenario: "storm", conns: 64, path: "/echo", servers: ops, args: d})
+	// A WebSocket server behind wsgate's proxy and behind nginx.
+	for _, c := range conns {
+		for _, s := range sizes {
+			cs = append(cs, benchCase{group: "proxy", scenario: "echo", conns: c, size: s, path: "/echo", servers: h.proxyServers(), args: d})
+		}
+	}
+	cs = append(cs, benchCase{group: "proxy", scenario: "idle", conns: proxyIdleN, path: "/echo", servers: h.proxyServers(), args: []string{"-settle", settle}})
 	// What checking a token costs a handshake, by kind of key.
 	cs = append(cs, benchCase{group: "auth", scenario: "storm", conns: 64, path: "/echo", servers: h.authServers(), args: d})
 	for _, c := range oConns {
@@ -548,7 +557,7 @@ func (h *harness) measure(c benchCase, s server) (load.Result, error) {
 			r.ProcessRSS[pt.name] = load.RSS(pt.pid, false)
 		}
 	}
-	if r.Count > 0 && cpu1 > cpu0 && !p.children {
+	if r.Count > 0 && cpu1 > cpu0 && (!p.children || len(p.parts) > 0) {
 		r.ServerCPU = (cpu1 - cpu0).Seconds() * 1e6 / float64(r.Count)
 	}
 	if ps := cmd.ProcessState; ps != nil && wall > 0 {

@@ -134,6 +134,7 @@ var groupTitles = map[string]string{
 	"events-php":     "PHP over WebSocket-over-HTTP: echo messages per second to examples/wsoverhttp/php/echo.php, behind the daemon (PHP's built-in server, 8 workers) and inside httpd as subrequests (mod_wsgate, php-cgi -b behind mod_proxy_fcgi, 8 children). In parentheses mod_wsgate's rate ÷ the daemon's, paired round by round",
 	"hold":           "Held clients (backend hold): what holding costs and how long resuming takes, from the Go benchmarks in apps/backend (`go test ./apps/backend -run '^$' -bench 'HeldClientCost|HoldResume1000' -benchtime 5x`), medians over rounds",
 	"cluster":        "Cluster: broadcast deliveries per second, 9,000 subscribers on one daemon, and spread over three daemons joined by a NATS server (3,000 each; the sender on the first), every process on the same server core. In parentheses the three nodes' rate ÷ one node's, paired round by round",
+	"proxy":          "Proxy: a WebSocket server (gws, the bench's peer, on the server core too) alone, behind wsgate's validating proxy (backend: {upstream}: every frame checked both ways, each side's messages whole), and behind nginx as its documentation proxies WebSockets (one worker, bytes copied after the 101). Echo messages per second, and, for idle pairs, the proxy's own RSS per pair (with nginx's master and worker; the upstream's not counted). In parentheses wsgate's advantage over each, paired round by round (rates: wsgate ÷ server; memory: server ÷ wsgate); below, the server CPU per message, proxy and upstream together",
 	"auth":           "Auth at the handshake: handshakes per second (connect, upgrade, reset; 64 at a time) on one route with no auth, and with a JWT (audience checked) signed by PyJWT with an HMAC secret and with RSA 2048, EC P-256 and Ed25519 keys from openssl, sent in Authorization. In parentheses no auth's rate ÷ each one's, paired round by round; below, the server's CPU time per handshake",
 	"ops":            "Operations cost: echo messages and handshakes per second, one build with limits, metrics and access log off (ops-off); every limit on and the metrics scraped each second (ops-on); and ops-on with the access log written to a file (ops-log). In parentheses each one's rate ÷ ops-off's, paired round by round",
 }
@@ -286,7 +287,7 @@ func writeReport(dir, machine string, all []*measurement) error {
 		if g != "idle" && g != "hold" && g != "spike" && g != "apache-idle" && g != "apache-timeout" && g != "idle-tls" {
 			b.WriteString(lat.String() + "\n")
 		}
-		if g == "ops" || g == "cluster" || g == "direct" || g == "auth" {
+		if g == "ops" || g == "cluster" || g == "direct" || g == "auth" || g == "proxy" {
 			b.WriteString(cpuTable(servers, cases, cell, ref))
 		}
 		if g == "cluster" {

@@ -921,3 +921,114 @@ defaults: {origin_check: "off", keepalive_interval: 0, message_timeout: 0}
 	}
 	return out
 }
+
+// The "proxy" group measures a WebSocket server behind a proxy: the
+// upstream (gws, the bench's peer server, on the same server core)
+// alone; behind wsgate (backend: {upstream}), which checks every frame
+// both ways; and behind nginx set up as its documentation proxies
+// WebSockets (one worker process under its master, proxy_http_version
+// 1.1, Upgrade and Connection passed on), which copies bytes. The
+// server's CPU time and RSS are the proxy's and the upstream's together
+// for rates, the proxy's alone (with its children) for idle pairs.
+func (h *harness) proxyServers() []server {
+	upstream := func(h *harness) (*proc, int, error) {
+		aport, err := freePort()
+		if err != nil {
+			return nil, 0, err
+		}
+		up, err := h.spawn(aport, filepath.Join(h.work, "peers"), "-server", "gws", "-addr", "127.0.0.1:"+strconv.Itoa(aport))
+		return up, aport, err
+	}
+	direct := server{name: "upstream alone", start: func(h *harness, port int) (*proc, error) {
+		p, err := h.spawn(port, filepath.Join(h.work, "peers"), "-server", "gws", "-addr", "127.0.0.1:"+strconv.Itoa(port))
+		if p != nil {
+			p.parts = []part{{"gws", p.pid}}
+		}
+		return p, err
+	}}
+	viaWsgate := server{name: "wsgate", start: func(h *harness, port int) (*proc, error) {
+		up, aport, err := upstream(h)
+		if err != nil {
+			return nil, err
+		}
+		return h.daemonWith(port, fmt.Sprintf(`  - {path: /echo, backend: {upstream: ["ws://127.0.0.1:%d/echo"]}}`, aport), part{"gws", up.pid}, up)
+	}}
+	viaNginx := server{name: "nginx", peer: true, start: func(h *harness, port int) (*proc, error) {
+		up, aport, err := upstream(h)
+		if err != nil {
+			return nil, err
+		}
+		n, err := h.nginx(port, aport)
+		if err != nil {
+			up.stop()
+			return nil, err
+		}
+		parts := []part{{"nginx master", n.pid}}
+		for _, w := range childPids(n.pid) {
+			parts = append(parts, part{"nginx worker", w})
+		}
+		return &proc{pid: n.pid, children: true, parts: append(parts, part{"gws", up.pid}),
+			stop: func() { n.stop(); up.stop() }}, nil
+	}}
+	return []server{direct, viaWsgate, viaNginx}
+}
+
+// nginx starts Debian's nginx on port in front of the upstream on aport,
+// as nginx's "WebSocket proxying" documentation sets it up.
+func (h *harness) nginx(port, aport int) (*proc, error) {
+	dir, err := os.MkdirTemp(h.work, "nginx")
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		os.Mkdir(filepath.Join(dir, d), 0o755)
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	err = os.WriteFile(conf, []byte(fmt.Sprintf(`daemon off;
+user root;
+worker_processes 1;
+worker_rlimit_nofile 40000;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+    server {
+        listen 127.0.0.1:%[2]d;
+        location / {
+            proxy_pass http://127.0.0.1:%[3]d;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $host;
+            proxy_read_timeout 1h;
+        }
+    }
+}
+`, dir, port, aport)), 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return h.spawn(port, "/usr/sbin/nginx", "-c", conf, "-p", dir)
+}
+
+// childPids lists pid's children (/proc/PID/task/PID/children).
+func childPids(pid int) []int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}

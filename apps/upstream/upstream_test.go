@@ -247,6 +247,9 @@ func brokenUpstream(t *testing.T) string {
 func TestBrokenUpstream(t *testing.T) {
 	addr := brokenUpstream(t)
 	gw := testserver.Start(t, fmt.Sprintf("listen: [{address: 127.0.0.1:0}]\nroutes:\n  - {path: /b/, backend: {upstream: [ws://%s/]}}\n", addr))
+	// The upstream counters live by route for the process (a reload keeps
+	// them): count from here.
+	before := testserver.Sample(gw.Metrics(t), `wsgate_upstream_protocol_errors_total{route="/b/",side="upstream"}`)
 	for _, path := range []string{"/bad-utf8", "/masked", "/oversize", "/garbage", "/killed", "/reserved"} {
 		t.Run(path, func(t *testing.T) {
 			// Raw frames: gorilla's client takes 1014, registered after
@@ -262,8 +265,15 @@ func TestBrokenUpstream(t *testing.T) {
 			}
 		})
 	}
-	m := gw.Metrics(t)
-	if n := testserver.Sample(m, `wsgate_upstream_protocol_errors_total{route="/b/",side="upstream"}`); n != 5 {
+	// The counts are made when each client's connection has ended, which
+	// may be after it read its close frame.
+	var m string
+	testserver.WaitFor(10*time.Second, func() bool {
+		m = gw.Metrics(t)
+		return testserver.Sample(m, `wsgate_server_closes_total{cause="upstream_broken",code="1014",route="/b/"}`)+
+			testserver.Sample(m, `wsgate_server_closes_total{cause="upstream_gone",code="1014",route="/b/"}`) >= 6
+	})
+	if n := testserver.Sample(m, `wsgate_upstream_protocol_errors_total{route="/b/",side="upstream"}`) - max(before, 0); n != 5 {
 		t.Errorf("upstream protocol errors: %v, want 5\n%s", n, testserver.Grep(m, "upstream"))
 	}
 	if n := testserver.Sample(m, `wsgate_server_closes_total{cause="upstream_broken",code="1014",route="/b/"}`); n != 5 {
@@ -289,15 +299,18 @@ routes:
   - {path: /refuse, backend: {upstream: ["ws://%s/?refuse=1"]}}
   - {path: /silent, backend: {upstream: [ws://%s/], connect_timeout: 300ms}}
 `, testserver.RefusingAddr(t), g.addr(), silent.Addr()))
+	dials := func(route, result string) float64 {
+		return max(testserver.Sample(gw.Metrics(t), fmt.Sprintf(`wsgate_upstream_dials_total{result="%s",route="%s"}`, result, route)), 0)
+	}
+	before := map[string]float64{"/down": dials("/down", "error"), "/refuse": dials("/refuse", "refused"), "/silent": dials("/silent", "timeout")}
 	for path, want := range map[string]int{"/down": 502, "/refuse": 403, "/silent": 504} {
 		if _, resp, err := websocket.DefaultDialer.Dial(gw.URL(path), nil); err == nil || resp == nil || resp.StatusCode != want {
 			t.Errorf("%s: %v %v, want %d", path, resp, err, want)
 		}
 	}
-	m := gw.Metrics(t)
 	for route, result := range map[string]string{"/down": "error", "/refuse": "refused", "/silent": "timeout"} {
-		if n := testserver.Sample(m, fmt.Sprintf(`wsgate_upstream_dials_total{result="%s",route="%s"}`, result, route)); n != 1 {
-			t.Errorf("%s dials %s: %v\n%s", route, result, n, testserver.Grep(m, "dials"))
+		if n := dials(route, result) - before[route]; n != 1 {
+			t.Errorf("%s dials %s: %v", route, result, n)
 		}
 	}
 }

@@ -156,10 +156,6 @@ type ioScratch struct {
 	rbuf *[]byte
 	rn   int
 	rerr error
-	// drained: the last read took less than the buffer, so the socket
-	// was empty after it; the next callback waits for the poller instead
-	// of reading again only to get EAGAIN (see readFD).
-	drained bool
 
 	wfn   func(fd uintptr) bool
 	wbufs [][]byte
@@ -176,7 +172,7 @@ var scratches = sync.Pool{New: func() any {
 func getScratch() *ioScratch { return scratches.Get().(*ioScratch) }
 
 func putScratch(s *ioScratch) {
-	s.rbuf, s.rerr, s.wbufs, s.werr, s.drained = nil, nil, nil, nil, false
+	s.rbuf, s.rerr, s.wbufs, s.werr = nil, nil, nil, nil
 	scratches.Put(s)
 }
 
@@ -358,19 +354,7 @@ func (d *conn) readOnce(w io.Writer) error {
 // readFD is the RawConn read callback. It takes a buffer only for the
 // duration of a read that finds data; on EAGAIN it gives it back and asks
 // the poller to wait.
-//
-// A read that returned less than the buffer emptied the socket, so the
-// next call does not read: it returns false at once, and the poller
-// waits. Go's poller is edge-triggered and keeps an edge that came since
-// the last wait, so bytes that arrived after that read are not missed,
-// and a message costs one read instead of a read and an EAGAIN (nginx
-// reads the same way). A read that filled the buffer may have left more:
-// the next call reads again.
 func (s *ioScratch) readFD(fd uintptr) bool {
-	if s.drained {
-		s.drained = false
-		return false
-	}
 	b := bufpool.Get(readSize)
 	for {
 		n, err := syscall.Read(int(fd), (*b)[:cap(*b)])
@@ -384,7 +368,6 @@ func (s *ioScratch) readFD(fd uintptr) bool {
 		if n < 0 {
 			n = 0
 		}
-		s.drained = err == nil && n > 0 && n < cap(*b)
 		s.rbuf, s.rn, s.rerr = b, n, err
 		return true
 	}

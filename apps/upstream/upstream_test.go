@@ -405,3 +405,94 @@ routes:
 		t.Errorf("the dead upstream's health: %v", n)
 	}
 }
+
+// TestFlowControl: a client that does not read slows the upstream's
+// sender instead of filling the gateway: with max_queue 256 KiB, an
+// upstream writing 32 MiB in 16 KiB messages is held back (TCP's window,
+// as the proxy stops reading it), the gateway queues no more than
+// max_queue for the client, and once the client reads, every message
+// arrives in order. The same the other way.
+func TestFlowControl(t *testing.T) {
+	const n, size = 2000, 16 << 10
+	var written sync.WaitGroup
+	var upWrote, upRead atomicCount
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		msg := make([]byte, size)
+		if r.URL.Path == "/flood" {
+			written.Add(1)
+			defer written.Done()
+			for i := range n {
+				msg[0], msg[1] = byte(i>>8), byte(i)
+				if c.WriteMessage(websocket.BinaryMessage, msg) != nil {
+					return
+				}
+				upWrote.add(1)
+			}
+			c.ReadMessage()
+			return
+		}
+		time.Sleep(time.Second) // /sink: reads nothing for a second, then all
+		for i := range n {
+			_, p, err := c.ReadMessage()
+			if err != nil || int(p[0])<<8|int(p[1]) != i {
+				t.Errorf("the upstream read message %d out of order: %v", i, err)
+				return
+			}
+			upRead.add(1)
+		}
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	gw := testserver.Start(t, fmt.Sprintf(`listen: [{address: 127.0.0.1:0}]
+defaults: {max_queue: 256KiB, write_timeout: 30s}
+routes:
+  - {path: /flood, backend: {upstream: [ws://%s/flood]}}
+  - {path: /sink, backend: {upstream: [ws://%s/sink]}}
+`, addr, addr))
+	c, _ := testserver.Dial(t, gw.URL("/flood"), nil)
+	time.Sleep(time.Second)
+	m := gw.Metrics(t)
+	queued := testserver.Sample(m, `wsgate_send_queue_bytes{route="/flood"}`)
+	if w := upWrote.get(); w >= n/2 {
+		t.Errorf("the upstream wrote %d of %d messages to a client that read none", w, n)
+	}
+	if queued > 256<<10+size+64 {
+		t.Errorf("the gateway queued %v bytes for the client, over max_queue", queued)
+	}
+	t.Logf("client not reading: the upstream wrote %d of %d messages; %v bytes queued for the client", upWrote.get(), n, queued)
+	c.SetReadLimit(-1)
+	for i := range n {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, p, err := c.ReadMessage()
+		if err != nil || len(p) != size || int(p[0])<<8|int(p[1]) != i {
+			t.Fatalf("message %d: %d bytes %v", i, len(p), err)
+		}
+	}
+	// The other way: an upstream that reads nothing for a second.
+	s, _ := testserver.Dial(t, gw.URL("/sink"), nil)
+	msg := make([]byte, size)
+	for i := range n {
+		msg[0], msg[1] = byte(i>>8), byte(i)
+		s.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if err := s.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if !testserver.WaitFor(30*time.Second, func() bool { return upRead.get() == n }) {
+		t.Errorf("the upstream read %d of %d", upRead.get(), n)
+	}
+}
+
+type atomicCount struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (a *atomicCount) add(d int) { a.mu.Lock(); a.n += d; a.mu.Unlock() }
+func (a *atomicCount) get() int  { a.mu.Lock(); defer a.mu.Unlock(); return a.n }

@@ -496,3 +496,62 @@ type atomicCount struct {
 
 func (a *atomicCount) add(d int) { a.mu.Lock(); a.n += d; a.mu.Unlock() }
 func (a *atomicCount) get() int  { a.mu.Lock(); defer a.mu.Unlock(); return a.n }
+
+// TestProxyClientFrames: raw client frames through the proxy, byte by
+// byte: what a client breaks is answered by wsgate's engine with the
+// RFC's code and never reaches the upstream (which gets 1001); a valid
+// fragmented message reaches it whole, and comes back as one frame.
+func TestProxyClientFrames(t *testing.T) {
+	g := newGorillaUpstream(t, false)
+	gw := testserver.Start(t, fmt.Sprintf("listen: [{address: 127.0.0.1:0}]\nroutes:\n  - {path: /g, max_message_size: 1KiB, backend: {upstream: [ws://%s/]}}\n", g.addr()))
+	for _, tc := range []struct {
+		name  string
+		send  [][]byte
+		reply string // the first frame back: a text payload, or "close N"
+	}{
+		{"fragmented text, relayed whole", [][]byte{ws.Frame{Op: ws.OpText, Masked: true, Payload: []byte("frag")}.Bytes(),
+			ws.Frame{Op: ws.OpCont, Masked: true, Payload: []byte("men")}.Bytes(), ws.Frame{Fin: true, Op: ws.OpCont, Masked: true, Payload: []byte("ted")}.Bytes()}, "fragmented"},
+		{"a ping is answered here", [][]byte{ws.Ping([]byte("p")), ws.Text("after")}, "pong p"},
+		{"unmasked", [][]byte{ws.Frame{Fin: true, Op: ws.OpText, Payload: []byte("x")}.Bytes()}, "close 1002"},
+		{"invalid UTF-8", [][]byte{ws.Frame{Fin: true, Op: ws.OpText, Masked: true, Payload: []byte{0xc0, 0x80}}.Bytes()}, "close 1007"},
+		{"over max_message_size", [][]byte{ws.Binary(make([]byte, 2000))}, "close 1009"},
+		{"reserved opcode", [][]byte{ws.Frame{Fin: true, Op: 0xB, Masked: true}.Bytes()}, "close 1002"},
+		{"close code 999", [][]byte{ws.Frame{Fin: true, Op: ws.OpClose, Masked: true, Payload: []byte{0x03, 0xe7}}.Bytes()}, "close 1002"},
+		{"RSV1 without deflate", [][]byte{ws.Frame{Fin: true, RSV: 0x40, Op: ws.OpText, Masked: true, Payload: []byte("x")}.Bytes()}, "close 1002"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(g.closed())
+			c, err := ws.Upgrade(gw.Addr, "/g")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			for _, f := range tc.send {
+				for _, b := range f { // byte by byte
+					c.Write([]byte{b})
+				}
+			}
+			f, err := c.ReadFrame()
+			got := string(f.Payload)
+			switch f.Op {
+			case ws.OpClose:
+				got = fmt.Sprintf("close %d", f.Code())
+			case ws.OpPong:
+				got = "pong " + got
+			}
+			if err != nil || got != tc.reply || f.Masked || !f.Fin {
+				t.Fatalf("got %v %q %v, want %q", f, got, err, tc.reply)
+			}
+			if strings.HasPrefix(tc.reply, "close") {
+				c.Close() // the closing handshake's end: the client goes
+				if !testserver.WaitFor(10*time.Second, func() bool { return len(g.closed()) > before }) {
+					t.Fatal("the upstream never saw the end")
+				}
+				if last := g.closed()[len(g.closed())-1]; !strings.Contains(last, "1001") {
+					t.Errorf("the upstream saw %q, want 1001", last)
+				}
+			}
+		})
+	}
+}

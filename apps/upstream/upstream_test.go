@@ -3,12 +3,14 @@ package upstream_test
 import (
 	"bufio"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -553,5 +555,101 @@ func TestProxyClientFrames(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWSSUpstream: a wss:// upstream whose certificate tls.ca trusts; the
+// same upstream without it is refused at the TLS handshake (502).
+func TestWSSUpstream(t *testing.T) {
+	up := websocket.Upgrader{}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			typ, p, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			c.WriteMessage(typ, append([]byte("tls:"), p...))
+		}
+	}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	gw := testserver.Start(t, fmt.Sprintf(`listen: [{address: 127.0.0.1:0}]
+routes:
+  - {path: /trusted, backend: {upstream: [wss://%s/], tls: {ca: %s}}}
+  - {path: /untrusted, backend: {upstream: [wss://%s/]}}
+`, addr, ca, addr))
+	c, _ := testserver.Dial(t, gw.URL("/trusted"), nil)
+	c.WriteMessage(websocket.TextMessage, []byte("hi"))
+	if _, p, err := c.ReadMessage(); err != nil || string(p) != "tls:hi" {
+		t.Fatalf("%q %v", p, err)
+	}
+	if _, resp, err := websocket.DefaultDialer.Dial(gw.URL("/untrusted"), nil); err == nil || resp == nil || resp.StatusCode != 502 {
+		t.Errorf("an upstream whose certificate nobody trusts: %v %v, want 502", resp, err)
+	}
+}
+
+// TestHealthPutsBack: an upstream taken out by its health check is put
+// back once it answers again.
+func TestHealthPutsBack(t *testing.T) {
+	a := newGorillaUpstream(t, false)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	baddr := ln.Addr().String()
+	ln.Close() // b is down at first
+	gw := testserver.Start(t, fmt.Sprintf(`listen: [{address: 127.0.0.1:0}]
+routes:
+  - {path: /rr, backend: {upstream: [ws://%s/, ws://%s/], health: {interval: 100ms}, fail_timeout: 100ms}}
+`, a.addr(), baddr))
+	healthy := func() float64 {
+		return testserver.Sample(gw.Metrics(t), fmt.Sprintf(`wsgate_upstream_healthy{route="/rr",upstream="ws://%s/"}`, baddr))
+	}
+	if !testserver.WaitFor(10*time.Second, func() bool { return healthy() == 0 }) {
+		t.Fatal("b, down, was not taken out")
+	}
+	// b comes up on its address.
+	ln, err = net.Listen("tcp", baddr)
+	if err != nil {
+		t.Skipf("could not listen on %s again: %v", baddr, err)
+	}
+	var served atomicCount
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if r.Header.Get("X-Forwarded-For") != "" {
+			served.add(1)
+		}
+		for {
+			typ, p, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			c.WriteMessage(typ, p)
+		}
+	})}
+	go hs.Serve(ln)
+	defer hs.Close()
+	if !testserver.WaitFor(10*time.Second, func() bool { return healthy() == 1 }) {
+		t.Fatal("b was not put back")
+	}
+	for range 4 {
+		c, _ := testserver.Dial(t, gw.URL("/rr"), nil)
+		roundTrip(t, c, websocket.TextMessage, "x")
+		c.Close()
+	}
+	if served.get() != 2 {
+		t.Errorf("b served %d of 4 clients after it came back, want 2", served.get())
 	}
 }

@@ -287,7 +287,9 @@ func TestPywebsocket3Handlers(t *testing.T) {
 	for name, ahead := range map[string]string{"sdk": "", "real package ahead": real} {
 		t.Run(name, func(t *testing.T) {
 			d, logs := startWith(t, ahead)
-			if !strings.Contains(logs.String(), "/ws/v3/echo, /ws/v3/refuse") {
+			// The runner logs what it serves as it starts; the line may come
+			// after its socket is up.
+			if !testserver.WaitFor(10*time.Second, func() bool { return strings.Contains(logs.String(), "/ws/v3/echo, /ws/v3/refuse") }) {
 				t.Fatalf("a pywebsocket3 handler was skipped:\n%s", logs)
 			}
 			c, _ := mustDial(t, d.URL("/ws/v3/echo"), nil)

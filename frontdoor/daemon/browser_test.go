@@ -404,6 +404,12 @@ routes:
   - {path: /proxy, deflate: true, backend: {upstream: ["ws://127.0.0.1:%s/"]}}
 `, page, port))
 	b := openPage(t, "http://"+ts.Addr+"/page/", ts.Addr)
+	// The tab may still be on about:blank: wait for the page first.
+	var loaded bool
+	b.eval(`new Promise((resolve, reject) => {
+  `+untilJS+`
+  until(() => location.pathname === "/page/" && document.readyState === "complete", "page loaded").then(() => resolve(true), reject);
+})`, &loaded)
 	script := `new Promise((resolve, reject) => {
   const ws = new WebSocket("ws://" + location.host + "/proxy", ["chat.v1", "chat.v2"]);
   const got = [];
@@ -430,6 +436,6 @@ routes:
 	want := []string{"hello through the proxy:23", "bin:0,1,2,255", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx:100000"}
 	if r.Protocol != "chat.v1" || !strings.HasPrefix(r.Extensions, "permessage-deflate") || fmt.Sprint(r.Got) != fmt.Sprint(want) ||
 		r.Code != 4004 || r.Reason != "from node" {
-		t.Errorf("the page saw %+v", r)
+		t.Errorf("the page saw %+v\n%s", r, ts.Logs)
 	}
 }

@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -92,9 +93,8 @@ func (is *issuer) fetches() string {
 		return err.Error()
 	}
 	defer resp.Body.Close()
-	var b strings.Builder
-	fmt.Fscan(resp.Body, &b)
-	return b.String()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b))
 }
 
 func run(t testing.TB, name string, args ...string) string {

@@ -56,16 +56,7 @@ func jwtBlock(d *Decoder) gateway.Authenticator {
 		},
 		"from": func(v *Decoder) { j.From = carriers(v) },
 	})
-	if d.ErrorCount() != mark {
-		return nil
-	}
-	if err := j.Provision(); err != nil {
-		for _, e := range Errors(err) {
-			d.Errorf("%v", e)
-		}
-		return nil
-	}
-	return j
+	return provisioned(d, mark, j)
 }
 
 func carriers(d *Decoder) []auth.Carrier {
@@ -104,16 +95,7 @@ func forwardBlock(d *Decoder) gateway.Authenticator {
 	if !d.Has("url") {
 		d.ErrorfIn("url", "forward auth needs the service's url")
 	}
-	if d.ErrorCount() != mark {
-		return nil
-	}
-	if err := f.Provision(); err != nil {
-		for _, e := range Errors(err) {
-			d.Errorf("%v", e)
-		}
-		return nil
-	}
-	return f
+	return provisioned(d, mark, f)
 }
 
 func certBlock(d *Decoder) gateway.Authenticator {
@@ -124,9 +106,24 @@ func certBlock(d *Decoder) gateway.Authenticator {
 		d.Errorf("must be true or a mapping with user")
 		return nil
 	}
-	if err := c.Provision(); err != nil {
-		d.Errorf("%v", err)
+	return provisioned(d, d.ErrorCount(), c)
+}
+
+// provisioned finishes an auth block: if reading it reported nothing
+// since mark, it provisions a and reports each of its errors against the
+// block; it returns a, or nil when the block is unusable.
+func provisioned(d *Decoder, mark int, a interface {
+	gateway.Authenticator
+	Provision() error
+}) gateway.Authenticator {
+	if d.ErrorCount() != mark {
 		return nil
 	}
-	return c
+	if err := a.Provision(); err != nil {
+		for _, e := range Errors(err) {
+			d.Errorf("%v", e)
+		}
+		return nil
+	}
+	return a
 }

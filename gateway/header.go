@@ -183,3 +183,18 @@ func (r *Request) ReplaceHeader(name string, values []string) {
 	}
 	r.SetHeader(h)
 }
+
+// Cookie returns the value of the first cookie called name that has one
+// in the request's Cookie fields, "" if none: for an Authenticator that
+// takes a token from a cookie, or a balancer that hashes one.
+func (r *Request) Cookie(name string) string {
+	for _, line := range r.HeaderValues("Cookie") {
+		cks, _ := http.ParseCookie(line)
+		for _, ck := range cks {
+			if ck.Name == name && ck.Value != "" {
+				return ck.Value
+			}
+		}
+	}
+	return ""
+}

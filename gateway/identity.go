@@ -229,10 +229,13 @@ type RoomClaim struct {
 // Has says whether id has claim name, holding want unless want is empty:
 // a list or a space-separated string (OAuth's scope) must contain it.
 func (id *Identity) Has(name, want string) bool {
-	if id == nil {
-		return false
-	}
-	v, ok := id.Claims[name]
+	return id != nil && HasClaim(id.Claims, name, want)
+}
+
+// HasClaim is Identity.Has over a set of claims, for an Authenticator
+// checking a token's before it makes the Identity.
+func HasClaim(claims map[string]any, name, want string) bool {
+	v, ok := claims[name]
 	if !ok {
 		return false
 	}

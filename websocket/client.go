@@ -191,15 +191,6 @@ func ClientHandshake(ctx context.Context, nc net.Conn, u *url.URL, o *DialOption
 	return hs, resp, rest, nil
 }
 
-// Subprotocol is the subprotocol the server chose, after a client
-// handshake; "" for none.
-func (hs *Handshake) Subprotocol() string {
-	if hs.client && len(hs.Protocols) == 1 {
-		return hs.Protocols[0]
-	}
-	return ""
-}
-
 func ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()

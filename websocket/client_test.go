@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha1"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -81,17 +80,12 @@ func strictServer(t *testing.T, answer func(key string) string) (string, <-chan 
 		if answer != nil {
 			resp = answer(key)
 		} else {
-			resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept(key) + "\r\n\r\n"
+			resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + ws.AcceptFor(key) + "\r\n\r\n"
 		}
 		nc.Write([]byte(resp))
 		out <- &ws.Conn{Conn: nc, R: br}
 	}()
 	return "ws://" + ln.Addr().String() + "/path?q=1", out
-}
-
-func accept(key string) string {
-	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	return base64.StdEncoding.EncodeToString(h[:])
 }
 
 func serverFrame(op byte, p []byte) []byte {
@@ -187,7 +181,7 @@ func TestClientFrames(t *testing.T) {
 func TestClientHandshakeErrors(t *testing.T) {
 	ok := func(extra string) func(string) string {
 		return func(key string) string {
-			return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept(key) + "\r\n" + extra + "\r\n"
+			return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + ws.AcceptFor(key) + "\r\n" + extra + "\r\n"
 		}
 	}
 	for _, tc := range []struct {
@@ -204,7 +198,7 @@ func TestClientHandshakeErrors(t *testing.T) {
 			return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
 		}, engine.DialOptions{}, "does not match", 101},
 		{"no upgrade", func(key string) string {
-			return "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept(key) + "\r\n\r\n"
+			return "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + ws.AcceptFor(key) + "\r\n\r\n"
 		}, engine.DialOptions{}, "Upgrade", 101},
 		{"a subprotocol not offered", ok("Sec-WebSocket-Protocol: chat\r\n"), engine.DialOptions{Subprotocols: []string{"v2"}}, "not offered", 101},
 		{"an extension not offered", ok("Sec-WebSocket-Extensions: permessage-deflate\r\n"), engine.DialOptions{}, "not offered", 101},

@@ -117,7 +117,8 @@ const coalesceMax = 2048
 // or copied, never kept.
 func (c *Conn) sendPlain(op opcode, p []byte, kind sendKind) error {
 	if c.opts.client {
-		return c.sendOwned(kind, maskedFrame(true, 0, op, p))
+		buf := maskedFrame(true, 0, op, p)
+		return c.queueFrame(kind, *buf, outItem{buf: buf})
 	}
 	size := frameSize(len(p))
 	c.mu.Lock()
@@ -156,15 +157,26 @@ func (c *Conn) sendPlain(op opcode, p []byte, kind sendKind) error {
 	return c.enqueueLocked(outItem{b: *buf, buf: buf}, size)
 }
 
-// sendOwned sends a complete frame in a pooled buffer that passes to the
-// connection: a client's masked frames, which are always a copy.
-func (c *Conn) sendOwned(kind sendKind, buf *[]byte) error {
-	frame := *buf
+// sendFrame sends a complete data frame backed by own (a pooled buffer or
+// a prepared message), whose reference passes to the connection. A client
+// sends a masked copy (see client.go) and lets own go.
+func (c *Conn) sendFrame(frame []byte, own outItem) error {
+	if c.opts.client {
+		buf := remask(frame)
+		own.release()
+		frame, own = *buf, outItem{buf: buf}
+	}
+	return c.queueFrame(kindData, frame, own)
+}
+
+// queueFrame writes or queues a complete frame backed by own, whose
+// reference passes to the connection (released if the frame is not sent).
+func (c *Conn) queueFrame(kind sendKind, frame []byte, own outItem) error {
 	size := len(frame)
 	c.mu.Lock()
 	if c.sendClosed {
 		c.mu.Unlock()
-		putBuf(buf)
+		own.release()
 		return ErrClosed
 	}
 	if kind == kindClose {
@@ -175,42 +187,12 @@ func (c *Conn) sendOwned(kind sendKind, buf *[]byte) error {
 		c.writing = true
 		c.mu.Unlock()
 		c.iov2[0] = frame
-		return c.writeInline(c.iov2[:1], size, outItem{b: frame, buf: buf})
+		return c.writeInline(c.iov2[:1], size, own)
 	}
 	if kind != kindClose && c.qBytes > 0 && c.qBytes+size > c.opts.MaxQueue {
 		c.mu.Unlock()
-		putBuf(buf)
+		own.release()
 		return c.queueFull(kind)
-	}
-	return c.enqueueLocked(outItem{b: frame, buf: buf}, size)
-}
-
-// sendFrame sends a complete frame backed by own (a pooled buffer or a
-// prepared message), whose reference passes to the connection. A client
-// sends a masked copy (see client.go) and lets own go.
-func (c *Conn) sendFrame(frame []byte, own outItem) error {
-	if c.opts.client {
-		buf := remask(frame)
-		own.release()
-		return c.sendOwned(kindData, buf)
-	}
-	size := len(frame)
-	c.mu.Lock()
-	if c.sendClosed {
-		c.mu.Unlock()
-		own.release()
-		return ErrClosed
-	}
-	if !c.writing && c.nb != nil {
-		c.writing = true
-		c.mu.Unlock()
-		c.iov2[0] = frame
-		return c.writeInline(c.iov2[:1], size, own)
-	}
-	if c.qBytes > 0 && c.qBytes+size > c.opts.MaxQueue {
-		c.mu.Unlock()
-		own.release()
-		return c.queueFull(kindData)
 	}
 	own.b = frame
 	return c.enqueueLocked(own, size)

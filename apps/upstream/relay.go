@@ -16,10 +16,23 @@ import (
 // route's slow_consumer policy applies. A pair holds at most a message
 // and max_queue in each direction.
 
-// waitRoom waits while dst has more than half its queue bound waiting,
-// for at most limit, or until gone says the pair is over.
-func waitRoom(dst *websocket.Conn, limit time.Duration, gone func() bool) {
-	high := dst.Options().MaxQueue / 2
+// room is how much one side of a pair may have waiting before a message
+// for it waits, and for how long at most: half its max_queue, its
+// write_timeout. Worked out once, when the pair is made, not per message.
+type room struct {
+	high  int
+	limit time.Duration
+}
+
+func roomOf(c *websocket.Conn) room {
+	o := c.Options()
+	return room{high: o.MaxQueue / 2, limit: o.WriteTimeout}
+}
+
+// waitRoom waits while dst has more than r.high waiting, for at most
+// r.limit, or until gone says the pair is over.
+func waitRoom(dst *websocket.Conn, r room, gone func() bool) {
+	high, limit := r.high, r.limit
 	if dst.Queued() <= high {
 		return
 	}
@@ -36,7 +49,7 @@ func (p *Proxy) OnMessage(c *gateway.Conn, m gateway.Message) {
 		return
 	}
 	start := monoclock.Now()
-	waitRoom(pr.up, pr.up.Options().WriteTimeout, pr.up.Closing)
+	waitRoom(pr.up, pr.upRoom, pr.up.Closing)
 	if pr.up.Send(m.Type, m.Data) == nil {
 		p.stats.relayed(toUpstream, monoclock.Now()-start)
 	}
@@ -86,8 +99,7 @@ type upHandler pair
 func (h *upHandler) OnMessage(up *websocket.Conn, typ websocket.MessageType, data []byte) {
 	pr := (*pair)(h)
 	start := monoclock.Now()
-	client := pr.c.Engine()
-	waitRoom(client, client.Options().WriteTimeout, pr.closed.Load)
+	waitRoom(pr.c.Engine(), pr.clientRoom, pr.closed.Load)
 	if pr.c.Send(typ, data) == nil {
 		pr.p.stats.relayed(toClient, monoclock.Now()-start)
 	}

@@ -218,14 +218,7 @@ func hashKey(req *gateway.Request, on string) string {
 	case on == "client_ip":
 		return req.ClientIP
 	case strings.HasPrefix(on, "cookie:"):
-		name := on[7:]
-		for _, line := range req.HeaderValues("Cookie") {
-			for _, ck := range (&http.Request{Header: http.Header{"Cookie": {line}}}).Cookies() {
-				if ck.Name == name {
-					return ck.Value
-				}
-			}
-		}
+		return req.Cookie(on[7:])
 	case strings.HasPrefix(on, "header:"):
 		return req.HeaderValue(on[7:])
 	}
@@ -239,6 +232,8 @@ type pair struct {
 	c      *gateway.Conn
 	up     *websocket.Conn
 	closed atomic.Bool // the client's side has ended
+	// What each side may have waiting before a message for it waits.
+	upRoom, clientRoom room
 }
 
 // OnOpen dials an upstream before the client gets its 101: an upstream
@@ -257,7 +252,10 @@ func (p *Proxy) OnOpen(ctx context.Context, c *gateway.Conn) error {
 		if i == 2 {
 			break // the first choice and one more, as nginx's proxy_next_upstream tries
 		}
-		pr := &pair{p: p, s: s, c: c}
+		// Both rooms are known before the dial: the upstream side may
+		// deliver a message before Dial returns.
+		opts := p.engineOptions(c)
+		pr := &pair{p: p, s: s, c: c, upRoom: room{opts.MaxQueue / 2, opts.WriteTimeout}, clientRoom: roomOf(c.Engine())}
 		dctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
 		u := *s.u
 		// The client's path below the route's is kept, with its query.
@@ -267,7 +265,7 @@ func (p *Proxy) OnOpen(ctx context.Context, c *gateway.Conn) error {
 		if req.RawQuery != "" {
 			u.RawQuery = req.RawQuery
 		}
-		up, resp, err := websocket.Dial(dctx, u.String(), (*upHandler)(pr), p.engineOptions(c), &websocket.DialOptions{
+		up, resp, err := websocket.Dial(dctx, u.String(), (*upHandler)(pr), opts, &websocket.DialOptions{
 			Header: hdr, Subprotocols: req.Protocols, Deflate: p.cfg.Deflate, TLSConfig: p.cfg.TLS,
 			Transport: gateway.DialTransport,
 		})

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -31,15 +29,7 @@ routes:
     room_claims: {"admin-*": role=admin, members: scope=chat}
     max_connections_per_user: 2
 `, secret))
-	sign := func(claims string) string {
-		out, err := exec.Command(testserver.Python(t), "-c",
-			`import jwt, json, sys, time; c = json.loads(sys.argv[2]); c["exp"] = int(time.time()) + 300; print(jwt.encode(c, sys.argv[1], algorithm="HS256"))`,
-			key, claims).Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	sign := func(claims string) string { return testserver.SignHS256(t, key, claims) }
 	dial := func(tok string) (*websocket.Conn, *http.Response, error) {
 		return websocket.DefaultDialer.Dial(s.URL("/room"), http.Header{"Authorization": {"Bearer " + tok}})
 	}

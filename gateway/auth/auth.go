@@ -77,16 +77,14 @@ func token(req *gateway.Request, from []Carrier) (tok string, malformed bool) {
 			}
 			return strings.TrimSpace(t), false
 		case "query":
-			if t := queryValue(req.RawQuery, c.Name); t != "" {
+			// A malformed pair elsewhere in the query does not hide this one.
+			q, _ := url.ParseQuery(req.RawQuery)
+			if t := q.Get(c.Name); t != "" {
 				return t, false
 			}
 		case "cookie":
-			for _, line := range req.HeaderValues("Cookie") {
-				for _, ck := range (&http.Request{Header: http.Header{"Cookie": {line}}}).Cookies() {
-					if ck.Name == c.Name && ck.Value != "" {
-						return ck.Value, false
-					}
-				}
+			if t := req.Cookie(c.Name); t != "" {
+				return t, false
 			}
 		case "subprotocol":
 			for i, p := range req.Protocols {
@@ -112,22 +110,6 @@ func takeProtocol(req *gateway.Request, i int) {
 	} else {
 		req.ReplaceHeader("Sec-Websocket-Protocol", []string{strings.Join(rest, ", ")})
 	}
-}
-
-// queryValue is the first value of name in a raw query, unescaped.
-func queryValue(raw, name string) string {
-	for raw != "" {
-		var kv string
-		kv, raw, _ = strings.Cut(raw, "&")
-		k, v, _ := strings.Cut(kv, "=")
-		if k != name {
-			continue
-		}
-		if u, err := url.QueryUnescape(v); err == nil {
-			return u
-		}
-	}
-	return ""
 }
 
 // challenge is a WWW-Authenticate header for a Bearer refusal (RFC 6750

@@ -130,7 +130,7 @@ func (f *Forward) Authenticate(ctx context.Context, req *gateway.Request) (*gate
 	}
 	start := time.Now()
 	resp, err := f.client.Do(q)
-	forwardLatency.observe(time.Since(start))
+	forwardLatency.Observe(time.Since(start))
 	if err != nil {
 		forwardResults["error"].Add(1)
 		return nil, &gateway.AuthError{Status: http.StatusServiceUnavailable, Cause: gateway.CauseAuthUnavailable,
@@ -254,7 +254,7 @@ func cacheKey(h http.Header) [32]byte {
 // Forward-auth counters of the process, for the metrics.
 var (
 	forwardResults = map[string]*atomic.Uint64{"allowed": {}, "denied": {}, "error": {}, "cached": {}}
-	forwardLatency latency
+	forwardLatency = gateway.NewLatency(ForwardLatencyBuckets)
 )
 
 // ForwardResults returns how many questions each result had (allowed,
@@ -271,26 +271,5 @@ func ForwardResults() map[string]uint64 {
 // histogram.
 var ForwardLatencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
 
-type latency struct {
-	counts [13]atomic.Uint64 // per bucket, and past the last
-	sum    atomic.Int64      // nanoseconds
-}
-
-func (l *latency) observe(d time.Duration) {
-	i := 0
-	for i < len(ForwardLatencyBuckets) && d.Seconds() > ForwardLatencyBuckets[i] {
-		i++
-	}
-	l.counts[i].Add(1)
-	l.sum.Add(int64(d))
-}
-
-// ForwardLatency returns the latency histogram: the count in each bucket
-// of ForwardLatencyBuckets (not cumulative) and past the last, and the sum.
-func ForwardLatency() (counts []uint64, sum time.Duration) {
-	counts = make([]uint64, len(forwardLatency.counts))
-	for i := range counts {
-		counts[i] = forwardLatency.counts[i].Load()
-	}
-	return counts, time.Duration(forwardLatency.sum.Load())
-}
+// ForwardLatency returns how long forward-auth services took to answer.
+func ForwardLatency() gateway.Histogram { return forwardLatency.Snapshot() }

@@ -63,10 +63,10 @@ const (
 
 // Counters of every JWKS fetch in the process, for the metrics.
 var (
-	jwksFetches   = map[bool]*atomic.Uint64{true: new(atomic.Uint64), false: new(atomic.Uint64)}
-	jwksLines     = ratelog.New(1, time.Minute)
-	errNoKeys     = errors.New("no verification keys")
-	errUnknownKid = errors.New("no key with this kid")
+	jwksOK, jwksFailed atomic.Uint64
+	jwksLines          = ratelog.New(1, time.Minute)
+	errNoKeys          = errors.New("no verification keys")
+	errUnknownKid      = errors.New("no key with this kid")
 )
 
 func newKeySet(url string, timeout, minRefresh time.Duration) *keySet {
@@ -165,8 +165,8 @@ func (k *keySet) fetch() {
 	keys, maxAge, err := k.get()
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	jwksFetches[err == nil].Add(1)
 	if err != nil {
+		jwksFailed.Add(1)
 		// Try again no sooner than minRefresh.
 		k.expires = time.Now().Add(k.minRefresh)
 		if ok, suppressed := jwksLines.Allow(k.url, time.Now()); ok {
@@ -175,6 +175,7 @@ func (k *keySet) fetch() {
 		}
 		return
 	}
+	jwksOK.Add(1)
 	k.keys, k.loaded = keys, true
 	k.expires = time.Now().Add(maxAge)
 }
@@ -323,4 +324,4 @@ func readKeyFile(name string) ([]jose.JSONWebKey, error) {
 
 // JWKSFetches returns how many JWKS fetches succeeded and failed since
 // the process started.
-func JWKSFetches() (ok, failed uint64) { return jwksFetches[true].Load(), jwksFetches[false].Load() }
+func JWKSFetches() (ok, failed uint64) { return jwksOK.Load(), jwksFailed.Load() }

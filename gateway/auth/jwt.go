@@ -186,8 +186,7 @@ func (j *JWT) Authenticate(ctx context.Context, req *gateway.Request) (*gateway.
 		return nil, j.refuse(http.StatusUnauthorized, gateway.CauseAuthInvalid, "invalid_token", describe(err))
 	}
 	for name, want := range j.Claims {
-		v, ok := claims[name]
-		if !ok || (want != "" && !claimHas(v, want)) {
+		if !gateway.HasClaim(claims, name, want) {
 			return nil, j.refuse(http.StatusForbidden, gateway.CauseAuthForbidden, "insufficient_scope", "the token lacks claim "+name)
 		}
 	}
@@ -241,23 +240,6 @@ func fits(alg string, key any) bool {
 		return ok
 	}
 	return false
-}
-
-// claimHas says whether a claim's value is want, or holds it (a list, or
-// words separated by spaces).
-func claimHas(v any, want string) bool {
-	switch v := v.(type) {
-	case []any:
-		for _, e := range v {
-			if s, ok := e.(string); ok && s == want {
-				return true
-			}
-		}
-		return false
-	case string:
-		return v == want || slices.Contains(strings.Fields(v), want)
-	}
-	return gateway.ClaimText(v) == want
 }
 
 // describe is a short reason for a refused token, for the log and

@@ -212,8 +212,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for result, n := range auth.ForwardResults() {
 		counter(fwdReqs, n, result)
 	}
-	counts, sum := auth.ForwardLatency()
-	histogram(ch, fwdDur, gateway.Histogram{Bounds: auth.ForwardLatencyBuckets, Counts: counts, Count: total(counts), Sum: sum.Seconds()})
+	histogram(ch, fwdDur, auth.ForwardLatency())
 	for _, s := range c.src.Snapshot() {
 		r := s.Route
 		gauge(open, float64(s.Open), r)
@@ -339,12 +338,4 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(reloads, f.Reloads[result], result)
 	}
 	gauge(lastOK, f.LastReload)
-}
-
-func total(counts []uint64) uint64 {
-	var n uint64
-	for _, c := range counts {
-		n += c
-	}
-	return n
 }

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/bench/load"
+	"github.com/wsgate/wsgate/bench/nginx"
 )
 
 var daemonLog string
@@ -440,46 +441,17 @@ func stillOpen(conns []net.Conn) int {
 // nginxFront starts Debian's nginx in front of addr, set up as the
 // README's "The daemon behind nginx" says, and returns its address.
 func nginxFront(dir, addr string) (string, func(), error) {
-	for _, d := range []string{"body", "proxy", "fastcgi", "uwsgi", "scgi"} {
-		os.Mkdir(filepath.Join(dir, d), 0o755)
-	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
 	front := l.Addr().String()
 	l.Close()
-	conf := filepath.Join(dir, "nginx.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`daemon off;
-user root;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events { worker_connections 10000; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    map $http_upgrade $connection_upgrade { default upgrade; '' close; }
-    server {
-        listen %[2]s;
-        location / {
-            proxy_pass http://%[3]s;
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_read_timeout 1h;
-        }
-    }
-}
-`, dir, front, addr)), 0o644)
+	conf, err := nginx.Config(dir, front, addr, 10000,
+		"            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n            proxy_set_header X-Forwarded-Proto $scheme;\n")
+	if err != nil {
+		return "", nil, err
+	}
 	cmd := exec.Command("/usr/sbin/nginx", "-c", conf, "-p", dir)
 	if err := cmd.Start(); err != nil {
 		return "", nil, err

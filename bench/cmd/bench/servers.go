@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/bench/load"
+	"github.com/wsgate/wsgate/bench/nginx"
 )
 
 // server is one implementation under test, started fresh for each
@@ -297,11 +298,17 @@ func (h *harness) opsServers() []server {
 	return out
 }
 
+// peer starts the peer library's server called name (bench/cmd/peers) on
+// port.
+func (h *harness) peer(name string, port int) (*proc, error) {
+	return h.spawn(port, filepath.Join(h.work, "peers"), "-server", name, "-addr", "127.0.0.1:"+strconv.Itoa(port))
+}
+
 func (h *harness) servers() []server {
 	list := []server{daemonServer("wsgate")}
 	for _, p := range []string{"gorilla", "coder", "gws", "nbio"} {
 		list = append(list, server{name: p, peer: true, start: func(h *harness, port int) (*proc, error) {
-			return h.spawn(port, filepath.Join(h.work, "peers"), "-server", p, "-addr", "127.0.0.1:"+strconv.Itoa(port))
+			return h.peer(p, port)
 		}})
 	}
 	// The physical limit: a C echo over epoll that never blocks
@@ -936,11 +943,11 @@ func (h *harness) proxyServers() []server {
 		if err != nil {
 			return nil, 0, err
 		}
-		up, err := h.spawn(aport, filepath.Join(h.work, "peers"), "-server", "gws", "-addr", "127.0.0.1:"+strconv.Itoa(aport))
+		up, err := h.peer("gws", aport)
 		return up, aport, err
 	}
 	direct := server{name: "upstream alone", start: func(h *harness, port int) (*proc, error) {
-		p, err := h.spawn(port, filepath.Join(h.work, "peers"), "-server", "gws", "-addr", "127.0.0.1:"+strconv.Itoa(port))
+		p, err := h.peer("gws", port)
 		if p != nil {
 			p.parts = []part{{"gws", p.pid}}
 		}
@@ -980,38 +987,7 @@ func (h *harness) nginx(port, aport int) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"body", "proxy", "fastcgi", "uwsgi", "scgi"} {
-		os.Mkdir(filepath.Join(dir, d), 0o755)
-	}
-	conf := filepath.Join(dir, "nginx.conf")
-	err = os.WriteFile(conf, []byte(fmt.Sprintf(`daemon off;
-user root;
-worker_processes 1;
-worker_rlimit_nofile 40000;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events { worker_connections 20000; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    map $http_upgrade $connection_upgrade { default upgrade; '' close; }
-    server {
-        listen 127.0.0.1:%[2]d;
-        location / {
-            proxy_pass http://127.0.0.1:%[3]d;
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header Host $host;
-            proxy_read_timeout 1h;
-        }
-    }
-}
-`, dir, port, aport)), 0o644)
+	conf, err := nginx.Config(dir, fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", aport), 20000, "")
 	if err != nil {
 		return nil, err
 	}

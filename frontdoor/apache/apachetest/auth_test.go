@@ -104,20 +104,9 @@ routes:
     plugin: {library: %s/mod_websocket_request.so, init: request_init}
     auth: {jwt: {algorithms: [HS256], secret_file: %s}}
 `, dir, secret))
-	tok, err := jwtHS256(strings.Repeat("k", 40), `{"sub":"frank","exp":`+fmt.Sprint(time.Now().Add(time.Hour).Unix())+`}`)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := testserver.SignHS256(t, strings.Repeat("k", 40), `{"sub":"frank"}`)
 	dc, _ := dialOK(t, d.URL("/request"), http.Header{"X-Client-Token": {"t"}, "Authorization": {"Bearer " + tok}})
 	if u, a := ask(t, dc, "user"), ask(t, dc, "auth_type"); u != "frank" || a != "Bearer" {
 		t.Errorf("in the daemon the plugin sees r->user %q, r->ap_auth_type %q", u, a)
 	}
-}
-
-// jwtHS256 signs claims with PyJWT (Debian's python3-jwt), the tests'
-// independent issuer.
-func jwtHS256(secret, claims string) (string, error) {
-	py := "/usr/bin/python3"
-	out, err := exec.Command(py, "-c", `import jwt, json, sys; print(jwt.encode(json.loads(sys.argv[2]), sys.argv[1], algorithm="HS256"))`, secret, claims).Output()
-	return strings.TrimSpace(string(out)), err
 }

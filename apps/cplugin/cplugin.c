@@ -1,7 +1,9 @@
 /* The C side of package cplugin; see cplugin.h. The WebSocketServer
  * functions plugins call forward to Go through the exported functions in
  * cplugin.go. */
+#include <dlfcn.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "_cgo_export.h"
 #include "cplugin.h"
@@ -84,6 +86,22 @@ void ws_free_server(WebSocketServer *s)
 }
 
 WebSocketPlugin *call_init(void *fn) { return ((WS_Init)fn)(); }
+
+/* dlopen, and on failure a copy of dlerror's message (free it) in *err:
+ * in one call, because dlerror's state is the calling thread's and a
+ * goroutine can change threads between two cgo calls, which left the
+ * message empty. */
+void *ws_dlopen(const char *path, char **err)
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    const char *msg;
+
+    *err = NULL;
+    if (h == NULL && (msg = dlerror()) != NULL) {
+        *err = strdup(msg);
+    }
+    return h;
+}
 int has_on_connect(WebSocketPlugin *p) { return p->on_connect != NULL; }
 void *call_on_connect(WebSocketPlugin *p, WebSocketServer *s) { return p->on_connect(s); }
 

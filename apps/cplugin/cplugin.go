@@ -83,9 +83,11 @@ func Load(library, initFunc string) (*Plugin, error) {
 	// APR first, globally, so that a plugin's APR symbols resolve as they
 	// do in httpd.
 	C.ws_apr_load()
-	h := C.dlopen(clib, C.RTLD_NOW|C.RTLD_LOCAL)
+	var cerr *C.char
+	h := C.ws_dlopen(clib, &cerr)
 	if h == nil {
-		msg := C.GoString(C.dlerror())
+		msg := C.GoString(cerr)
+		C.free(unsafe.Pointer(cerr))
 		//lint:ignore ST1005 mod_websocket's message, word for word: configurations and scripts match it
 		return nil, fmt.Errorf("Could not load WebSocketHandler %s: %s%s", library, msg, loadHint(msg))
 	}

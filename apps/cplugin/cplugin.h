@@ -15,6 +15,7 @@ WebSocketServer *ws_new_server(uintptr_t handle, void *r);
 void ws_free_server(WebSocketServer *s);
 
 WebSocketPlugin *call_init(void *fn);
+void *ws_dlopen(const char *path, char **err);
 int has_on_connect(WebSocketPlugin *p);
 void *call_on_connect(WebSocketPlugin *p, WebSocketServer *s);
 void call_on_message(WebSocketPlugin *p, void *priv, WebSocketServer *s, int type,

@@ -5,7 +5,10 @@
 // For sockets with a file descriptor (TCP and UNIX) it reads through
 // syscall.RawConn: the read buffer is taken from the pool inside the read
 // callback and returned the moment the socket says EAGAIN, so a connection
-// waiting for its peer holds no buffer, only its goroutine. Writes are
+// waiting for its peer holds no buffer, only its goroutine. What is read
+// is parsed, and messages delivered, inside that callback, so that a read
+// shorter than the buffer can be followed by a wait instead of another
+// read (see readFD): one read per message, as nginx reads. Writes are
 // attempted without blocking from the sending goroutine (write or writev of
 // header and payload); the engine falls back to a writer goroutine when the
 // socket is full.
@@ -43,6 +46,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -145,6 +149,7 @@ type conn struct {
 	parkAfter time.Duration // 0: never park
 	deadline  time.Duration // monoclock; 0: none set
 	state     parkState
+	rflags    atomic.Uint32 // flagReading, flagCloseReq
 	pollID    uint64
 }
 
@@ -152,10 +157,10 @@ type conn struct {
 // callbacks are bound to it once, when it is made, so that no closure is
 // allocated per read or write, or per resumption; scratches are pooled.
 type ioScratch struct {
-	rfn  func(fd uintptr) bool
-	rbuf *[]byte
-	rn   int
-	rerr error
+	rfn   func(fd uintptr) bool
+	owner *conn     // the connection reading, for the read callback
+	rw    io.Writer // where the read callback feeds what it reads
+	rerr  error     // why the read callback stopped
 
 	wfn   func(fd uintptr) bool
 	wbufs [][]byte
@@ -172,7 +177,7 @@ var scratches = sync.Pool{New: func() any {
 func getScratch() *ioScratch { return scratches.Get().(*ioScratch) }
 
 func putScratch(s *ioScratch) {
-	s.rbuf, s.rerr, s.wbufs, s.werr = nil, nil, nil, nil
+	s.owner, s.rw, s.rerr, s.wbufs, s.werr = nil, nil, nil, nil, nil
 	scratches.Put(s)
 }
 
@@ -326,15 +331,80 @@ func (d *conn) readOnce(w io.Writer) error {
 		}
 		return err
 	}
+	return d.readFD(w)
+}
+
+// The flags of rflags: the reading goroutine is inside the socket's read
+// (and the handlers it feeds run there); a Close came meanwhile and left
+// closing the stream to it.
+const (
+	flagReading uint32 = 1 << iota
+	flagCloseReq
+)
+
+// readFD reads the socket and feeds what it reads to w, inside one
+// RawConn read, until the socket fails, ends or is closed, or w returns
+// an error. A read that fills less than the buffer emptied the socket,
+// so the callback then waits for the poller instead of reading again to
+// see EAGAIN, which saves a system call per message (as nginx does
+// after a short read). That is safe only inside one RawConn read: its
+// start resets the poller's readiness, so an edge that came between two
+// reads would be lost, and the wait would last until the peer sent more
+// or the park deadline passed. Within one read, the readiness an edge
+// leaves while w runs is kept, and the wait returns at once.
+//
+// Handlers run inside the read, holding the descriptor: a stream's Close
+// would wait for them, and a handler may close its own connection, or
+// two handlers each other's. So Close, while a read is in progress,
+// leaves the stream to this goroutine (flagCloseReq) and wakes the wait
+// with a deadline in the past.
+func (d *conn) readFD(w io.Writer) (err error) {
 	sc := d.io
-	err := d.rc.Read(sc.rfn)
-	b, n, rerr := sc.rbuf, sc.rn, sc.rerr
-	sc.rbuf, sc.rerr = nil, nil
-	if err != nil {
-		bufpool.Put(b)
-		return err
+	sc.owner, sc.rw = d, w
+	if d.rflags.Or(flagReading)&flagCloseReq != 0 {
+		d.rflags.And(^flagReading)
+		return net.ErrClosed
 	}
-	if n > 0 {
+	defer func() {
+		sc.owner, sc.rw = nil, nil
+		if d.rflags.And(^flagReading)&flagCloseReq != 0 {
+			// Close came while reading and left the stream to us.
+			d.nc.Close()
+			err = net.ErrClosed
+		}
+	}()
+	err = d.rc.Read(sc.rfn)
+	if err == nil {
+		err, sc.rerr = sc.rerr, nil
+	}
+	return err
+}
+
+// readFD is the RawConn read callback of conn.readFD. It takes a buffer
+// only while a read finds data: on EAGAIN it holds none.
+func (s *ioScratch) readFD(fd uintptr) bool {
+	d, w := s.owner, s.rw
+	for {
+		if d.rflags.Load()&flagCloseReq != 0 {
+			s.rerr = net.ErrClosed
+			return true
+		}
+		b := bufpool.Get(readSize)
+		n, err := syscall.Read(int(fd), (*b)[:cap(*b)])
+		if n <= 0 {
+			bufpool.Put(b)
+			switch err {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false
+			case nil:
+				s.rerr = io.EOF
+			default:
+				s.rerr = err
+			}
+			return true
+		}
 		var ferr error
 		if d.sl != nil {
 			ferr = d.sl.rec.Open((*b)[:n], w)
@@ -342,34 +412,16 @@ func (d *conn) readOnce(w io.Writer) error {
 			_, ferr = w.Write((*b)[:n])
 		}
 		bufpool.Put(b)
-		return ferr
-	}
-	bufpool.Put(b)
-	if rerr != nil {
-		return rerr
-	}
-	return io.EOF
-}
-
-// readFD is the RawConn read callback. It takes a buffer only for the
-// duration of a read that finds data; on EAGAIN it gives it back and asks
-// the poller to wait.
-func (s *ioScratch) readFD(fd uintptr) bool {
-	b := bufpool.Get(readSize)
-	for {
-		n, err := syscall.Read(int(fd), (*b)[:cap(*b)])
-		if err == syscall.EINTR {
-			continue
+		if ferr != nil {
+			s.rerr = ferr
+			return true
 		}
-		if err == syscall.EAGAIN {
-			bufpool.Put(b)
+		if n < readSize {
+			if d.parkAfter > 0 {
+				d.armDeadline()
+			}
 			return false
 		}
-		if n < 0 {
-			n = 0
-		}
-		s.rbuf, s.rn, s.rerr = b, n, err
-		return true
 	}
 }
 
@@ -540,7 +592,14 @@ func (d *conn) Close() error {
 	d.sendAlertLocked()
 	var err error
 	if d.nc != nil {
-		err = d.nc.Close()
+		if d.rflags.Or(flagCloseReq)&flagReading != 0 {
+			// The reader holds the descriptor, maybe on this very
+			// goroutine (see readFD): it closes the stream as it
+			// leaves, and the past deadline makes that at once.
+			d.nc.SetReadDeadline(time.Unix(1, 0))
+		} else {
+			err = d.nc.Close()
+		}
 	} else {
 		err = d.closeDetached()
 	}

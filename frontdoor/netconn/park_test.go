@@ -51,8 +51,15 @@ func serveParking(t *testing.T, m mode, parkAfter time.Duration, opts ws.Options
 // set to sndbuf (0: the system's), so that writes come up short.
 func serveParkingSndbuf(t *testing.T, m mode, parkAfter time.Duration, opts ws.Options, sndbuf int) (url string, dialer *websocket.Dialer, conns chan *conn, closed chan ws.CloseStatus) {
 	t.Helper()
-	conns = make(chan *conn, 100)
 	closed = make(chan ws.CloseStatus, 100)
+	url, dialer, conns = serveHandler(t, m, parkAfter, opts, sndbuf, echoHandler{closed})
+	return url, dialer, conns, closed
+}
+
+// serveHandler is serveParkingSndbuf with the handler h.
+func serveHandler(t *testing.T, m mode, parkAfter time.Duration, opts ws.Options, sndbuf int, h ws.Handler) (url string, dialer *websocket.Dialer, conns chan *conn) {
+	t.Helper()
+	conns = make(chan *conn, 100)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hs, err := ws.CheckUpgrade(r)
 		if err != nil {
@@ -63,9 +70,9 @@ func serveParkingSndbuf(t *testing.T, m mode, parkAfter time.Duration, opts ws.O
 		if err != nil {
 			return
 		}
-		h, _ := hs.Header(nil, "")
-		nc.Write(hs.AppendResponse(nil, h))
-		c := hs.NewConn(echoHandler{closed}, opts)
+		hdr, _ := hs.Header(nil, "")
+		nc.Write(hs.AppendResponse(nil, hdr))
+		c := hs.NewConn(h, opts)
 		tr := New(nc, c, nil)
 		SetParkAfter(tr, parkAfter)
 		if got := connOf(tr).sl != nil; got != (m == taken) {
@@ -87,13 +94,13 @@ func serveParkingSndbuf(t *testing.T, m mode, parkAfter time.Duration, opts ws.O
 		srv.Start()
 		dialer.TLSClientConfig = ccfg
 		t.Cleanup(srv.Close)
-		return "wss" + strings.TrimPrefix(srv.URL, "http") + "/", dialer, conns, closed
+		return "wss" + strings.TrimPrefix(srv.URL, "http") + "/", dialer, conns
 	case cryptoTLS:
 		srv.StartTLS()
 		dialer.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
 	}
 	t.Cleanup(srv.Close)
-	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/", dialer, conns, closed
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/", dialer, conns
 }
 
 type sndbufListener struct {

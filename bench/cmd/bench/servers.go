@@ -934,7 +934,9 @@ defaults: {origin_check: "off", keepalive_interval: 0, message_timeout: 0}
 // alone; behind wsgate (backend: {upstream}), which checks every frame
 // both ways; and behind nginx set up as its documentation proxies
 // WebSockets (one worker process under its master, proxy_http_version
-// 1.1, Upgrade and Connection passed on), which copies bytes. The
+// 1.1, Upgrade and Connection passed on), which copies bytes; and
+// behind a Go byte relay with an epoll loop of its own, the floor of what
+// a proxy written in Go pays on this machine. The
 // server's CPU time and RSS are the proxy's and the upstream's together
 // for rates, the proxy's alone (with its children) for idle pairs.
 func (h *harness) proxyServers() []server {
@@ -977,7 +979,22 @@ func (h *harness) proxyServers() []server {
 		return &proc{pid: n.pid, children: true, parts: append(parts, part{"gws", up.pid}),
 			stop: func() { n.stop(); up.stop() }}, nil
 	}}
-	return []server{direct, viaWsgate, viaNginx}
+	// The floor: Go copying bytes through an epoll loop of its own, no
+	// WebSocket work (bench/cmd/peers/relay_linux.go).
+	viaRelay := server{name: "go relay (floor)", peer: true, start: func(h *harness, port int) (*proc, error) {
+		up, aport, err := upstream(h)
+		if err != nil {
+			return nil, err
+		}
+		r, err := h.spawn(port, filepath.Join(h.work, "peers"), "-server", "relay", "-addr", "127.0.0.1:"+strconv.Itoa(port),
+			"-upstream", "127.0.0.1:"+strconv.Itoa(aport))
+		if err != nil {
+			up.stop()
+			return nil, err
+		}
+		return &proc{pid: r.pid, parts: []part{{"relay", r.pid}, {"gws", up.pid}}, stop: func() { r.stop(); up.stop() }}, nil
+	}}
+	return []server{direct, viaWsgate, viaNginx, viaRelay}
 }
 
 // nginx starts Debian's nginx on port in front of the upstream on aport,

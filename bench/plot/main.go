@@ -11,6 +11,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"image/color"
 	"os"
 	"path/filepath"
@@ -139,6 +140,12 @@ func barPanel(title string, ms []*measurement) (*plot.Plot, int, error) {
 	type key struct{ c, s string }
 	vals := map[key]float64{}
 	for _, m := range ms {
+		v, ok := m.median()
+		if !ok || v == 0 {
+			// No rate: a memory case (the proxy group's idle pairs), which
+			// its table shows.
+			continue
+		}
 		label := m.Group + ": " + m.Case
 		if !slices.Contains(cases, label) {
 			cases = append(cases, label)
@@ -146,9 +153,7 @@ func barPanel(title string, ms []*measurement) (*plot.Plot, int, error) {
 		if !slices.Contains(servers, m.Server) {
 			servers = append(servers, m.Server)
 		}
-		if v, ok := m.median(); ok {
-			vals[key{label, m.Server}] = v
-		}
+		vals[key{label, m.Server}] = v
 	}
 	p := plot.New()
 	p.Title.Text = title + ": rate as a share of the fastest in each case (same run)"
@@ -199,9 +204,27 @@ func serverColor(name string) color.Color {
 		"tcp":         {0x7f, 0x7f, 0x7f, 0xff},
 		"mod_wsgate":  {0xe3, 0x77, 0xc2, 0xff},
 		"httpd proxy": {0x8c, 0x56, 0x4b, 0xff},
+		// The proxy group: its upstream is gws, and its floor is grey
+		// as tcp, the echo group's floor, is.
+		"upstream alone":   {0xff, 0x7f, 0x0e, 0xff},
+		"nginx":            {0x17, 0xbe, 0xcf, 0xff},
+		"go relay (floor)": {0x7f, 0x7f, 0x7f, 0xff},
+		// The auth group.
+		"no auth":   {0x63, 0x79, 0x39, 0xff},
+		"JWT HS256": {0xbc, 0xbd, 0x22, 0xff},
+		"JWT RS256": {0x39, 0x3b, 0x79, 0xff},
+		"JWT ES256": {0x8c, 0x6d, 0x31, 0xff},
+		"JWT EdDSA": {0x7b, 0x41, 0x73, 0xff},
 	}
 	if c, ok := palette[name]; ok {
 		return c
 	}
-	return color.Black
+	// Any other server: a colour from its name, not black for all.
+	others := []color.RGBA{
+		{0x17, 0xbe, 0xcf, 0xff}, {0xbc, 0xbd, 0x22, 0xff}, {0x39, 0x3b, 0x79, 0xff}, {0x8c, 0x6d, 0x31, 0xff},
+		{0x63, 0x79, 0x39, 0xff}, {0x84, 0x3c, 0x39, 0xff}, {0x7b, 0x41, 0x73, 0xff}, {0x31, 0x82, 0xbd, 0xff},
+	}
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return others[h.Sum32()%uint32(len(others))]
 }

@@ -36,6 +36,9 @@ import (
 
 var daemonLog string
 
+// adminToken is the bearer token of the daemon's admin listener.
+const adminToken = "attack-harness-admin-token-0123456789"
+
 func main() {
 	bin := flag.String("wsgate", "", "the wsgate binary (default: built from ../cmd/wsgate)")
 	only := flag.String("only", "", "comma-separated attacks to run (default: all)")
@@ -44,7 +47,11 @@ func main() {
 	flag.Parse()
 	if *bin == "" {
 		*bin = filepath.Join(os.TempDir(), "wsgate-attack")
-		if out, err := exec.Command("go", "build", "-o", *bin, "../cmd/wsgate").CombinedOutput(); err != nil {
+		// Built in the main module (the repository's root): bench is a
+		// module of its own, which cannot name ../cmd/wsgate.
+		build := exec.Command("go", "build", "-o", *bin, "./cmd/wsgate")
+		build.Dir = ".."
+		if out, err := build.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building wsgate: %v\n%s", err, out)
 			os.Exit(1)
 		}
@@ -232,7 +239,10 @@ var attacks = []attack{
 			body := []byte(`{"items":[{"channel":"c","formats":{"ws-message":{"content":"` + strings.Repeat("x", 16<<20) + `"}}}]}`)
 			codes := map[int]int{}
 			for range 60 {
-				resp, err := http.Post("http://"+admin+"/publish/", "application/json", bytes.NewReader(body))
+				req, _ := http.NewRequest("POST", "http://"+admin+"/publish/", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+adminToken)
+				resp, err := http.DefaultClient.Do(req)
 				if err == nil {
 					codes[resp.StatusCode]++
 					resp.Body.Close()
@@ -296,7 +306,14 @@ func run(bin string, a attack) (string, error) {
 		}
 		listen = fmt.Sprintf("listen: [{address: 127.0.0.1:0}, {address: 127.0.0.1:0, tls: {cert: %s, key: %s%s}}]\n", cert, key, rl)
 	}
-	os.WriteFile(cfgPath, []byte(listen+"admin: {listen: 127.0.0.1:0}\nlog: {access: false}\n"+a.config), 0o644)
+	// Control on a TCP admin listener needs a token (reads stay open): the
+	// publish attack is an authenticated publisher's, not a stranger's.
+	tokenFile := filepath.Join(dir, "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(adminToken+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	adminCfg := fmt.Sprintf("admin: {listen: 127.0.0.1:0, auth: {bearer_token_file: %s, public_reads: true}}\n", tokenFile)
+	os.WriteFile(cfgPath, []byte(listen+adminCfg+"log: {access: false}\n"+a.config), 0o644)
 	cmd := exec.Command(bin, "-config", cfgPath)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

@@ -98,8 +98,9 @@ func testAbortEachOther(t *testing.T, m mode) {
 		var mu sync.Mutex
 		var served []*ws.Conn
 		closed := make(chan ws.CloseStatus, 2)
-		ready := make(chan struct{})
+		started, ready := make(chan struct{}, 2), make(chan struct{})
 		other := func(self *ws.Conn) *ws.Conn {
+			started <- struct{}{}
 			<-ready
 			mu.Lock()
 			defer mu.Unlock()
@@ -122,13 +123,20 @@ func testAbortEachOther(t *testing.T, m mode) {
 			served = append(served, d.ws)
 			mu.Unlock()
 		}
-		// Both handlers start, then both abort the other at once.
+		// Both handlers start (each inside its own socket's read), then
+		// both abort the other at once.
 		for _, c := range clients {
 			if err := c.WriteMessage(websocket.TextMessage, []byte("go")); err != nil {
 				t.Fatal(err)
 			}
 		}
-		time.Sleep(time.Millisecond)
+		for range 2 {
+			select {
+			case <-started:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("round %d: a handler never started", round)
+			}
+		}
 		close(ready)
 		for i := range 2 {
 			select {

@@ -101,20 +101,22 @@ func (d *conn) park() bool {
 	if d.detachable {
 		return d.detach(p)
 	}
+	// registered is settled before track marks the connection parked:
+	// once the event is armed, the reader it wakes may park again at
+	// once, and this goroutine must touch d no more (it did, setting
+	// registered after EpollCtl returned: a race under stress-ng).
+	op := unix.EPOLL_CTL_MOD
+	if !d.registered {
+		op = unix.EPOLL_CTL_ADD
+	}
+	d.registered = true
 	ev := p.track(d)
 	released()
 	var cerr error
 	// Inside Control the descriptor cannot be closed under us, so the
 	// number registered is this socket's.
 	err := d.rc.Control(func(fd uintptr) {
-		op := unix.EPOLL_CTL_MOD
-		if !d.registered {
-			op = unix.EPOLL_CTL_ADD
-		}
 		cerr = unix.EpollCtl(p.ep, op, int(fd), &ev)
-		if cerr == nil {
-			d.registered = true
-		}
 	})
 	if err == nil {
 		err = cerr
@@ -125,8 +127,15 @@ func (d *conn) park() bool {
 		p.mu.Unlock()
 		// Nobody else can have claimed it: no event was armed. Close may
 		// have, and then it has started a resume that will find the socket
-		// closed; the caller must not read on.
-		return !d.state.CompareAndSwap(stateParked, stateRunning)
+		// closed; the caller must not read on. (That resume's next park
+		// tries EPOLL_CTL_MOD, fails, and reads on.)
+		if !d.state.CompareAndSwap(stateParked, stateRunning) {
+			return true
+		}
+		if op == unix.EPOLL_CTL_ADD {
+			d.registered = false
+		}
+		return false
 	}
 	return true
 }

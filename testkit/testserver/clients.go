@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,7 +19,9 @@ import (
 
 // RunProducer starts cmd, a program that listens on the UNIX socket sock
 // (a producer), kills it when the test ends, and waits until sock is a
-// socket file.
+// socket file that listens. The file appears at bind(2), before listen(2):
+// a client sent in between is refused (httpd answered 503 once under
+// stress-ng), so the file alone is not enough.
 func RunProducer(t testing.TB, cmd *exec.Cmd, sock string) {
 	t.Helper()
 	if err := cmd.Start(); err != nil {
@@ -26,10 +30,40 @@ func RunProducer(t testing.TB, cmd *exec.Cmd, sock string) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	if !WaitFor(10*time.Second, func() bool {
 		fi, err := os.Stat(sock)
-		return err == nil && fi.Mode()&os.ModeSocket != 0
+		return err == nil && fi.Mode()&os.ModeSocket != 0 && listening(sock)
 	}) {
 		t.Fatalf("%s did not listen on %s", cmd.Path, sock)
 	}
+}
+
+// listening reports whether the UNIX socket at path listens: the kernel
+// lists a socket by the path it was bound to in /proc/net/unix, with
+// __SO_ACCEPTCON (0x10000) in its flags once it listens. It asks without
+// connecting, which a producer would take for a client. A socket bound by
+// a relative path is matched by its name. One bound elsewhere and renamed
+// into place (the PHP and C SDKs bind a temporary name, listen, then
+// rename) is not listed by path; its file appears only once it listens,
+// so it counts as listening, as it does without /proc.
+func listening(path string) bool {
+	b, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		return true
+	}
+	found := false
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		if f[7] != path && (filepath.IsAbs(f[7]) || filepath.Base(f[7]) != filepath.Base(path)) {
+			continue
+		}
+		found = true
+		if flags, err := strconv.ParseUint(f[3], 16, 32); err == nil && flags&0x10000 != 0 {
+			return true
+		}
+	}
+	return !found
 }
 
 // Dial opens a WebSocket with gorilla/websocket, a peer written by

@@ -75,7 +75,7 @@ func (s *Server) openAdmin(a config.Admin, inherited *inheritedSockets) (*admin,
 			ln.Close()
 			return nil, fmt.Errorf("admin.tls: %w", err)
 		}
-		tlsCfg = cert.serverConfig(a.TLS)
+		tlsCfg = cert.serverConfig()
 	}
 	ad.feed = &statusFeed{s: s}
 	ad.gw, err = gateway.New(s.log.With("listener", "admin"), &gateway.Route{

@@ -35,11 +35,13 @@ func (l *listener) close() {
 	}
 }
 
-// certificate is a TLS listener's certificate and client CAs, re-read on
-// reload without closing the listener.
+// certificate is a TLS listener's certificate, client CAs and client
+// certificate mode, re-read on reload without closing the listener: every
+// handshake takes what the last load read.
 type certificate struct {
-	cur atomic.Pointer[tls.Certificate]
-	cas atomic.Pointer[x509.CertPool] // nil: no client certificates
+	cur  atomic.Pointer[tls.Certificate]
+	cas  atomic.Pointer[x509.CertPool] // nil: no client certificates
+	auth atomic.Int32                  // a tls.ClientAuthType, with cas
 }
 
 func (c *certificate) load(t *config.TLS) error {
@@ -53,30 +55,48 @@ func (c *certificate) load(t *config.TLS) error {
 			return fmt.Errorf("client_ca: %w", err)
 		}
 	}
-	c.cur.Store(&cert)
-	c.cas.Store(pool)
+	c.commit(&cert, pool, clientAuth(t))
 	return nil
+}
+
+// commit makes what a load read the listener's; the CAs and the mode go
+// in before the pool, which handshakes look at first.
+func (c *certificate) commit(cert *tls.Certificate, pool *x509.CertPool, auth tls.ClientAuthType) {
+	c.cur.Store(cert)
+	c.auth.Store(int32(auth))
+	c.cas.Store(pool)
+}
+
+// clientAuth is what a handshake asks of clients under t.
+func clientAuth(t *config.TLS) tls.ClientAuthType {
+	switch {
+	case t.ClientCA == "":
+		return tls.NoClientCert
+	case t.ClientAuth == config.ClientAuthOptional:
+		return tls.VerifyClientCertIfGiven
+	default:
+		return tls.RequireAndVerifyClientCert
+	}
 }
 
 func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
 
-// serverConfig is the tls.Config of a listener with t. With client_ca,
-// each handshake gets the CAs the last load read, and asks for (or
-// requires) a client certificate they verify; the route's
-// auth: {cert: ...} turns it into an identity.
-func (c *certificate) serverConfig(t *config.TLS) *tls.Config {
+// serverConfig is the tls.Config of a listener. While the last load read
+// client CAs, each handshake gets a copy that asks for (or requires) a
+// client certificate they verify, as client_auth says; the route's
+// auth: {cert: ...} turns it into an identity. A reload can add, change
+// or remove client_ca and client_auth: the next handshake has them.
+func (c *certificate) serverConfig() *tls.Config {
 	cfg := &tls.Config{GetCertificate: c.get, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
-	if t.ClientCA == "" {
-		return cfg
-	}
-	cfg.ClientAuth = tls.VerifyClientCertIfGiven
-	if t.ClientAuth == config.ClientAuthRequire {
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	}
 	base := cfg.Clone()
 	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		pool := c.cas.Load()
+		if pool == nil {
+			return nil, nil
+		}
 		per := base.Clone()
-		per.ClientCAs = c.cas.Load()
+		per.ClientAuth = tls.ClientAuthType(c.auth.Load())
+		per.ClientCAs = pool
 		return per, nil
 	}
 	return cfg
@@ -100,7 +120,7 @@ func (s *Server) open(l config.Listener, inherited *inheritedSockets) (*listener
 			ls.raw.Close()
 			return nil, fmt.Errorf("tls: %w", err)
 		}
-		cfg := ls.cert.serverConfig(l.TLS)
+		cfg := ls.cert.serverConfig()
 		ls.tl = &tlsListener{Listener: ls.ln, plain: cfg, tapped: tlsrec.ServerConfig(cfg)}
 		ls.tl.takeover.Store(l.TLS.RecordLayer == config.RecordLayerWsgate)
 		ls.ln = ls.tl

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"reflect"
@@ -119,14 +120,13 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) (err error) {
 
 	// Commit.
 	for l, c := range certs {
-		l.cert.cur.Store(c.cur.Load())
-		l.cert.cas.Store(c.cas.Load())
+		l.cert.commit(c.cur.Load(), c.cas.Load(), tls.ClientAuthType(c.auth.Load()))
 	}
 	for i, l := range next {
 		if keep[l] {
-			if l.cfg.TLS != nil && cfg.Listeners[i].TLS != nil && l.cfg.TLS.ClientAuth != cfg.Listeners[i].TLS.ClientAuth {
-				s.log.Warn("tls.client_auth changed by reload: it applies when the listener is opened again (restart or binary upgrade); new client CAs apply now",
-					"address", l.raw.Addr().String(), "client_auth", l.cfg.TLS.ClientAuth)
+			if o, n := l.cfg.TLS, cfg.Listeners[i].TLS; o != nil && n != nil && clientAuth(o) != clientAuth(n) {
+				s.log.Info("TLS client certificates changed by reload; handshakes from now on ask as configured",
+					"address", l.raw.Addr().String(), "client_ca", n.ClientCA, "client_auth", n.ClientAuth)
 			}
 			if l.tl != nil && recordLayer(l.cfg) != recordLayer(cfg.Listeners[i]) {
 				l.tl.takeover.Store(recordLayer(cfg.Listeners[i]) == config.RecordLayerWsgate)

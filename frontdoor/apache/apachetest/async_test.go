@@ -116,8 +116,9 @@ func TestReleasedWorkers(t *testing.T) {
 	chat := append(dial("ws://"+h.Addr()+"/chat"), dial("wss://"+h.TLSAddr()+"/chat")...)
 	// Each child's link to NATS is up once it has served a client, not at
 	// once: probe until one broadcast has reached every chat client.
-	probed := make(chan struct{})
+	probed, proberDone := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(proberDone)
 		for {
 			select {
 			case <-probed:
@@ -137,6 +138,10 @@ func TestReleasedWorkers(t *testing.T) {
 		}
 	})
 	close(probed)
+	// The prober writes to chat[0], which the rounds below write to: a
+	// gorilla connection takes one writer at a time (the race detector
+	// caught a probe still being written under stress-ng).
+	<-proberDone
 	// Every connection parks after 20 ms of quiet.
 	if !testserver.WaitFor(10*time.Second, func() bool { return busyWorkers(t, h) <= 3 }) {
 		t.Fatalf("%d workers busy with %d idle WebSockets held", busyWorkers(t, h), len(echo)+len(chat))

@@ -74,7 +74,8 @@ func (e *DialError) Error() string {
 	return "websocket: bad handshake: " + e.Reason
 }
 
-// errKeyLen is the Sec-WebSocket-Key's length: 16 random bytes, base64.
+// clientKeyBytes is how many random bytes the Sec-WebSocket-Key encodes
+// (RFC 6455 §4.1: a 16-byte value, base64).
 const clientKeyBytes = 16
 
 // ClientHandshake runs the opening handshake as a client over nc, to the
@@ -157,10 +158,10 @@ func ClientHandshake(ctx context.Context, nc net.Conn, u *url.URL, o *DialOption
 	bad := func(reason string) (*Handshake, *http.Response, []byte, error) {
 		return nil, resp, nil, &DialError{Response: resp, Reason: reason}
 	}
-	if !headerHasToken(resp.Header, "Upgrade", "websocket") {
+	if !httptoken.HasToken(resp.Header, "Upgrade", "websocket") {
 		return bad("no Upgrade: websocket")
 	}
-	if !headerHasToken(resp.Header, "Connection", "upgrade") {
+	if !httptoken.HasToken(resp.Header, "Connection", "upgrade") {
 		return bad("no Connection: upgrade")
 	}
 	if resp.Header.Get("Sec-WebSocket-Accept") != acceptKey(key) {
@@ -196,19 +197,6 @@ func ctxErr(ctx context.Context, err error) error {
 		return ctx.Err()
 	}
 	return err
-}
-
-// headerHasToken says whether a comma-separated header holds token,
-// compared without case.
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, line := range h.Values(name) {
-		for _, t := range strings.Split(line, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // deflateOffer is the client's permessage-deflate offer for policy: its

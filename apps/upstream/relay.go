@@ -24,8 +24,7 @@ type room struct {
 	limit time.Duration
 }
 
-func roomOf(c *websocket.Conn) room {
-	o := c.Options()
+func roomOf(o websocket.Options) room {
 	return room{high: o.MaxQueue / 2, limit: o.WriteTimeout}
 }
 

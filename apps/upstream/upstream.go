@@ -247,15 +247,16 @@ func (p *Proxy) OnOpen(ctx context.Context, c *gateway.Conn) error {
 		return gateway.RefuseFor(http.StatusBadGateway, gateway.CauseBackendDown, "no upstream is up")
 	}
 	hdr := p.requestHeader(req)
+	// Both rooms are known before the dial: the upstream side may deliver
+	// a message before Dial returns.
+	opts := p.engineOptions(c)
+	upRoom, clientRoom := roomOf(opts), roomOf(c.Engine().Options())
 	var lastErr error
 	for i, s := range cands {
 		if i == 2 {
 			break // the first choice and one more, as nginx's proxy_next_upstream tries
 		}
-		// Both rooms are known before the dial: the upstream side may
-		// deliver a message before Dial returns.
-		opts := p.engineOptions(c)
-		pr := &pair{p: p, s: s, c: c, upRoom: room{opts.MaxQueue / 2, opts.WriteTimeout}, clientRoom: roomOf(c.Engine())}
+		pr := &pair{p: p, s: s, c: c, upRoom: upRoom, clientRoom: clientRoom}
 		dctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
 		u := *s.u
 		// The client's path below the route's is kept, with its query.

@@ -70,11 +70,13 @@ func (s *Server) openAdmin(a config.Admin, inherited *inheritedSockets) (*admin,
 	}
 	var tlsCfg *tls.Config
 	if a.TLS != nil {
-		cert := &certificate{}
-		if err := cert.load(a.TLS); err != nil {
+		f, err := readTLS(a.TLS)
+		if err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("admin.tls: %w", err)
 		}
+		cert := &certificate{}
+		cert.set(f)
 		tlsCfg = cert.serverConfig()
 	}
 	ad.feed = &statusFeed{s: s}

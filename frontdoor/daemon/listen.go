@@ -35,36 +35,48 @@ func (l *listener) close() {
 	}
 }
 
-// certificate is a TLS listener's certificate, client CAs and client
-// certificate mode, re-read on reload without closing the listener: every
-// handshake takes what the last load read.
+// certificate is a TLS listener's certificate and what it asks of
+// clients, re-read on reload without closing the listener: every
+// handshake takes what the last set stored.
 type certificate struct {
-	cur  atomic.Pointer[tls.Certificate]
-	cas  atomic.Pointer[x509.CertPool] // nil: no client certificates
-	auth atomic.Int32                  // a tls.ClientAuthType, with cas
+	cur atomic.Pointer[tls.Certificate]
+	// client is the configuration of a handshake that asks for a client
+	// certificate (the CAs and client_auth), made once per load; nil
+	// while there is no client_ca.
+	client atomic.Pointer[tls.Config]
 }
 
-func (c *certificate) load(t *config.TLS) error {
+// tlsFiles is what a listener's tls block names, read and checked before
+// anything changes.
+type tlsFiles struct {
+	cert *tls.Certificate
+	cas  *x509.CertPool // nil: no client certificates
+	auth tls.ClientAuthType
+}
+
+func readTLS(t *config.TLS) (tlsFiles, error) {
 	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
 	if err != nil {
-		return err
+		return tlsFiles{}, err
 	}
-	var pool *x509.CertPool
+	f := tlsFiles{cert: &cert, auth: clientAuth(t)}
 	if t.ClientCA != "" {
-		if pool, err = config.ReadCAPool(t.ClientCA); err != nil {
-			return fmt.Errorf("client_ca: %w", err)
+		if f.cas, err = config.ReadCAPool(t.ClientCA); err != nil {
+			return tlsFiles{}, fmt.Errorf("client_ca: %w", err)
 		}
 	}
-	c.commit(&cert, pool, clientAuth(t))
-	return nil
+	return f, nil
 }
 
-// commit makes what a load read the listener's; the CAs and the mode go
-// in before the pool, which handshakes look at first.
-func (c *certificate) commit(cert *tls.Certificate, pool *x509.CertPool, auth tls.ClientAuthType) {
-	c.cur.Store(cert)
-	c.auth.Store(int32(auth))
-	c.cas.Store(pool)
+// set makes f the listener's, for the handshakes from now on.
+func (c *certificate) set(f tlsFiles) {
+	c.cur.Store(f.cert)
+	var client *tls.Config
+	if f.cas != nil {
+		client = c.base()
+		client.ClientCAs, client.ClientAuth = f.cas, f.auth
+	}
+	c.client.Store(client)
 }
 
 // clientAuth is what a handshake asks of clients under t.
@@ -81,23 +93,23 @@ func clientAuth(t *config.TLS) tls.ClientAuthType {
 
 func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
 
-// serverConfig is the tls.Config of a listener. While the last load read
-// client CAs, each handshake gets a copy that asks for (or requires) a
-// client certificate they verify, as client_auth says; the route's
-// auth: {cert: ...} turns it into an identity. A reload can add, change
-// or remove client_ca and client_auth: the next handshake has them.
+func (c *certificate) base() *tls.Config {
+	return &tls.Config{GetCertificate: c.get, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
+}
+
+// serverConfig is the tls.Config of a listener. While the last set had
+// client CAs, each handshake gets the configuration made from them, which
+// asks for (or requires) a client certificate they verify, as client_auth
+// says; the route's auth: {cert: ...} turns it into an identity. A reload
+// can add, change or remove client_ca and client_auth: the next handshake
+// has them.
 func (c *certificate) serverConfig() *tls.Config {
-	cfg := &tls.Config{GetCertificate: c.get, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
-	base := cfg.Clone()
+	cfg := c.base()
 	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		pool := c.cas.Load()
-		if pool == nil {
-			return nil, nil
+		if client := c.client.Load(); client != nil {
+			return client, nil
 		}
-		per := base.Clone()
-		per.ClientAuth = tls.ClientAuthType(c.auth.Load())
-		per.ClientCAs = pool
-		return per, nil
+		return nil, nil
 	}
 	return cfg
 }
@@ -115,11 +127,13 @@ func (s *Server) open(l config.Listener, inherited *inheritedSockets) (*listener
 	}
 	ls.ln = &guard{Listener: ls.raw, s: s, tls: l.TLS != nil}
 	if l.TLS != nil {
-		ls.cert = &certificate{}
-		if err := ls.cert.load(l.TLS); err != nil {
+		f, err := readTLS(l.TLS)
+		if err != nil {
 			ls.raw.Close()
 			return nil, fmt.Errorf("tls: %w", err)
 		}
+		ls.cert = &certificate{}
+		ls.cert.set(f)
 		cfg := ls.cert.serverConfig()
 		ls.tl = &tlsListener{Listener: ls.ln, plain: cfg, tapped: tlsrec.ServerConfig(cfg)}
 		ls.tl.takeover.Store(l.TLS.RecordLayer == config.RecordLayerWsgate)

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"reflect"
@@ -95,14 +94,14 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) (err error) {
 	}
 	// Certificates of the listeners that stay, read before anything
 	// changes.
-	certs := map[*listener]*certificate{}
+	certs := map[*listener]tlsFiles{}
 	for i, l := range next {
 		if keep[l] && l.cert != nil {
-			c := &certificate{}
-			if err := c.load(cfg.Listeners[i].TLS); err != nil {
+			f, err := readTLS(cfg.Listeners[i].TLS)
+			if err != nil {
 				return abort(fmt.Errorf("%s:%d: tls: %w", cfg.File, cfg.Listeners[i].Line, err))
 			}
-			certs[l] = c
+			certs[l] = f
 		}
 	}
 	if s.logOut != nil {
@@ -119,8 +118,8 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) (err error) {
 	}
 
 	// Commit.
-	for l, c := range certs {
-		l.cert.commit(c.cur.Load(), c.cas.Load(), tls.ClientAuthType(c.auth.Load()))
+	for l, f := range certs {
+		l.cert.set(f)
 	}
 	for i, l := range next {
 		if keep[l] {

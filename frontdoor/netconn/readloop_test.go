@@ -4,7 +4,8 @@ package netconn
 
 import (
 	"bytes"
-	"fmt"
+	"errors"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -155,7 +156,6 @@ func testAbortEachOther(t *testing.T, m mode) {
 }
 
 func isTimeout(err error) bool {
-	type timeout interface{ Timeout() bool }
-	te, ok := err.(timeout)
-	return ok && te.Timeout() || fmt.Sprint(err) == "i/o timeout"
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -189,6 +189,10 @@ func testServeWaker(t *testing.T) {
 	go func() { c.Serve(tr); close(done) }()
 
 	tr.in <- ws.Text("echo me")
+	// The send returns once the owner has taken the bytes, not once it
+	// has fed them; wait until it is back in its select, so the echo is
+	// written and any wake-up it caused would be seen.
+	synctest.Wait()
 	if len(tr.wakes) != 0 {
 		t.Fatal("an echo from OnMessage woke the owner")
 	}

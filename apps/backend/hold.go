@@ -127,6 +127,61 @@ func (b *Backend) queueHeld(cl *client, buf *[]byte) {
 	b.bytes.Add(int64(n))
 }
 
+// requeueUnsent gives the messages a failed link took and never wrote
+// whole back to their clients: the producer never saw them, so they wait
+// for the client's resumption like what it sends while held, before it
+// (they are older). The link's other frames (OPEN, CLOSED, ...) concern
+// only it and are dropped. Without hold the clients are being closed with
+// 1012 (counted with the cause backend_gone), and their messages with them.
+func (b *Backend) requeueUnsent(frames []*[]byte, clients map[uint64]*client, hold bool) {
+	var by map[*client][]*[]byte
+	var order []*client
+	for _, buf := range frames {
+		id, ok := wire.MessageConn(*buf)
+		cl := clients[id]
+		if !ok || cl == nil {
+			bufpool.Put(buf)
+			continue
+		}
+		if !hold {
+			bufpool.Put(buf) // lost with the client, closed with 1012
+			continue
+		}
+		if by == nil {
+			by = map[*client][]*[]byte{}
+		}
+		if by[cl] == nil {
+			order = append(order, cl)
+		}
+		by[cl] = append(by[cl], buf)
+	}
+	for _, cl := range order {
+		bufs := by[cl]
+		n := 0
+		for _, buf := range bufs {
+			n += len(*buf)
+		}
+		cl.mu.Lock()
+		if cl.gone {
+			cl.mu.Unlock()
+			for _, buf := range bufs {
+				bufpool.Put(buf)
+			}
+			continue
+		}
+		h := cl.held
+		if h == nil {
+			h = &held{}
+			cl.held = h
+		}
+		h.queue = append(bufs, h.queue...)
+		h.bytes += n
+		b.bytes.Add(int64(n))
+		cl.mu.Unlock()
+		b.log.Debug("messages the producer connection did not write wait for the client's resumption", "conn", cl.logID(), "messages", len(bufs))
+	}
+}
+
 // unhold forgets a hold that ended (cl.held no longer points at h; the
 // caller does not hold cl.mu): its timer, its queue and its place in the
 // set, unless the client was held again meanwhile (a drain or a failing

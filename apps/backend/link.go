@@ -167,8 +167,10 @@ func (l *link) fail(err error) {
 	l.err = err
 	l.mu.Unlock()
 	l.log.Debug("producer connection ended", "link", l.name(), "err", err)
-	l.sender.Close()
+	// Closing the connection ends a write in progress, which TakeUnsent
+	// waits for: every frame is then written or handed back.
 	l.nc.Close()
+	unsent := l.sender.TakeUnsent()
 	l.cmu.Lock()
 	clients := l.clients
 	pending := l.pending
@@ -179,6 +181,9 @@ func (l *link) fail(err error) {
 	if l.draining.Load() && b.pool != nil {
 		hold = max(hold, DrainHold)
 	}
+	// Before any client is held (and may be resumed on another link):
+	// what the link never wrote goes before what each sent since.
+	b.requeueUnsent(unsent, clients, hold > 0)
 	held := 0
 	for _, p := range pending {
 		if p.resume != nil {

@@ -19,6 +19,11 @@ import (
 // batches (one vectored write each) and that exists only while there is
 // something to write. The queue is bounded in bytes: Send with wait blocks
 // while it is full, which is how a slow peer slows down whoever feeds it.
+//
+// A frame that was queued but never written whole when the connection
+// fails is not lost to the caller: TakeUnsent hands those frames back,
+// in order (the peer cannot have read a part of a frame as a frame, so
+// sending it again elsewhere duplicates nothing).
 type Sender struct {
 	w       io.Writer
 	limit   int
@@ -37,6 +42,10 @@ type Sender struct {
 	qBytes  int
 	writing bool
 	dead    bool
+	// unsent is the frames of a write that failed that did not reach
+	// the connection whole; they are older than everything in q.
+	unsent []*[]byte
+	taken  bool // TakeUnsent has run: a failed write releases its frames
 }
 
 // NewSender writes to w with a queue of limit bytes. release gets each
@@ -64,8 +73,9 @@ var ErrNotSent = errors.New("wire: connection closed; frame not sent")
 // Offer is Send with wait, for a frame the caller can deliver some other
 // way (a client's message to a producer that has just gone away, which
 // waits for the next one): when the connection is already dead, or an
-// inline write fails before writing a byte, it returns ErrNotSent and
-// the buffer stays the caller's. Any other error means the frame is lost.
+// inline write fails before writing all of it, it returns ErrNotSent and
+// the buffer stays the caller's. A frame it queued that is never written
+// whole comes back from TakeUnsent.
 func (s *Sender) Offer(frame *[]byte) error {
 	return s.send(frame, true, true)
 }
@@ -95,7 +105,7 @@ func (s *Sender) send(frame *[]byte, wait, keep bool) error {
 		if s.Waited != nil && err == nil {
 			s.Waited(time.Since(t0))
 		}
-		if keep && n == 0 && err != nil {
+		if keep && err != nil && n < len(*frame) {
 			s.done(nil, err, len(*frame))
 			return ErrNotSent
 		}
@@ -120,14 +130,25 @@ func (s *Sender) send(frame *[]byte, wait, keep bool) error {
 // done accounts for written frames and reports whether more are queued,
 // in which case the caller stays the writer.
 // extra is bytes counted in the queue that are not in batch (a frame
-// handed back to its caller).
-func (s *Sender) done(batch []*[]byte, err error, extra int) bool {
+// handed back to its caller). unsent is the frames of a failed write that
+// were not written whole, kept for TakeUnsent.
+func (s *Sender) done(batch []*[]byte, err error, extra int, unsent ...*[]byte) bool {
 	n := extra
 	for _, b := range batch {
 		n += len(*b)
 		s.release(b)
 	}
+	for _, b := range unsent {
+		n += len(*b)
+	}
 	s.mu.Lock()
+	if s.taken {
+		for _, b := range unsent {
+			s.release(b)
+		}
+	} else {
+		s.unsent = append(s.unsent, unsent...)
+	}
 	s.qBytes -= n
 	s.space.Broadcast()
 	first := err != nil && !s.dead
@@ -162,6 +183,7 @@ func (s *Sender) writeLoop() {
 		s.mu.Lock()
 		if len(s.q) == 0 || s.dead {
 			s.writing = false
+			s.space.Broadcast() // TakeUnsent waits for the writer
 			s.mu.Unlock()
 			return
 		}
@@ -174,23 +196,53 @@ func (s *Sender) writeLoop() {
 			bufs = append(bufs, *b)
 		}
 		w := bufs
-		_, err := w.WriteTo(s.w)
+		n, err := w.WriteTo(s.w)
 		clear(bufs)
 		if s.Waited != nil && err == nil && !since.IsZero() {
 			s.Waited(time.Since(since))
 		}
-		if !s.done(batch, err, 0) {
+		whole := len(batch)
+		if err != nil {
+			// The frames from the first one not written whole on were
+			// not sent: they go back to whoever takes them.
+			whole = 0
+			for end := int64(0); whole < len(batch); whole++ {
+				if end += int64(len(*batch[whole])); end > n {
+					break
+				}
+			}
+		}
+		if !s.done(batch[:whole], err, 0, batch[whole:]...) {
 			return
 		}
 	}
 }
 
+// TakeUnsent ends the Sender, as Close does, and returns the frames that
+// were given to it and never written whole, oldest first; their buffers
+// are the caller's. It waits for a write in progress to end, so the
+// connection should be closed first. A write that fails after it
+// releases its frames.
+func (s *Sender) TakeUnsent() []*[]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dead = true
+	s.space.Broadcast()
+	for s.writing {
+		s.space.Wait()
+	}
+	s.taken = true
+	frames := append(s.unsent, s.q...)
+	s.unsent, s.q, s.qBytes = nil, nil, 0
+	return frames
+}
+
 // Close fails every waiting and later Send and drops what is queued.
 func (s *Sender) Close() {
 	s.mu.Lock()
-	s.dead = true
-	q := s.q
-	s.q = nil
+	s.dead, s.taken = true, true
+	q := append(s.unsent, s.q...)
+	s.unsent, s.q = nil, nil
 	s.qBytes = 0
 	s.space.Broadcast()
 	s.mu.Unlock()

@@ -502,6 +502,15 @@ func AppendMessage(dst []byte, t Type, conn uint64, kind uint8, payload []byte) 
 // payload, for callers that write the payload separately.
 const MessageHeaderSize = 4 + 1 + 8 + 1
 
+// MessageConn returns the connection of a buffer that holds exactly one
+// MESSAGE frame, as AppendMessage made it, and false for anything else.
+func MessageConn(b []byte) (uint64, bool) {
+	if len(b) < MessageHeaderSize || Type(b[4]) != TypeMessage || int(binary.BigEndian.Uint32(b)) != len(b)-4 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(b[5:]), true
+}
+
 // AppendClosed appends a CLOSED (gateway) or CLOSE (producer) frame.
 func AppendClosed(dst []byte, t Type, conn uint64, code uint16, reason string) []byte {
 	dst, s := begin(dst, t)

@@ -69,11 +69,7 @@ func (b *Backend) hold(cl *client, d time.Duration, after *link) {
 		return
 	}
 	cl.link = nil
-	h := cl.held
-	if h == nil {
-		h = &held{}
-		cl.held = h
-	}
+	h := cl.holdState()
 	if h.timer == nil {
 		h.timer = time.AfterFunc(d, func() { b.expire(cl) })
 	}
@@ -96,12 +92,9 @@ func (b *Backend) hold(cl *client, d time.Duration, after *link) {
 // route's producer queue; past it the route's slow-consumer policy
 // applies, and what is dropped is counted.
 func (b *Backend) queueHeld(cl *client, buf *[]byte) {
-	h := cl.held
-	if h == nil {
-		// The link failed under a send; its failure holds the client next.
-		h = &held{}
-		cl.held = h
-	}
+	// The client may not be held yet: when the link failed under a send,
+	// its failure holds the client next.
+	h := cl.holdState()
 	n := len(*buf)
 	if b.bytes.Load()+int64(n) > int64(b.cfg.QueueBytes) {
 		bufpool.Put(buf)
@@ -134,33 +127,16 @@ func (b *Backend) queueHeld(cl *client, buf *[]byte) {
 // only it and are dropped. Without hold the clients are being closed with
 // 1012 (counted with the cause backend_gone), and their messages with them.
 func (b *Backend) requeueUnsent(frames []*[]byte, clients map[uint64]*client, hold bool) {
-	var by map[*client][]*[]byte
-	var order []*client
+	by := map[*client][]*[]byte{} // each client's, oldest first
 	for _, buf := range frames {
 		id, ok := wire.MessageConn(*buf)
-		cl := clients[id]
-		if !ok || cl == nil {
-			bufpool.Put(buf)
-			continue
+		if cl := clients[id]; ok && cl != nil && hold {
+			by[cl] = append(by[cl], buf)
+		} else {
+			bufpool.Put(buf) // the link's own frame, or no hold: see above
 		}
-		if !hold {
-			bufpool.Put(buf) // lost with the client, closed with 1012
-			continue
-		}
-		if by == nil {
-			by = map[*client][]*[]byte{}
-		}
-		if by[cl] == nil {
-			order = append(order, cl)
-		}
-		by[cl] = append(by[cl], buf)
 	}
-	for _, cl := range order {
-		bufs := by[cl]
-		n := 0
-		for _, buf := range bufs {
-			n += len(*buf)
-		}
+	for cl, bufs := range by {
 		cl.mu.Lock()
 		if cl.gone {
 			cl.mu.Unlock()
@@ -169,17 +145,23 @@ func (b *Backend) requeueUnsent(frames []*[]byte, clients map[uint64]*client, ho
 			}
 			continue
 		}
-		h := cl.held
-		if h == nil {
-			h = &held{}
-			cl.held = h
+		h := cl.holdState()
+		for _, buf := range bufs {
+			h.bytes += len(*buf)
+			b.bytes.Add(int64(len(*buf)))
 		}
 		h.queue = append(bufs, h.queue...)
-		h.bytes += n
-		b.bytes.Add(int64(n))
 		cl.mu.Unlock()
 		b.log.Debug("messages the producer connection did not write wait for the client's resumption", "conn", cl.logID(), "messages", len(bufs))
 	}
+}
+
+// holdState is cl's hold, made if it has none; cl.mu is held.
+func (cl *client) holdState() *held {
+	if cl.held == nil {
+		cl.held = &held{}
+	}
+	return cl.held
 }
 
 // unhold forgets a hold that ended (cl.held no longer points at h; the

@@ -105,12 +105,8 @@ func (c *certificate) base() *tls.Config {
 // has them.
 func (c *certificate) serverConfig() *tls.Config {
 	cfg := c.base()
-	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		if client := c.client.Load(); client != nil {
-			return client, nil
-		}
-		return nil, nil
-	}
+	// A nil configuration (no client_ca) keeps cfg for the handshake.
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return c.client.Load(), nil }
 	return cfg
 }
 
